@@ -1,0 +1,237 @@
+//! The per-table configuration file: logical names, exclusions and per-table options.
+//!
+//! Layering, highest first: command-line flags, the table's section, `[defaults]`, built-in
+//! defaults.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use crate::error::{Error, Result};
+
+/// Looked for in the working directory when `--config` is not given.
+pub const DEFAULT_FILE: &str = "dynamo-dr.toml";
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    #[serde(default)]
+    pub aws: AwsSection,
+    #[serde(default)]
+    pub defaults: TableOptions,
+    /// Logical name to table.
+    #[serde(default)]
+    pub tables: BTreeMap<String, TableConfig>,
+    /// Where the config was read from, for messages.
+    #[serde(skip)]
+    pub path: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AwsSection {
+    pub region: Option<String>,
+    pub profile: Option<String>,
+    pub endpoint_url: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct TableOptions {
+    /// Parallel scan segments.
+    pub segments: Option<u32>,
+    /// BatchWriteItem requests in flight.
+    pub write_concurrency: Option<usize>,
+}
+
+impl TableOptions {
+    /// `self` where set, else `fallback`.
+    pub fn or(&self, fallback: &TableOptions) -> TableOptions {
+        TableOptions {
+            segments: self.segments.or(fallback.segments),
+            write_concurrency: self.write_concurrency.or(fallback.write_concurrency),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TableConfig {
+    /// The physical table name.
+    pub name: String,
+    /// Why this table must never be restored by the tool; its presence excludes the table.
+    pub excluded: Option<String>,
+    #[serde(flatten)]
+    pub options: TableOptions,
+}
+
+/// A `--table` argument after looking it up in the config.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ResolvedTable {
+    pub logical: Option<String>,
+    pub physical: String,
+    pub options: TableOptions,
+}
+
+impl Config {
+    /// Reads `explicit`, or [`DEFAULT_FILE`] when it exists, or returns an empty config.
+    pub fn load(explicit: Option<&Path>) -> Result<Config> {
+        let path = match explicit {
+            Some(p) => p.to_path_buf(),
+            None => {
+                let p = PathBuf::from(DEFAULT_FILE);
+                if !p.exists() {
+                    return Ok(Config::default());
+                }
+                p
+            }
+        };
+        let text = std::fs::read_to_string(&path).map_err(|e| {
+            Error::invalid(
+                "config",
+                format!(
+                    "cannot read {}: {e}; pass an existing file with --config",
+                    path.display()
+                ),
+            )
+        })?;
+        let mut config = Config::parse(&text).map_err(|e| match e {
+            Error::Invalid { message, .. } => {
+                Error::invalid("config", format!("{}: {message}", path.display()))
+            }
+            other => other,
+        })?;
+        config.path = Some(path);
+        Ok(config)
+    }
+
+    pub fn parse(text: &str) -> Result<Config> {
+        let config: Config = toml::from_str(text).map_err(|e| {
+            Error::invalid(
+                "config",
+                format!("{e}; see examples/compact-connect.toml for the format"),
+            )
+        })?;
+        for (logical, t) in &config.tables {
+            crate::validate::table_name(&format!("config tables.{logical}.name"), &t.name)?;
+        }
+        Ok(config)
+    }
+
+    fn describe_path(&self) -> String {
+        self.path
+            .as_ref()
+            .map(|p| p.display().to_string())
+            .unwrap_or_else(|| "the config".into())
+    }
+
+    /// Resolves a logical or physical name. With tables configured, anything else is refused, as
+    /// is an excluded table.
+    pub fn resolve(&self, field: &str, name: &str) -> Result<ResolvedTable> {
+        if self.tables.is_empty() {
+            crate::validate::table_name(field, name)?;
+            return Ok(ResolvedTable {
+                logical: None,
+                physical: name.to_string(),
+                options: self.defaults.clone(),
+            });
+        }
+        let found = self
+            .tables
+            .get_key_value(name)
+            .or_else(|| self.tables.iter().find(|(_, t)| t.name == name));
+        let Some((logical, table)) = found else {
+            let known: Vec<&str> = self.tables.keys().map(String::as_str).collect();
+            return Err(Error::invalid(
+                field,
+                format!(
+                    "{name:?} is not a table configured in {}; configured: {}. Use one of those \
+                     names, or add the table to the file",
+                    self.describe_path(),
+                    known.join(", ")
+                ),
+            ));
+        };
+        if let Some(reason) = &table.excluded {
+            return Err(Error::invalid(
+                field,
+                format!(
+                    "{logical} ({}) is excluded from disaster recovery in {}: {reason}",
+                    table.name,
+                    self.describe_path()
+                ),
+            ));
+        }
+        Ok(ResolvedTable {
+            logical: Some(logical.clone()),
+            physical: table.name.clone(),
+            options: table.options.or(&self.defaults),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SAMPLE: &str = r#"
+        [defaults]
+        segments = 4
+
+        [tables.ProviderTable]
+        name = "Prod-PersistentStack-ProviderTable00A96798-C6VX9JVDOYGN"
+        segments = 16
+
+        [tables.SSNTable]
+        name = "Prod-SSNStack-SSNTable-ABC"
+        excluded = "holds SSNs; needs additional security review"
+    "#;
+
+    #[test]
+    fn resolves_logical_and_physical_names_with_layered_options() {
+        let c = Config::parse(SAMPLE).unwrap();
+        let by_logical = c.resolve("table", "ProviderTable").unwrap();
+        let by_physical = c
+            .resolve(
+                "table",
+                "Prod-PersistentStack-ProviderTable00A96798-C6VX9JVDOYGN",
+            )
+            .unwrap();
+        assert_eq!(by_logical, by_physical);
+        assert_eq!(by_logical.options.segments, Some(16));
+        assert_eq!(by_logical.logical.as_deref(), Some("ProviderTable"));
+    }
+
+    #[test]
+    fn refuses_excluded_and_unknown_tables() {
+        let c = Config::parse(SAMPLE).unwrap();
+        let e = c.resolve("table", "SSNTable").unwrap_err().to_string();
+        assert!(e.contains("excluded") && e.contains("holds SSNs"), "{e}");
+        let e = c.resolve("table", "Nope").unwrap_err().to_string();
+        assert!(e.contains("ProviderTable, SSNTable"), "{e}");
+    }
+
+    #[test]
+    fn refuses_unknown_keys() {
+        let e = Config::parse("[tables.A]\nname = \"abc\"\nsegmnts = 3\n").unwrap_err();
+        assert!(e.to_string().contains("segmnts"), "{e}");
+    }
+
+    #[test]
+    fn the_shipped_example_parses() {
+        let text = include_str!("../examples/compact-connect.toml");
+        let c = Config::parse(text).unwrap();
+        assert_eq!(c.tables.len(), 6);
+        assert!(c.resolve("table", "SSNTable").is_err());
+        for t in [
+            "TransactionHistoryTable",
+            "ProviderTable",
+            "CompactConfigurationTable",
+            "DataEventTable",
+            "UsersTable",
+        ] {
+            assert!(c.resolve("table", t).is_ok(), "{t}");
+        }
+    }
+}

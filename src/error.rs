@@ -1,0 +1,115 @@
+//! One error type for the library; the binary maps it to an exit code.
+
+use std::time::Duration;
+
+/// What the binary should exit with for an error (see README "Exit codes").
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExitStatus {
+    /// 1: the run failed part-way; it is safe to investigate and run again.
+    Failed = 1,
+    /// 2: input was refused before anything in AWS was changed.
+    Refused = 2,
+    /// 3: the data check found the tables differ.
+    Mismatch = 3,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// Input refused before any change in AWS. `field` names the input, `message` the rule and a
+    /// valid example.
+    #[error("{field}: {message}")]
+    Invalid { field: String, message: String },
+
+    #[error("could not read {path}: {source}")]
+    Io {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+
+    /// An AWS call failed for good (not retryable, or retries exhausted by the SDK).
+    #[error("AWS {operation} on {resource} failed: {message}")]
+    Aws {
+        operation: &'static str,
+        resource: String,
+        message: String,
+    },
+
+    /// A retry budget ran out; the items in flight were not written, so the run stops loudly.
+    #[error(
+        "{operation} on {table}: {pending} item(s) still unprocessed after {attempts} attempts over {elapsed:?} \
+         (last cause: {last_cause}); nothing was skipped, the run stopped. Reduce --segments or wait for \
+         the table's capacity, then run again"
+    )]
+    RetryBudgetExhausted {
+        operation: &'static str,
+        table: String,
+        pending: usize,
+        attempts: u32,
+        elapsed: Duration,
+        last_cause: String,
+    },
+
+    #[error("timed out after {waited:?} waiting for {what}; last seen state: {last_state}")]
+    WaitTimeout {
+        what: String,
+        waited: Duration,
+        last_state: String,
+    },
+
+    /// A resource reached a state the run cannot continue from.
+    #[error("{what} is in state {state}: {hint}")]
+    BadState {
+        what: String,
+        state: String,
+        hint: String,
+    },
+
+    #[error(
+        "item count check failed: {dest} has {dest_count} items but {source_table} has {source_count} \
+         (counted by full consistent scans). The destination does not match the restore point; \
+         do not end recovery mode. Keep the temporary table ({source_table}) and investigate"
+    )]
+    CountMismatch {
+        source_table: String,
+        dest: String,
+        source_count: u64,
+        dest_count: u64,
+    },
+
+    /// A phase failed after earlier phases changed things; `state` says what exists now.
+    #[error("{phase} failed: {source}. Left in place: {state}")]
+    PhaseFailed {
+        phase: &'static str,
+        state: String,
+        #[source]
+        source: Box<Error>,
+    },
+
+    #[error("interrupted by the operator")]
+    Interrupted,
+}
+
+impl Error {
+    pub fn invalid(field: impl Into<String>, message: impl Into<String>) -> Self {
+        Error::Invalid {
+            field: field.into(),
+            message: message.into(),
+        }
+    }
+
+    pub fn exit_status(&self) -> ExitStatus {
+        match self {
+            Error::Invalid { .. } => ExitStatus::Refused,
+            Error::CountMismatch { .. } => ExitStatus::Mismatch,
+            // A refusal after changes were made is no longer "nothing changed".
+            Error::PhaseFailed { source, .. } => match source.exit_status() {
+                ExitStatus::Refused => ExitStatus::Failed,
+                other => other,
+            },
+            _ => ExitStatus::Failed,
+        }
+    }
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;

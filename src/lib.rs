@@ -1,0 +1,19 @@
+//! dynamo-dr: in-place point-in-time recovery of DynamoDB tables.
+//!
+//! The binary is a thin shell over [`cli::run`]; everything else is usable as a library.
+
+pub mod aws;
+pub mod backoff;
+pub mod cli;
+pub mod config;
+pub mod error;
+pub mod input;
+pub mod output;
+pub mod progress;
+pub mod restore;
+pub mod sync;
+pub mod table;
+pub mod validate;
+pub mod verify;
+
+pub use error::{Error, ExitStatus, Result};

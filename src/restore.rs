@@ -1,0 +1,607 @@
+//! The whole in-place recovery: preflight (read-only), then the four phases.
+//!
+//! Phase 1 takes the forensic backup and restores the temporary table concurrently; phase 2 is
+//! [`crate::sync`]; phase 3 is [`crate::verify`]; phase 4 deletes the temporary table, but only
+//! when its tags prove this execution created it.
+
+use std::time::{Duration, Instant};
+
+use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::types::{
+    BackupStatus, BillingMode, PointInTimeRecoveryStatus, SseSpecification, SseType, Tag,
+};
+use jiff::Timestamp;
+
+use crate::aws;
+use crate::backoff::{Poll, PollPolicy, poll_until};
+use crate::error::{Error, Result};
+use crate::progress::Progress;
+use crate::sync::{self, SyncOptions, SyncReport};
+use crate::table::{self, KeySchema, TableInfo};
+use crate::validate::{Names, PitrTime, TEMP_TABLE_PREFIX};
+use crate::verify::{self, CountCheck};
+
+/// Tag on every table this tool creates; its value is the execution id.
+pub const EXECUTION_TAG: &str = "dynamo-dr:execution-id";
+pub const INCIDENT_TAG: &str = "dynamo-dr:incident-id";
+pub const SOURCE_TAG: &str = "dynamo-dr:source-table";
+
+/// Where the temporary table's data comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Source {
+    Pitr(PitrTime),
+    Backup(String),
+}
+
+#[derive(Debug, Clone)]
+pub struct RestoreRequest {
+    /// The physical name of the table to put back in place.
+    pub table: String,
+    pub incident: String,
+    pub source: Source,
+    pub names: Names,
+    pub keep_restored_table: bool,
+    pub sync: SyncOptions,
+    pub backup_deadline: Duration,
+    pub restore_deadline: Duration,
+}
+
+/// Everything preflight learned; shown to the operator before anything changes.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    pub request: RestoreRequest,
+    pub dest: TableInfo,
+    pub source: SourceDetail,
+}
+
+#[derive(Debug, Clone)]
+pub enum SourceDetail {
+    Pitr {
+        time: PitrTime,
+        earliest: Timestamp,
+        latest: Timestamp,
+        recovery_period_days: Option<i32>,
+    },
+    Backup {
+        arn: String,
+        name: String,
+        created: Timestamp,
+        source_table: String,
+    },
+}
+
+/// What became of the temporary table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TempTableFate {
+    Deleted,
+    /// `--keep-restored-table`.
+    Kept,
+    /// Its tags did not name this execution, so it was left alone.
+    NotOurs,
+}
+
+impl TempTableFate {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TempTableFate::Deleted => "deleted",
+            TempTableFate::Kept => "kept",
+            TempTableFate::NotOurs => "kept (tags do not name this execution)",
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct RestoreReport {
+    pub execution_id: String,
+    pub table: String,
+    pub restored_table: String,
+    pub restored_table_fate: TempTableFate,
+    pub backup_arn: String,
+    /// The instant the data was put back to: the PITR time (resolved for `latest`) or the
+    /// backup's creation time.
+    pub restored_to: Option<Timestamp>,
+    pub source: Source,
+    pub sync: SyncReport,
+    pub counts: CountCheck,
+    pub phase1_duration: Duration,
+    pub verify_duration: Duration,
+    pub duration: Duration,
+}
+
+fn from_aws_time(t: &aws_smithy_types::DateTime) -> Option<Timestamp> {
+    Timestamp::new(t.secs(), t.subsec_nanos() as i32).ok()
+}
+
+fn to_aws_time(t: Timestamp) -> aws_smithy_types::DateTime {
+    aws_smithy_types::DateTime::from_secs_and_nanos(
+        t.as_second(),
+        t.subsec_nanosecond().max(0) as u32,
+    )
+}
+
+/// Read-only checks of everything the run will rely on. Any failure here is an
+/// [`Error::Invalid`]: nothing has been changed.
+pub async fn preflight(client: &Client, request: RestoreRequest) -> Result<Plan> {
+    let dest = table::describe_existing(client, &request.table, "table").await?;
+    if !dest.is_active() {
+        return Err(Error::invalid(
+            "table",
+            format!(
+                "{} is {}, not ACTIVE; wait until it is ACTIVE and run again",
+                dest.name, dest.status
+            ),
+        ));
+    }
+    let source = match &request.source {
+        Source::Pitr(time) => pitr_window(client, &dest, *time).await?,
+        Source::Backup(arn) => backup_detail(client, &dest, arn).await?,
+    };
+    if let Some(existing) = table::describe(client, &request.names.temp_table).await? {
+        return Err(Error::invalid(
+            "incident id",
+            format!(
+                "the temporary table {} already exists ({}), probably from an earlier run of incident \
+                 {}; inspect it, delete it if it is no longer needed, or use a new incident id",
+                existing.name, existing.status, request.incident
+            ),
+        ));
+    }
+    Ok(Plan {
+        request,
+        dest,
+        source,
+    })
+}
+
+async fn pitr_window(client: &Client, dest: &TableInfo, time: PitrTime) -> Result<SourceDetail> {
+    let out = client
+        .describe_continuous_backups()
+        .table_name(&dest.name)
+        .send()
+        .await
+        .map_err(|e| aws::aws_error("DescribeContinuousBackups", &dest.name, &e))?;
+    let pitr = out
+        .continuous_backups_description()
+        .and_then(|d| d.point_in_time_recovery_description());
+    let status = pitr
+        .and_then(|p| p.point_in_time_recovery_status())
+        .map(|s| s.as_str().to_string())
+        .unwrap_or_else(|| "DISABLED".into());
+    let (Some(p), true) = (pitr, status == PointInTimeRecoveryStatus::Enabled.as_str()) else {
+        return Err(Error::invalid(
+            "PITR time",
+            format!(
+                "point-in-time recovery is {status} on {}, so it has no restorable window; restore \
+                 from an on-demand or AWS Backup backup with --backup-arn instead",
+                dest.name
+            ),
+        ));
+    };
+    let window = p
+        .earliest_restorable_date_time()
+        .and_then(from_aws_time)
+        .zip(p.latest_restorable_date_time().and_then(from_aws_time));
+    let Some((earliest, latest)) = window else {
+        return Err(Error::invalid(
+            "PITR time",
+            format!(
+                "DescribeContinuousBackups gave no restorable window for {}; try again in a few minutes",
+                dest.name
+            ),
+        ));
+    };
+    if let PitrTime::At(t) = time
+        && (t < earliest || t > latest)
+    {
+        let period = p
+            .recovery_period_in_days()
+            .map(|d| format!(" (recovery period {d} days)"))
+            .unwrap_or_default();
+        return Err(Error::invalid(
+            "PITR time",
+            format!(
+                "{t} is outside the restorable window of {}: {earliest} to {latest}{period}; choose \
+                 a time inside it, or latest",
+                dest.name
+            ),
+        ));
+    }
+    Ok(SourceDetail::Pitr {
+        time,
+        earliest,
+        latest,
+        recovery_period_days: p.recovery_period_in_days(),
+    })
+}
+
+async fn backup_detail(client: &Client, dest: &TableInfo, arn: &str) -> Result<SourceDetail> {
+    let out = match client.describe_backup().backup_arn(arn).send().await {
+        Ok(out) => out,
+        Err(e) if aws::error_code(&e) == Some("BackupNotFoundException") => {
+            return Err(Error::invalid(
+                "backup ARN",
+                format!(
+                    "no backup {arn} in this account and region; list them with `aws dynamodb list-backups --table-name {}`",
+                    dest.name
+                ),
+            ));
+        }
+        Err(e) => return Err(aws::aws_error("DescribeBackup", arn, &e)),
+    };
+    let desc = out.backup_description();
+    let details = desc.and_then(|d| d.backup_details());
+    let source = desc.and_then(|d| d.source_table_details());
+    let (Some(details), Some(source)) = (details, source) else {
+        return Err(Error::invalid(
+            "backup ARN",
+            format!("DescribeBackup returned no details for {arn}"),
+        ));
+    };
+    if details.backup_status() != &BackupStatus::Available {
+        return Err(Error::invalid(
+            "backup ARN",
+            format!(
+                "backup {arn} is {}, not AVAILABLE; wait for it or choose another",
+                details.backup_status().as_str()
+            ),
+        ));
+    }
+    if source.table_name() != dest.name {
+        return Err(Error::invalid(
+            "backup ARN",
+            format!(
+                "backup {arn} was taken of table {}, not {}; a backup of another table would \
+                 replace this table's data with that table's. Pass a backup of {}, or restore the \
+                 backup to a new table yourself and use `dynamo-dr sync`",
+                source.table_name(),
+                dest.name,
+                dest.name
+            ),
+        ));
+    }
+    let backup_key = KeySchema::from_elements(source.key_schema());
+    if backup_key.as_ref() != Some(&dest.key) {
+        return Err(Error::invalid(
+            "backup ARN",
+            format!(
+                "backup {arn} has key schema {}, but {} has {}; the items could not be written back",
+                backup_key
+                    .map(|k| k.to_string())
+                    .unwrap_or_else(|| "none".into()),
+                dest.name,
+                dest.key
+            ),
+        ));
+    }
+    Ok(SourceDetail::Backup {
+        arn: arn.to_string(),
+        name: details.backup_name().to_string(),
+        created: from_aws_time(details.backup_creation_date_time())
+            .unwrap_or(Timestamp::UNIX_EPOCH),
+        source_table: source.table_name().to_string(),
+    })
+}
+
+/// What exists so far, for the message when a later phase fails.
+fn created_so_far(names: &Names, backup_arn: Option<&str>, temp_started: bool) -> String {
+    let backup = backup_arn
+        .map(|a| format!("forensic backup {a} is kept"))
+        .unwrap_or_else(|| format!("forensic backup {} may be in progress", names.backup));
+    let temp = if temp_started {
+        format!(
+            "temporary table {} is kept for investigation",
+            names.temp_table
+        )
+    } else {
+        "no temporary table was created".into()
+    };
+    format!("{backup}; {temp}")
+}
+
+fn phase_failed(phase: &'static str, state: String, source: Error) -> Error {
+    Error::PhaseFailed {
+        phase,
+        state,
+        source: Box::new(source),
+    }
+}
+
+/// Runs the four phases. Call only after [`preflight`] and the operator's confirmation.
+pub async fn execute(client: &Client, plan: &Plan) -> Result<RestoreReport> {
+    let started = Instant::now();
+    let req = &plan.request;
+    let names = &req.names;
+    tracing::info!(execution = %names.execution_id, table = %plan.dest.name, "phase 1: forensic backup and restore to temporary table");
+    let (backup_arn, (restored, restored_to)) = tokio::try_join!(
+        forensic_backup(client, plan),
+        restore_temp_table(client, plan)
+    )
+    .map_err(|e| {
+        phase_failed(
+            "phase 1 (backup and restore)",
+            created_so_far(names, None, true),
+            e,
+        )
+    })?;
+    let phase1_duration = started.elapsed();
+    let left = created_so_far(names, Some(&backup_arn), true);
+
+    if restored.key != plan.dest.key {
+        return Err(phase_failed(
+            "phase 1 (backup and restore)",
+            left,
+            Error::BadState {
+                what: format!("restored table {}", restored.name),
+                state: format!("key schema {}", restored.key),
+                hint: format!(
+                    "{} has {}; the destination was not touched",
+                    plan.dest.name, plan.dest.key
+                ),
+            },
+        ));
+    }
+
+    tracing::info!(source = %restored.name, dest = %plan.dest.name, "phase 2: delete then copy");
+    let sync = sync::hard_reset(client, &restored, &plan.dest, &req.sync)
+        .await
+        .map_err(|e| phase_failed("phase 2 (sync)", left.clone(), e))?;
+
+    tracing::info!("phase 3: count check by full scans");
+    let verify_started = Instant::now();
+    let counts = verify::check_counts(
+        client,
+        &restored.name,
+        &plan.dest.name,
+        req.sync.segments,
+        &req.sync.retry,
+    )
+    .await
+    .map_err(|e| phase_failed("phase 3 (check)", left.clone(), e))?;
+    let verify_duration = verify_started.elapsed();
+
+    tracing::info!("phase 4: clean-up");
+    let fate = if req.keep_restored_table {
+        TempTableFate::Kept
+    } else {
+        delete_if_ours(client, &restored, &names.execution_id)
+            .await
+            .map_err(|e| phase_failed("phase 4 (clean-up)", left.clone(), e))?
+    };
+
+    Ok(RestoreReport {
+        execution_id: names.execution_id.clone(),
+        table: plan.dest.name.clone(),
+        restored_table: restored.name.clone(),
+        restored_table_fate: fate,
+        backup_arn,
+        restored_to,
+        source: req.source.clone(),
+        sync,
+        counts,
+        phase1_duration,
+        verify_duration,
+        duration: started.elapsed(),
+    })
+}
+
+async fn forensic_backup(client: &Client, plan: &Plan) -> Result<String> {
+    let name = &plan.request.names.backup;
+    let out = client
+        .create_backup()
+        .table_name(&plan.dest.name)
+        .backup_name(name)
+        .send()
+        .await
+        .map_err(|e| aws::aws_error("CreateBackup", &plan.dest.name, &e))?;
+    let arn = out
+        .backup_details()
+        .map(|d| d.backup_arn().to_string())
+        .ok_or_else(|| Error::BadState {
+            what: format!("backup {name}"),
+            state: "CreateBackup returned no ARN".into(),
+            hint: "check the backups of the table in the console".into(),
+        })?;
+    tracing::info!(backup = %arn, "forensic backup started");
+    let progress = Progress::waiting("forensic backup");
+    let policy = PollPolicy::new(plan.request.backup_deadline);
+    poll_until(
+        &format!("backup {arn}"),
+        &policy,
+        |state, _| progress.set_message(state),
+        || async {
+            let out = client
+                .describe_backup()
+                .backup_arn(&arn)
+                .send()
+                .await
+                .map_err(|e| aws::aws_error("DescribeBackup", &arn, &e))?;
+            let status = out
+                .backup_description()
+                .and_then(|d| d.backup_details())
+                .map(|d| d.backup_status().clone());
+            match status {
+                Some(BackupStatus::Available) => Ok(Poll::Ready(())),
+                Some(BackupStatus::Creating) | None => Ok(Poll::Pending("CREATING".into())),
+                Some(other) => Err(Error::BadState {
+                    what: format!("forensic backup {arn}"),
+                    state: other.as_str().to_string(),
+                    hint: "the backup did not complete; the live table was not touched".into(),
+                }),
+            }
+        },
+    )
+    .await?;
+    progress.finish();
+    tracing::info!(backup = %arn, "forensic backup AVAILABLE");
+    Ok(arn)
+}
+
+/// Starts the restore into the temporary table, waits for it, and tags it as this execution's.
+async fn restore_temp_table(
+    client: &Client,
+    plan: &Plan,
+) -> Result<(TableInfo, Option<Timestamp>)> {
+    let req = &plan.request;
+    let temp = &req.names.temp_table;
+    // Keep the destination's customer managed key; otherwise the restore would use the
+    // AWS-owned key and silently change the encryption of the data at rest.
+    let sse = plan.dest.kms_key_arn.as_ref().map(|key| {
+        SseSpecification::builder()
+            .enabled(true)
+            .sse_type(SseType::Kms)
+            .kms_master_key_id(key)
+            .build()
+    });
+    // On-demand, so the copy phase's reads are never throttled by a small provisioned capacity.
+    let description = match &req.source {
+        Source::Pitr(time) => {
+            let mut call = client
+                .restore_table_to_point_in_time()
+                .source_table_name(&plan.dest.name)
+                .target_table_name(temp)
+                .billing_mode_override(BillingMode::PayPerRequest)
+                .set_sse_specification_override(sse);
+            call = match time {
+                PitrTime::Latest => call.use_latest_restorable_time(true),
+                PitrTime::At(t) => call.restore_date_time(to_aws_time(*t)),
+            };
+            call.send()
+                .await
+                .map_err(|e| aws::aws_error("RestoreTableToPointInTime", temp, &e))?
+                .table_description
+        }
+        Source::Backup(arn) => {
+            client
+                .restore_table_from_backup()
+                .target_table_name(temp)
+                .backup_arn(arn)
+                .billing_mode_override(BillingMode::PayPerRequest)
+                .set_sse_specification_override(sse)
+                .send()
+                .await
+                .map_err(|e| aws::aws_error("RestoreTableFromBackup", temp, &e))?
+                .table_description
+        }
+    };
+    let restored_to = description
+        .as_ref()
+        .and_then(|d| d.restore_summary())
+        .and_then(|s| from_aws_time(s.restore_date_time()));
+    tracing::info!(table = %temp, "restore started");
+    let restored = wait_active(
+        client,
+        temp,
+        req.restore_deadline,
+        "restore to temporary table",
+    )
+    .await?;
+    tag_as_ours(client, &restored, plan).await?;
+    Ok((restored, restored_to))
+}
+
+/// Polls DescribeTable until the table is ACTIVE, showing its state meanwhile.
+pub async fn wait_active(
+    client: &Client,
+    name: &str,
+    deadline: Duration,
+    phase: &str,
+) -> Result<TableInfo> {
+    let progress = Progress::waiting(phase);
+    let policy = PollPolicy::new(deadline);
+    let info = poll_until(
+        &format!("table {name} to become ACTIVE"),
+        &policy,
+        |state, _| progress.set_message(state),
+        || async {
+            match table::describe(client, name).await? {
+                // Right after a create the table may not be visible yet.
+                None => Ok(Poll::Pending("not visible yet".into())),
+                Some(t) if t.is_active() => Ok(Poll::Ready(t)),
+                Some(t) if matches!(t.status.as_str(), "CREATING" | "UPDATING") => {
+                    Ok(Poll::Pending(t.status))
+                }
+                Some(t) => Err(Error::BadState {
+                    what: format!("table {name}"),
+                    state: t.status,
+                    hint: "it cannot become ACTIVE; check it in the console".into(),
+                }),
+            }
+        },
+    )
+    .await?;
+    progress.finish();
+    Ok(info)
+}
+
+async fn tag_as_ours(client: &Client, table: &TableInfo, plan: &Plan) -> Result<()> {
+    let tag = |k: &str, v: &str| Tag::builder().key(k).value(v).build();
+    let tags = [
+        tag(EXECUTION_TAG, &plan.request.names.execution_id),
+        tag(INCIDENT_TAG, &plan.request.incident),
+        tag(SOURCE_TAG, &plan.dest.name),
+    ]
+    .into_iter()
+    .collect::<std::result::Result<Vec<_>, _>>()
+    .map_err(|e| Error::BadState {
+        what: "tags".into(),
+        state: e.to_string(),
+        hint: "this is a bug in dynamo-dr".into(),
+    })?;
+    client
+        .tag_resource()
+        .resource_arn(&table.arn)
+        .set_tags(Some(tags))
+        .send()
+        .await
+        .map_err(|e| aws::aws_error("TagResource", &table.name, &e))?;
+    Ok(())
+}
+
+/// All values of `key` on a table (a key may appear more than once on some emulators).
+async fn tag_values(client: &Client, table: &TableInfo, key: &str) -> Result<Vec<String>> {
+    let mut values = Vec::new();
+    let mut token = None;
+    loop {
+        let out = client
+            .list_tags_of_resource()
+            .resource_arn(&table.arn)
+            .set_next_token(token)
+            .send()
+            .await
+            .map_err(|e| aws::aws_error("ListTagsOfResource", &table.name, &e))?;
+        values.extend(
+            out.tags()
+                .iter()
+                .filter(|t| t.key() == key)
+                .map(|t| t.value().to_string()),
+        );
+        match out.next_token() {
+            Some(t) if !t.is_empty() => token = Some(t.to_string()),
+            _ => return Ok(values),
+        }
+    }
+}
+
+/// Deletes `table` only if its name is a temporary one and its tags name `execution_id`.
+pub async fn delete_if_ours(
+    client: &Client,
+    table: &TableInfo,
+    execution_id: &str,
+) -> Result<TempTableFate> {
+    let values = tag_values(client, table, EXECUTION_TAG).await?;
+    let ours = table.name.starts_with(TEMP_TABLE_PREFIX)
+        && !values.is_empty()
+        && values.iter().all(|v| v == execution_id);
+    if !ours {
+        tracing::warn!(table = %table.name, tags = ?values, "not deleting: the table's tags do not show this execution created it");
+        return Ok(TempTableFate::NotOurs);
+    }
+    client
+        .delete_table()
+        .table_name(&table.name)
+        .send()
+        .await
+        .map_err(|e| aws::aws_error("DeleteTable", &table.name, &e))?;
+    tracing::info!(table = %table.name, "temporary table deleted");
+    Ok(TempTableFate::Deleted)
+}

@@ -1,0 +1,357 @@
+//! Phase 2: empty the destination, then copy every item of the source into it.
+//!
+//! Each scan segment runs as its own task and overlaps the scan of its next page with the writes
+//! of the current one, so memory holds at most two pages per segment whatever the table's size.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_dynamodb::types::{AttributeValue, DeleteRequest, PutRequest, WriteRequest};
+use futures_util::future::try_join_all;
+use tokio::sync::Semaphore;
+
+use crate::aws;
+use crate::backoff::RetryPolicy;
+use crate::error::{Error, Result};
+use crate::progress::Progress;
+use crate::table::{KeySchema, TableInfo};
+
+pub type Item = HashMap<String, AttributeValue>;
+
+/// BatchWriteItem's limit.
+pub const BATCH_SIZE: usize = 25;
+
+#[derive(Debug, Clone)]
+pub struct SyncOptions {
+    /// Parallel scan segments per table.
+    pub segments: u32,
+    /// BatchWriteItem requests in flight at once, across all segments.
+    pub write_concurrency: usize,
+    pub retry: RetryPolicy,
+}
+
+impl Default for SyncOptions {
+    fn default() -> Self {
+        SyncOptions {
+            segments: 8,
+            write_concurrency: 32,
+            retry: RetryPolicy::default(),
+        }
+    }
+}
+
+/// Counts of one sync, for the summary and the JSON output.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct SyncReport {
+    pub deleted_items: u64,
+    pub copied_items: u64,
+    pub scan_requests: u64,
+    pub write_requests: u64,
+    pub delete_duration: Duration,
+    pub copy_duration: Duration,
+}
+
+/// The seed's hard reset: delete every item of `dest`, then copy every item of `source`.
+pub async fn hard_reset(
+    client: &Client,
+    source: &TableInfo,
+    dest: &TableInfo,
+    opts: &SyncOptions,
+) -> Result<SyncReport> {
+    let delete = transfer(
+        client,
+        dest,
+        dest,
+        Op::Delete(dest.key.clone()),
+        opts,
+        "delete phase",
+    )
+    .await?;
+    let copy = transfer(client, source, dest, Op::Put, opts, "copy phase").await?;
+    Ok(SyncReport {
+        deleted_items: delete.items,
+        copied_items: copy.items,
+        scan_requests: delete.scans + copy.scans,
+        write_requests: delete.writes + copy.writes,
+        delete_duration: delete.duration,
+        copy_duration: copy.duration,
+    })
+}
+
+#[derive(Debug, Clone)]
+enum Op {
+    Put,
+    /// Delete by key; the scan reads only the key attributes.
+    Delete(KeySchema),
+}
+
+struct Totals {
+    items: u64,
+    scans: u64,
+    writes: u64,
+    duration: Duration,
+}
+
+struct Ctx {
+    client: Client,
+    scan_table: String,
+    dest_table: String,
+    op: Op,
+    segments: u32,
+    writers: Semaphore,
+    retry: RetryPolicy,
+    progress: Progress,
+    scans: AtomicU64,
+    writes: AtomicU64,
+}
+
+async fn transfer(
+    client: &Client,
+    scan: &TableInfo,
+    dest: &TableInfo,
+    op: Op,
+    opts: &SyncOptions,
+    phase: &str,
+) -> Result<Totals> {
+    let ctx = Arc::new(Ctx {
+        client: client.clone(),
+        scan_table: scan.name.clone(),
+        dest_table: dest.name.clone(),
+        op,
+        segments: opts.segments.max(1),
+        writers: Semaphore::new(opts.write_concurrency.max(1)),
+        retry: opts.retry.clone(),
+        progress: Progress::items(phase),
+        scans: AtomicU64::new(0),
+        writes: AtomicU64::new(0),
+    });
+    let mut tasks = tokio::task::JoinSet::new();
+    for segment in 0..ctx.segments {
+        let ctx = ctx.clone();
+        tasks.spawn(async move { ctx.run_segment(segment).await });
+    }
+    while let Some(joined) = tasks.join_next().await {
+        match joined {
+            Ok(Ok(())) => {}
+            // Dropping the JoinSet aborts the other segments: the run has failed as a whole.
+            Ok(Err(e)) => return Err(e),
+            Err(join) => {
+                return Err(Error::BadState {
+                    what: format!("{phase} segment task"),
+                    state: join.to_string(),
+                    hint: "this is a bug in dynamo-dr; run again to continue".into(),
+                });
+            }
+        }
+    }
+    let (items, duration) = ctx.progress.clone().finish();
+    Ok(Totals {
+        items,
+        scans: ctx.scans.load(Ordering::Relaxed),
+        writes: ctx.writes.load(Ordering::Relaxed),
+        duration,
+    })
+}
+
+struct Page {
+    items: Vec<Item>,
+    next: Option<Item>,
+}
+
+impl Ctx {
+    async fn run_segment(&self, segment: u32) -> Result<()> {
+        let mut page = self.scan_page(segment, None).await?;
+        loop {
+            let writes = self.write_page(std::mem::take(&mut page.items));
+            match page.next.take() {
+                Some(start) => {
+                    let ((), next) =
+                        tokio::try_join!(writes, self.scan_page(segment, Some(start)))?;
+                    page = next;
+                }
+                None => return writes.await,
+            }
+        }
+    }
+
+    async fn scan_page(&self, segment: u32, start: Option<Item>) -> Result<Page> {
+        let mut req = self
+            .client
+            .scan()
+            .table_name(&self.scan_table)
+            .segment(segment as i32)
+            .total_segments(self.segments as i32)
+            // Strongly consistent: an item written just before the scan must not be missed.
+            .consistent_read(true)
+            .set_exclusive_start_key(start);
+        if let Op::Delete(key) = &self.op {
+            let (projection, names) = key_projection(key);
+            req = req
+                .projection_expression(projection)
+                .set_expression_attribute_names(Some(names));
+        }
+        let out = retrying(&self.retry, "Scan", &self.scan_table, || {
+            self.scans.fetch_add(1, Ordering::Relaxed);
+            req.clone().send()
+        })
+        .await?;
+        Ok(Page {
+            items: out.items.unwrap_or_default(),
+            next: out.last_evaluated_key.filter(|k| !k.is_empty()),
+        })
+    }
+
+    async fn write_page(&self, items: Vec<Item>) -> Result<()> {
+        let mut requests = Vec::with_capacity(items.len());
+        for item in items {
+            requests.push(self.write_request(item)?);
+        }
+        let mut batches = Vec::with_capacity(requests.len().div_ceil(BATCH_SIZE));
+        while !requests.is_empty() {
+            let rest = requests.split_off(requests.len().min(BATCH_SIZE));
+            batches.push(std::mem::replace(&mut requests, rest));
+        }
+        try_join_all(batches.into_iter().map(|b| self.write_batch(b))).await?;
+        Ok(())
+    }
+
+    fn write_request(&self, item: Item) -> Result<WriteRequest> {
+        let built = match &self.op {
+            Op::Put => PutRequest::builder()
+                .set_item(Some(item))
+                .build()
+                .map(|p| WriteRequest::builder().put_request(p).build()),
+            Op::Delete(key) => DeleteRequest::builder()
+                .set_key(Some(key_of(key, item, &self.scan_table)?))
+                .build()
+                .map(|d| WriteRequest::builder().delete_request(d).build()),
+        };
+        built.map_err(|e| Error::BadState {
+            what: format!("write request for {}", self.dest_table),
+            state: e.to_string(),
+            hint: "this is a bug in dynamo-dr".into(),
+        })
+    }
+
+    /// Writes one batch, retrying UnprocessedItems and throttling until all are acknowledged or
+    /// the budget is spent. Never returns Ok with an item left behind.
+    async fn write_batch(&self, mut requests: Vec<WriteRequest>) -> Result<()> {
+        let _permit = self
+            .writers
+            .acquire()
+            .await
+            .map_err(|_| Error::Interrupted)?;
+        let mut backoff = self.retry.start();
+        loop {
+            self.writes.fetch_add(1, Ordering::Relaxed);
+            let sent = self
+                .client
+                .batch_write_item()
+                .request_items(&self.dest_table, requests.clone())
+                .send()
+                .await;
+            let last_cause = match sent {
+                Ok(out) => {
+                    let left = out
+                        .unprocessed_items
+                        .and_then(|mut m| m.remove(&self.dest_table))
+                        .unwrap_or_default();
+                    let done = requests.len().saturating_sub(left.len());
+                    self.progress.add(done as u64);
+                    if left.is_empty() {
+                        return Ok(());
+                    }
+                    if done > 0 {
+                        backoff.progressed();
+                    }
+                    tracing::debug!(table = %self.dest_table, unprocessed = left.len(), "retrying UnprocessedItems");
+                    requests = left;
+                    format!("{} UnprocessedItems", requests.len())
+                }
+                Err(e) if aws::is_retryable(&e) => aws::describe(&e),
+                Err(e) => return Err(aws::aws_error("BatchWriteItem", &self.dest_table, &e)),
+            };
+            if backoff.wait().await.is_none() {
+                return Err(Error::RetryBudgetExhausted {
+                    operation: "BatchWriteItem",
+                    table: self.dest_table.clone(),
+                    pending: requests.len(),
+                    attempts: backoff.attempts() + 1,
+                    elapsed: backoff.elapsed(),
+                    last_cause,
+                });
+            }
+        }
+    }
+}
+
+/// `#k0, #k1` with their names, so reserved words and odd characters in key names are safe.
+fn key_projection(key: &KeySchema) -> (String, HashMap<String, String>) {
+    let names: HashMap<String, String> = key
+        .attributes()
+        .enumerate()
+        .map(|(i, a)| (format!("#k{i}"), a.to_string()))
+        .collect();
+    let mut placeholders: Vec<&String> = names.keys().collect();
+    placeholders.sort();
+    let projection = placeholders
+        .iter()
+        .map(|s| s.as_str())
+        .collect::<Vec<_>>()
+        .join(", ");
+    (projection, names)
+}
+
+/// The primary key of an item. A scanned item always carries it, so a missing one means the
+/// table's schema is not what DescribeTable said.
+pub fn key_of(key: &KeySchema, mut item: Item, table: &str) -> Result<Item> {
+    let mut out = HashMap::with_capacity(2);
+    for attr in key.attributes() {
+        let v = item.remove(attr).ok_or_else(|| Error::BadState {
+            what: format!("an item scanned from {table}"),
+            state: format!("missing key attribute {attr}"),
+            hint: "the table's key schema changed during the run; run again".into(),
+        })?;
+        out.insert(attr.to_string(), v);
+    }
+    Ok(out)
+}
+
+/// Runs one idempotent call, retrying transient failures under the budget.
+pub(crate) async fn retrying<T, E, R, F, Fut>(
+    policy: &RetryPolicy,
+    operation: &'static str,
+    resource: &str,
+    mut call: F,
+) -> Result<T>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = std::result::Result<T, SdkError<E, R>>>,
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+    R: std::fmt::Debug,
+{
+    let mut backoff = policy.start();
+    loop {
+        match call().await {
+            Ok(v) => return Ok(v),
+            Err(e) if aws::is_retryable(&e) => {
+                if backoff.wait().await.is_none() {
+                    return Err(Error::RetryBudgetExhausted {
+                        operation,
+                        table: resource.to_string(),
+                        pending: 0,
+                        attempts: backoff.attempts() + 1,
+                        elapsed: backoff.elapsed(),
+                        last_cause: aws::describe(&e),
+                    });
+                }
+            }
+            Err(e) => return Err(aws::aws_error(operation, resource, &e)),
+        }
+    }
+}

@@ -1,0 +1,114 @@
+//! What the tool needs to know about a table, read from DescribeTable.
+
+use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::types::{KeySchemaElement, KeyType, TableDescription, TableStatus};
+
+use crate::aws;
+use crate::error::{Error, Result};
+
+/// A table's identity, state and key schema.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TableInfo {
+    pub name: String,
+    pub arn: String,
+    pub status: String,
+    /// Hash key first, then the range key if any.
+    pub key: KeySchema,
+    /// The customer managed KMS key, when the table uses one.
+    pub kms_key_arn: Option<String>,
+    /// DescribeTable's ItemCount: refreshed about every six hours, so only ever shown as approximate.
+    pub approx_items: Option<i64>,
+    pub approx_bytes: Option<i64>,
+}
+
+/// A primary key schema: attribute names in key order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeySchema {
+    pub hash: String,
+    pub range: Option<String>,
+}
+
+impl KeySchema {
+    pub fn from_elements(elements: &[KeySchemaElement]) -> Option<KeySchema> {
+        let find = |kind: KeyType| {
+            elements
+                .iter()
+                .find(|e| e.key_type() == &kind)
+                .map(|e| e.attribute_name().to_string())
+        };
+        Some(KeySchema {
+            hash: find(KeyType::Hash)?,
+            range: find(KeyType::Range),
+        })
+    }
+
+    pub fn attributes(&self) -> impl Iterator<Item = &str> {
+        std::iter::once(self.hash.as_str()).chain(self.range.as_deref())
+    }
+}
+
+impl std::fmt::Display for KeySchema {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.range {
+            Some(r) => write!(f, "HASH {} + RANGE {}", self.hash, r),
+            None => write!(f, "HASH {}", self.hash),
+        }
+    }
+}
+
+impl TableInfo {
+    pub fn from_description(t: &TableDescription) -> Result<TableInfo> {
+        let name = t.table_name().unwrap_or_default().to_string();
+        let key = KeySchema::from_elements(t.key_schema()).ok_or_else(|| Error::BadState {
+            what: format!("table {name}"),
+            state: "no HASH key in DescribeTable's KeySchema".into(),
+            hint: "this is not a table the tool can copy".into(),
+        })?;
+        let kms_key_arn = t
+            .sse_description()
+            .and_then(|s| s.kms_master_key_arn())
+            .map(str::to_string);
+        Ok(TableInfo {
+            arn: t.table_arn().unwrap_or_default().to_string(),
+            status: t
+                .table_status()
+                .map(|s| s.as_str().to_string())
+                .unwrap_or_else(|| "UNKNOWN".into()),
+            key,
+            kms_key_arn,
+            approx_items: t.item_count(),
+            approx_bytes: t.table_size_bytes(),
+            name,
+        })
+    }
+
+    pub fn is_active(&self) -> bool {
+        self.status == TableStatus::Active.as_str()
+    }
+}
+
+/// DescribeTable; `Ok(None)` when the table does not exist.
+pub async fn describe(client: &Client, name: &str) -> Result<Option<TableInfo>> {
+    match client.describe_table().table_name(name).send().await {
+        Ok(out) => match out.table() {
+            Some(t) => TableInfo::from_description(t).map(Some),
+            None => Ok(None),
+        },
+        Err(e) if aws::error_code(&e) == Some("ResourceNotFoundException") => Ok(None),
+        Err(e) => Err(aws::aws_error("DescribeTable", name, &e)),
+    }
+}
+
+/// DescribeTable for a table that must exist.
+pub async fn describe_existing(client: &Client, name: &str, field: &str) -> Result<TableInfo> {
+    describe(client, name).await?.ok_or_else(|| {
+        Error::invalid(
+            field,
+            format!(
+                "table {name:?} does not exist in this account and region. Check the name (it is \
+                 case-sensitive; copy it from the DynamoDB console or `aws dynamodb list-tables`) \
+                 and --region/--profile"
+            ),
+        )
+    })
+}
