@@ -1,1 +1,10 @@
-pub fn x() {}
+//! Emulator harness and table fixtures for dynamo-dr's tests, demo and benchmarks.
+//!
+//! Each [`Emulator`] is a private moto or dynalite process on its own free loopback port, stopped
+//! by process id when dropped, so tests run in parallel without sharing state.
+
+pub mod emulator;
+pub mod fixtures;
+
+pub use emulator::{Emulator, Kind};
+pub use fixtures::*;

@@ -1,0 +1,181 @@
+//! Starting and stopping the pinned emulators.
+
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use aws_sdk_dynamodb::config::{BehaviorVersion, Credentials, Region};
+
+/// The pinned versions that `scripts/setup-emulators` installs.
+pub const MOTO_VERSION: &str = "5.2.5";
+pub const DYNALITE_VERSION: &str = "4.0.0";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// Control plane: backups, PITR, tags, Lambda.
+    Moto,
+    /// Data plane: strict validation, real CREATING/DELETING states, fast scans.
+    Dynalite,
+}
+
+pub struct Emulator {
+    pub kind: Kind,
+    pub port: u16,
+    child: Child,
+}
+
+/// `$XDG_CACHE_HOME/dynamo-dr` or `~/.cache/dynamo-dr`: where the emulators are installed.
+pub fn cache_dir() -> PathBuf {
+    if let Some(dir) = std::env::var_os("DYNAMO_DR_CACHE") {
+        return PathBuf::from(dir);
+    }
+    let base = std::env::var_os("XDG_CACHE_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
+        .unwrap_or_else(|| PathBuf::from("/tmp"));
+    base.join("dynamo-dr")
+}
+
+fn executable(kind: Kind) -> PathBuf {
+    let (var, default) = match kind {
+        Kind::Moto => (
+            "DYNAMO_DR_MOTO_SERVER",
+            cache_dir().join(format!("moto-{MOTO_VERSION}/bin/moto_server")),
+        ),
+        Kind::Dynalite => (
+            "DYNAMO_DR_DYNALITE",
+            cache_dir().join(format!(
+                "dynalite-{DYNALITE_VERSION}/node_modules/.bin/dynalite"
+            )),
+        ),
+    };
+    let path = std::env::var_os(var).map(PathBuf::from).unwrap_or(default);
+    assert!(
+        path.exists(),
+        "{kind:?} is not installed at {}: run scripts/setup-emulators (or set {var})",
+        path.display()
+    );
+    path
+}
+
+fn free_port() -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind an ephemeral loopback port");
+    listener.local_addr().expect("local address").port()
+}
+
+impl Emulator {
+    /// Starts an emulator and waits until it answers requests.
+    pub async fn start(kind: Kind) -> Emulator {
+        Self::start_with(kind, &[]).await
+    }
+
+    /// As [`Emulator::start`], with extra arguments (e.g. dynalite's `--createTableMs`).
+    pub async fn start_with(kind: Kind, extra: &[&str]) -> Emulator {
+        let exe = executable(kind);
+        let mut last_failure = String::new();
+        // The port is free when chosen but another process may take it before the emulator binds
+        // it; a few attempts make that race harmless.
+        for _ in 0..5 {
+            let port = free_port();
+            let mut cmd = Command::new(&exe);
+            match kind {
+                Kind::Moto => cmd.args(["-H", "127.0.0.1", "-p", &port.to_string()]),
+                Kind::Dynalite => cmd.args(["--host", "127.0.0.1", "--port", &port.to_string()]),
+            };
+            cmd.args(extra)
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null());
+            let child = cmd
+                .spawn()
+                .unwrap_or_else(|e| panic!("spawn {}: {e}", exe.display()));
+            let mut emulator = Emulator { kind, port, child };
+            match emulator.wait_ready(Duration::from_secs(60)).await {
+                Ok(()) => return emulator,
+                Err(e) => last_failure = e,
+            }
+        }
+        panic!("{kind:?} did not start: {last_failure}");
+    }
+
+    async fn wait_ready(&mut self, timeout: Duration) -> Result<(), String> {
+        let started = Instant::now();
+        let addr = SocketAddr::from(([127, 0, 0, 1], self.port));
+        let client = self.client();
+        loop {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Err(format!("exited with {status} (port {} taken?)", self.port));
+            }
+            if TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok()
+                && client.list_tables().send().await.is_ok()
+            {
+                return Ok(());
+            }
+            if started.elapsed() > timeout {
+                return Err(format!(
+                    "no answer on port {} within {timeout:?}",
+                    self.port
+                ));
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    pub fn endpoint(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// A DynamoDB client with static credentials, as production code builds one.
+    pub fn client(&self) -> aws_sdk_dynamodb::Client {
+        let config = aws_sdk_dynamodb::Config::builder()
+            .behavior_version(BehaviorVersion::latest())
+            .region(Region::new(REGION))
+            .credentials_provider(Credentials::new("test", "test", None, None, "testkit"))
+            .endpoint_url(self.endpoint())
+            .build();
+        aws_sdk_dynamodb::Client::from_conf(config)
+    }
+
+    /// Environment for a `dynamo-dr` subprocess talking to this emulator and nothing else.
+    pub fn cli_env(&self) -> Vec<(String, String)> {
+        [
+            ("AWS_ENDPOINT_URL", self.endpoint()),
+            ("AWS_ACCESS_KEY_ID", "test".into()),
+            ("AWS_SECRET_ACCESS_KEY", "test".into()),
+            ("AWS_REGION", REGION.into()),
+            ("AWS_EC2_METADATA_DISABLED", "true".into()),
+            ("AWS_CONFIG_FILE", "/dev/null".into()),
+            ("AWS_SHARED_CREDENTIALS_FILE", "/dev/null".into()),
+            ("NO_COLOR", "1".into()),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect()
+    }
+
+    /// Wipes all state (moto only).
+    pub async fn reset(&self) {
+        assert_eq!(self.kind, Kind::Moto, "only moto has a reset endpoint");
+        let addr = SocketAddr::from(([127, 0, 0, 1], self.port));
+        let mut s = TcpStream::connect(addr).expect("connect to moto");
+        use std::io::{Read, Write};
+        write!(s, "POST /moto-api/reset HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+            .expect("send reset");
+        let mut buf = String::new();
+        let _ = s.read_to_string(&mut buf);
+        assert!(
+            buf.starts_with("HTTP/1.1 200") || buf.starts_with("HTTP/1.0 200"),
+            "reset: {buf}"
+        );
+    }
+}
+
+pub const REGION: &str = "us-east-1";
+
+impl Drop for Emulator {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

@@ -1,0 +1,468 @@
+//! Tables and items for tests: every attribute type, every key type, and a way to compare two
+//! tables item for item.
+
+use std::collections::{BTreeMap, HashMap};
+use std::time::{Duration, Instant};
+
+use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::primitives::Blob;
+use aws_sdk_dynamodb::types::{
+    AttributeDefinition, AttributeValue, BillingMode, GlobalSecondaryIndex, KeySchemaElement,
+    KeyType, LocalSecondaryIndex, PointInTimeRecoverySpecification, Projection, ProjectionType,
+    PutRequest, ScalarAttributeType, TableStatus, WriteRequest,
+};
+
+pub type Item = HashMap<String, AttributeValue>;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scalar {
+    S,
+    N,
+    B,
+}
+
+impl Scalar {
+    fn attr_type(self) -> ScalarAttributeType {
+        match self {
+            Scalar::S => ScalarAttributeType::S,
+            Scalar::N => ScalarAttributeType::N,
+            Scalar::B => ScalarAttributeType::B,
+        }
+    }
+
+    /// A distinct key value for `i`.
+    pub fn value(self, i: u64) -> AttributeValue {
+        match self {
+            Scalar::S => AttributeValue::S(format!("k#{i:08}")),
+            Scalar::N => AttributeValue::N(i.to_string()),
+            Scalar::B => AttributeValue::B(Blob::new(i.to_be_bytes().to_vec())),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct TableSpec {
+    pub name: String,
+    pub hash: (String, Scalar),
+    pub range: Option<(String, Scalar)>,
+    /// A sparse GSI on `gsi_pk`.
+    pub gsi: bool,
+    /// An LSI on `lsi_sk` (needs a range key).
+    pub lsi: bool,
+}
+
+impl TableSpec {
+    /// A composite `pk`/`sk` table of strings with a GSI, like the seed's tables.
+    pub fn seed_like(name: &str) -> TableSpec {
+        TableSpec {
+            name: name.to_string(),
+            hash: ("pk".into(), Scalar::S),
+            range: Some(("sk".into(), Scalar::S)),
+            gsi: true,
+            lsi: false,
+        }
+    }
+
+    pub fn hash_only(name: &str, hash: Scalar) -> TableSpec {
+        TableSpec {
+            name: name.to_string(),
+            hash: ("id".into(), hash),
+            range: None,
+            gsi: false,
+            lsi: false,
+        }
+    }
+
+    pub fn key_names(&self) -> Vec<&str> {
+        std::iter::once(self.hash.0.as_str())
+            .chain(self.range.as_ref().map(|r| r.0.as_str()))
+            .collect()
+    }
+
+    /// The key of item `i`: ten items share each hash value when there is a range key.
+    pub fn key(&self, i: u64) -> Item {
+        let mut key = HashMap::new();
+        match &self.range {
+            Some((range, t)) => {
+                key.insert(self.hash.0.clone(), self.hash.1.value(i / 10));
+                key.insert(range.clone(), t.value(i % 10));
+            }
+            None => {
+                key.insert(self.hash.0.clone(), self.hash.1.value(i));
+            }
+        }
+        key
+    }
+}
+
+pub async fn create_table(client: &Client, spec: &TableSpec) {
+    let mut defs = vec![(spec.hash.0.clone(), spec.hash.1)];
+    let mut key = vec![key_element(&spec.hash.0, KeyType::Hash)];
+    if let Some((r, t)) = &spec.range {
+        defs.push((r.clone(), *t));
+        key.push(key_element(r, KeyType::Range));
+    }
+    let mut req = client
+        .create_table()
+        .table_name(&spec.name)
+        .billing_mode(BillingMode::PayPerRequest);
+    if spec.gsi {
+        defs.push(("gsi_pk".into(), Scalar::S));
+        req = req.global_secondary_indexes(
+            GlobalSecondaryIndex::builder()
+                .index_name("by-gsi-pk")
+                .key_schema(key_element("gsi_pk", KeyType::Hash))
+                .projection(
+                    Projection::builder()
+                        .projection_type(ProjectionType::All)
+                        .build(),
+                )
+                .build()
+                .expect("gsi"),
+        );
+    }
+    if spec.lsi {
+        defs.push(("lsi_sk".into(), Scalar::S));
+        req = req.local_secondary_indexes(
+            LocalSecondaryIndex::builder()
+                .index_name("by-lsi-sk")
+                .key_schema(key_element(&spec.hash.0, KeyType::Hash))
+                .key_schema(key_element("lsi_sk", KeyType::Range))
+                .projection(
+                    Projection::builder()
+                        .projection_type(ProjectionType::KeysOnly)
+                        .build(),
+                )
+                .build()
+                .expect("lsi"),
+        );
+    }
+    for (name, t) in defs {
+        req = req.attribute_definitions(
+            AttributeDefinition::builder()
+                .attribute_name(name)
+                .attribute_type(t.attr_type())
+                .build()
+                .expect("attribute definition"),
+        );
+    }
+    req.set_key_schema(Some(key))
+        .send()
+        .await
+        .expect("CreateTable");
+    wait_status(client, &spec.name, TableStatus::Active).await;
+}
+
+fn key_element(name: &str, kind: KeyType) -> KeySchemaElement {
+    KeySchemaElement::builder()
+        .attribute_name(name)
+        .key_type(kind)
+        .build()
+        .expect("key element")
+}
+
+/// Waits (by polling, up to a minute) until the table has `status`.
+pub async fn wait_status(client: &Client, table: &str, status: TableStatus) {
+    wait_for(
+        &format!("{table} to be {status:?}"),
+        Duration::from_secs(60),
+        || async {
+            client
+                .describe_table()
+                .table_name(table)
+                .send()
+                .await
+                .ok()
+                .and_then(|o| o.table().and_then(|t| t.table_status().cloned()))
+                == Some(status.clone())
+        },
+    )
+    .await;
+}
+
+/// Polls `cond` every 20 ms until it holds; panics after `timeout`.
+pub async fn wait_for<F, Fut>(what: &str, timeout: Duration, mut cond: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let started = Instant::now();
+    while !cond().await {
+        assert!(
+            started.elapsed() < timeout,
+            "timed out after {timeout:?} waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+pub async fn enable_pitr(client: &Client, table: &str) {
+    client
+        .update_continuous_backups()
+        .table_name(table)
+        .point_in_time_recovery_specification(
+            PointInTimeRecoverySpecification::builder()
+                .point_in_time_recovery_enabled(true)
+                .build()
+                .expect("pitr"),
+        )
+        .send()
+        .await
+        .expect("UpdateContinuousBackups");
+}
+
+fn s(v: impl Into<String>) -> AttributeValue {
+    AttributeValue::S(v.into())
+}
+
+fn n(v: impl ToString) -> AttributeValue {
+    AttributeValue::N(v.to_string())
+}
+
+/// Item `i` with every attribute type, nested maps and lists, and sparse index attributes.
+pub fn mixed_item(spec: &TableSpec, i: u64) -> Item {
+    let mut item = spec.key(i);
+    let nested = AttributeValue::M(HashMap::from([
+        ("inner".to_string(), s(format!("inner-{i}"))),
+        (
+            "deep".to_string(),
+            AttributeValue::M(HashMap::from([(
+                "list".to_string(),
+                AttributeValue::L(vec![
+                    n(i),
+                    s("x"),
+                    AttributeValue::Bool(true),
+                    AttributeValue::Null(true),
+                ]),
+            )])),
+        ),
+        ("empty_map".to_string(), AttributeValue::M(HashMap::new())),
+    ]));
+    item.extend([
+        ("str".to_string(), s(format!("value-{i} üñí©ødé ✓"))),
+        ("num".to_string(), n(format!("{i}.25"))),
+        ("neg".to_string(), n(format!("-{i}"))),
+        (
+            "big".to_string(),
+            n("12345678901234567890123456789012345678"),
+        ),
+        (
+            "tiny".to_string(),
+            n("0.000000000000000000000000000000000001"),
+        ),
+        (
+            "bin".to_string(),
+            AttributeValue::B(Blob::new(vec![(i % 256) as u8, 0, 255, 7])),
+        ),
+        ("flag".to_string(), AttributeValue::Bool(i % 2 == 0)),
+        ("nothing".to_string(), AttributeValue::Null(true)),
+        ("map".to_string(), nested),
+        (
+            "list".to_string(),
+            AttributeValue::L(vec![
+                s("a"),
+                n(i),
+                AttributeValue::M(HashMap::new()),
+                AttributeValue::L(vec![]),
+            ]),
+        ),
+        (
+            "strs".to_string(),
+            AttributeValue::Ss(vec![format!("b{i}"), format!("a{i}"), "c".into()]),
+        ),
+        (
+            "nums".to_string(),
+            AttributeValue::Ns(vec!["-1.5".into(), "0.25".into(), (i + 10).to_string()]),
+        ),
+        (
+            "bins".to_string(),
+            AttributeValue::Bs(vec![
+                Blob::new(vec![1, 2, (i % 256) as u8]),
+                Blob::new(vec![3]),
+            ]),
+        ),
+    ]);
+    if i % 3 != 0 {
+        item.insert("gsi_pk".into(), s(format!("g{}", i % 7)));
+    }
+    if spec.lsi {
+        item.insert("lsi_sk".into(), s(format!("l{i}")));
+    }
+    item
+}
+
+/// Item `i` with a string payload making it about `bytes` long.
+pub fn sized_item(spec: &TableSpec, i: u64, bytes: usize) -> Item {
+    let mut item = spec.key(i);
+    let filler: String = (0..bytes.saturating_sub(40))
+        .map(|j| char::from(b'a' + ((i as usize + j) % 26) as u8))
+        .collect();
+    item.insert("payload".into(), s(filler));
+    item.insert("n".into(), n(i));
+    item
+}
+
+/// Writes items with BatchWriteItem, 16 requests in flight, retrying UnprocessedItems.
+pub async fn put_all(client: &Client, table: &str, items: impl IntoIterator<Item = Item>) {
+    let mut batches: Vec<Vec<WriteRequest>> = Vec::new();
+    for item in items {
+        if batches.last().is_none_or(|b| b.len() == 25) {
+            batches.push(Vec::with_capacity(25));
+        }
+        let put = PutRequest::builder()
+            .set_item(Some(item))
+            .build()
+            .expect("put request");
+        if let Some(last) = batches.last_mut() {
+            last.push(WriteRequest::builder().put_request(put).build());
+        }
+    }
+    let sem = std::sync::Arc::new(tokio::sync::Semaphore::new(16));
+    let mut tasks = tokio::task::JoinSet::new();
+    for mut batch in batches {
+        let (client, table, sem) = (client.clone(), table.to_string(), sem.clone());
+        tasks.spawn(async move {
+            let _permit = sem.acquire().await.expect("semaphore");
+            while !batch.is_empty() {
+                let out = client
+                    .batch_write_item()
+                    .request_items(&table, batch.clone())
+                    .send()
+                    .await
+                    .expect("BatchWriteItem");
+                batch = out
+                    .unprocessed_items
+                    .and_then(|mut m| m.remove(&table))
+                    .unwrap_or_default();
+            }
+        });
+    }
+    while let Some(r) = tasks.join_next().await {
+        r.expect("writer task");
+    }
+}
+
+/// Sets inside an item are unordered; sort them so two scans compare equal.
+pub fn normalize(v: &mut AttributeValue) {
+    match v {
+        AttributeValue::Ss(x) | AttributeValue::Ns(x) => x.sort(),
+        AttributeValue::Bs(x) => x.sort_by(|a, b| a.as_ref().cmp(b.as_ref())),
+        AttributeValue::L(x) => x.iter_mut().for_each(normalize),
+        AttributeValue::M(x) => x.values_mut().for_each(normalize),
+        _ => {}
+    }
+}
+
+/// A stable text form of an item's key, for maps and messages.
+pub fn key_string(key_names: &[&str], item: &Item) -> String {
+    key_names
+        .iter()
+        .map(|k| format!("{k}={:?}", item.get(*k)))
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// Every item of a table, normalised, by key. Fine for test-sized tables only.
+pub async fn scan_all(client: &Client, table: &str) -> BTreeMap<String, Item> {
+    let desc = client
+        .describe_table()
+        .table_name(table)
+        .send()
+        .await
+        .expect("DescribeTable");
+    let key_names: Vec<String> = desc
+        .table()
+        .expect("table")
+        .key_schema()
+        .iter()
+        .map(|k| k.attribute_name().to_string())
+        .collect();
+    let key_refs: Vec<&str> = key_names.iter().map(String::as_str).collect();
+    let mut out = BTreeMap::new();
+    let mut start = None;
+    loop {
+        let page = client
+            .scan()
+            .table_name(table)
+            .consistent_read(true)
+            .set_exclusive_start_key(start)
+            .send()
+            .await
+            .expect("Scan");
+        for mut item in page.items.unwrap_or_default() {
+            item.values_mut().for_each(normalize);
+            out.insert(key_string(&key_refs, &item), item);
+        }
+        match page.last_evaluated_key {
+            Some(k) if !k.is_empty() => start = Some(k),
+            _ => return out,
+        }
+    }
+}
+
+/// `None` when equal; else counts of missing, extra and different keys with a few examples.
+pub fn diff_summary(
+    expected: &BTreeMap<String, Item>,
+    actual: &BTreeMap<String, Item>,
+) -> Option<String> {
+    let missing: Vec<&String> = expected
+        .keys()
+        .filter(|k| !actual.contains_key(*k))
+        .collect();
+    let extra: Vec<&String> = actual
+        .keys()
+        .filter(|k| !expected.contains_key(*k))
+        .collect();
+    let changed: Vec<&String> = expected
+        .iter()
+        .filter(|(k, v)| actual.get(*k).is_some_and(|a| a != *v))
+        .map(|(k, _)| k)
+        .collect();
+    if missing.is_empty() && extra.is_empty() && changed.is_empty() {
+        return None;
+    }
+    let sample = |v: &[&String]| {
+        v.iter()
+            .take(3)
+            .map(|s| s.as_str())
+            .collect::<Vec<_>>()
+            .join("; ")
+    };
+    Some(format!(
+        "{} missing [{}], {} extra [{}], {} changed [{}] (expected {} items, found {})",
+        missing.len(),
+        sample(&missing),
+        extra.len(),
+        sample(&extra),
+        changed.len(),
+        sample(&changed),
+        expected.len(),
+        actual.len()
+    ))
+}
+
+/// Damages a table loaded with items `0..total`: deletes `n`, changes `n`, adds `n` new ones.
+pub async fn corrupt(client: &Client, spec: &TableSpec, total: u64, n: u64) {
+    for i in 0..n {
+        client
+            .delete_item()
+            .table_name(&spec.name)
+            .set_key(Some(spec.key(i * 3 % total)))
+            .send()
+            .await
+            .expect("DeleteItem");
+    }
+    let changed = (0..n).map(|i| {
+        let mut item = mixed_item(spec, (i * 3 + 1) % total);
+        item.insert("str".into(), s("CORRUPTED"));
+        item.insert("corrupted_by".into(), s("bad-deploy"));
+        item
+    });
+    put_all(client, &spec.name, changed).await;
+    put_all(
+        client,
+        &spec.name,
+        (0..n).map(|i| mixed_item(spec, 10_000_000 + i)),
+    )
+    .await;
+}

@@ -1,0 +1,11 @@
+//! Integration tests: the CLI and library against private emulator processes, and exact response
+//! sequences through aws-smithy-mocks for the paths emulators never take.
+
+mod support;
+
+mod batch_retry;
+mod fidelity;
+mod polling;
+mod refusals;
+mod restore_moto;
+mod sync_dynalite;

@@ -1,0 +1,259 @@
+//! The full in-place restore against moto: backup path, PITR path, and the seed's JSON input.
+
+use aws_sdk_dynamodb::Client;
+use dynamo_dr_testkit::*;
+
+use crate::support::{dr, inventory, write_file};
+
+const ITEMS: u64 = 1500;
+
+async fn loaded_table(client: &Client, name: &str) -> TableSpec {
+    let spec = TableSpec::seed_like(name);
+    create_table(client, &spec).await;
+    enable_pitr(client, name).await;
+    put_all(client, name, (0..ITEMS).map(|i| mixed_item(&spec, i))).await;
+    spec
+}
+
+async fn backup_arn_named(client: &Client, table: &str, prefix: &str) -> Option<String> {
+    let out = client
+        .list_backups()
+        .table_name(table)
+        .send()
+        .await
+        .expect("ListBackups");
+    out.backup_summaries()
+        .iter()
+        .find(|b| b.backup_name().is_some_and(|n| n.starts_with(prefix)))
+        .and_then(|b| b.backup_arn().map(str::to_string))
+}
+
+async fn table_exists(client: &Client, name: &str) -> bool {
+    client
+        .describe_table()
+        .table_name(name)
+        .send()
+        .await
+        .is_ok()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn restore_from_backup_after_corruption_puts_back_the_snapshot() {
+    let moto = Emulator::start(Kind::Moto).await;
+    let client = moto.client();
+    let spec = loaded_table(&client, "Prod-ProviderTable-ABC123").await;
+    let snapshot = scan_all(&client, &spec.name).await;
+    let good = client
+        .create_backup()
+        .table_name(&spec.name)
+        .backup_name("known-good")
+        .send()
+        .await
+        .expect("CreateBackup")
+        .backup_details
+        .expect("details")
+        .backup_arn;
+    corrupt(&client, &spec, ITEMS, 40).await;
+    let corrupted = scan_all(&client, &spec.name).await;
+    assert!(
+        diff_summary(&snapshot, &corrupted).is_some(),
+        "corruption must change the table"
+    );
+
+    let run = dr(
+        &moto,
+        &[
+            "restore",
+            "--table",
+            &spec.name,
+            "--incident-id",
+            "inc-2025-001",
+            "--backup-arn",
+            &good,
+            "--confirm",
+            &spec.name,
+            "--segments",
+            "4",
+            "--yes",
+            "--output",
+            "json",
+        ],
+        None,
+    );
+    run.assert_code(0);
+    let out = run.json();
+    assert_eq!(out["status"], "succeeded");
+    assert_eq!(out["executionId"], "inc-2025-001.Prod-ProviderTable-ABC123");
+    assert_eq!(out["table"], spec.name.as_str());
+    assert_eq!(
+        out["restoredTable"],
+        "DR-TEMP-Prod-ProviderTable-ABC123-inc-2025-001"
+    );
+    assert_eq!(out["deletedItems"], corrupted.len() as u64);
+    assert_eq!(out["copiedItems"], ITEMS);
+    assert_eq!(out["sourceItemCount"], ITEMS);
+    assert!(out["durationSeconds"].as_f64().is_some());
+    for field in ["backupArn", "pitrTime"] {
+        assert!(
+            out[field].as_str().is_some_and(|s| !s.is_empty()),
+            "{field}: {out}"
+        );
+    }
+
+    let restored = scan_all(&client, &spec.name).await;
+    assert_eq!(diff_summary(&snapshot, &restored), None);
+
+    // The temporary table is gone; the forensic backup holds the corrupted state.
+    assert!(!table_exists(&client, "DR-TEMP-Prod-ProviderTable-ABC123-inc-2025-001").await);
+    let forensic = backup_arn_named(&client, &spec.name, "DR-FORENSIC-")
+        .await
+        .expect("forensic backup");
+    assert_eq!(out["backupArn"], forensic.as_str());
+    client
+        .restore_table_from_backup()
+        .target_table_name("forensic-check")
+        .backup_arn(&forensic)
+        .send()
+        .await
+        .expect("restore forensic backup");
+    assert_eq!(
+        diff_summary(&corrupted, &scan_all(&client, "forensic-check").await),
+        None
+    );
+    assert!(
+        run.stderr.contains("phase 2"),
+        "progress on stderr: {}",
+        run.stderr
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn restore_to_latest_pitr_time_keeps_the_restored_table_on_request() {
+    let moto = Emulator::start(Kind::Moto).await;
+    let client = moto.client();
+    let spec = loaded_table(&client, "DataEventTable-XYZ").await;
+    let before = scan_all(&client, &spec.name).await;
+
+    let run = dr(
+        &moto,
+        &[
+            "restore",
+            "--table",
+            &spec.name,
+            "--incident-id",
+            "pitr-1",
+            "--pitr-time",
+            "latest",
+            "--confirm",
+            &spec.name,
+            "--keep-restored-table",
+            "--yes",
+        ],
+        None,
+    );
+    run.assert_code(0);
+    assert!(run.stdout.contains("Recovery succeeded"), "{}", run.stdout);
+    assert!(
+        run.stdout.contains(&format!("copied items:     {ITEMS}")),
+        "{}",
+        run.stdout
+    );
+    // moto's PITR restores the current data, so the table must come back unchanged.
+    assert_eq!(
+        diff_summary(&before, &scan_all(&client, &spec.name).await),
+        None
+    );
+    let temp = "DR-TEMP-DataEventTable-XYZ-pitr-1";
+    assert_eq!(diff_summary(&before, &scan_all(&client, temp).await), None);
+    let arn = client
+        .describe_table()
+        .table_name(temp)
+        .send()
+        .await
+        .expect("kept")
+        .table
+        .expect("t")
+        .table_arn
+        .expect("arn");
+    let tags = client
+        .list_tags_of_resource()
+        .resource_arn(arn)
+        .send()
+        .await
+        .expect("tags");
+    assert!(
+        tags.tags().iter().any(
+            |t| t.key() == "dynamo-dr:execution-id" && t.value() == "pitr-1.DataEventTable-XYZ"
+        ),
+        "{tags:?}"
+    );
+    assert!(
+        backup_arn_named(&client, &spec.name, "DR-FORENSIC-DataEventTable-XYZ-pitr-1")
+            .await
+            .is_some()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn restore_from_the_seeds_json_payload_in_a_file_and_on_stdin() {
+    let moto = Emulator::start(Kind::Moto).await;
+    let client = moto.client();
+    let spec = loaded_table(&client, "TransactionHistoryTable-1").await;
+    let before = scan_all(&client, &spec.name).await;
+    // moto freezes the window at the moment PITR was enabled, so that instant is the one valid time.
+    let window = client
+        .describe_continuous_backups()
+        .table_name(&spec.name)
+        .send()
+        .await
+        .expect("window");
+    let latest = window
+        .continuous_backups_description()
+        .and_then(|d| d.point_in_time_recovery_description())
+        .and_then(|p| p.latest_restorable_date_time())
+        .expect("latest restorable time");
+    let t = jiff::Timestamp::new(latest.secs(), latest.subsec_nanos() as i32).expect("time");
+    let offset_form = t
+        .to_zoned(jiff::tz::TimeZone::UTC)
+        .strftime("%Y-%m-%dT%H:%M:%S%.f+00:00")
+        .to_string();
+
+    let payload = |incident: &str| {
+        format!(
+            r#"{{"incidentId": "{incident}", "pitrBackupTime": "{offset_form}", "tableNameRecoveryConfirmation": "{}"}}"#,
+            spec.name
+        )
+    };
+    let dir = tempfile::tempdir().expect("dir");
+    let file = write_file(
+        &dir,
+        "payload.json",
+        &payload("transaction-corruption-20250115"),
+    );
+    let run = dr(
+        &moto,
+        &[
+            "restore", "--table", &spec.name, "--input", &file, "--yes", "--output", "json",
+        ],
+        None,
+    );
+    run.assert_code(0);
+    assert_eq!(run.json()["copiedItems"], ITEMS);
+    assert_eq!(
+        diff_summary(&before, &scan_all(&client, &spec.name).await),
+        None
+    );
+
+    let run = dr(
+        &moto,
+        &["restore", "--table", &spec.name, "--input", "-", "--yes"],
+        Some(&payload("stdin-incident")),
+    );
+    run.assert_code(0);
+    assert_eq!(
+        diff_summary(&before, &scan_all(&client, &spec.name).await),
+        None
+    );
+    let inv = inventory(&client).await;
+    assert_eq!(inv.backups.len(), 2, "one forensic backup per run: {inv:?}");
+}
