@@ -312,7 +312,7 @@ pub async fn execute(client: &Client, plan: &Plan) -> Result<RestoreReport> {
     let req = &plan.request;
     let names = &req.names;
     tracing::info!(execution = %names.execution_id, table = %plan.dest.name, "phase 1: forensic backup and restore to temporary table");
-    let (backup_arn, (restored, restored_to)) = tokio::try_join!(
+    let (backup_arn, (restored, restore_time)) = tokio::try_join!(
         forensic_backup(client, plan),
         restore_temp_table(client, plan)
     )
@@ -324,6 +324,11 @@ pub async fn execute(client: &Client, plan: &Plan) -> Result<RestoreReport> {
         )
     })?;
     let phase1_duration = started.elapsed();
+    // A backup's data is as of its creation, whatever time the restore itself reports.
+    let restored_to = match &plan.source {
+        SourceDetail::Backup { created, .. } => Some(*created),
+        SourceDetail::Pitr { .. } => restore_time,
+    };
     let left = created_so_far(names, Some(&backup_arn), true);
 
     if restored.key != plan.dest.key {

@@ -254,7 +254,10 @@ pub fn mixed_item(spec: &TableSpec, i: u64) -> Item {
             "bin".to_string(),
             AttributeValue::B(Blob::new(vec![(i % 256) as u8, 0, 255, 7])),
         ),
-        ("flag".to_string(), AttributeValue::Bool(i % 2 == 0)),
+        (
+            "flag".to_string(),
+            AttributeValue::Bool(i.is_multiple_of(2)),
+        ),
         ("nothing".to_string(), AttributeValue::Null(true)),
         ("map".to_string(), nested),
         (
@@ -282,7 +285,7 @@ pub fn mixed_item(spec: &TableSpec, i: u64) -> Item {
             ]),
         ),
     ]);
-    if i % 3 != 0 {
+    if !i.is_multiple_of(3) {
         item.insert("gsi_pk".into(), s(format!("g{}", i % 7)));
     }
     if spec.lsi {
