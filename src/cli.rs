@@ -343,7 +343,20 @@ async fn restore_cmd(
     } else {
         prompt(&plan_summary(&plan), &plan.dest.name)?;
     }
-    let report = interruptible(restore::execute(&client, &plan)).await?;
+    let report = interruptible(restore::execute(&client, &plan))
+        .await
+        .map_err(|e| match e {
+            Error::Interrupted => Error::PhaseFailed {
+                phase: "the run",
+                state: format!(
+                    "forensic backup {} and temporary table {} may exist, and {} may be partly \
+                 synced; check them before running again",
+                    plan.request.names.backup, plan.request.names.temp_table, plan.dest.name
+                ),
+                source: Box::new(Error::Interrupted),
+            },
+            other => other,
+        })?;
     match format {
         Format::Json => println!("{}", output::restore_json(&report)),
         Format::Text => print!("{}", output::restore_text(&report)),

@@ -13,7 +13,7 @@ use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::types::{AttributeValue, DeleteRequest, PutRequest, WriteRequest};
 use futures_util::future::try_join_all;
-use tokio::sync::Semaphore;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::aws;
 use crate::backoff::RetryPolicy;
@@ -32,6 +32,9 @@ pub struct SyncOptions {
     pub segments: u32,
     /// BatchWriteItem requests in flight at once, across all segments.
     pub write_concurrency: usize,
+    /// Scan pages (up to 1 MB each) held in memory at once, across all segments: this, not the
+    /// table's size or the segment count, bounds the memory a sync uses.
+    pub pages_in_memory: usize,
     pub retry: RetryPolicy,
 }
 
@@ -40,6 +43,7 @@ impl Default for SyncOptions {
         SyncOptions {
             segments: 8,
             write_concurrency: 32,
+            pages_in_memory: 4,
             retry: RetryPolicy::default(),
         }
     }
@@ -104,6 +108,7 @@ struct Ctx {
     op: Op,
     segments: u32,
     writers: Semaphore,
+    pages: Arc<Semaphore>,
     retry: RetryPolicy,
     progress: Progress,
     scans: AtomicU64,
@@ -125,6 +130,7 @@ async fn transfer(
         op,
         segments: opts.segments.max(1),
         writers: Semaphore::new(opts.write_concurrency.max(1)),
+        pages: Arc::new(Semaphore::new(opts.pages_in_memory.max(1))),
         retry: opts.retry.clone(),
         progress: Progress::items(phase),
         scans: AtomicU64::new(0),
@@ -161,14 +167,26 @@ async fn transfer(
 struct Page {
     items: Vec<Item>,
     next: Option<Item>,
+    /// Held until the page's items are written, so memory stays within `pages_in_memory`.
+    permit: OwnedSemaphorePermit,
 }
 
 impl Ctx {
     async fn run_segment(&self, segment: u32) -> Result<()> {
         let mut page = self.scan_page(segment, None).await?;
         loop {
-            let writes = self.write_page(std::mem::take(&mut page.items));
-            match page.next.take() {
+            let Page {
+                items,
+                next,
+                permit,
+            } = page;
+            // The permit moves into the writes, so it is released as soon as they finish even
+            // while the next page's scan still waits for one.
+            let writes = async move {
+                let _permit = permit;
+                self.write_page(items).await
+            };
+            match next {
                 Some(start) => {
                     let ((), next) =
                         tokio::try_join!(writes, self.scan_page(segment, Some(start)))?;
@@ -180,6 +198,12 @@ impl Ctx {
     }
 
     async fn scan_page(&self, segment: u32, start: Option<Item>) -> Result<Page> {
+        let permit = self
+            .pages
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(|_| Error::Interrupted)?;
         let mut req = self
             .client
             .scan()
@@ -203,6 +227,7 @@ impl Ctx {
         Ok(Page {
             items: out.items.unwrap_or_default(),
             next: out.last_evaluated_key.filter(|k| !k.is_empty()),
+            permit,
         })
     }
 

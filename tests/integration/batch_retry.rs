@@ -37,6 +37,7 @@ fn options(max_attempts: u32) -> SyncOptions {
     SyncOptions {
         segments: 1,
         write_concurrency: 4,
+        pages_in_memory: 2,
         retry: RetryPolicy {
             base: Duration::from_millis(1),
             cap: Duration::from_millis(5),

@@ -8,4 +8,5 @@ mod fidelity;
 mod polling;
 mod refusals;
 mod restore_moto;
+mod restore_requests;
 mod sync_dynalite;

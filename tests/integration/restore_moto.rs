@@ -3,7 +3,7 @@
 use aws_sdk_dynamodb::Client;
 use dynamo_dr_testkit::*;
 
-use crate::support::{dr, inventory, write_file};
+use crate::support::{dr, dr_on_tty, inventory, write_file};
 
 const ITEMS: u64 = 1500;
 
@@ -256,4 +256,94 @@ async fn restore_from_the_seeds_json_payload_in_a_file_and_on_stdin() {
     );
     let inv = inventory(&client).await;
     assert_eq!(inv.backups.len(), 2, "one forensic backup per run: {inv:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_interactive_run_shows_the_plan_and_needs_the_typed_table_name() {
+    let moto = Emulator::start(Kind::Moto).await;
+    let client = moto.client();
+    let spec = TableSpec::seed_like("UsersTable-Interactive");
+    create_table(&client, &spec).await;
+    enable_pitr(&client, &spec.name).await;
+    put_all(&client, &spec.name, (0..50).map(|i| mixed_item(&spec, i))).await;
+    let args = [
+        "restore",
+        "--table",
+        &spec.name,
+        "--incident-id",
+        "tty-1",
+        "--pitr-time",
+        "latest",
+        "--confirm",
+        &spec.name,
+    ];
+    let before = inventory(&client).await;
+
+    let refused = dr_on_tty(&moto, &args, "UsersTable");
+    // On a terminal stdout and stderr arrive merged through the pty.
+    assert_eq!(refused.code, 2, "{}", refused.stdout);
+    assert!(
+        refused.stdout.contains("HARD RESET")
+            && refused
+                .stdout
+                .contains("DR-TEMP-UsersTable-Interactive-tty-1"),
+        "{}",
+        refused.stdout
+    );
+    assert!(
+        refused.stdout.contains("did not match"),
+        "{}",
+        refused.stdout
+    );
+    assert_eq!(
+        inventory(&client).await,
+        before,
+        "a refused prompt changed the account"
+    );
+
+    let accepted = dr_on_tty(&moto, &args, &spec.name);
+    assert_eq!(accepted.code, 0, "{}", accepted.stdout);
+    assert!(
+        accepted.stdout.contains("Recovery succeeded"),
+        "{}",
+        accepted.stdout
+    );
+    assert_eq!(inventory(&client).await.backups.len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn clean_up_leaves_a_temporary_table_it_cannot_prove_it_created() {
+    let moto = Emulator::start(Kind::Moto).await;
+    let client = moto.client();
+    let untagged = TableSpec::seed_like("DR-TEMP-Orders-inc-1");
+    create_table(&client, &untagged).await;
+    let info = dynamo_dr::table::describe(&client, &untagged.name)
+        .await
+        .expect("describe")
+        .expect("exists");
+    let fate = dynamo_dr::restore::delete_if_ours(&client, &info, "inc-1.Orders")
+        .await
+        .expect("clean-up");
+    assert_eq!(fate, dynamo_dr::restore::TempTableFate::NotOurs);
+    assert!(table_exists(&client, &untagged.name).await);
+
+    // Tagged by this execution: deleted.
+    client
+        .tag_resource()
+        .resource_arn(&info.arn)
+        .tags(
+            aws_sdk_dynamodb::types::Tag::builder()
+                .key("dynamo-dr:execution-id")
+                .value("inc-1.Orders")
+                .build()
+                .expect("tag"),
+        )
+        .send()
+        .await
+        .expect("tag");
+    let fate = dynamo_dr::restore::delete_if_ours(&client, &info, "inc-1.Orders")
+        .await
+        .expect("clean-up");
+    assert_eq!(fate, dynamo_dr::restore::TempTableFate::Deleted);
+    assert!(!table_exists(&client, &untagged.name).await);
 }

@@ -93,3 +93,26 @@ pub fn write_file(dir: &tempfile::TempDir, name: &str, text: &str) -> String {
     std::fs::write(&path, text).expect("write file");
     path.display().to_string()
 }
+
+/// Runs `dynamo-dr ARGS` on a pseudo-terminal (util-linux `script`), typing `typed` at the prompt.
+pub fn dr_on_tty(emulator: &Emulator, args: &[&str], typed: &str) -> Run {
+    let bin = assert_cmd::cargo::cargo_bin("dynamo-dr");
+    let line = std::iter::once(bin.display().to_string())
+        .chain(args.iter().map(|a| format!("'{a}'")))
+        .collect::<Vec<_>>()
+        .join(" ");
+    let mut cmd = assert_cmd::Command::new("script");
+    cmd.envs(emulator.cli_env())
+        .args(["-qec", &line, "/dev/null"])
+        .write_stdin(format!("{typed}\n"));
+    let Output {
+        status,
+        stdout,
+        stderr,
+    } = cmd.output().expect("run script");
+    Run {
+        code: status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&stderr).into_owned(),
+    }
+}

@@ -1,0 +1,199 @@
+//! The exact requests a restore makes, where the emulators cannot show them: the KMS key and
+//! billing overrides, the restore instant, and the ownership check before DeleteTable.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::operation::create_backup::CreateBackupOutput;
+use aws_sdk_dynamodb::operation::delete_table::DeleteTableOutput;
+use aws_sdk_dynamodb::operation::describe_backup::DescribeBackupOutput;
+use aws_sdk_dynamodb::operation::describe_table::DescribeTableOutput;
+use aws_sdk_dynamodb::operation::list_tags_of_resource::ListTagsOfResourceOutput;
+use aws_sdk_dynamodb::operation::restore_table_to_point_in_time::{
+    RestoreTableToPointInTimeInput, RestoreTableToPointInTimeOutput,
+};
+use aws_sdk_dynamodb::operation::scan::ScanOutput;
+use aws_sdk_dynamodb::operation::tag_resource::TagResourceOutput;
+use aws_sdk_dynamodb::types::{
+    BackupDescription, BackupDetails, BackupStatus, BackupType, BillingMode, KeySchemaElement,
+    KeyType, SseDescription, SseStatus, SseType, TableDescription, TableStatus, Tag,
+};
+use aws_smithy_mocks::{Rule, RuleMode, mock, mock_client};
+use dynamo_dr::restore::{self, Plan, RestoreRequest, Source, SourceDetail, TempTableFate};
+use dynamo_dr::sync::SyncOptions;
+use dynamo_dr::table::TableInfo;
+use dynamo_dr::validate::{self, PitrTime};
+
+const DEST: &str = "Prod-ProviderTable";
+const KEY: &str = "arn:aws:kms:us-east-1:123456789012:key/1111-2222";
+
+fn description(name: &str, kms: bool) -> TableDescription {
+    let mut t = TableDescription::builder()
+        .table_name(name)
+        .table_arn(format!(
+            "arn:aws:dynamodb:us-east-1:123456789012:table/{name}"
+        ))
+        .table_status(TableStatus::Active)
+        .key_schema(
+            KeySchemaElement::builder()
+                .attribute_name("pk")
+                .key_type(KeyType::Hash)
+                .build()
+                .expect("k"),
+        );
+    if kms {
+        t = t.sse_description(
+            SseDescription::builder()
+                .status(SseStatus::Enabled)
+                .sse_type(SseType::Kms)
+                .kms_master_key_arn(KEY)
+                .build(),
+        );
+    }
+    t.build()
+}
+
+fn plan(at: jiff::Timestamp) -> Plan {
+    let names = validate::names(DEST, "inc-7").expect("names");
+    let dest = TableInfo::from_description(&description(DEST, true)).expect("info");
+    Plan {
+        request: RestoreRequest {
+            table: DEST.into(),
+            incident: "inc-7".into(),
+            source: Source::Pitr(PitrTime::At(at)),
+            names,
+            keep_restored_table: false,
+            sync: SyncOptions {
+                segments: 2,
+                ..SyncOptions::default()
+            },
+            backup_deadline: Duration::from_secs(5),
+            restore_deadline: Duration::from_secs(5),
+        },
+        dest,
+        source: SourceDetail::Pitr {
+            time: PitrTime::At(at),
+            earliest: at,
+            latest: at,
+            recovery_period_days: Some(7),
+        },
+    }
+}
+
+/// Every call a restore of an empty table makes; ListTagsOfResource answers with `owner`.
+fn rules(
+    owner: &'static str,
+    seen: Arc<Mutex<Option<RestoreTableToPointInTimeInput>>>,
+) -> (Vec<Rule>, Rule) {
+    let delete = mock!(Client::delete_table).then_output(|| DeleteTableOutput::builder().build());
+    let rules = vec![
+        mock!(Client::describe_table).then_compute_output(|req| {
+            let name = req.table_name().unwrap_or_default();
+            DescribeTableOutput::builder()
+                .table(description(name, name == DEST))
+                .build()
+        }),
+        mock!(Client::create_backup).then_output(|| {
+            CreateBackupOutput::builder()
+                .backup_details(
+                    BackupDetails::builder()
+                        .backup_arn("arn:backup/1")
+                        .backup_name("b")
+                        .backup_status(BackupStatus::Creating)
+                        .backup_type(BackupType::User)
+                        .backup_creation_date_time(aws_smithy_types::DateTime::from_secs(0))
+                        .build()
+                        .expect("details"),
+                )
+                .build()
+        }),
+        mock!(Client::describe_backup).then_output(|| {
+            DescribeBackupOutput::builder()
+                .backup_description(
+                    BackupDescription::builder()
+                        .backup_details(
+                            BackupDetails::builder()
+                                .backup_arn("arn:backup/1")
+                                .backup_name("b")
+                                .backup_status(BackupStatus::Available)
+                                .backup_type(BackupType::User)
+                                .backup_creation_date_time(aws_smithy_types::DateTime::from_secs(0))
+                                .build()
+                                .expect("details"),
+                        )
+                        .build(),
+                )
+                .build()
+        }),
+        mock!(Client::restore_table_to_point_in_time).then_compute_output(move |req| {
+            *seen.lock().expect("lock") = Some(req.clone());
+            RestoreTableToPointInTimeOutput::builder()
+                .table_description(description("x", false))
+                .build()
+        }),
+        mock!(Client::tag_resource).then_output(|| TagResourceOutput::builder().build()),
+        mock!(Client::list_tags_of_resource).then_output(move || {
+            ListTagsOfResourceOutput::builder()
+                .tags(
+                    Tag::builder()
+                        .key("dynamo-dr:execution-id")
+                        .value(owner)
+                        .build()
+                        .expect("tag"),
+                )
+                .build()
+        }),
+        mock!(Client::scan).then_output(|| ScanOutput::builder().count(0).build()),
+    ];
+    (rules, delete)
+}
+
+async fn run(
+    owner: &'static str,
+) -> (
+    restore::RestoreReport,
+    Option<RestoreTableToPointInTimeInput>,
+    usize,
+) {
+    let seen = Arc::new(Mutex::new(None));
+    let (mut rules, delete) = rules(owner, seen.clone());
+    rules.push(delete);
+    let refs: Vec<&Rule> = rules.iter().collect();
+    let client = mock_client!(aws_sdk_dynamodb, RuleMode::MatchAny, &refs);
+    let at: jiff::Timestamp = "2025-01-15T09:00:00.123Z".parse().expect("time");
+    let report = restore::execute(&client, &plan(at)).await.expect("restore");
+    let deletes = rules.last().map(|r| r.num_calls()).unwrap_or_default();
+    let input = seen.lock().expect("lock").take();
+    (report, input, deletes)
+}
+
+#[tokio::test]
+async fn the_restore_keeps_the_kms_key_uses_on_demand_and_the_exact_instant() {
+    let (report, input, deletes) = run("inc-7.Prod-ProviderTable").await;
+    let input = input.expect("RestoreTableToPointInTime was called");
+    assert_eq!(input.source_table_name(), Some(DEST));
+    assert_eq!(
+        input.target_table_name(),
+        Some("DR-TEMP-Prod-ProviderTable-inc-7")
+    );
+    let sse = input.sse_specification_override().expect("SSE override");
+    assert_eq!(sse.kms_master_key_id(), Some(KEY));
+    assert_eq!(sse.sse_type(), Some(&SseType::Kms));
+    assert_eq!(
+        input.billing_mode_override(),
+        Some(&BillingMode::PayPerRequest)
+    );
+    let t = input.restore_date_time().expect("restore time");
+    assert_eq!((t.secs(), t.subsec_nanos()), (1_736_931_600, 123_000_000));
+    assert_ne!(input.use_latest_restorable_time(), Some(true));
+    assert_eq!(report.restored_table_fate, TempTableFate::Deleted);
+    assert_eq!(deletes, 1);
+}
+
+#[tokio::test]
+async fn a_temporary_table_tagged_for_another_execution_is_never_deleted() {
+    let (report, _, deletes) = run("someone-else.Prod-ProviderTable").await;
+    assert_eq!(report.restored_table_fate, TempTableFate::NotOurs);
+    assert_eq!(deletes, 0, "DeleteTable must not be called");
+}
