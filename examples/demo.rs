@@ -47,19 +47,7 @@ async fn main() -> ExitCode {
 
     step(3, "take the known-good backup");
     let snapshot = scan_all(&client, TABLE).await;
-    let good = match client
-        .create_backup()
-        .table_name(TABLE)
-        .backup_name("known-good")
-        .send()
-        .await
-    {
-        Ok(out) => out.backup_details.map(|d| d.backup_arn).unwrap_or_default(),
-        Err(e) => {
-            eprintln!("CreateBackup failed: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
+    let good = create_backup(&client, TABLE, "known-good").await;
     eprintln!("known-good backup: {good} ({} items)", snapshot.len());
 
     step(

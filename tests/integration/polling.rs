@@ -5,40 +5,16 @@ use std::time::{Duration, Instant};
 use dynamo_dr::restore::wait_active;
 use dynamo_dr_testkit::*;
 
-async fn create_slow(client: &aws_sdk_dynamodb::Client, name: &str) -> Option<String> {
-    let out = client
-        .create_table()
-        .table_name(name)
-        .billing_mode(aws_sdk_dynamodb::types::BillingMode::PayPerRequest)
-        .attribute_definitions(
-            aws_sdk_dynamodb::types::AttributeDefinition::builder()
-                .attribute_name("id")
-                .attribute_type(aws_sdk_dynamodb::types::ScalarAttributeType::S)
-                .build()
-                .expect("def"),
-        )
-        .key_schema(
-            aws_sdk_dynamodb::types::KeySchemaElement::builder()
-                .attribute_name("id")
-                .key_type(aws_sdk_dynamodb::types::KeyType::Hash)
-                .build()
-                .expect("key"),
-        )
-        .send()
-        .await
-        .expect("create");
-    out.table_description()
-        .and_then(|t| t.table_status())
-        .map(|s| s.as_str().to_string())
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn waits_through_creating_until_active() {
     let dynalite = Emulator::start_with(Kind::Dynalite, &["--createTableMs", "1500"]).await;
     let client = dynalite.client();
     let started = Instant::now();
     assert_eq!(
-        create_slow(&client, "Slow-Table").await.as_deref(),
+        start_create_table(&client, "Slow-Table")
+            .await
+            .as_ref()
+            .map(|s| s.as_str()),
         Some("CREATING")
     );
     let info = wait_active(&client, "Slow-Table", Duration::from_secs(30), "test")
@@ -58,7 +34,7 @@ async fn waits_through_creating_until_active() {
 async fn a_deadline_shorter_than_the_creation_reports_the_last_state() {
     let dynalite = Emulator::start_with(Kind::Dynalite, &["--createTableMs", "30000"]).await;
     let client = dynalite.client();
-    create_slow(&client, "Slower-Table").await;
+    start_create_table(&client, "Slower-Table").await;
     let err = wait_active(&client, "Slower-Table", Duration::from_millis(400), "test")
         .await
         .unwrap_err();

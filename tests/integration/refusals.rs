@@ -283,25 +283,10 @@ async fn state_in_aws_that_forbids_the_run_is_refused_without_changes() {
     // Another table's backup, and a backup of a table whose key schema has since changed.
     let other = TableSpec::seed_like("OtherTable");
     create_table(&client, &other).await;
-    let backup = |table: &'static str| {
-        let client = client.clone();
-        async move {
-            client
-                .create_backup()
-                .table_name(table)
-                .backup_name("b")
-                .send()
-                .await
-                .expect("backup")
-                .backup_details
-                .expect("d")
-                .backup_arn
-        }
-    };
-    let other_backup = backup("OtherTable").await;
+    let other_backup = create_backup(&client, "OtherTable", "b").await;
     let reshaped = TableSpec::hash_only("ReshapedTable", Scalar::S);
     create_table(&client, &reshaped).await;
-    let reshaped_backup = backup("ReshapedTable").await;
+    let reshaped_backup = create_backup(&client, "ReshapedTable", "b").await;
     client
         .delete_table()
         .table_name("ReshapedTable")
@@ -317,18 +302,7 @@ async fn state_in_aws_that_forbids_the_run_is_refused_without_changes() {
     let hash_only = TableSpec::hash_only("HashOnlyTable", Scalar::N);
     create_table(&client, &hash_only).await;
 
-    let window = client
-        .describe_continuous_backups()
-        .table_name(T)
-        .send()
-        .await
-        .expect("window");
-    let earliest = window
-        .continuous_backups_description()
-        .and_then(|d| d.point_in_time_recovery_description())
-        .and_then(|p| p.earliest_restorable_date_time())
-        .expect("earliest")
-        .secs();
+    let earliest = pitr_window(&client, T).await.0.secs();
     let before_window = jiff::Timestamp::from_second(earliest - 3600)
         .expect("time")
         .to_string();
@@ -441,27 +415,7 @@ async fn a_table_that_is_not_active_is_refused() {
     // dynalite keeps a new table CREATING for as long as asked.
     let dynalite = Emulator::start_with(Kind::Dynalite, &["--createTableMs", "30000"]).await;
     let client = dynalite.client();
-    client
-        .create_table()
-        .table_name("Creating-Table")
-        .billing_mode(aws_sdk_dynamodb::types::BillingMode::PayPerRequest)
-        .attribute_definitions(
-            aws_sdk_dynamodb::types::AttributeDefinition::builder()
-                .attribute_name("id")
-                .attribute_type(aws_sdk_dynamodb::types::ScalarAttributeType::S)
-                .build()
-                .expect("def"),
-        )
-        .key_schema(
-            aws_sdk_dynamodb::types::KeySchemaElement::builder()
-                .attribute_name("id")
-                .key_type(aws_sdk_dynamodb::types::KeyType::Hash)
-                .build()
-                .expect("key"),
-        )
-        .send()
-        .await
-        .expect("create");
+    start_create_table(&client, "Creating-Table").await;
     let cases = vec![(
         args(&[
             "restore",

@@ -43,16 +43,7 @@ async fn restore_from_backup_after_corruption_puts_back_the_snapshot() {
     let client = moto.client();
     let spec = loaded_table(&client, "Prod-ProviderTable-ABC123").await;
     let snapshot = scan_all(&client, &spec.name).await;
-    let good = client
-        .create_backup()
-        .table_name(&spec.name)
-        .backup_name("known-good")
-        .send()
-        .await
-        .expect("CreateBackup")
-        .backup_details
-        .expect("details")
-        .backup_arn;
+    let good = create_backup(&client, &spec.name, "known-good").await;
     corrupt(&client, &spec, ITEMS, 40).await;
     let corrupted = scan_all(&client, &spec.name).await;
     assert!(
@@ -201,17 +192,7 @@ async fn restore_from_the_seeds_json_payload_in_a_file_and_on_stdin() {
     let spec = loaded_table(&client, "TransactionHistoryTable-1").await;
     let before = scan_all(&client, &spec.name).await;
     // moto freezes the window at the moment PITR was enabled, so that instant is the one valid time.
-    let window = client
-        .describe_continuous_backups()
-        .table_name(&spec.name)
-        .send()
-        .await
-        .expect("window");
-    let latest = window
-        .continuous_backups_description()
-        .and_then(|d| d.point_in_time_recovery_description())
-        .and_then(|p| p.latest_restorable_date_time())
-        .expect("latest restorable time");
+    let latest = pitr_window(&client, &spec.name).await.1;
     let t = jiff::Timestamp::new(latest.secs(), latest.subsec_nanos() as i32).expect("time");
     let offset_form = t
         .to_zoned(jiff::tz::TimeZone::UTC)

@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::time::{Duration, Instant};
 
 use aws_sdk_dynamodb::Client;
-use aws_sdk_dynamodb::primitives::Blob;
+use aws_sdk_dynamodb::primitives::{Blob, DateTime};
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, AttributeValue, BillingMode, GlobalSecondaryIndex, KeySchemaElement,
     KeyType, LocalSecondaryIndex, PointInTimeRecoverySpecification, Projection, ProjectionType,
@@ -468,4 +468,58 @@ pub async fn corrupt(client: &Client, spec: &TableSpec, total: u64, n: u64) {
         (0..n).map(|i| mixed_item(spec, 10_000_000 + i)),
     )
     .await;
+}
+
+/// CreateTable of a hash-only `id` table without waiting; returns the status it reports.
+pub async fn start_create_table(client: &Client, name: &str) -> Option<TableStatus> {
+    let out = client
+        .create_table()
+        .table_name(name)
+        .billing_mode(BillingMode::PayPerRequest)
+        .attribute_definitions(
+            AttributeDefinition::builder()
+                .attribute_name("id")
+                .attribute_type(ScalarAttributeType::S)
+                .build()
+                .expect("attribute definition"),
+        )
+        .key_schema(key_element("id", KeyType::Hash))
+        .send()
+        .await
+        .expect("CreateTable");
+    out.table_description()
+        .and_then(|t| t.table_status())
+        .cloned()
+}
+
+/// An on-demand backup; returns its ARN.
+pub async fn create_backup(client: &Client, table: &str, name: &str) -> String {
+    client
+        .create_backup()
+        .table_name(table)
+        .backup_name(name)
+        .send()
+        .await
+        .expect("CreateBackup")
+        .backup_details
+        .expect("backup details")
+        .backup_arn
+}
+
+/// The table's PITR window: (EarliestRestorableDateTime, LatestRestorableDateTime).
+pub async fn pitr_window(client: &Client, table: &str) -> (DateTime, DateTime) {
+    let out = client
+        .describe_continuous_backups()
+        .table_name(table)
+        .send()
+        .await
+        .expect("DescribeContinuousBackups");
+    let pitr = out
+        .continuous_backups_description()
+        .and_then(|d| d.point_in_time_recovery_description())
+        .expect("PITR description");
+    (
+        *pitr.earliest_restorable_date_time().expect("earliest"),
+        *pitr.latest_restorable_date_time().expect("latest"),
+    )
 }
