@@ -86,6 +86,10 @@ pub enum Error {
         source: Box<Error>,
     },
 
+    /// The journal cannot be read or written; the message says which record and what to do.
+    #[error("journal: {0}")]
+    Journal(String),
+
     #[error("interrupted by the operator")]
     Interrupted,
 }

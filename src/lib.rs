@@ -5,9 +5,13 @@
 pub mod aws;
 pub mod backoff;
 pub mod cli;
+pub mod commands;
 pub mod config;
 pub mod error;
+pub mod execution;
 pub mod input;
+pub mod journal;
+pub mod lease;
 pub mod output;
 pub mod progress;
 pub mod restore;

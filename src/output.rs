@@ -3,8 +3,9 @@
 use serde_json::{Value, json};
 
 use crate::restore::{RestoreReport, Source};
-use crate::sync::SyncReport;
-use crate::verify::CountCheck;
+use std::time::Duration;
+
+use crate::journal::{Execution, PhaseProgress, Status};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Format {
@@ -12,7 +13,7 @@ pub enum Format {
     Json,
 }
 
-fn secs(d: std::time::Duration) -> f64 {
+fn secs(d: Duration) -> f64 {
     (d.as_secs_f64() * 1000.0).round() / 1000.0
 }
 
@@ -45,11 +46,10 @@ pub fn restore_json(r: &RestoreReport) -> Value {
         "destItemCount": r.counts.dest,
         "scanRequests": r.sync.scan_requests,
         "writeRequests": r.sync.write_requests,
+        "rewrittenPages": r.rewritten_pages,
         "phaseSeconds": {
-            "backupAndRestore": secs(r.phase1_duration),
             "delete": secs(r.sync.delete_duration),
             "copy": secs(r.sync.copy_duration),
-            "check": secs(r.verify_duration),
         },
         "durationSeconds": secs(r.duration),
     })
@@ -94,52 +94,187 @@ pub fn restore_text(r: &RestoreReport) -> String {
     )
 }
 
-pub fn sync_json(
-    source: &str,
-    dest: &str,
-    s: &SyncReport,
-    counts: &CountCheck,
-    total: std::time::Duration,
-) -> Value {
+fn phase_seconds(p: &PhaseProgress) -> f64 {
+    match (p.started_at, p.finished_at) {
+        (Some(a), Some(b)) => secs(Duration::try_from(b.duration_since(a)).unwrap_or_default()),
+        _ => 0.0,
+    }
+}
+
+fn rewritten(e: &Execution) -> u64 {
+    e.delete
+        .segments
+        .iter()
+        .chain(&e.copy.segments)
+        .map(|s| s.rewritten_pages)
+        .sum()
+}
+
+pub fn sync_json(e: &Execution, total: Duration) -> Value {
     json!({
+        "executionId": e.id,
         "status": "succeeded",
-        "source": source,
-        "dest": dest,
-        "deletedItems": s.deleted_items,
-        "copiedItems": s.copied_items,
-        "sourceItemCount": counts.source,
-        "destItemCount": counts.dest,
-        "scanRequests": s.scan_requests,
-        "writeRequests": s.write_requests,
-        "phaseSeconds": { "delete": secs(s.delete_duration), "copy": secs(s.copy_duration) },
+        "source": e.inputs.source.strip_prefix("table:").unwrap_or(&e.inputs.source),
+        "dest": e.inputs.table,
+        "deletedItems": e.delete.items(),
+        "copiedItems": e.copy.items(),
+        "sourceItemCount": e.source_count,
+        "destItemCount": e.dest_count,
+        "scanRequests": e.delete.scan_requests + e.copy.scan_requests,
+        "writeRequests": e.delete.write_requests + e.copy.write_requests,
+        "rewrittenPages": rewritten(e),
+        "phaseSeconds": { "delete": phase_seconds(&e.delete), "copy": phase_seconds(&e.copy) },
         "durationSeconds": secs(total),
     })
 }
 
-pub fn sync_text(
-    source: &str,
-    dest: &str,
-    s: &SyncReport,
-    counts: &CountCheck,
-    total: std::time::Duration,
-) -> String {
+pub fn sync_text(e: &Execution, total: Duration) -> String {
     format!(
         "Sync succeeded: {dest} now holds the items of {source}\n\
+         \x20 execution:        {id}\n\
          \x20 deleted items:    {} in {:.1} s\n\
          \x20 copied items:     {} in {:.1} s\n\
          \x20 item count check: {} = {} (full scans)\n\
          \x20 requests:         {} scan, {} BatchWriteItem\n\
          \x20 total time:       {:.1} s\n",
-        s.deleted_items,
-        s.delete_duration.as_secs_f64(),
-        s.copied_items,
-        s.copy_duration.as_secs_f64(),
-        counts.dest,
-        counts.source,
-        s.scan_requests,
-        s.write_requests,
+        e.delete.items(),
+        phase_seconds(&e.delete),
+        e.copy.items(),
+        phase_seconds(&e.copy),
+        e.dest_count.unwrap_or_default(),
+        e.source_count.unwrap_or_default(),
+        e.delete.scan_requests + e.copy.scan_requests,
+        e.delete.write_requests + e.copy.write_requests,
         total.as_secs_f64(),
+        dest = e.inputs.table,
+        source = e
+            .inputs
+            .source
+            .strip_prefix("table:")
+            .unwrap_or(&e.inputs.source),
+        id = e.id,
     )
+}
+
+fn status_word(s: Status) -> &'static str {
+    match s {
+        Status::Running => "running",
+        Status::Failed => "failed",
+        Status::Succeeded => "succeeded",
+    }
+}
+
+/// `dynamo-dr status`: what a person needs to decide what to do next.
+pub fn status_text(e: &Execution) -> String {
+    let mut out = format!(
+        "execution {}\n  kind:     {:?}\n  table:    {}\n  source:   {}\n  status:   {}\n  phase:    {}\n  created:  {} by {}@{} (pid {})\n  updated:  {}\n",
+        e.id,
+        e.kind,
+        e.inputs.table,
+        e.inputs.source,
+        status_word(e.status),
+        e.phase.as_str(),
+        e.created_at,
+        e.created_by.user,
+        e.created_by.host,
+        e.created_by.pid,
+        e.updated_at,
+    );
+    let r = &e.resources;
+    if let Some(b) = r.backup_arn.as_ref().or(r.backup_name.as_ref()) {
+        out.push_str(&format!("  backup:   {b}\n"));
+    }
+    if let Some(t) = &r.temp_table {
+        out.push_str(&format!(
+            "  temp:     {t}{}\n",
+            r.temp_table_fate
+                .as_ref()
+                .map(|f| format!(" ({f})"))
+                .unwrap_or_default()
+        ));
+    }
+    for (name, p) in [("delete", &e.delete), ("copy", &e.copy)] {
+        if p.segments.is_empty() {
+            continue;
+        }
+        let done = p.segments.iter().filter(|s| s.done).count();
+        out.push_str(&format!(
+            "  {name}:   {} items, {done}/{} segments done, {:.1} s\n",
+            p.items(),
+            p.segments.len(),
+            phase_seconds(p)
+        ));
+        for (i, s) in p.segments.iter().enumerate() {
+            let state = if s.done {
+                "done"
+            } else if s.pages > 0 {
+                "in progress"
+            } else {
+                "not started"
+            };
+            out.push_str(&format!(
+                "    segment {i:>3}: {state:<11} {:>9} items {:>6} pages {:>3} re-written\n",
+                s.items, s.pages, s.rewritten_pages
+            ));
+        }
+    }
+    if let (Some(s), Some(d)) = (e.source_count, e.dest_count) {
+        out.push_str(&format!("  counts:   source {s}, destination {d}\n"));
+    }
+    if let Some(err) = &e.last_error {
+        out.push_str(&format!("  last error: {err}\n"));
+    }
+    out.push_str("  events:\n");
+    for ev in &e.events {
+        out.push_str(&format!(
+            "    {} {}@{}: {}\n",
+            ev.at, ev.by.user, ev.by.host, ev.what
+        ));
+    }
+    out
+}
+
+pub fn executions_json(all: &[Execution]) -> Value {
+    Value::Array(
+        all.iter()
+            .map(|e| {
+                json!({
+                    "executionId": e.id,
+                    "kind": e.kind,
+                    "table": e.inputs.table,
+                    "status": status_word(e.status),
+                    "phase": e.phase.as_str(),
+                    "createdAt": e.created_at.to_string(),
+                    "updatedAt": e.updated_at.to_string(),
+                    "createdBy": format!("{}@{}", e.created_by.user, e.created_by.host),
+                    "lastError": e.last_error,
+                })
+            })
+            .collect(),
+    )
+}
+
+pub fn executions_text(all: &[Execution]) -> String {
+    let mut out = format!(
+        "{:<50} {:<8} {:<10} {:<19} {:<22} {}\n",
+        "EXECUTION", "KIND", "STATUS", "PHASE", "CREATED", "BY"
+    );
+    for e in all {
+        out.push_str(&format!(
+            "{:<50} {:<8} {:<10} {:<19} {:<22} {}@{}\n",
+            e.id,
+            format!("{:?}", e.kind).to_lowercase(),
+            status_word(e.status),
+            e.phase.as_str(),
+            e.created_at
+                .round(jiff::Unit::Second)
+                .unwrap_or(e.created_at)
+                .to_string(),
+            e.created_by.user,
+            e.created_by.host
+        ));
+    }
+    out
 }
 
 /// The JSON printed on stdout when a run ends in an error, so scripts never parse stderr.

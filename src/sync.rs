@@ -18,6 +18,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use crate::aws;
 use crate::backoff::RetryPolicy;
 use crate::error::{Error, Result};
+use crate::journal::{Phase, SegmentCheckpoint, key_from_json};
 use crate::progress::Progress;
 use crate::table::{KeySchema, TableInfo};
 
@@ -60,23 +61,60 @@ pub struct SyncReport {
     pub copy_duration: Duration,
 }
 
-/// The seed's hard reset: delete every item of `dest`, then copy every item of `source`.
+/// Told when every write of a scan page is acknowledged, before the segment writes its next page;
+/// the journal stores it as the segment's checkpoint.
+#[async_trait::async_trait]
+pub trait Checkpoint: Send + Sync {
+    /// `next` is where the segment continues (`None`: it is finished); `items` were in the page;
+    /// `rewritten` marks the first page after a resume, which may have been written before.
+    async fn page_done(
+        &self,
+        phase: Phase,
+        segment: u32,
+        next: Option<&Item>,
+        items: u64,
+        rewritten: bool,
+    ) -> Result<()>;
+}
+
+/// For runs that are not journaled.
+pub struct NoCheckpoint;
+
+#[async_trait::async_trait]
+impl Checkpoint for NoCheckpoint {
+    async fn page_done(&self, _: Phase, _: u32, _: Option<&Item>, _: u64, _: bool) -> Result<()> {
+        Ok(())
+    }
+}
+
+/// Where each segment starts: from the journal's checkpoints, or from the beginning.
+fn starts(segments: u32, from: &[SegmentCheckpoint]) -> Result<Vec<Option<(Option<Item>, bool)>>> {
+    if from.is_empty() {
+        return Ok((0..segments).map(|_| Some((None, false))).collect());
+    }
+    from.iter()
+        .map(|c| {
+            if c.done {
+                return Ok(None);
+            }
+            let key = c.next_key.as_ref().map(key_from_json).transpose()?;
+            // The page after the checkpoint may have been partly written before the interruption.
+            Ok(Some((key, true)))
+        })
+        .collect()
+}
+
+/// The seed's hard reset, not journaled: delete every item of `dest`, then copy every item of
+/// `source`.
 pub async fn hard_reset(
     client: &Client,
     source: &TableInfo,
     dest: &TableInfo,
     opts: &SyncOptions,
 ) -> Result<SyncReport> {
-    let delete = transfer(
-        client,
-        dest,
-        dest,
-        Op::Delete(dest.key.clone()),
-        opts,
-        "delete phase",
-    )
-    .await?;
-    let copy = transfer(client, source, dest, Op::Put, opts, "copy phase").await?;
+    let cp: Arc<dyn Checkpoint> = Arc::new(NoCheckpoint);
+    let delete = delete_all(client, dest, opts, &[], cp.clone()).await?;
+    let copy = copy_all(client, source, dest, opts, &[], cp).await?;
     Ok(SyncReport {
         deleted_items: delete.items,
         copied_items: copy.items,
@@ -87,6 +125,39 @@ pub async fn hard_reset(
     })
 }
 
+/// Deletes every item of `dest`, continuing from `from` when it holds checkpoints.
+pub async fn delete_all(
+    client: &Client,
+    dest: &TableInfo,
+    opts: &SyncOptions,
+    from: &[SegmentCheckpoint],
+    cp: Arc<dyn Checkpoint>,
+) -> Result<Totals> {
+    transfer(
+        client,
+        dest,
+        dest,
+        Op::Delete(dest.key.clone()),
+        opts,
+        Phase::Delete,
+        from,
+        cp,
+    )
+    .await
+}
+
+/// Writes every item of `source` into `dest`, continuing from `from` when it holds checkpoints.
+pub async fn copy_all(
+    client: &Client,
+    source: &TableInfo,
+    dest: &TableInfo,
+    opts: &SyncOptions,
+    from: &[SegmentCheckpoint],
+    cp: Arc<dyn Checkpoint>,
+) -> Result<Totals> {
+    transfer(client, source, dest, Op::Put, opts, Phase::Copy, from, cp).await
+}
+
 #[derive(Debug, Clone)]
 enum Op {
     Put,
@@ -94,11 +165,13 @@ enum Op {
     Delete(KeySchema),
 }
 
-struct Totals {
-    items: u64,
-    scans: u64,
-    writes: u64,
-    duration: Duration,
+/// What one run of a phase did (a resumed phase counts only its own work).
+#[derive(Debug, Clone, Copy)]
+pub struct Totals {
+    pub items: u64,
+    pub scans: u64,
+    pub writes: u64,
+    pub duration: Duration,
 }
 
 struct Ctx {
@@ -111,35 +184,52 @@ struct Ctx {
     pages: Arc<Semaphore>,
     retry: RetryPolicy,
     progress: Progress,
+    phase: Phase,
+    cp: Arc<dyn Checkpoint>,
     scans: AtomicU64,
     writes: AtomicU64,
 }
 
+#[allow(clippy::too_many_arguments)]
 async fn transfer(
     client: &Client,
     scan: &TableInfo,
     dest: &TableInfo,
     op: Op,
     opts: &SyncOptions,
-    phase: &str,
+    phase: Phase,
+    from: &[SegmentCheckpoint],
+    cp: Arc<dyn Checkpoint>,
 ) -> Result<Totals> {
+    let segments = if from.is_empty() {
+        opts.segments.max(1)
+    } else {
+        from.len() as u32
+    };
+    let starts = starts(segments, from)?;
+    let label = format!("{} phase", phase.as_str());
     let ctx = Arc::new(Ctx {
         client: client.clone(),
         scan_table: scan.name.clone(),
         dest_table: dest.name.clone(),
         op,
-        segments: opts.segments.max(1),
+        segments,
         writers: Semaphore::new(opts.write_concurrency.max(1)),
         pages: Arc::new(Semaphore::new(opts.pages_in_memory.max(1))),
         retry: opts.retry.clone(),
-        progress: Progress::items(phase),
+        progress: Progress::items(&label),
+        phase,
+        cp,
         scans: AtomicU64::new(0),
         writes: AtomicU64::new(0),
     });
     let mut tasks = tokio::task::JoinSet::new();
-    for segment in 0..ctx.segments {
+    for (segment, start) in starts.into_iter().enumerate() {
+        let Some((key, rewritten)) = start else {
+            continue;
+        };
         let ctx = ctx.clone();
-        tasks.spawn(async move { ctx.run_segment(segment).await });
+        tasks.spawn(async move { ctx.run_segment(segment as u32, key, rewritten).await });
     }
     while let Some(joined) = tasks.join_next().await {
         match joined {
@@ -148,7 +238,7 @@ async fn transfer(
             Ok(Err(e)) => return Err(e),
             Err(join) => {
                 return Err(Error::BadState {
-                    what: format!("{phase} segment task"),
+                    what: format!("{label} segment task"),
                     state: join.to_string(),
                     hint: "this is a bug in dynamo-dr; run again to continue".into(),
                 });
@@ -172,14 +262,20 @@ struct Page {
 }
 
 impl Ctx {
-    async fn run_segment(&self, segment: u32) -> Result<()> {
-        let mut page = self.scan_page(segment, None).await?;
+    async fn run_segment(
+        &self,
+        segment: u32,
+        start: Option<Item>,
+        mut rewritten: bool,
+    ) -> Result<()> {
+        let mut page = self.scan_page(segment, start).await?;
         loop {
             let Page {
                 items,
                 next,
                 permit,
             } = page;
+            let n = items.len() as u64;
             // The permit moves into the writes, so it is released as soon as they finish even
             // while the next page's scan still waits for one.
             let writes = async move {
@@ -189,10 +285,22 @@ impl Ctx {
             match next {
                 Some(start) => {
                     let ((), next) =
-                        tokio::try_join!(writes, self.scan_page(segment, Some(start)))?;
+                        tokio::try_join!(writes, self.scan_page(segment, Some(start.clone())))?;
+                    // Checkpoint before the next page's writes begin: a kill then re-writes at
+                    // most that one page.
+                    self.cp
+                        .page_done(self.phase, segment, Some(&start), n, rewritten)
+                        .await?;
+                    rewritten = false;
                     page = next;
                 }
-                None => return writes.await,
+                None => {
+                    writes.await?;
+                    return self
+                        .cp
+                        .page_done(self.phase, segment, None, n, rewritten)
+                        .await;
+                }
             }
         }
     }

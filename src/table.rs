@@ -19,6 +19,8 @@ pub struct TableInfo {
     /// DescribeTable's ItemCount: refreshed about every six hours, so only ever shown as approximate.
     pub approx_items: Option<i64>,
     pub approx_bytes: Option<i64>,
+    /// For a restored table: the instant its data is as of.
+    pub restored_to: Option<jiff::Timestamp>,
 }
 
 /// A primary key schema: attribute names in key order.
@@ -78,6 +80,13 @@ impl TableInfo {
             kms_key_arn,
             approx_items: t.item_count(),
             approx_bytes: t.table_size_bytes(),
+            restored_to: t.restore_summary().and_then(|r| {
+                jiff::Timestamp::new(
+                    r.restore_date_time().secs(),
+                    r.restore_date_time().subsec_nanos() as i32,
+                )
+                .ok()
+            }),
             name,
         })
     }

@@ -30,6 +30,7 @@ fn table(name: &str) -> TableInfo {
         kms_key_arn: None,
         approx_items: None,
         approx_bytes: None,
+        restored_to: None,
     }
 }
 

@@ -20,6 +20,9 @@ use aws_sdk_dynamodb::types::{
     KeyType, SseDescription, SseStatus, SseType, TableDescription, TableStatus, Tag,
 };
 use aws_smithy_mocks::{Rule, RuleMode, mock, mock_client};
+use dynamo_dr::execution::Recorder;
+use dynamo_dr::journal::local::LocalJournal;
+use dynamo_dr::journal::{Execution, Inputs, Journal, Kind, Phase};
 use dynamo_dr::restore::{self, Plan, RestoreRequest, Source, SourceDetail, TempTableFate};
 use dynamo_dr::sync::SyncOptions;
 use dynamo_dr::table::TableInfo;
@@ -162,7 +165,25 @@ async fn run(
     let refs: Vec<&Rule> = rules.iter().collect();
     let client = mock_client!(aws_sdk_dynamodb, RuleMode::MatchAny, &refs);
     let at: jiff::Timestamp = "2025-01-15T09:00:00.123Z".parse().expect("time");
-    let report = restore::execute(&client, &plan(at)).await.expect("restore");
+    let plan = plan(at);
+    let dir = tempfile::tempdir().expect("dir");
+    let journal: Arc<dyn Journal> = Arc::new(LocalJournal::open(dir.path()).expect("journal"));
+    let exec = Execution::new(
+        plan.request.names.execution_id.clone(),
+        Kind::Restore,
+        Inputs {
+            table: DEST.into(),
+            incident_id: Some("inc-7".into()),
+            source: at.to_string(),
+            segments: 2,
+            keep_restored_table: false,
+        },
+        Phase::BackupAndRestore,
+    );
+    let rec = Arc::new(Recorder::new(journal, exec, None));
+    let report = restore::execute(&client, &plan, &rec)
+        .await
+        .expect("restore");
     let deletes = rules.last().map(|r| r.num_calls()).unwrap_or_default();
     let input = seen.lock().expect("lock").take();
     (report, input, deletes)

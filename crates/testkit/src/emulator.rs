@@ -23,6 +23,8 @@ pub struct Emulator {
     pub kind: Kind,
     pub port: u16,
     child: Child,
+    /// A journal directory private to this emulator's runs, removed on drop.
+    pub journal_dir: PathBuf,
 }
 
 /// `$XDG_CACHE_HOME/dynamo-dr` or `~/.cache/dynamo-dr`: where the emulators are installed.
@@ -90,7 +92,14 @@ impl Emulator {
             let child = cmd
                 .spawn()
                 .unwrap_or_else(|e| panic!("spawn {}: {e}", exe.display()));
-            let mut emulator = Emulator { kind, port, child };
+            let journal_dir =
+                std::env::temp_dir().join(format!("dynamo-dr-test-{}-{port}", std::process::id()));
+            let mut emulator = Emulator {
+                kind,
+                port,
+                child,
+                journal_dir,
+            };
             match emulator.wait_ready(Duration::from_secs(60)).await {
                 Ok(()) => return emulator,
                 Err(e) => last_failure = e,
@@ -148,6 +157,7 @@ impl Emulator {
             ("AWS_CONFIG_FILE", "/dev/null".into()),
             ("AWS_SHARED_CREDENTIALS_FILE", "/dev/null".into()),
             ("NO_COLOR", "1".into()),
+            ("DYNAMO_DR_JOURNAL", self.journal_dir.display().to_string()),
         ]
         .into_iter()
         .map(|(k, v)| (k.to_string(), v))
@@ -177,5 +187,6 @@ impl Drop for Emulator {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.journal_dir);
     }
 }

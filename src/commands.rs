@@ -1,0 +1,545 @@
+//! What each subcommand does, between the parsed arguments and the library.
+
+use std::io::{BufRead, IsTerminal, Write};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crate::aws::{self, AwsOptions};
+use crate::cli::{RestoreArgs, ResumeArgs, RunArgs, SyncArgs};
+use crate::config::{Config, ResolvedTable};
+use crate::error::{Error, Result};
+use crate::execution::{self, Recorder};
+use crate::input::SeedInput;
+use crate::journal::{self, Execution, Inputs, Journal, Kind, Phase, Status};
+use crate::lease;
+use crate::output::{self, Format};
+use crate::restore::{self, Plan, RestoreRequest, Source, SourceDetail};
+use crate::sync::SyncOptions;
+use crate::validate;
+
+/// What every command needs: configuration, connection and output settings.
+pub struct Ctx {
+    pub config: Config,
+    pub aws: AwsOptions,
+    pub journal: journal::Location,
+    pub format: Format,
+}
+
+impl Ctx {
+    async fn open(&self) -> Result<(aws_sdk_dynamodb::Client, Arc<dyn Journal>)> {
+        let client = aws::dynamodb_client(&self.aws).await;
+        let journal = journal::open(&self.journal, &client).await?;
+        Ok((client, journal))
+    }
+}
+
+fn sync_options(table: &ResolvedTable, run: &RunArgs) -> SyncOptions {
+    let defaults = SyncOptions::default();
+    SyncOptions {
+        segments: run
+            .segments
+            .or(table.options.segments)
+            .unwrap_or(defaults.segments),
+        write_concurrency: run
+            .write_concurrency
+            .map(|n| n as usize)
+            .or(table.options.write_concurrency)
+            .unwrap_or(defaults.write_concurrency),
+        ..defaults
+    }
+}
+
+/// With no terminal, nobody can answer the prompt: refuse before any AWS call.
+fn require_terminal_or_yes(yes: bool) -> Result<()> {
+    if !yes && !std::io::stdin().is_terminal() {
+        return Err(Error::invalid(
+            "--yes",
+            "there is no terminal to confirm on (stdin is not a TTY); review the plan, then pass --yes",
+        ));
+    }
+    Ok(())
+}
+
+/// Asks the operator to type the table name; anything else refuses.
+fn prompt(summary: &str, table: &str) -> Result<()> {
+    eprintln!("{summary}");
+    eprint!("Type the table name ({table}) to proceed, anything else to stop: ");
+    let _ = std::io::stderr().flush();
+    let mut answer = String::new();
+    std::io::stdin()
+        .lock()
+        .read_line(&mut answer)
+        .map_err(|e| Error::invalid("confirmation", format!("cannot read the answer: {e}")))?;
+    if answer.trim() != table {
+        return Err(Error::invalid(
+            "confirmation",
+            "the typed name did not match; nothing was changed",
+        ));
+    }
+    Ok(())
+}
+
+fn plan_summary(plan: &Plan) -> String {
+    let r = &plan.request;
+    let approx = plan
+        .dest
+        .approx_items
+        .map(|n| format!("~{n} items (DescribeTable, up to 6 h stale)"))
+        .unwrap_or_else(|| "unknown size".into());
+    let source = match &plan.source {
+        SourceDetail::Pitr {
+            time,
+            earliest,
+            latest,
+            ..
+        } => {
+            format!("point-in-time recovery to {time} (restorable window {earliest} to {latest})")
+        }
+        SourceDetail::Backup {
+            arn,
+            name,
+            created,
+            source_table,
+        } => {
+            format!("backup {name} of {source_table}, taken {created} ({arn})")
+        }
+    };
+    format!(
+        "\nIn-place recovery plan, execution {exec}\n\
+         \x20 table (HARD RESET): {table} ({approx}), key {key}\n\
+         \x20 restore from:       {source}\n\
+         \x20 will create:        forensic backup {backup}\n\
+         \x20                     temporary table {temp} (on-demand{kms})\n\
+         \x20 will then DELETE every item of {table} and copy the restored items back\n\
+         \x20 temporary table:    {after}\n",
+        exec = r.names.execution_id,
+        table = plan.dest.name,
+        key = plan.dest.key,
+        backup = r.names.backup,
+        temp = r.names.temp_table,
+        kms = plan
+            .dest
+            .kms_key_arn
+            .as_ref()
+            .map(|k| format!(", KMS key {k}"))
+            .unwrap_or_default(),
+        after = if r.keep_restored_table {
+            "kept afterwards"
+        } else {
+            "deleted afterwards"
+        },
+    )
+}
+
+fn source_text(source: &Source) -> String {
+    match source {
+        Source::Pitr(t) => t.to_string(),
+        Source::Backup(arn) => format!("backup:{arn}"),
+    }
+}
+
+fn source_from_text(text: &str) -> Result<Source> {
+    if let Some(arn) = text.strip_prefix("backup:") {
+        return Ok(Source::Backup(arn.to_string()));
+    }
+    validate::pitr_time(text, jiff::Timestamp::now()).map(Source::Pitr)
+}
+
+/// An earlier record with this id: resumable, or a reason to refuse.
+fn check_existing(
+    existing: &Option<Execution>,
+    kind: Kind,
+    inputs: &Inputs,
+    journal: &dyn Journal,
+) -> Result<()> {
+    let Some(e) = existing else { return Ok(()) };
+    if e.status == Status::Succeeded {
+        return Err(Error::invalid(
+            "incident id",
+            format!(
+                "execution {} already succeeded at {} (journal {}); to run again use a new incident id",
+                e.id,
+                e.updated_at,
+                journal.describe()
+            ),
+        ));
+    }
+    if e.kind != kind
+        || (&e.inputs.table, &e.inputs.incident_id, &e.inputs.source)
+            != (&inputs.table, &inputs.incident_id, &inputs.source)
+    {
+        return Err(Error::invalid(
+            "incident id",
+            format!(
+                "execution {} exists with other inputs (table {}, source {}); resume it with \
+                 `dynamo-dr resume {}`, or use a new incident id",
+                e.id, e.inputs.table, e.inputs.source, e.id
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// Takes the lease, writes the start (or resume) into the journal, and returns the recorder.
+async fn begin(
+    journal: Arc<dyn Journal>,
+    existing: Option<Execution>,
+    fresh: impl FnOnce() -> Execution,
+    break_lock: bool,
+) -> Result<Arc<Recorder>> {
+    let mut exec = existing.unwrap_or_else(fresh);
+    let (guard, note) =
+        lease::acquire(journal.clone(), &exec.inputs.table, &exec.id, break_lock).await?;
+    let me = journal::Operator::current();
+    if exec.events.len() > 1 || exec.status != Status::Running {
+        exec.event(format!(
+            "resumed by {}@{} (pid {}) at phase {}",
+            me.user,
+            me.host,
+            me.pid,
+            exec.phase.as_str()
+        ));
+    } else {
+        exec.event(format!(
+            "started by {}@{} (pid {}): table {}, source {}, segments {}",
+            me.user, me.host, me.pid, exec.inputs.table, exec.inputs.source, exec.inputs.segments
+        ));
+    }
+    if let Some(n) = note {
+        exec.event(n);
+    }
+    exec.status = Status::Running;
+    if let Err(e) = journal.save(&exec).await {
+        let _ = guard.release().await;
+        return Err(e);
+    }
+    Ok(Arc::new(Recorder::new(journal, exec, Some(guard))))
+}
+
+pub async fn restore(ctx: &Ctx, args: RestoreArgs) -> Result<()> {
+    let table = ctx.config.resolve("table", &args.table)?;
+    let (incident, time_text, backup, confirm) = match &args.input {
+        Some(path) => {
+            let seed = SeedInput::read(path)?;
+            (
+                seed.incident_id,
+                Some(seed.pitr_backup_time),
+                None,
+                seed.table_name_recovery_confirmation,
+            )
+        }
+        None => (
+            args.incident_id.clone().unwrap_or_default(),
+            args.pitr_time.clone(),
+            args.backup_arn.clone(),
+            args.confirm.clone().unwrap_or_default(),
+        ),
+    };
+    let incident = validate::incident_id(&incident)?;
+    validate::confirmation(&confirm, &table.physical)?;
+    let source = match (time_text, backup) {
+        (Some(t), None) => Source::Pitr(validate::pitr_time(&t, jiff::Timestamp::now())?),
+        (None, Some(arn)) => Source::Backup(validate::backup_arn(&arn)?),
+        _ => {
+            return Err(Error::invalid(
+                "source",
+                "give exactly one of --pitr-time or --backup-arn",
+            ));
+        }
+    };
+    let names = validate::names(&table.physical, &incident)?;
+    require_terminal_or_yes(args.run.yes)?;
+    let request = RestoreRequest {
+        table: table.physical.clone(),
+        incident,
+        source,
+        names,
+        keep_restored_table: args.keep_restored_table,
+        sync: sync_options(&table, &args.run),
+        backup_deadline: Duration::from_secs(4 * 3600),
+        restore_deadline: Duration::from_secs(args.restore_timeout * 60),
+    };
+    run_restore(ctx, request, args.run.yes, args.run.break_lock).await
+}
+
+async fn run_restore(
+    ctx: &Ctx,
+    request: RestoreRequest,
+    yes: bool,
+    break_lock: bool,
+) -> Result<()> {
+    let (client, journal) = ctx.open().await?;
+    let id = request.names.execution_id.clone();
+    let inputs = Inputs {
+        table: request.table.clone(),
+        incident_id: Some(request.incident.clone()),
+        source: source_text(&request.source),
+        segments: request.sync.segments,
+        keep_restored_table: request.keep_restored_table,
+    };
+    let existing = journal.load(&id).await?;
+    check_existing(&existing, Kind::Restore, &inputs, journal.as_ref())?;
+    // Checkpoints belong to the recorded segment count and choices.
+    let request = match &existing {
+        Some(e) => RestoreRequest {
+            keep_restored_table: e.inputs.keep_restored_table,
+            sync: SyncOptions {
+                segments: e.inputs.segments,
+                ..request.sync
+            },
+            ..request
+        },
+        None => request,
+    };
+    let plan = restore::preflight(&client, request, existing.is_some()).await?;
+    let mut summary = plan_summary(&plan);
+    if let Some(e) = &existing {
+        summary.push_str(&format!(
+            "  RESUMING execution {} at phase {} (journal {})\n",
+            e.id,
+            e.phase.as_str(),
+            journal.describe()
+        ));
+    }
+    confirm(yes, &summary, &plan.dest.name)?;
+    let rec = begin(
+        journal,
+        existing,
+        || Execution::new(id.clone(), Kind::Restore, inputs, Phase::BackupAndRestore),
+        break_lock,
+    )
+    .await?;
+    let started = Instant::now();
+    let result = interruptible(restore::execute(&client, &plan, &rec)).await;
+    rec.finish(result.as_ref().err()).await?;
+    let report = result?;
+    let _ = started;
+    match ctx.format {
+        Format::Json => println!("{}", output::restore_json(&report)),
+        Format::Text => print!("{}", output::restore_text(&report)),
+    }
+    Ok(())
+}
+
+pub async fn sync(ctx: &Ctx, args: SyncArgs) -> Result<()> {
+    let dest = ctx.config.resolve("dest", &args.dest)?;
+    validate::table_name("source", &args.source)?;
+    validate::confirmation(&args.confirm, &dest.physical)?;
+    if args.source == dest.physical {
+        return Err(Error::invalid(
+            "source",
+            "source and dest are the same table; a sync would empty it",
+        ));
+    }
+    let incident = args
+        .incident_id
+        .as_deref()
+        .map(validate::incident_id)
+        .transpose()?;
+    require_terminal_or_yes(args.run.yes)?;
+    let id = match &incident {
+        Some(i) => format!("{i}.{}", dest.physical),
+        None => format!(
+            "sync-{}.{}",
+            jiff::Timestamp::now().strftime("%Y%m%dT%H%M%SZ"),
+            dest.physical
+        ),
+    };
+    let opts = sync_options(&dest, &args.run);
+    let inputs = Inputs {
+        table: dest.physical.clone(),
+        incident_id: incident,
+        source: format!("table:{}", args.source),
+        segments: opts.segments,
+        keep_restored_table: false,
+    };
+    run_sync(ctx, id, inputs, opts, args.run.yes, args.run.break_lock).await
+}
+
+async fn run_sync(
+    ctx: &Ctx,
+    id: String,
+    inputs: Inputs,
+    opts: SyncOptions,
+    yes: bool,
+    break_lock: bool,
+) -> Result<()> {
+    let (client, journal) = ctx.open().await?;
+    let existing = journal.load(&id).await?;
+    check_existing(&existing, Kind::Sync, &inputs, journal.as_ref())?;
+    let inputs = existing
+        .as_ref()
+        .map(|e| e.inputs.clone())
+        .unwrap_or(inputs);
+    let source = inputs
+        .source
+        .strip_prefix("table:")
+        .unwrap_or(&inputs.source)
+        .to_string();
+    let src = crate::table::describe_existing(&client, &source, "source").await?;
+    let dst = crate::table::describe_existing(&client, &inputs.table, "dest").await?;
+    for t in [&src, &dst] {
+        if !t.is_active() {
+            return Err(Error::invalid(
+                "table",
+                format!("{} is {}, not ACTIVE; wait and run again", t.name, t.status),
+            ));
+        }
+    }
+    if src.key != dst.key {
+        return Err(Error::invalid(
+            "source",
+            format!(
+                "{} has key {} but {} has key {}; items cannot be copied between them",
+                src.name, src.key, dst.name, dst.key
+            ),
+        ));
+    }
+    let mut summary = format!(
+        "\nSync plan, execution {id}: DELETE every item of {} (HARD RESET), then copy every item of {} into it ({} segments)\n",
+        dst.name, src.name, inputs.segments
+    );
+    if let Some(e) = &existing {
+        summary.push_str(&format!(
+            "  RESUMING at phase {} (journal {})\n",
+            e.phase.as_str(),
+            journal.describe()
+        ));
+    }
+    confirm(yes, &summary, &dst.name)?;
+    let rec = begin(
+        journal,
+        existing,
+        || Execution::new(id.clone(), Kind::Sync, inputs, Phase::Delete),
+        break_lock,
+    )
+    .await?;
+    let started = Instant::now();
+    let work = async {
+        execution::sync_phases(&client, &src, &dst, &opts, &rec).await?;
+        rec.update(|e| e.enter(Phase::Done)).await
+    };
+    let result = interruptible(work).await;
+    let exec = rec.finish(result.as_ref().err()).await?;
+    result?;
+    match ctx.format {
+        Format::Json => println!("{}", output::sync_json(&exec, started.elapsed())),
+        Format::Text => print!("{}", output::sync_text(&exec, started.elapsed())),
+    }
+    Ok(())
+}
+
+pub async fn resume(ctx: &Ctx, args: ResumeArgs) -> Result<()> {
+    let (client, journal) = ctx.open().await?;
+    let exec = journal.load(&args.id).await?.ok_or_else(|| {
+        Error::invalid(
+            "execution id",
+            format!(
+                "no execution {} in the journal {}; list them with `dynamo-dr executions`",
+                args.id,
+                journal.describe()
+            ),
+        )
+    })?;
+    drop(client);
+    require_terminal_or_yes(args.yes)?;
+    match exec.kind {
+        Kind::Restore => {
+            let incident = exec.inputs.incident_id.clone().unwrap_or_default();
+            let request = RestoreRequest {
+                table: exec.inputs.table.clone(),
+                names: validate::names(&exec.inputs.table, &incident)?,
+                incident,
+                source: source_from_text(&exec.inputs.source)?,
+                keep_restored_table: exec.inputs.keep_restored_table,
+                sync: SyncOptions {
+                    segments: exec.inputs.segments,
+                    ..SyncOptions::default()
+                },
+                backup_deadline: Duration::from_secs(4 * 3600),
+                restore_deadline: Duration::from_secs(24 * 3600),
+            };
+            run_restore(ctx, request, args.yes, args.break_lock).await
+        }
+        Kind::Sync => {
+            let opts = SyncOptions {
+                segments: exec.inputs.segments,
+                ..SyncOptions::default()
+            };
+            run_sync(
+                ctx,
+                exec.id.clone(),
+                exec.inputs.clone(),
+                opts,
+                args.yes,
+                args.break_lock,
+            )
+            .await
+        }
+    }
+}
+
+pub async fn status(ctx: &Ctx, id: &str) -> Result<()> {
+    let (_, journal) = ctx.open().await?;
+    let exec = journal.load(id).await?.ok_or_else(|| {
+        Error::invalid(
+            "execution id",
+            format!(
+                "no execution {id} in the journal {}; list them with `dynamo-dr executions`",
+                journal.describe()
+            ),
+        )
+    })?;
+    match ctx.format {
+        Format::Json => println!(
+            "{}",
+            serde_json::to_string_pretty(&exec).map_err(|e| Error::Journal(e.to_string()))?
+        ),
+        Format::Text => print!("{}", output::status_text(&exec)),
+    }
+    Ok(())
+}
+
+pub async fn executions(ctx: &Ctx) -> Result<()> {
+    let (_, journal) = ctx.open().await?;
+    let mut all = journal.list().await?;
+    all.sort_by(|a, b| b.created_at.cmp(&a.created_at));
+    match ctx.format {
+        Format::Json => println!("{}", output::executions_json(&all)),
+        Format::Text => print!("{}", output::executions_text(&all)),
+    }
+    Ok(())
+}
+
+pub async fn journal_init(ctx: &Ctx) -> Result<()> {
+    let journal::Location::DynamoDb(table) = &ctx.journal else {
+        return Err(Error::invalid(
+            "--journal",
+            "journal init creates a DynamoDB journal: pass --journal dynamodb://TABLE (a directory journal needs no set-up)",
+        ));
+    };
+    let client = aws::dynamodb_client(&ctx.aws).await;
+    let created = journal::dynamo::init(&client, table).await?;
+    println!(
+        "journal table {table} {}",
+        if created { "created" } else { "already exists" }
+    );
+    Ok(())
+}
+
+fn confirm(yes: bool, summary: &str, table: &str) -> Result<()> {
+    if yes {
+        eprintln!("{summary}");
+        Ok(())
+    } else {
+        prompt(summary, table)
+    }
+}
+
+/// Stops the work on Ctrl-C with a clear error instead of a silent kill.
+async fn interruptible<T>(work: impl std::future::Future<Output = Result<T>>) -> Result<T> {
+    tokio::select! {
+        r = work => r,
+        _ = tokio::signal::ctrl_c() => Err(Error::Interrupted),
+    }
+}

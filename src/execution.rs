@@ -1,0 +1,194 @@
+//! A journaled run: the recorder that keeps the execution record durable, and the sync phases
+//! (delete, copy, check) that `restore` and `sync` share, each resumable from its checkpoints.
+
+use std::sync::Arc;
+
+use aws_sdk_dynamodb::Client;
+use jiff::Timestamp;
+
+use crate::error::{Error, Result};
+use crate::journal::{Execution, Journal, Phase, SegmentCheckpoint, Status, key_to_json};
+use crate::lease::LeaseGuard;
+use crate::sync::{self, Checkpoint, Item, SyncOptions, Totals};
+use crate::table::TableInfo;
+use crate::verify;
+
+/// Owns the in-memory execution record and saves every change before reporting it done.
+pub struct Recorder {
+    journal: Arc<dyn Journal>,
+    exec: tokio::sync::Mutex<Execution>,
+    lease: std::sync::Mutex<Option<LeaseGuard>>,
+}
+
+impl Recorder {
+    pub fn new(journal: Arc<dyn Journal>, exec: Execution, lease: Option<LeaseGuard>) -> Recorder {
+        Recorder {
+            journal,
+            exec: tokio::sync::Mutex::new(exec),
+            lease: std::sync::Mutex::new(lease),
+        }
+    }
+
+    /// Applies `change` and saves the record. Saves are serialised, so an older state can never
+    /// overwrite a newer one.
+    pub async fn update(&self, change: impl FnOnce(&mut Execution)) -> Result<()> {
+        let mut exec = self.exec.lock().await;
+        change(&mut exec);
+        exec.updated_at = Timestamp::now();
+        self.journal.save(&exec).await
+    }
+
+    pub async fn snapshot(&self) -> Execution {
+        self.exec.lock().await.clone()
+    }
+
+    pub fn check_lease(&self) -> Result<()> {
+        self.lease
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .as_ref()
+            .map_or(Ok(()), LeaseGuard::check)
+    }
+
+    /// Records the outcome and releases the lease.
+    pub async fn finish(&self, error: Option<&Error>) -> Result<Execution> {
+        let saved = self
+            .update(|e| match error {
+                None => {
+                    e.status = Status::Succeeded;
+                    e.last_error = None;
+                    e.event("succeeded");
+                }
+                Some(err) => {
+                    e.status = Status::Failed;
+                    e.last_error = Some(err.to_string());
+                    let phase = e.phase.as_str();
+                    e.event(format!("failed in phase {phase}: {err}"));
+                }
+            })
+            .await;
+        let lease = self.lease.lock().unwrap_or_else(|p| p.into_inner()).take();
+        if let Some(lease) = lease
+            && let Err(e) = lease.release().await
+        {
+            tracing::warn!(error = %e, "could not release the lease; it expires by itself");
+        }
+        saved?;
+        Ok(self.snapshot().await)
+    }
+}
+
+#[async_trait::async_trait]
+impl Checkpoint for Recorder {
+    async fn page_done(
+        &self,
+        phase: Phase,
+        segment: u32,
+        next: Option<&Item>,
+        items: u64,
+        rewritten: bool,
+    ) -> Result<()> {
+        self.check_lease()?;
+        let key = next.map(key_to_json).transpose()?;
+        self.update(|e| {
+            if let Some(seg) = e
+                .progress_mut(phase)
+                .and_then(|p| p.segments.get_mut(segment as usize))
+            {
+                seg.done = key.is_none();
+                seg.next_key = key;
+                seg.items += items;
+                seg.pages += 1;
+                seg.rewritten_pages += u64::from(rewritten);
+            }
+        })
+        .await
+    }
+}
+
+/// Runs the delete, copy and check phases from wherever the record says the run is.
+pub async fn sync_phases(
+    client: &Client,
+    source: &TableInfo,
+    dest: &TableInfo,
+    opts: &SyncOptions,
+    rec: &Arc<Recorder>,
+) -> Result<()> {
+    let segments = rec.snapshot().await.inputs.segments.max(1);
+    let opts = SyncOptions {
+        segments,
+        ..opts.clone()
+    };
+    for phase in [Phase::Delete, Phase::Copy] {
+        let exec = rec.snapshot().await;
+        if exec.phase != phase {
+            continue;
+        }
+        rec.check_lease()?;
+        let recorded = if phase == Phase::Delete {
+            &exec.delete.segments
+        } else {
+            &exec.copy.segments
+        };
+        let from = if recorded.is_empty() {
+            // First entry into the phase: one fresh checkpoint per segment. Nothing was written
+            // before, so the segments start from the beginning without counting a re-write.
+            let fresh = vec![SegmentCheckpoint::default(); segments as usize];
+            rec.update(|e| {
+                if let Some(p) = e.progress_mut(phase) {
+                    p.segments = fresh;
+                    p.started_at = Some(Timestamp::now());
+                }
+            })
+            .await?;
+            Vec::new()
+        } else {
+            recorded.clone()
+        };
+        let cp: Arc<dyn Checkpoint> = rec.clone();
+        let totals: Totals = match phase {
+            Phase::Delete => sync::delete_all(client, dest, &opts, &from, cp).await?,
+            _ => sync::copy_all(client, source, dest, &opts, &from, cp).await?,
+        };
+        let next = if phase == Phase::Delete {
+            Phase::Copy
+        } else {
+            Phase::Check
+        };
+        rec.update(|e| {
+            if let Some(p) = e.progress_mut(phase) {
+                p.finished_at = Some(Timestamp::now());
+                p.scan_requests += totals.scans;
+                p.write_requests += totals.writes;
+            }
+            e.enter(next);
+        })
+        .await?;
+    }
+    if rec.snapshot().await.phase == Phase::Check {
+        rec.check_lease()?;
+        let checked =
+            verify::check_counts(client, &source.name, &dest.name, opts.segments, &opts.retry)
+                .await;
+        let (s, d) = match &checked {
+            Ok(c) => (c.source, c.dest),
+            Err(Error::CountMismatch {
+                source_count,
+                dest_count,
+                ..
+            }) => (*source_count, *dest_count),
+            Err(_) => (0, 0),
+        };
+        if checked.is_ok() || matches!(checked, Err(Error::CountMismatch { .. })) {
+            rec.update(|e| {
+                e.source_count = Some(s);
+                e.dest_count = Some(d);
+                e.event(format!("count check: source {s}, destination {d}"));
+            })
+            .await?;
+        }
+        checked?;
+        rec.update(|e| e.enter(Phase::CleanUp)).await?;
+    }
+    Ok(())
+}

@@ -1,0 +1,241 @@
+//! The journal in a DynamoDB control table shared by every operator of the account: items
+//! `execution#<id>` and `lease#<table>`, leases changed only by conditional writes.
+
+use std::collections::HashMap;
+
+use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::types::{
+    AttributeDefinition, AttributeValue, BillingMode, KeySchemaElement, KeyType,
+    ScalarAttributeType,
+};
+
+use super::{Execution, Journal, Lease};
+use crate::aws;
+use crate::error::{Error, Result};
+
+const PK: &str = "pk";
+const RECORD: &str = "record";
+const VERSION: &str = "version";
+
+pub struct DynamoJournal {
+    client: Client,
+    table: String,
+}
+
+/// `dynamo-dr journal init`: creates the control table (on-demand) if it does not exist and waits
+/// for it to be ACTIVE.
+pub async fn init(client: &Client, table: &str) -> Result<bool> {
+    let created = client
+        .create_table()
+        .table_name(table)
+        .billing_mode(BillingMode::PayPerRequest)
+        .attribute_definitions(
+            AttributeDefinition::builder()
+                .attribute_name(PK)
+                .attribute_type(ScalarAttributeType::S)
+                .build()
+                .map_err(|e| Error::Journal(e.to_string()))?,
+        )
+        .key_schema(
+            KeySchemaElement::builder()
+                .attribute_name(PK)
+                .key_type(KeyType::Hash)
+                .build()
+                .map_err(|e| Error::Journal(e.to_string()))?,
+        )
+        .send()
+        .await;
+    let created = match created {
+        Ok(_) => true,
+        Err(e) if aws::error_code(&e) == Some("ResourceInUseException") => false,
+        Err(e) => return Err(aws::aws_error("CreateTable", table, &e)),
+    };
+    crate::restore::wait_active(
+        client,
+        table,
+        std::time::Duration::from_secs(600),
+        "journal table",
+    )
+    .await?;
+    Ok(created)
+}
+
+fn s(v: impl Into<String>) -> AttributeValue {
+    AttributeValue::S(v.into())
+}
+
+impl DynamoJournal {
+    pub async fn open(client: Client, table: &str) -> Result<DynamoJournal> {
+        match crate::table::describe(&client, table).await? {
+            Some(_) => Ok(DynamoJournal {
+                client,
+                table: table.to_string(),
+            }),
+            None => Err(Error::invalid(
+                "--journal",
+                format!(
+                    "the journal table {table} does not exist; create it once per account with \
+                     `dynamo-dr journal init --journal dynamodb://{table}`"
+                ),
+            )),
+        }
+    }
+
+    async fn get(&self, pk: String) -> Result<Option<HashMap<String, AttributeValue>>> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key(PK, s(pk))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| aws::aws_error("GetItem", &self.table, &e))?;
+        Ok(out.item)
+    }
+}
+
+fn record_of(item: &HashMap<String, AttributeValue>, origin: &str) -> Result<String> {
+    match item.get(RECORD) {
+        Some(AttributeValue::S(r)) => Ok(r.clone()),
+        _ => Err(Error::Journal(format!(
+            "{origin} has no record attribute; the journal is damaged"
+        ))),
+    }
+}
+
+#[async_trait::async_trait]
+impl Journal for DynamoJournal {
+    fn describe(&self) -> String {
+        format!("dynamodb://{}", self.table)
+    }
+
+    async fn load(&self, id: &str) -> Result<Option<Execution>> {
+        let origin = format!("journal item execution#{id} in {}", self.table);
+        let Some(item) = self.get(format!("execution#{id}")).await? else {
+            return Ok(None);
+        };
+        Execution::parse(record_of(&item, &origin)?.as_bytes(), &origin).map(Some)
+    }
+
+    async fn save(&self, execution: &Execution) -> Result<()> {
+        let record = serde_json::to_string(execution).map_err(|e| Error::Journal(e.to_string()))?;
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .item(PK, s(format!("execution#{}", execution.id)))
+            .item(RECORD, s(record))
+            .item("table", s(&execution.inputs.table))
+            .item("updatedAt", s(execution.updated_at.to_string()))
+            .send()
+            .await
+            .map_err(|e| aws::aws_error("PutItem", &self.table, &e))?;
+        Ok(())
+    }
+
+    async fn list(&self) -> Result<Vec<Execution>> {
+        let mut out = Vec::new();
+        let mut start = None;
+        loop {
+            let page = self
+                .client
+                .scan()
+                .table_name(&self.table)
+                .consistent_read(true)
+                .filter_expression("begins_with(#pk, :p)")
+                .expression_attribute_names("#pk", PK)
+                .expression_attribute_values(":p", s("execution#"))
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .map_err(|e| aws::aws_error("Scan", &self.table, &e))?;
+            for item in page.items() {
+                let origin = format!("a journal item in {}", self.table);
+                out.push(Execution::parse(
+                    record_of(item, &origin)?.as_bytes(),
+                    &origin,
+                )?);
+            }
+            match page.last_evaluated_key {
+                Some(k) if !k.is_empty() => start = Some(k),
+                _ => return Ok(out),
+            }
+        }
+    }
+
+    async fn read_lease(&self, table: &str) -> Result<Option<(Lease, u64)>> {
+        let origin = format!("journal item lease#{table} in {}", self.table);
+        let Some(item) = self.get(format!("lease#{table}")).await? else {
+            return Ok(None);
+        };
+        let lease: Lease = serde_json::from_str(&record_of(&item, &origin)?)
+            .map_err(|e| Error::Journal(format!("{origin} is damaged ({e})")))?;
+        let version = match item.get(VERSION) {
+            Some(AttributeValue::N(n)) => n
+                .parse()
+                .map_err(|_| Error::Journal(format!("{origin} has a bad version")))?,
+            _ => return Err(Error::Journal(format!("{origin} has no version"))),
+        };
+        Ok(Some((lease, version)))
+    }
+
+    async fn swap_lease(
+        &self,
+        table: &str,
+        lease: Option<&Lease>,
+        expected: Option<u64>,
+    ) -> Result<bool> {
+        let pk = s(format!("lease#{table}"));
+        let sent = match (lease, expected) {
+            (None, None) => return Ok(true),
+            (Some(l), _) => {
+                let record = serde_json::to_string(l).map_err(|e| Error::Journal(e.to_string()))?;
+                let next = expected.map_or(1, |v| v + 1);
+                let mut put = self
+                    .client
+                    .put_item()
+                    .table_name(&self.table)
+                    .item(PK, pk)
+                    .item(RECORD, s(record))
+                    .item(VERSION, AttributeValue::N(next.to_string()));
+                put = match expected {
+                    None => put
+                        .condition_expression("attribute_not_exists(#pk)")
+                        .expression_attribute_names("#pk", PK),
+                    Some(v) => put
+                        .condition_expression("#v = :v")
+                        .expression_attribute_names("#v", VERSION)
+                        .expression_attribute_values(":v", AttributeValue::N(v.to_string())),
+                };
+                put.send().await.map(|_| ()).map_err(|e| {
+                    (
+                        aws::error_code(&e).map(str::to_string),
+                        aws::aws_error("PutItem", &self.table, &e),
+                    )
+                })
+            }
+            (None, Some(v)) => self
+                .client
+                .delete_item()
+                .table_name(&self.table)
+                .key(PK, pk)
+                .condition_expression("#v = :v")
+                .expression_attribute_names("#v", VERSION)
+                .expression_attribute_values(":v", AttributeValue::N(v.to_string()))
+                .send()
+                .await
+                .map(|_| ())
+                .map_err(|e| {
+                    (
+                        aws::error_code(&e).map(str::to_string),
+                        aws::aws_error("DeleteItem", &self.table, &e),
+                    )
+                }),
+        };
+        match sent {
+            Ok(()) => Ok(true),
+            Err((Some(code), _)) if code == "ConditionalCheckFailedException" => Ok(false),
+            Err((_, e)) => Err(e),
+        }
+    }
+}

@@ -1,0 +1,185 @@
+//! The journal in a local directory: one JSON file per execution and per lease, each replaced
+//! atomically (temporary file, fsync, rename, fsync of the directory).
+
+use std::fs::{self, File, OpenOptions};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use super::{Execution, Journal, Lease};
+use crate::error::{Error, Result};
+
+pub struct LocalJournal {
+    dir: PathBuf,
+}
+
+fn io(path: &Path, what: &str, e: std::io::Error) -> Error {
+    Error::Journal(format!(
+        "cannot {what} {}: {e}; check the --journal directory",
+        path.display()
+    ))
+}
+
+/// Execution ids and table names are `[A-Za-z0-9_.-]`, so they are safe as file names.
+fn file_name(id: &str) -> Result<String> {
+    if id.is_empty()
+        || id.starts_with('.')
+        || !id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'))
+    {
+        return Err(Error::invalid(
+            "execution id",
+            format!("{id:?} is not an execution id such as inc-1.MyTable"),
+        ));
+    }
+    Ok(format!("{id}.json"))
+}
+
+impl LocalJournal {
+    pub fn open(dir: &Path) -> Result<LocalJournal> {
+        for sub in ["executions", "leases"] {
+            let d = dir.join(sub);
+            fs::create_dir_all(&d).map_err(|e| io(&d, "create", e))?;
+        }
+        Ok(LocalJournal {
+            dir: dir.to_path_buf(),
+        })
+    }
+
+    fn execution_path(&self, id: &str) -> Result<PathBuf> {
+        Ok(self.dir.join("executions").join(file_name(id)?))
+    }
+
+    fn lease_path(&self, table: &str) -> Result<PathBuf> {
+        Ok(self.dir.join("leases").join(file_name(table)?))
+    }
+
+    /// Serialises lease swaps between processes on this machine.
+    fn lock(&self) -> Result<File> {
+        let path = self.dir.join("leases").join(".lock");
+        let f = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .map_err(|e| io(&path, "open", e))?;
+        f.lock().map_err(|e| io(&path, "lock", e))?;
+        Ok(f)
+    }
+}
+
+/// Replaces `path` so that a reader (or a crash) sees the old or the new content, never a mix.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    let tmp = path.with_extension(format!("tmp.{}", std::process::id()));
+    let mut f = File::create(&tmp).map_err(|e| io(&tmp, "create", e))?;
+    f.write_all(bytes).map_err(|e| io(&tmp, "write", e))?;
+    f.sync_all().map_err(|e| io(&tmp, "fsync", e))?;
+    drop(f);
+    fs::rename(&tmp, path).map_err(|e| io(path, "rename into", e))?;
+    if let Some(dir) = path.parent() {
+        File::open(dir)
+            .and_then(|d| d.sync_all())
+            .map_err(|e| io(dir, "fsync", e))?;
+    }
+    Ok(())
+}
+
+fn read_optional(path: &Path) -> Result<Option<Vec<u8>>> {
+    match fs::read(path) {
+        Ok(b) => Ok(Some(b)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(io(path, "read", e)),
+    }
+}
+
+#[async_trait::async_trait]
+impl Journal for LocalJournal {
+    fn describe(&self) -> String {
+        self.dir.display().to_string()
+    }
+
+    async fn load(&self, id: &str) -> Result<Option<Execution>> {
+        let path = self.execution_path(id)?;
+        read_optional(&path)?
+            .map(|b| Execution::parse(&b, &path.display().to_string()))
+            .transpose()
+    }
+
+    async fn save(&self, execution: &Execution) -> Result<()> {
+        let path = self.execution_path(&execution.id)?;
+        let bytes =
+            serde_json::to_vec_pretty(execution).map_err(|e| Error::Journal(e.to_string()))?;
+        // Small files: a synchronous write (with fsync) is brief and works on any runtime.
+        write_atomic(&path, &bytes)
+    }
+
+    async fn list(&self) -> Result<Vec<Execution>> {
+        let dir = self.dir.join("executions");
+        let mut out = Vec::new();
+        for entry in fs::read_dir(&dir).map_err(|e| io(&dir, "list", e))? {
+            let path = entry.map_err(|e| io(&dir, "list", e))?.path();
+            if path.extension().is_some_and(|x| x == "json") {
+                let bytes = fs::read(&path).map_err(|e| io(&path, "read", e))?;
+                out.push(Execution::parse(&bytes, &path.display().to_string())?);
+            }
+        }
+        Ok(out)
+    }
+
+    async fn read_lease(&self, table: &str) -> Result<Option<(Lease, u64)>> {
+        let path = self.lease_path(table)?;
+        let Some(bytes) = read_optional(&path)? else {
+            return Ok(None);
+        };
+        let stored: Stored = serde_json::from_slice(&bytes).map_err(|e| {
+            Error::Journal(format!(
+                "lease file {} is damaged ({e}); remove it only if no run holds the table",
+                path.display()
+            ))
+        })?;
+        Ok(Some((stored.lease, stored.version)))
+    }
+
+    async fn swap_lease(
+        &self,
+        table: &str,
+        lease: Option<&Lease>,
+        expected: Option<u64>,
+    ) -> Result<bool> {
+        let path = self.lease_path(table)?;
+        {
+            let _guard = self.lock()?;
+            let current = match read_optional(&path)? {
+                Some(b) => serde_json::from_slice::<Stored>(&b).ok().map(|s| s.version),
+                None => None,
+            };
+            if current != expected {
+                return Ok(false);
+            }
+            match lease {
+                Some(l) => {
+                    let stored = Stored {
+                        version: expected.map_or(1, |v| v + 1),
+                        lease: l.clone(),
+                    };
+                    let bytes = serde_json::to_vec_pretty(&stored)
+                        .map_err(|e| Error::Journal(e.to_string()))?;
+                    write_atomic(&path, &bytes)?;
+                }
+                None => match fs::remove_file(&path) {
+                    Ok(()) => {}
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                    Err(e) => return Err(io(&path, "remove", e)),
+                },
+            }
+            Ok(true)
+        }
+    }
+}
+
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Stored {
+    version: u64,
+    #[serde(flatten)]
+    lease: Lease,
+}

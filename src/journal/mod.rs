@@ -1,0 +1,104 @@
+//! The journal: durable execution records and per-table leases, behind one trait with exactly two
+//! implementations: a local directory ([`local::LocalJournal`]) and a DynamoDB control table
+//! ([`dynamo::DynamoJournal`]) that every operator of an account shares.
+
+pub mod dynamo;
+pub mod local;
+pub mod record;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use jiff::Timestamp;
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+pub use record::*;
+
+/// Who holds the right to change a destination table, until when.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Lease {
+    pub table: String,
+    pub execution_id: String,
+    pub holder: Operator,
+    pub acquired_at: Timestamp,
+    pub expires_at: Timestamp,
+}
+
+/// Storage for execution records and leases. Leases change only by compare-and-swap on a version
+/// number, so two operators can never both believe they hold one.
+#[async_trait::async_trait]
+pub trait Journal: Send + Sync {
+    /// Where the journal lives, for messages.
+    fn describe(&self) -> String;
+
+    async fn load(&self, id: &str) -> Result<Option<Execution>>;
+
+    /// Durably replaces the record: after this returns, a kill cannot lose it.
+    async fn save(&self, execution: &Execution) -> Result<()>;
+
+    /// Every record, in no particular order.
+    async fn list(&self) -> Result<Vec<Execution>>;
+
+    /// The lease on `table` and its version.
+    async fn read_lease(&self, table: &str) -> Result<Option<(Lease, u64)>>;
+
+    /// Writes (`Some`) or removes (`None`) the lease if its version is still `expected` (`None`:
+    /// no lease). Returns false when someone else changed it first.
+    async fn swap_lease(
+        &self,
+        table: &str,
+        lease: Option<&Lease>,
+        expected: Option<u64>,
+    ) -> Result<bool>;
+}
+
+/// `--journal`: a directory, or `dynamodb://TABLE`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Location {
+    Dir(PathBuf),
+    DynamoDb(String),
+}
+
+impl Location {
+    /// The flag's value, or the XDG state directory.
+    pub fn parse(flag: Option<&str>) -> Result<Location> {
+        match flag {
+            Some(s) if s.starts_with("dynamodb://") => {
+                let table = &s["dynamodb://".len()..];
+                crate::validate::table_name("--journal", table)?;
+                Ok(Location::DynamoDb(table.to_string()))
+            }
+            Some(s) if s.contains("://") => Err(Error::invalid(
+                "--journal",
+                format!(
+                    "{s:?} is neither a directory nor dynamodb://TABLE, e.g. dynamodb://dynamo-dr-journal"
+                ),
+            )),
+            Some(dir) => Ok(Location::Dir(PathBuf::from(dir))),
+            None => Ok(Location::Dir(default_dir())),
+        }
+    }
+}
+
+/// `$XDG_STATE_HOME/dynamo-dr`, else `~/.local/state/dynamo-dr`.
+pub fn default_dir() -> PathBuf {
+    std::env::var_os("XDG_STATE_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/state")))
+        .unwrap_or_else(|| PathBuf::from("."))
+        .join("dynamo-dr")
+}
+
+pub async fn open(
+    location: &Location,
+    client: &aws_sdk_dynamodb::Client,
+) -> Result<Arc<dyn Journal>> {
+    Ok(match location {
+        Location::Dir(dir) => Arc::new(local::LocalJournal::open(dir)?),
+        Location::DynamoDb(table) => {
+            Arc::new(dynamo::DynamoJournal::open(client.clone(), table).await?)
+        }
+    })
+}

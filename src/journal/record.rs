@@ -1,0 +1,330 @@
+//! The execution record: everything needed to audit a run and to resume it.
+
+use std::collections::HashMap;
+
+use aws_sdk_dynamodb::types::AttributeValue;
+use jiff::Timestamp;
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+
+/// Bumped when a field changes meaning; a newer record is refused rather than misread.
+pub const FORMAT_VERSION: u32 = 1;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Kind {
+    Restore,
+    Sync,
+}
+
+/// Where a run is. Phases only move forward; `resume` continues the recorded one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Phase {
+    BackupAndRestore,
+    Delete,
+    Copy,
+    Check,
+    CleanUp,
+    Done,
+}
+
+impl Phase {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Phase::BackupAndRestore => "backup-and-restore",
+            Phase::Delete => "delete",
+            Phase::Copy => "copy",
+            Phase::Check => "check",
+            Phase::CleanUp => "clean-up",
+            Phase::Done => "done",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Status {
+    Running,
+    Failed,
+    Succeeded,
+}
+
+/// Who ran it, from where.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Operator {
+    pub user: String,
+    pub host: String,
+    pub pid: u32,
+}
+
+impl Operator {
+    pub fn current() -> Operator {
+        Operator {
+            user: std::env::var("USER")
+                .or_else(|_| std::env::var("LOGNAME"))
+                .unwrap_or_else(|_| "unknown".into()),
+            host: gethostname::gethostname().to_string_lossy().into_owned(),
+            pid: std::process::id(),
+        }
+    }
+}
+
+/// The validated inputs; a rerun must match them to resume.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Inputs {
+    pub table: String,
+    pub incident_id: Option<String>,
+    /// `latest`, an RFC 3339 time, `backup:<arn>` or `table:<name>` (sync).
+    pub source: String,
+    pub segments: u32,
+    pub keep_restored_table: bool,
+}
+
+/// Progress of one scan segment of the delete or copy phase.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SegmentCheckpoint {
+    pub done: bool,
+    /// ExclusiveStartKey of the first page not yet fully acknowledged, in DynamoDB JSON.
+    pub next_key: Option<serde_json::Value>,
+    pub items: u64,
+    pub pages: u64,
+    /// Pages written again after a resume: at most one per interrupted segment.
+    pub rewritten_pages: u64,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PhaseProgress {
+    pub segments: Vec<SegmentCheckpoint>,
+    pub started_at: Option<Timestamp>,
+    pub finished_at: Option<Timestamp>,
+    pub write_requests: u64,
+    pub scan_requests: u64,
+}
+
+impl PhaseProgress {
+    pub fn items(&self) -> u64 {
+        self.segments.iter().map(|s| s.items).sum()
+    }
+}
+
+/// What the run created, so a resume adopts instead of repeating and clean-up knows its own.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Resources {
+    pub backup_name: Option<String>,
+    pub backup_arn: Option<String>,
+    pub temp_table: Option<String>,
+    /// Set before RestoreTable* is called, so a resume knows a table of that name is its own.
+    pub restore_requested: bool,
+    pub restored_to: Option<Timestamp>,
+    pub temp_table_fate: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Event {
+    pub at: Timestamp,
+    pub by: Operator,
+    pub what: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Execution {
+    pub format_version: u32,
+    pub id: String,
+    pub kind: Kind,
+    pub inputs: Inputs,
+    pub status: Status,
+    pub phase: Phase,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+    pub created_by: Operator,
+    pub resources: Resources,
+    pub delete: PhaseProgress,
+    pub copy: PhaseProgress,
+    pub source_count: Option<u64>,
+    pub dest_count: Option<u64>,
+    pub last_error: Option<String>,
+    /// The audit trail: phase transitions, resumes, lease take-overs, errors.
+    pub events: Vec<Event>,
+}
+
+impl Execution {
+    pub fn new(id: String, kind: Kind, inputs: Inputs, first: Phase) -> Execution {
+        let now = Timestamp::now();
+        let mut e = Execution {
+            format_version: FORMAT_VERSION,
+            id,
+            kind,
+            inputs,
+            status: Status::Running,
+            phase: first,
+            created_at: now,
+            updated_at: now,
+            created_by: Operator::current(),
+            resources: Resources::default(),
+            delete: PhaseProgress::default(),
+            copy: PhaseProgress::default(),
+            source_count: None,
+            dest_count: None,
+            last_error: None,
+            events: Vec::new(),
+        };
+        e.event(format!("execution created, phase {}", first.as_str()));
+        e
+    }
+
+    pub fn event(&mut self, what: impl Into<String>) {
+        let at = Timestamp::now();
+        self.updated_at = at;
+        self.events.push(Event {
+            at,
+            by: Operator::current(),
+            what: what.into(),
+        });
+    }
+
+    pub fn enter(&mut self, phase: Phase) {
+        self.phase = phase;
+        self.event(format!("phase {}", phase.as_str()));
+    }
+
+    pub fn progress_mut(&mut self, phase: Phase) -> Option<&mut PhaseProgress> {
+        match phase {
+            Phase::Delete => Some(&mut self.delete),
+            Phase::Copy => Some(&mut self.copy),
+            _ => None,
+        }
+    }
+
+    /// Parses a stored record, refusing damaged ones and ones from a newer format.
+    pub fn parse(bytes: &[u8], origin: &str) -> Result<Execution> {
+        let value: serde_json::Value =
+            serde_json::from_slice(bytes).map_err(|e| damaged(origin, &e.to_string()))?;
+        let version = value
+            .get("formatVersion")
+            .and_then(|v| v.as_u64())
+            .unwrap_or(0);
+        if version > u64::from(FORMAT_VERSION) {
+            return Err(Error::Journal(format!(
+                "{origin} was written by a newer dynamo-dr (journal format {version}; this one reads \
+                 up to {FORMAT_VERSION}); upgrade dynamo-dr to resume it. The record was not changed"
+            )));
+        }
+        serde_json::from_value(value).map_err(|e| damaged(origin, &e.to_string()))
+    }
+}
+
+fn damaged(origin: &str, why: &str) -> Error {
+    Error::Journal(format!(
+        "{origin} is damaged ({why}); it was not changed. Inspect it, and move it aside to start the \
+         execution afresh"
+    ))
+}
+
+/// A key (S, N or B attributes only) as DynamoDB JSON, for checkpoints.
+pub fn key_to_json(key: &HashMap<String, AttributeValue>) -> Result<serde_json::Value> {
+    let mut map = serde_json::Map::new();
+    for (name, v) in key {
+        let typed = match v {
+            AttributeValue::S(s) => serde_json::json!({ "S": s }),
+            AttributeValue::N(n) => serde_json::json!({ "N": n }),
+            AttributeValue::B(b) => {
+                serde_json::json!({ "B": aws_smithy_types::base64::encode(b.as_ref()) })
+            }
+            _ => {
+                return Err(Error::Journal(format!(
+                    "key attribute {name} is not S, N or B; it cannot be checkpointed"
+                )));
+            }
+        };
+        map.insert(name.clone(), typed);
+    }
+    Ok(serde_json::Value::Object(map))
+}
+
+pub fn key_from_json(value: &serde_json::Value) -> Result<HashMap<String, AttributeValue>> {
+    let bad = || {
+        Error::Journal(format!(
+            "checkpoint key {value} is not a DynamoDB key; the journal is damaged"
+        ))
+    };
+    let obj = value.as_object().ok_or_else(bad)?;
+    let mut key = HashMap::new();
+    for (name, typed) in obj {
+        let (t, v) = typed
+            .as_object()
+            .and_then(|o| o.iter().next())
+            .and_then(|(t, v)| v.as_str().map(|s| (t.as_str(), s)))
+            .ok_or_else(bad)?;
+        let attr = match t {
+            "S" => AttributeValue::S(v.to_string()),
+            "N" => AttributeValue::N(v.to_string()),
+            "B" => AttributeValue::B(aws_smithy_types::Blob::new(
+                aws_smithy_types::base64::decode(v).map_err(|_| bad())?,
+            )),
+            _ => return Err(bad()),
+        };
+        key.insert(name.clone(), attr);
+    }
+    Ok(key)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_round_trip_through_json() {
+        let key = HashMap::from([
+            ("pk".to_string(), AttributeValue::S("a#1".into())),
+            ("n".to_string(), AttributeValue::N("-1.5".into())),
+            (
+                "b".to_string(),
+                AttributeValue::B(aws_smithy_types::Blob::new(vec![0, 255, 7])),
+            ),
+        ]);
+        assert_eq!(key_from_json(&key_to_json(&key).unwrap()).unwrap(), key);
+    }
+
+    #[test]
+    fn damaged_and_newer_records_are_refused() {
+        let e = Execution::new(
+            "i.T".into(),
+            Kind::Sync,
+            Inputs {
+                table: "T".into(),
+                incident_id: None,
+                source: "table:S".into(),
+                segments: 1,
+                keep_restored_table: false,
+            },
+            Phase::Delete,
+        );
+        let good = serde_json::to_vec(&e).unwrap();
+        assert_eq!(Execution::parse(&good, "x").unwrap(), e);
+        let truncated = &good[..good.len() / 2];
+        assert!(
+            Execution::parse(truncated, "x")
+                .unwrap_err()
+                .to_string()
+                .contains("damaged")
+        );
+        assert!(
+            Execution::parse(b"\x00\x01garbage", "x")
+                .unwrap_err()
+                .to_string()
+                .contains("damaged")
+        );
+        let mut newer: serde_json::Value = serde_json::from_slice(&good).unwrap();
+        newer["formatVersion"] = 99.into();
+        let err = Execution::parse(&serde_json::to_vec(&newer).unwrap(), "x").unwrap_err();
+        assert!(err.to_string().contains("newer dynamo-dr"), "{err}");
+    }
+}

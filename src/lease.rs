@@ -1,0 +1,169 @@
+//! One run per table: a lease in the journal, renewed while the run lives, expiring when it dies.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Duration;
+
+use jiff::{SignedDuration, Timestamp};
+
+use crate::error::{Error, Result};
+use crate::journal::{Journal, Lease, Operator};
+
+/// How long a lease lives without renewal.
+pub const TTL: Duration = Duration::from_secs(60);
+const RENEW_EVERY: Duration = Duration::from_secs(15);
+
+/// A held lease. Renewed in the background; released by [`LeaseGuard::release`].
+pub struct LeaseGuard {
+    journal: Arc<dyn Journal>,
+    table: String,
+    version: Arc<AtomicU64>,
+    lost: Arc<AtomicBool>,
+    renewer: tokio::task::JoinHandle<()>,
+}
+
+/// Whether a process is still running on this host (Linux /proc).
+fn pid_alive(pid: u32) -> bool {
+    std::path::Path::new(&format!("/proc/{pid}")).exists()
+}
+
+fn expiry(now: Timestamp) -> Timestamp {
+    now.checked_add(SignedDuration::try_from(TTL).unwrap_or(SignedDuration::from_secs(60)))
+        .unwrap_or(now)
+}
+
+/// Takes the lease on `table` for `execution_id`. Returns the guard and, when an earlier holder
+/// was displaced, a sentence for the journal saying so.
+pub async fn acquire(
+    journal: Arc<dyn Journal>,
+    table: &str,
+    execution_id: &str,
+    break_lock: bool,
+) -> Result<(LeaseGuard, Option<String>)> {
+    let me = Operator::current();
+    for _ in 0..5 {
+        let now = Timestamp::now();
+        let lease = Lease {
+            table: table.to_string(),
+            execution_id: execution_id.to_string(),
+            holder: me.clone(),
+            acquired_at: now,
+            expires_at: expiry(now),
+        };
+        let current = journal.read_lease(table).await?;
+        let (expected, note) = match &current {
+            None => (None, None),
+            Some((held, version)) => {
+                let expired = held.expires_at < now;
+                let dead_here = held.holder.host == me.host
+                    && held.holder.pid != me.pid
+                    && !pid_alive(held.holder.pid);
+                let who = format!(
+                    "execution {} (user {}, host {}, pid {}, since {}, expires {})",
+                    held.execution_id,
+                    held.holder.user,
+                    held.holder.host,
+                    held.holder.pid,
+                    held.acquired_at,
+                    held.expires_at
+                );
+                let note = if held.execution_id == execution_id && (dead_here || expired) {
+                    format!(
+                        "took over the lease on {table} from a previous process of this execution that is gone: {who}"
+                    )
+                } else if expired {
+                    format!("took over the expired lease on {table} of {who}")
+                } else if break_lock {
+                    format!(
+                        "LEASE BROKEN by the operator (--break-lock) on {table}; it was held by {who}"
+                    )
+                } else {
+                    return Err(Error::invalid(
+                        "table",
+                        format!(
+                            "{table} is being recovered by {who}; one run per table at a time. Wait for it \
+                             (dynamo-dr status {}), or, if that run is dead, pass --break-lock",
+                            held.execution_id
+                        ),
+                    ));
+                };
+                (Some(*version), Some(note))
+            }
+        };
+        if journal.swap_lease(table, Some(&lease), expected).await? {
+            if let Some(n) = &note {
+                tracing::warn!("{n}");
+            }
+            let version = Arc::new(AtomicU64::new(expected.map_or(1, |v| v + 1)));
+            let lost = Arc::new(AtomicBool::new(false));
+            let renewer =
+                tokio::spawn(renew(journal.clone(), lease, version.clone(), lost.clone()));
+            return Ok((
+                LeaseGuard {
+                    journal,
+                    table: table.to_string(),
+                    version,
+                    lost,
+                    renewer,
+                },
+                note,
+            ));
+        }
+    }
+    Err(Error::invalid(
+        "table",
+        format!("{table}: the lease kept changing under us; another run is starting. Try again"),
+    ))
+}
+
+async fn renew(
+    journal: Arc<dyn Journal>,
+    mut lease: Lease,
+    version: Arc<AtomicU64>,
+    lost: Arc<AtomicBool>,
+) {
+    loop {
+        tokio::time::sleep(RENEW_EVERY).await;
+        lease.expires_at = expiry(Timestamp::now());
+        let v = version.load(Ordering::SeqCst);
+        match journal
+            .swap_lease(&lease.table, Some(&lease), Some(v))
+            .await
+        {
+            Ok(true) => version.store(v + 1, Ordering::SeqCst),
+            Ok(false) => {
+                tracing::error!(table = %lease.table, "the lease was taken by someone else; stopping");
+                lost.store(true, Ordering::SeqCst);
+                return;
+            }
+            // A failed renewal is retried; the lease only lapses after TTL.
+            Err(e) => {
+                tracing::warn!(table = %lease.table, error = %e, "lease renewal failed; retrying")
+            }
+        }
+    }
+}
+
+impl LeaseGuard {
+    /// Fails once another run has taken the lease, so this one stops writing.
+    pub fn check(&self) -> Result<()> {
+        if self.lost.load(Ordering::SeqCst) {
+            return Err(Error::Journal(format!(
+                "the lease on {} was taken over by another run (--break-lock?); this run stopped writing",
+                self.table
+            )));
+        }
+        Ok(())
+    }
+
+    pub async fn release(self) -> Result<()> {
+        self.renewer.abort();
+        let _ = self.renewer.await;
+        if self.lost.load(Ordering::SeqCst) {
+            return Ok(());
+        }
+        let v = self.version.load(Ordering::SeqCst);
+        self.journal.swap_lease(&self.table, None, Some(v)).await?;
+        Ok(())
+    }
+}
