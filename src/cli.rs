@@ -103,6 +103,9 @@ pub struct ResumeArgs {
     /// Take over the table's lease even if another run seems to hold it.
     #[arg(long)]
     pub break_lock: bool,
+    /// Items per Scan page [default: DynamoDB's 1 MB pages].
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(i32).range(1..))]
+    pub scan_page_limit: Option<i32>,
 }
 
 #[derive(Debug, Args)]
@@ -172,6 +175,9 @@ pub struct RunArgs {
     /// Take over the table's lease even if another run seems to hold it (recorded in the journal).
     #[arg(long)]
     pub break_lock: bool,
+    /// Items per Scan page [default: DynamoDB's 1 MB pages]; smaller pages checkpoint more often.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(i32).range(1..))]
+    pub scan_page_limit: Option<i32>,
 }
 
 /// Parses the command line, runs, prints, and returns the documented exit code.

@@ -45,6 +45,7 @@ fn sync_options(table: &ResolvedTable, run: &RunArgs) -> SyncOptions {
             .map(|n| n as usize)
             .or(table.options.write_concurrency)
             .unwrap_or(defaults.write_concurrency),
+        page_limit: run.scan_page_limit,
         ..defaults
     }
 }
@@ -503,7 +504,7 @@ pub async fn status(ctx: &Ctx, id: &str) -> Result<()> {
 pub async fn executions(ctx: &Ctx) -> Result<()> {
     let (_, journal) = ctx.open().await?;
     let mut all = journal.list().await?;
-    all.sort_by(|a, b| b.created_at.cmp(&a.created_at));
+    all.sort_by_key(|e| std::cmp::Reverse(e.created_at));
     match ctx.format {
         Format::Json => println!("{}", output::executions_json(&all)),
         Format::Text => print!("{}", output::executions_text(&all)),

@@ -36,6 +36,9 @@ pub struct SyncOptions {
     /// Scan pages (up to 1 MB each) held in memory at once, across all segments: this, not the
     /// table's size or the segment count, bounds the memory a sync uses.
     pub pages_in_memory: usize,
+    /// Items per Scan page (`Limit`); `None` for DynamoDB's 1 MB pages. Smaller pages mean more
+    /// frequent checkpoints and smaller bursts against the table.
+    pub page_limit: Option<i32>,
     pub retry: RetryPolicy,
 }
 
@@ -45,6 +48,7 @@ impl Default for SyncOptions {
             segments: 8,
             write_concurrency: 32,
             pages_in_memory: 4,
+            page_limit: None,
             retry: RetryPolicy::default(),
         }
     }
@@ -87,10 +91,18 @@ impl Checkpoint for NoCheckpoint {
     }
 }
 
-/// Where each segment starts: from the journal's checkpoints, or from the beginning.
-fn starts(segments: u32, from: &[SegmentCheckpoint]) -> Result<Vec<Option<(Option<Item>, bool)>>> {
+/// Where a segment (re)starts.
+struct SegmentStart {
+    key: Option<Item>,
+    /// The first page may have been written before an interruption.
+    rewritten: bool,
+}
+
+/// Where each segment starts (`None`: already finished): from the journal's checkpoints, or from
+/// the beginning.
+fn starts(segments: u32, from: &[SegmentCheckpoint]) -> Result<Vec<Option<SegmentStart>>> {
     if from.is_empty() {
-        return Ok((0..segments).map(|_| Some((None, false))).collect());
+        return Ok((0..segments).map(|_| Some(SegmentStart { key: None, rewritten: false })).collect());
     }
     from.iter()
         .map(|c| {
@@ -99,7 +111,7 @@ fn starts(segments: u32, from: &[SegmentCheckpoint]) -> Result<Vec<Option<(Optio
             }
             let key = c.next_key.as_ref().map(key_from_json).transpose()?;
             // The page after the checkpoint may have been partly written before the interruption.
-            Ok(Some((key, true)))
+            Ok(Some(SegmentStart { key, rewritten: true }))
         })
         .collect()
 }
@@ -182,6 +194,7 @@ struct Ctx {
     segments: u32,
     writers: Semaphore,
     pages: Arc<Semaphore>,
+    page_limit: Option<i32>,
     retry: RetryPolicy,
     progress: Progress,
     phase: Phase,
@@ -216,6 +229,7 @@ async fn transfer(
         segments,
         writers: Semaphore::new(opts.write_concurrency.max(1)),
         pages: Arc::new(Semaphore::new(opts.pages_in_memory.max(1))),
+        page_limit: opts.page_limit,
         retry: opts.retry.clone(),
         progress: Progress::items(&label),
         phase,
@@ -225,7 +239,7 @@ async fn transfer(
     });
     let mut tasks = tokio::task::JoinSet::new();
     for (segment, start) in starts.into_iter().enumerate() {
-        let Some((key, rewritten)) = start else {
+        let Some(SegmentStart { key, rewritten }) = start else {
             continue;
         };
         let ctx = ctx.clone();
@@ -320,6 +334,7 @@ impl Ctx {
             .total_segments(self.segments as i32)
             // Strongly consistent: an item written just before the scan must not be missed.
             .consistent_read(true)
+            .set_limit(self.page_limit)
             .set_exclusive_start_key(start);
         if let Op::Delete(key) = &self.op {
             let (projection, names) = key_projection(key);

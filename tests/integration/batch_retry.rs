@@ -39,6 +39,7 @@ fn options(max_attempts: u32) -> SyncOptions {
         segments: 1,
         write_concurrency: 4,
         pages_in_memory: 2,
+        page_limit: None,
         retry: RetryPolicy {
             base: Duration::from_millis(1),
             cap: Duration::from_millis(5),

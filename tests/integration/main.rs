@@ -5,8 +5,10 @@ mod support;
 
 mod batch_retry;
 mod fidelity;
+mod journal_suite;
 mod polling;
 mod refusals;
 mod restore_moto;
 mod restore_requests;
+mod resume;
 mod sync_dynalite;

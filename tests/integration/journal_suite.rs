@@ -1,0 +1,244 @@
+//! One suite, both journals: the local directory and the DynamoDB control table.
+
+use std::sync::Arc;
+
+use dynamo_dr::journal::dynamo::{DynamoJournal, init};
+use dynamo_dr::journal::local::LocalJournal;
+use dynamo_dr::journal::{
+    Execution, Inputs, Journal, Kind, Lease, Operator, Phase, SegmentCheckpoint,
+};
+use dynamo_dr::lease;
+use dynamo_dr_testkit::*;
+use jiff::{SignedDuration, Timestamp};
+
+fn execution(id: &str) -> Execution {
+    let mut e = Execution::new(
+        id.into(),
+        Kind::Restore,
+        Inputs {
+            table: "Orders".into(),
+            incident_id: Some("inc-1".into()),
+            source: "latest".into(),
+            segments: 2,
+            keep_restored_table: false,
+        },
+        Phase::BackupAndRestore,
+    );
+    e.copy.segments = vec![SegmentCheckpoint::default(); 2];
+    e
+}
+
+fn lease_for(execution_id: &str, holder: Operator, expires_in_s: i64) -> Lease {
+    let now = Timestamp::now();
+    Lease {
+        table: "Orders".into(),
+        execution_id: execution_id.into(),
+        holder,
+        acquired_at: now,
+        expires_at: now
+            .checked_add(SignedDuration::from_secs(expires_in_s))
+            .expect("time"),
+    }
+}
+
+async fn suite(j: Arc<dyn Journal>) {
+    // Records: absent, saved, replaced, listed.
+    assert_eq!(j.load("inc-1.Orders").await.expect("load"), None);
+    let mut e = execution("inc-1.Orders");
+    j.save(&e).await.expect("save");
+    assert_eq!(
+        j.load("inc-1.Orders").await.expect("load").as_ref(),
+        Some(&e)
+    );
+    e.enter(Phase::Copy);
+    e.copy.segments[1].next_key = Some(serde_json::json!({"pk": {"S": "k#1"}}));
+    e.copy.segments[1].items = 100;
+    j.save(&e).await.expect("save");
+    assert_eq!(
+        j.load("inc-1.Orders").await.expect("load").as_ref(),
+        Some(&e)
+    );
+    j.save(&execution("inc-2.Orders")).await.expect("save");
+    let mut ids: Vec<String> = j
+        .list()
+        .await
+        .expect("list")
+        .into_iter()
+        .map(|e| e.id)
+        .collect();
+    ids.sort();
+    assert_eq!(ids, ["inc-1.Orders", "inc-2.Orders"]);
+
+    // Leases change only by compare-and-swap.
+    let me = Operator::current();
+    let l = lease_for("inc-1.Orders", me.clone(), 60);
+    assert_eq!(j.read_lease("Orders").await.expect("read"), None);
+    assert!(j.swap_lease("Orders", Some(&l), None).await.expect("swap"));
+    assert!(
+        !j.swap_lease("Orders", Some(&l), None).await.expect("swap"),
+        "a second creator must lose"
+    );
+    assert_eq!(
+        j.read_lease("Orders").await.expect("read"),
+        Some((l.clone(), 1))
+    );
+    assert!(
+        !j.swap_lease("Orders", Some(&l), Some(7))
+            .await
+            .expect("swap"),
+        "a stale version must lose"
+    );
+    assert!(
+        j.swap_lease("Orders", Some(&l), Some(1))
+            .await
+            .expect("swap")
+    );
+    assert!(!j.swap_lease("Orders", None, Some(1)).await.expect("swap"));
+    assert!(j.swap_lease("Orders", None, Some(2)).await.expect("swap"));
+    assert_eq!(j.read_lease("Orders").await.expect("read"), None);
+
+    // One run per table: a live holder refuses others; --break-lock and expiry take over.
+    let (held, note) = lease::acquire(j.clone(), "Orders", "inc-1.Orders", false)
+        .await
+        .expect("acquire");
+    assert_eq!(note, None);
+    let refused = lease::acquire(j.clone(), "Orders", "inc-9.Orders", false)
+        .await
+        .err()
+        .expect("refused");
+    assert_eq!(refused.exit_status(), dynamo_dr::ExitStatus::Refused);
+    assert!(refused.to_string().contains("inc-1.Orders"), "{refused}");
+    let (broken, note) = lease::acquire(j.clone(), "Orders", "inc-9.Orders", true)
+        .await
+        .expect("break");
+    assert!(note.expect("note").contains("LEASE BROKEN"));
+    held.release()
+        .await
+        .expect("release of a lost lease is a no-op");
+    assert_eq!(
+        j.read_lease("Orders")
+            .await
+            .expect("read")
+            .map(|(l, _)| l.execution_id)
+            .as_deref(),
+        Some("inc-9.Orders")
+    );
+    broken.release().await.expect("release");
+    assert_eq!(j.read_lease("Orders").await.expect("read"), None);
+
+    let elsewhere = Operator {
+        user: "alice".into(),
+        host: "other-host".into(),
+        pid: 1,
+    };
+    j.swap_lease(
+        "Orders",
+        Some(&lease_for("old.Orders", elsewhere.clone(), -5)),
+        None,
+    )
+    .await
+    .expect("swap");
+    let (g, note) = lease::acquire(j.clone(), "Orders", "inc-3.Orders", false)
+        .await
+        .expect("expired lease");
+    assert!(note.expect("note").contains("expired"));
+    g.release().await.expect("release");
+
+    // The same execution takes over from its own dead process on this host, not a live one.
+    let dead = Operator {
+        pid: 4_000_000,
+        ..me.clone()
+    };
+    j.swap_lease("Orders", Some(&lease_for("inc-1.Orders", dead, 60)), None)
+        .await
+        .expect("swap");
+    let (g, note) = lease::acquire(j.clone(), "Orders", "inc-1.Orders", false)
+        .await
+        .expect("dead holder");
+    assert!(note.expect("note").contains("gone"));
+    g.release().await.expect("release");
+    let live_elsewhere = lease_for("inc-1.Orders", elsewhere, 60);
+    j.swap_lease("Orders", Some(&live_elsewhere), None)
+        .await
+        .expect("swap");
+    assert!(
+        lease::acquire(j.clone(), "Orders", "inc-1.Orders", false)
+            .await
+            .is_err(),
+        "a holder on another host may be alive"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_local_journal_passes_the_suite() {
+    let dir = tempfile::tempdir().expect("dir");
+    suite(Arc::new(LocalJournal::open(dir.path()).expect("open"))).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_dynamodb_journal_passes_the_suite() {
+    let dynalite =
+        Emulator::start_with(dynamo_dr_testkit::Kind::Dynalite, &["--createTableMs", "0"]).await;
+    let client = dynalite.client();
+    assert!(init(&client, "dr-journal").await.expect("init"));
+    assert!(
+        !init(&client, "dr-journal")
+            .await
+            .expect("init is idempotent")
+    );
+    suite(Arc::new(
+        DynamoJournal::open(client, "dr-journal")
+            .await
+            .expect("open"),
+    ))
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn damaged_records_are_reported_not_misread() {
+    let dir = tempfile::tempdir().expect("dir");
+    let local = LocalJournal::open(dir.path()).expect("open");
+    let good = serde_json::to_vec(&execution("inc-1.Orders")).expect("json");
+    let path = dir.path().join("executions/inc-1.Orders.json");
+    let mut newer: serde_json::Value = serde_json::from_slice(&good).expect("json");
+    newer["formatVersion"] = 2.into();
+    for (bytes, expected) in [
+        (good[..good.len() / 3].to_vec(), "damaged"),
+        (b"\xff\xfe garbage".to_vec(), "damaged"),
+        (serde_json::to_vec(&newer).expect("json"), "newer dynamo-dr"),
+    ] {
+        std::fs::write(&path, &bytes).expect("write");
+        let err = local.load("inc-1.Orders").await.expect_err("damaged");
+        assert!(err.to_string().contains(expected), "{err}");
+        assert_eq!(err.exit_status(), dynamo_dr::ExitStatus::Failed);
+        assert_eq!(
+            std::fs::read(&path).expect("read"),
+            bytes,
+            "a damaged record is left as it was"
+        );
+    }
+
+    let dynalite =
+        Emulator::start_with(dynamo_dr_testkit::Kind::Dynalite, &["--createTableMs", "0"]).await;
+    let client = dynalite.client();
+    init(&client, "dr-journal").await.expect("init");
+    client
+        .put_item()
+        .table_name("dr-journal")
+        .item(
+            "pk",
+            aws_sdk_dynamodb::types::AttributeValue::S("execution#inc-1.Orders".into()),
+        )
+        .item(
+            "record",
+            aws_sdk_dynamodb::types::AttributeValue::S("{\"formatVersion\": 1, \"id\":".into()),
+        )
+        .send()
+        .await
+        .expect("put");
+    let remote = DynamoJournal::open(client, "dr-journal")
+        .await
+        .expect("open");
+    let err = remote.load("inc-1.Orders").await.expect_err("damaged");
+    assert!(err.to_string().contains("damaged"), "{err}");
+}
