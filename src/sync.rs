@@ -102,7 +102,14 @@ struct SegmentStart {
 /// the beginning.
 fn starts(segments: u32, from: &[SegmentCheckpoint]) -> Result<Vec<Option<SegmentStart>>> {
     if from.is_empty() {
-        return Ok((0..segments).map(|_| Some(SegmentStart { key: None, rewritten: false })).collect());
+        return Ok((0..segments)
+            .map(|_| {
+                Some(SegmentStart {
+                    key: None,
+                    rewritten: false,
+                })
+            })
+            .collect());
     }
     from.iter()
         .map(|c| {
@@ -111,7 +118,10 @@ fn starts(segments: u32, from: &[SegmentCheckpoint]) -> Result<Vec<Option<Segmen
             }
             let key = c.next_key.as_ref().map(key_from_json).transpose()?;
             // The page after the checkpoint may have been partly written before the interruption.
-            Ok(Some(SegmentStart { key, rewritten: true }))
+            Ok(Some(SegmentStart {
+                key,
+                rewritten: true,
+            }))
         })
         .collect()
 }
