@@ -217,6 +217,31 @@ async fn begin(
     Ok(Arc::new(Recorder::new(journal, exec, Some(guard))))
 }
 
+/// Runs `work` as a journaled execution: lease, start record, Ctrl-C handling, outcome record.
+async fn journaled<T, Fut>(
+    journal: Arc<dyn Journal>,
+    existing: Option<Execution>,
+    fresh: impl FnOnce() -> Execution,
+    break_lock: bool,
+    work: impl FnOnce(Arc<Recorder>) -> Fut,
+) -> Result<(T, Execution)>
+where
+    Fut: std::future::Future<Output = Result<T>>,
+{
+    let rec = begin(journal, existing, fresh, break_lock).await?;
+    let id = rec.snapshot().await.id;
+    let result = interruptible(work(rec.clone())).await.map_err(|e| match e {
+        Error::Interrupted => Error::PhaseFailed {
+            phase: "the run",
+            state: format!("the journal holds the checkpoints; `dynamo-dr resume {id}` continues"),
+            source: Box::new(Error::Interrupted),
+        },
+        other => other,
+    });
+    let exec = rec.finish(result.as_ref().err()).await?;
+    Ok((result?, exec))
+}
+
 pub async fn restore(ctx: &Ctx, args: RestoreArgs) -> Result<()> {
     let table = ctx.config.resolve("table", &args.table)?;
     let (incident, time_text, backup, confirm) = match &args.input {
@@ -303,18 +328,11 @@ async fn run_restore(
         ));
     }
     confirm(yes, &summary, &plan.dest.name)?;
-    let rec = begin(
-        journal,
-        existing,
-        || Execution::new(id.clone(), Kind::Restore, inputs, Phase::BackupAndRestore),
-        break_lock,
-    )
+    let fresh = || Execution::new(id.clone(), Kind::Restore, inputs, Phase::BackupAndRestore);
+    let (report, _) = journaled(journal, existing, fresh, break_lock, |rec| async move {
+        restore::execute(&client, &plan, &rec).await
+    })
     .await?;
-    let started = Instant::now();
-    let result = interruptible(restore::execute(&client, &plan, &rec)).await;
-    rec.finish(result.as_ref().err()).await?;
-    let report = result?;
-    let _ = started;
     match ctx.format {
         Format::Json => println!("{}", output::restore_json(&report)),
         Format::Text => print!("{}", output::restore_text(&report)),
@@ -408,21 +426,13 @@ async fn run_sync(
         ));
     }
     confirm(yes, &summary, &dst.name)?;
-    let rec = begin(
-        journal,
-        existing,
-        || Execution::new(id.clone(), Kind::Sync, inputs, Phase::Delete),
-        break_lock,
-    )
-    .await?;
     let started = Instant::now();
-    let work = async {
+    let fresh = || Execution::new(id.clone(), Kind::Sync, inputs, Phase::Delete);
+    let ((), exec) = journaled(journal, existing, fresh, break_lock, |rec| async move {
         execution::sync_phases(&client, &src, &dst, &opts, &rec).await?;
         rec.update(|e| e.enter(Phase::Done)).await
-    };
-    let result = interruptible(work).await;
-    let exec = rec.finish(result.as_ref().err()).await?;
-    result?;
+    })
+    .await?;
     match ctx.format {
         Format::Json => println!("{}", output::sync_json(&exec, started.elapsed())),
         Format::Text => print!("{}", output::sync_text(&exec, started.elapsed())),
