@@ -43,6 +43,10 @@ pub async fn dynamodb_client(opts: &AwsOptions) -> aws_sdk_dynamodb::Client {
     aws_sdk_dynamodb::Client::new(&load_config(opts).await)
 }
 
+pub async fn lambda_client(opts: &AwsOptions) -> aws_sdk_lambda::Client {
+    aws_sdk_lambda::Client::new(&load_config(opts).await)
+}
+
 /// Error codes DynamoDB uses for "slow down" and transient server faults.
 const RETRYABLE_CODES: &[&str] = &[
     "ProvisionedThroughputExceededException",

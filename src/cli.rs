@@ -85,6 +85,9 @@ pub enum Command {
     /// Manage the shared DynamoDB journal.
     #[command(subcommand)]
     Journal(JournalCommand),
+    /// Pause an environment's Lambda functions before a recovery, and put them back after.
+    #[command(subcommand)]
+    RecoveryMode(RecoveryModeCommand),
 }
 
 #[derive(Debug, Subcommand)]
@@ -106,6 +109,36 @@ pub struct ResumeArgs {
     /// Items per Scan page [default: DynamoDB's 1 MB pages].
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(i32).range(1..))]
     pub scan_page_limit: Option<i32>,
+    /// Run even though the table's environment is not in recovery mode (recorded in the journal).
+    #[arg(long)]
+    pub allow_live_traffic: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RecoveryModeCommand {
+    /// Record every function's reserved concurrency, then set it to 0 and disable its event
+    /// source mappings.
+    Start(RecoveryModeArgs),
+    /// Put back every recorded value and re-enable the mappings start disabled.
+    End(RecoveryModeArgs),
+    /// Each function's current and saved state, with drift.
+    Status {
+        #[arg(long, value_name = "ENV")]
+        environment: String,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct RecoveryModeArgs {
+    /// The environment, e.g. Prod (functions named Prod-*, unless configured otherwise).
+    #[arg(long, value_name = "ENV")]
+    pub environment: String,
+    /// List every function with the planned action, or why it is excluded; change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Do not ask; required when there is no terminal to ask on.
+    #[arg(long, short = 'y')]
+    pub yes: bool,
 }
 
 #[derive(Debug, Args)]
@@ -178,6 +211,20 @@ pub struct RunArgs {
     /// Items per Scan page [default: DynamoDB's 1 MB pages]; smaller pages checkpoint more often.
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(i32).range(1..))]
     pub scan_page_limit: Option<i32>,
+    /// Run even though the table's environment is not in recovery mode (recorded in the journal).
+    #[arg(long)]
+    pub allow_live_traffic: bool,
+}
+
+impl RunArgs {
+    pub fn flags(&self) -> commands::Flags {
+        commands::Flags {
+            yes: self.yes,
+            break_lock: self.break_lock,
+            allow_live_traffic: self.allow_live_traffic,
+            page_limit: self.scan_page_limit,
+        }
+    }
 }
 
 /// Parses the command line, runs, prints, and returns the documented exit code.
@@ -274,5 +321,6 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Status { id } => commands::status(&ctx, &id).await,
         Command::Executions => commands::executions(&ctx).await,
         Command::Journal(JournalCommand::Init) => commands::journal_init(&ctx).await,
+        Command::RecoveryMode(cmd) => commands::recovery_mode(&ctx, cmd).await,
     }
 }

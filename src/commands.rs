@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::aws::{self, AwsOptions};
-use crate::cli::{RestoreArgs, ResumeArgs, RunArgs, SyncArgs};
+use crate::cli::{RecoveryModeCommand, RestoreArgs, ResumeArgs, RunArgs, SyncArgs};
 use crate::config::{Config, ResolvedTable};
 use crate::error::{Error, Result};
 use crate::execution::{self, Recorder};
@@ -13,6 +13,7 @@ use crate::input::SeedInput;
 use crate::journal::{self, Execution, Inputs, Journal, Kind, Phase, Status};
 use crate::lease;
 use crate::output::{self, Format};
+use crate::recovery_mode;
 use crate::restore::{self, Plan, RestoreRequest, Source, SourceDetail};
 use crate::sync::SyncOptions;
 use crate::validate;
@@ -181,12 +182,57 @@ fn check_existing(
     Ok(())
 }
 
+/// The operator's choices that govern how a run may start.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Flags {
+    pub yes: bool,
+    pub break_lock: bool,
+    pub allow_live_traffic: bool,
+    pub page_limit: Option<i32>,
+}
+
+/// The restore guard: a table tied to an environment is restored only while that environment's
+/// recovery mode is on. Returns a sentence for the journal when the operator overrides it.
+async fn recovery_mode_guard(
+    ctx: &Ctx,
+    journal: &dyn Journal,
+    table: &str,
+    flags: Flags,
+) -> Result<Option<String>> {
+    let Some(env) = ctx.config.environment_of(table) else {
+        return Ok(None);
+    };
+    let on = journal
+        .load_recovery_mode(&env)
+        .await?
+        .is_some_and(|r| r.is_on());
+    if on {
+        return Ok(None);
+    }
+    if flags.allow_live_traffic {
+        let note = format!(
+            "LIVE TRAFFIC ALLOWED: recovery mode is not on for environment {env}; the application may write to {table} during the run (--allow-live-traffic)"
+        );
+        tracing::warn!("{note}");
+        return Ok(Some(note));
+    }
+    Err(Error::invalid(
+        "recovery mode",
+        format!(
+            "{table} belongs to environment {env}, whose recovery mode is not on, so the application could \
+             write to it during the run. Start it with `dynamo-dr recovery-mode start --environment {env}`, \
+             or pass --allow-live-traffic to run anyway"
+        ),
+    ))
+}
+
 /// Takes the lease, writes the start (or resume) into the journal, and returns the recorder.
 async fn begin(
     journal: Arc<dyn Journal>,
     existing: Option<Execution>,
     fresh: impl FnOnce() -> Execution,
     break_lock: bool,
+    notes: Vec<String>,
 ) -> Result<Arc<Recorder>> {
     let mut exec = existing.unwrap_or_else(fresh);
     let (guard, note) =
@@ -206,7 +252,7 @@ async fn begin(
             me.user, me.host, me.pid, exec.inputs.table, exec.inputs.source, exec.inputs.segments
         ));
     }
-    if let Some(n) = note {
+    for n in note.into_iter().chain(notes) {
         exec.event(n);
     }
     exec.status = Status::Running;
@@ -223,12 +269,13 @@ async fn journaled<T, Fut>(
     existing: Option<Execution>,
     fresh: impl FnOnce() -> Execution,
     break_lock: bool,
+    notes: Vec<String>,
     work: impl FnOnce(Arc<Recorder>) -> Fut,
 ) -> Result<(T, Execution)>
 where
     Fut: std::future::Future<Output = Result<T>>,
 {
-    let rec = begin(journal, existing, fresh, break_lock).await?;
+    let rec = begin(journal, existing, fresh, break_lock, notes).await?;
     let id = rec.snapshot().await.id;
     let result = interruptible(work(rec.clone())).await.map_err(|e| match e {
         Error::Interrupted => Error::PhaseFailed {
@@ -285,16 +332,15 @@ pub async fn restore(ctx: &Ctx, args: RestoreArgs) -> Result<()> {
         backup_deadline: Duration::from_secs(4 * 3600),
         restore_deadline: Duration::from_secs(args.restore_timeout * 60),
     };
-    run_restore(ctx, request, args.run.yes, args.run.break_lock).await
+    run_restore(ctx, request, args.run.flags()).await
 }
 
-async fn run_restore(
-    ctx: &Ctx,
-    request: RestoreRequest,
-    yes: bool,
-    break_lock: bool,
-) -> Result<()> {
+async fn run_restore(ctx: &Ctx, request: RestoreRequest, flags: Flags) -> Result<()> {
     let (client, journal) = ctx.open().await?;
+    let notes: Vec<String> = recovery_mode_guard(ctx, journal.as_ref(), &request.table, flags)
+        .await?
+        .into_iter()
+        .collect();
     let id = request.names.execution_id.clone();
     let inputs = Inputs {
         table: request.table.clone(),
@@ -327,11 +373,16 @@ async fn run_restore(
             journal.describe()
         ));
     }
-    confirm(yes, &summary, &plan.dest.name)?;
+    confirm(flags.yes, &summary, &plan.dest.name)?;
     let fresh = || Execution::new(id.clone(), Kind::Restore, inputs, Phase::BackupAndRestore);
-    let (report, _) = journaled(journal, existing, fresh, break_lock, |rec| async move {
-        restore::execute(&client, &plan, &rec).await
-    })
+    let (report, _) = journaled(
+        journal,
+        existing,
+        fresh,
+        flags.break_lock,
+        notes,
+        |rec| async move { restore::execute(&client, &plan, &rec).await },
+    )
     .await?;
     match ctx.format {
         Format::Json => println!("{}", output::restore_json(&report)),
@@ -372,7 +423,7 @@ pub async fn sync(ctx: &Ctx, args: SyncArgs) -> Result<()> {
         segments: opts.segments,
         keep_restored_table: false,
     };
-    run_sync(ctx, id, inputs, opts, args.run.yes, args.run.break_lock).await
+    run_sync(ctx, id, inputs, opts, args.run.flags()).await
 }
 
 async fn run_sync(
@@ -380,10 +431,13 @@ async fn run_sync(
     id: String,
     inputs: Inputs,
     opts: SyncOptions,
-    yes: bool,
-    break_lock: bool,
+    flags: Flags,
 ) -> Result<()> {
     let (client, journal) = ctx.open().await?;
+    let notes: Vec<String> = recovery_mode_guard(ctx, journal.as_ref(), &inputs.table, flags)
+        .await?
+        .into_iter()
+        .collect();
     let existing = journal.load(&id).await?;
     check_existing(&existing, Kind::Sync, &inputs, journal.as_ref())?;
     let inputs = existing
@@ -425,13 +479,20 @@ async fn run_sync(
             journal.describe()
         ));
     }
-    confirm(yes, &summary, &dst.name)?;
+    confirm(flags.yes, &summary, &dst.name)?;
     let started = Instant::now();
     let fresh = || Execution::new(id.clone(), Kind::Sync, inputs, Phase::Delete);
-    let ((), exec) = journaled(journal, existing, fresh, break_lock, |rec| async move {
-        execution::sync_phases(&client, &src, &dst, &opts, &rec).await?;
-        rec.update(|e| e.enter(Phase::Done)).await
-    })
+    let ((), exec) = journaled(
+        journal,
+        existing,
+        fresh,
+        flags.break_lock,
+        notes,
+        |rec| async move {
+            execution::sync_phases(&client, &src, &dst, &opts, &rec).await?;
+            rec.update(|e| e.enter(Phase::Done)).await
+        },
+    )
     .await?;
     match ctx.format {
         Format::Json => println!("{}", output::sync_json(&exec, started.elapsed())),
@@ -454,6 +515,12 @@ pub async fn resume(ctx: &Ctx, args: ResumeArgs) -> Result<()> {
     })?;
     drop(client);
     require_terminal_or_yes(args.yes)?;
+    let flags = Flags {
+        yes: args.yes,
+        break_lock: args.break_lock,
+        allow_live_traffic: args.allow_live_traffic,
+        page_limit: args.scan_page_limit,
+    };
     match exec.kind {
         Kind::Restore => {
             let incident = exec.inputs.incident_id.clone().unwrap_or_default();
@@ -465,27 +532,21 @@ pub async fn resume(ctx: &Ctx, args: ResumeArgs) -> Result<()> {
                 keep_restored_table: exec.inputs.keep_restored_table,
                 sync: SyncOptions {
                     segments: exec.inputs.segments,
+                    page_limit: flags.page_limit,
                     ..SyncOptions::default()
                 },
                 backup_deadline: Duration::from_secs(4 * 3600),
                 restore_deadline: Duration::from_secs(24 * 3600),
             };
-            run_restore(ctx, request, args.yes, args.break_lock).await
+            run_restore(ctx, request, flags).await
         }
         Kind::Sync => {
             let opts = SyncOptions {
                 segments: exec.inputs.segments,
+                page_limit: flags.page_limit,
                 ..SyncOptions::default()
             };
-            run_sync(
-                ctx,
-                exec.id.clone(),
-                exec.inputs.clone(),
-                opts,
-                args.yes,
-                args.break_lock,
-            )
-            .await
+            run_sync(ctx, exec.id.clone(), exec.inputs.clone(), opts, flags).await
         }
     }
 }
@@ -553,4 +614,75 @@ async fn interruptible<T>(work: impl std::future::Future<Output = Result<T>>) ->
         r = work => r,
         _ = tokio::signal::ctrl_c() => Err(Error::Interrupted),
     }
+}
+
+pub async fn recovery_mode(ctx: &Ctx, cmd: RecoveryModeCommand) -> Result<()> {
+    let (env_name, dry_run, yes, kind) = match &cmd {
+        RecoveryModeCommand::Start(a) => (&a.environment, a.dry_run, a.yes, "start"),
+        RecoveryModeCommand::End(a) => (&a.environment, a.dry_run, a.yes, "end"),
+        RecoveryModeCommand::Status { environment } => (environment, true, true, "status"),
+    };
+    let env = ctx.config.environment(env_name)?;
+    if !dry_run {
+        require_terminal_or_yes(yes)?;
+    }
+    let (_, journal) = ctx.open().await?;
+    let lambda = aws::lambda_client(&ctx.aws).await;
+    if kind == "status" {
+        let (record, functions) =
+            recovery_mode::status(&lambda, journal.as_ref(), env_name, &env).await?;
+        match ctx.format {
+            Format::Json => println!(
+                "{}",
+                output::recovery_status_json(env_name, record.as_ref(), &functions)
+            ),
+            Format::Text => print!(
+                "{}",
+                output::recovery_status_text(env_name, record.as_ref(), &functions)
+            ),
+        }
+        return Ok(());
+    }
+    let run = |dry: bool| {
+        let (lambda, journal, env) = (&lambda, journal.clone(), &env);
+        async move {
+            match kind {
+                "start" => recovery_mode::start(lambda, journal.as_ref(), env_name, env, dry).await,
+                _ => recovery_mode::end(lambda, journal.as_ref(), env_name, dry).await,
+            }
+        }
+    };
+    if !dry_run && !yes {
+        let plan = run(true).await?;
+        prompt(
+            &output::actions_text(&format!("recovery-mode {kind} plan for {env_name}"), &plan),
+            env_name,
+        )?;
+    }
+    let actions = run(dry_run).await?;
+    let title = if dry_run {
+        format!("recovery-mode {kind} --dry-run for {env_name} (nothing changed)")
+    } else {
+        format!("recovery-mode {kind} for {env_name}")
+    };
+    match ctx.format {
+        Format::Json => println!(
+            "{}",
+            serde_json::json!({ "environment": env_name, "dryRun": dry_run, "actions": actions })
+        ),
+        Format::Text => print!("{}", output::actions_text(&title, &actions)),
+    }
+    let failures: Vec<String> = actions
+        .iter()
+        .filter_map(|a| a.error.as_ref().map(|e| format!("{}: {e}", a.target)))
+        .collect();
+    if !failures.is_empty() {
+        return Err(Error::Incomplete(format!(
+            "recovery-mode {kind} for {env_name}: {} call(s) failed; the others were done and recorded. \
+             Run `dynamo-dr recovery-mode {kind} --environment {env_name}` again to finish:\n  {}",
+            failures.len(),
+            failures.join("\n  ")
+        )));
+    }
+    Ok(())
 }

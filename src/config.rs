@@ -23,6 +23,9 @@ pub struct Config {
     /// Logical name to table.
     #[serde(default)]
     pub tables: BTreeMap<String, TableConfig>,
+    /// Environments whose Lambda functions recovery mode pauses.
+    #[serde(default)]
+    pub environments: BTreeMap<String, EnvironmentSection>,
     /// Where the config was read from, for messages.
     #[serde(skip)]
     pub path: Option<PathBuf>,
@@ -62,6 +65,8 @@ pub struct TableConfig {
     pub name: String,
     /// Why this table must never be restored by the tool; its presence excludes the table.
     pub excluded: Option<String>,
+    /// The environment whose recovery mode must be on before this table is restored.
+    pub environment: Option<String>,
     #[serde(flatten)]
     pub options: TableOptions,
 }
@@ -72,6 +77,31 @@ pub struct ResolvedTable {
     pub logical: Option<String>,
     pub physical: String,
     pub options: TableOptions,
+    pub environment: Option<String>,
+}
+
+/// `[environments.<Env>]` as written.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EnvironmentSection {
+    /// Functions of the environment start with this [default: "<Env>-", as in the seed].
+    pub function_prefix: Option<String>,
+    /// Only functions carrying all these tags are the environment's.
+    #[serde(default)]
+    pub tags: BTreeMap<String, String>,
+    /// Name patterns (`*` wildcards) left running [default: "*DisasterRecovery*"].
+    pub exclude: Option<Vec<String>>,
+    /// Also disable the functions' enabled event source mappings [default: true].
+    pub disable_event_source_mappings: Option<bool>,
+}
+
+/// An environment with its defaults filled in.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EnvironmentConfig {
+    pub function_prefix: String,
+    pub tags: BTreeMap<String, String>,
+    pub exclude: Vec<String>,
+    pub disable_event_source_mappings: bool,
 }
 
 impl Config {
@@ -115,6 +145,16 @@ impl Config {
         })?;
         for (logical, t) in &config.tables {
             crate::validate::table_name(&format!("config tables.{logical}.name"), &t.name)?;
+            if let Some(env) = &t.environment
+                && !config.environments.contains_key(env)
+            {
+                return Err(Error::invalid(
+                    "config",
+                    format!(
+                        "tables.{logical}.environment is {env:?}, but there is no [environments.{env}] section"
+                    ),
+                ));
+            }
         }
         Ok(config)
     }
@@ -135,6 +175,7 @@ impl Config {
                 logical: None,
                 physical: name.to_string(),
                 options: self.defaults.clone(),
+                environment: None,
             });
         }
         let found = self
@@ -167,6 +208,55 @@ impl Config {
             logical: Some(logical.clone()),
             physical: table.name.clone(),
             options: table.options.or(&self.defaults),
+            environment: table.environment.clone(),
+        })
+    }
+
+    /// The environment a physical table is tied to, if the config says so.
+    pub fn environment_of(&self, physical: &str) -> Option<String> {
+        self.tables
+            .values()
+            .find(|t| t.name == physical)
+            .and_then(|t| t.environment.clone())
+    }
+
+    /// The environment's settings. With environments configured, an unlisted name is refused (a
+    /// typo must not pause nothing, or the wrong functions); with none, the seed's defaults apply.
+    pub fn environment(&self, name: &str) -> Result<EnvironmentConfig> {
+        if name.is_empty()
+            || !name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_'))
+        {
+            return Err(Error::invalid(
+                "--environment",
+                format!("{name:?} is not an environment name such as Prod"),
+            ));
+        }
+        let section = match self.environments.get(name) {
+            Some(s) => s.clone(),
+            None if self.environments.is_empty() => EnvironmentSection::default(),
+            None => {
+                let known: Vec<&str> = self.environments.keys().map(String::as_str).collect();
+                return Err(Error::invalid(
+                    "--environment",
+                    format!(
+                        "{name:?} is not configured in {}; configured: {}",
+                        self.describe_path(),
+                        known.join(", ")
+                    ),
+                ));
+            }
+        };
+        Ok(EnvironmentConfig {
+            function_prefix: section
+                .function_prefix
+                .unwrap_or_else(|| format!("{name}-")),
+            tags: section.tags,
+            exclude: section
+                .exclude
+                .unwrap_or_else(|| vec!["*DisasterRecovery*".into()]),
+            disable_event_source_mappings: section.disable_event_source_mappings.unwrap_or(true),
         })
     }
 }
@@ -213,6 +303,27 @@ mod tests {
     }
 
     #[test]
+    fn environments_default_to_the_seed_and_refuse_typos() {
+        let bare = Config::default().environment("Prod").unwrap();
+        assert_eq!(bare.function_prefix, "Prod-");
+        assert_eq!(bare.exclude, ["*DisasterRecovery*"]);
+        assert!(bare.disable_event_source_mappings);
+        let c = Config::parse(
+            "[environments.Prod]\nfunction_prefix = \"prod-app-\"\ntags = { team = \"dr\" }\n",
+        )
+        .unwrap();
+        assert_eq!(c.environment("Prod").unwrap().function_prefix, "prod-app-");
+        assert!(
+            c.environment("Prdo")
+                .unwrap_err()
+                .to_string()
+                .contains("configured: Prod")
+        );
+        let e = Config::parse("[tables.A]\nname = \"abc\"\nenvironment = \"Nope\"\n").unwrap_err();
+        assert!(e.to_string().contains("[environments.Nope]"), "{e}");
+    }
+
+    #[test]
     fn refuses_unknown_keys() {
         let e = Config::parse("[tables.A]\nname = \"abc\"\nsegmnts = 3\n").unwrap_err();
         assert!(e.to_string().contains("segmnts"), "{e}");
@@ -223,6 +334,11 @@ mod tests {
         let text = include_str!("../examples/compact-connect.toml");
         let c = Config::parse(text).unwrap();
         assert_eq!(c.tables.len(), 6);
+        assert_eq!(
+            c.environment_of("Prod-PersistentStack-DataEventTable00A96798-C6VX9JVDOYGN")
+                .as_deref(),
+            Some("Prod")
+        );
         assert!(c.resolve("table", "SSNTable").is_err());
         for t in [
             "TransactionHistoryTable",

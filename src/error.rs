@@ -90,6 +90,10 @@ pub enum Error {
     #[error("journal: {0}")]
     Journal(String),
 
+    /// Some of many independent calls failed; the message lists each.
+    #[error("{0}")]
+    Incomplete(String),
+
     #[error("interrupted by the operator")]
     Interrupted,
 }

@@ -14,6 +14,7 @@ pub mod journal;
 pub mod lease;
 pub mod output;
 pub mod progress;
+pub mod recovery_mode;
 pub mod restore;
 pub mod sync;
 pub mod table;

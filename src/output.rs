@@ -277,6 +277,77 @@ pub fn executions_text(all: &[Execution]) -> String {
     out
 }
 
+pub fn actions_text(title: &str, actions: &[crate::recovery_mode::Action]) -> String {
+    let mut out = format!("\n{title}\n");
+    for a in actions {
+        let mark = match (&a.error, a.done) {
+            (Some(_), _) => "FAILED ",
+            (None, true) => "done   ",
+            (None, false) => "planned",
+        };
+        out.push_str(&format!("  {mark} {:<60} {}", a.target, a.action));
+        if let Some(e) = &a.error {
+            out.push_str(&format!(": {e}"));
+        }
+        out.push('\n');
+    }
+    if actions.is_empty() {
+        out.push_str("  nothing to do\n");
+    }
+    out
+}
+
+fn reserved_text(v: Option<i32>) -> String {
+    v.map_or("none".into(), |v| v.to_string())
+}
+
+pub fn recovery_status_text(
+    env: &str,
+    record: Option<&crate::recovery_mode::RecoveryMode>,
+    functions: &[crate::recovery_mode::FunctionStatus],
+) -> String {
+    let state = record
+        .map(|r| format!("{:?}", r.state).to_lowercase())
+        .unwrap_or_else(|| "never started".into());
+    let mut out = format!("recovery mode for {env}: {state}\n");
+    out.push_str(&format!(
+        "  {:<60} {:>8} {:>8}  {}\n",
+        "FUNCTION", "CURRENT", "SAVED", "DRIFT"
+    ));
+    for f in functions {
+        out.push_str(&format!(
+            "  {:<60} {:>8} {:>8}  {}\n",
+            f.function,
+            reserved_text(f.current_reserved),
+            if f.throttled_by_tool {
+                reserved_text(f.saved_reserved)
+            } else {
+                "-".into()
+            },
+            f.drift.as_deref().unwrap_or("")
+        ));
+    }
+    if let Some(r) = record {
+        let disabled = r
+            .mappings
+            .values()
+            .filter(|m| m.disabled && !m.restored)
+            .count();
+        out.push_str(&format!(
+            "  event source mappings disabled by dynamo-dr: {disabled}\n"
+        ));
+    }
+    out
+}
+
+pub fn recovery_status_json(
+    env: &str,
+    record: Option<&crate::recovery_mode::RecoveryMode>,
+    functions: &[crate::recovery_mode::FunctionStatus],
+) -> Value {
+    json!({ "environment": env, "record": record, "functions": functions })
+}
+
 /// The JSON printed on stdout when a run ends in an error, so scripts never parse stderr.
 pub fn error_json(e: &crate::Error) -> Value {
     let status = match e.exit_status() {

@@ -12,6 +12,7 @@ use aws_sdk_dynamodb::types::{
 use super::{Execution, Journal, Lease};
 use crate::aws;
 use crate::error::{Error, Result};
+use crate::recovery_mode::RecoveryMode;
 
 const PK: &str = "pk";
 const RECORD: &str = "record";
@@ -161,6 +162,27 @@ impl Journal for DynamoJournal {
                 _ => return Ok(out),
             }
         }
+    }
+
+    async fn load_recovery_mode(&self, environment: &str) -> Result<Option<RecoveryMode>> {
+        let origin = format!("journal item recovery-mode#{environment} in {}", self.table);
+        let Some(item) = self.get(format!("recovery-mode#{environment}")).await? else {
+            return Ok(None);
+        };
+        RecoveryMode::parse(record_of(&item, &origin)?.as_bytes(), &origin).map(Some)
+    }
+
+    async fn save_recovery_mode(&self, record: &RecoveryMode) -> Result<()> {
+        let body = serde_json::to_string(record).map_err(|e| Error::Journal(e.to_string()))?;
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .item(PK, s(format!("recovery-mode#{}", record.environment)))
+            .item(RECORD, s(body))
+            .send()
+            .await
+            .map_err(|e| aws::aws_error("PutItem", &self.table, &e))?;
+        Ok(())
     }
 
     async fn read_lease(&self, table: &str) -> Result<Option<(Lease, u64)>> {

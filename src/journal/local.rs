@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 
 use super::{Execution, Journal, Lease};
 use crate::error::{Error, Result};
+use crate::recovery_mode::RecoveryMode;
 
 pub struct LocalJournal {
     dir: PathBuf,
@@ -37,7 +38,7 @@ fn file_name(id: &str) -> Result<String> {
 
 impl LocalJournal {
     pub fn open(dir: &Path) -> Result<LocalJournal> {
-        for sub in ["executions", "leases"] {
+        for sub in ["executions", "leases", "recovery-mode"] {
             let d = dir.join(sub);
             fs::create_dir_all(&d).map_err(|e| io(&d, "create", e))?;
         }
@@ -124,6 +125,22 @@ impl Journal for LocalJournal {
             }
         }
         Ok(out)
+    }
+
+    async fn load_recovery_mode(&self, environment: &str) -> Result<Option<RecoveryMode>> {
+        let path = self.dir.join("recovery-mode").join(file_name(environment)?);
+        read_optional(&path)?
+            .map(|b| RecoveryMode::parse(&b, &path.display().to_string()))
+            .transpose()
+    }
+
+    async fn save_recovery_mode(&self, record: &RecoveryMode) -> Result<()> {
+        let path = self
+            .dir
+            .join("recovery-mode")
+            .join(file_name(&record.environment)?);
+        let bytes = serde_json::to_vec_pretty(record).map_err(|e| Error::Journal(e.to_string()))?;
+        write_atomic(&path, &bytes)
     }
 
     async fn read_lease(&self, table: &str) -> Result<Option<(Lease, u64)>> {

@@ -44,6 +44,14 @@ pub trait Journal: Send + Sync {
     /// The lease on `table` and its version.
     async fn read_lease(&self, table: &str) -> Result<Option<(Lease, u64)>>;
 
+    async fn load_recovery_mode(
+        &self,
+        environment: &str,
+    ) -> Result<Option<crate::recovery_mode::RecoveryMode>>;
+
+    /// Durably replaces the environment's recovery-mode record.
+    async fn save_recovery_mode(&self, record: &crate::recovery_mode::RecoveryMode) -> Result<()>;
+
     /// Writes (`Some`) or removes (`None`) the lease if its version is still `expected` (`None`:
     /// no lease). Returns false when someone else changed it first.
     async fn swap_lease(

@@ -69,6 +69,21 @@ async fn suite(j: Arc<dyn Journal>) {
     ids.sort();
     assert_eq!(ids, ["inc-1.Orders", "inc-2.Orders"]);
 
+    // Recovery-mode records.
+    assert_eq!(j.load_recovery_mode("Prod").await.expect("load"), None);
+    let mut rm = dynamo_dr::recovery_mode::RecoveryMode::new("Prod");
+    rm.functions.insert(
+        "Prod-A".into(),
+        dynamo_dr::recovery_mode::FunctionState {
+            saved_reserved: Some(25),
+            throttled: true,
+            restored: false,
+        },
+    );
+    rm.event("start");
+    j.save_recovery_mode(&rm).await.expect("save");
+    assert_eq!(j.load_recovery_mode("Prod").await.expect("load"), Some(rm));
+
     // Leases change only by compare-and-swap.
     let me = Operator::current();
     let l = lease_for("inc-1.Orders", me.clone(), 60);

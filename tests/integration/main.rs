@@ -7,6 +7,7 @@ mod batch_retry;
 mod fidelity;
 mod journal_suite;
 mod polling;
+mod recovery_mode;
 mod refusals;
 mod restore_moto;
 mod restore_requests;

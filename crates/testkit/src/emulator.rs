@@ -167,17 +167,54 @@ impl Emulator {
     /// Wipes all state (moto only).
     pub async fn reset(&self) {
         assert_eq!(self.kind, Kind::Moto, "only moto has a reset endpoint");
-        let addr = SocketAddr::from(([127, 0, 0, 1], self.port));
-        let mut s = TcpStream::connect(addr).expect("connect to moto");
-        use std::io::{Read, Write};
-        write!(s, "POST /moto-api/reset HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
-            .expect("send reset");
-        let mut buf = String::new();
-        let _ = s.read_to_string(&mut buf);
+        let reply = self.post("/moto-api/reset", "", "");
         assert!(
-            buf.starts_with("HTTP/1.1 200") || buf.starts_with("HTTP/1.0 200"),
-            "reset: {buf}"
+            reply.starts_with("HTTP/1.1 200") || reply.starts_with("HTTP/1.0 200"),
+            "reset: {reply}"
         );
+    }
+
+    /// A raw HTTP POST, for the few moto services the tests need without an SDK crate (IAM, SQS).
+    pub fn post(&self, path: &str, extra_headers: &str, body: &str) -> String {
+        use std::io::{Read, Write};
+        let addr = SocketAddr::from(([127, 0, 0, 1], self.port));
+        let mut s = TcpStream::connect(addr).expect("connect to emulator");
+        write!(
+            s,
+            "POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n{extra_headers}Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        )
+        .expect("send request");
+        let mut reply = String::new();
+        let _ = s.read_to_string(&mut reply);
+        reply
+    }
+
+    /// A query-protocol call to a moto service (`iam`, `sqs`), signed just enough for routing.
+    pub fn query(&self, service: &str, body: &str) -> String {
+        let headers = format!(
+            "Content-Type: application/x-www-form-urlencoded\r\nAuthorization: AWS4-HMAC-SHA256 \
+             Credential=test/20260101/{REGION}/{service}/aws4_request, SignedHeaders=host, Signature=0\r\n"
+        );
+        let reply = self.post("/", &headers, body);
+        assert!(
+            reply.starts_with("HTTP/1.1 200") || reply.starts_with("HTTP/1.0 200"),
+            "{service} {body}: {reply}"
+        );
+        reply
+    }
+
+    /// A Lambda client with static credentials.
+    pub fn lambda(&self) -> aws_sdk_lambda::Client {
+        let config = aws_sdk_lambda::Config::builder()
+            .behavior_version(aws_sdk_lambda::config::BehaviorVersion::latest())
+            .region(aws_sdk_lambda::config::Region::new(REGION))
+            .credentials_provider(aws_sdk_lambda::config::Credentials::new(
+                "test", "test", None, None, "testkit",
+            ))
+            .endpoint_url(self.endpoint())
+            .build();
+        aws_sdk_lambda::Client::from_conf(config)
     }
 }
 

@@ -523,3 +523,60 @@ pub async fn pitr_window(client: &Client, table: &str) -> (DateTime, DateTime) {
         *pitr.latest_restorable_date_time().expect("latest"),
     )
 }
+
+/// The moto account every emulated ARN carries.
+pub const ACCOUNT: &str = "123456789012";
+
+/// An IAM role for Lambda functions (moto checks that it exists).
+pub fn create_role(moto: &crate::Emulator, name: &str) -> String {
+    moto.query(
+        "iam",
+        &format!(
+            "Action=CreateRole&Version=2010-05-08&RoleName={name}&AssumeRolePolicyDocument=%7B%7D"
+        ),
+    );
+    format!("arn:aws:iam::{ACCOUNT}:role/{name}")
+}
+
+/// An SQS queue; returns its ARN.
+pub fn create_queue(moto: &crate::Emulator, name: &str) -> String {
+    moto.query("sqs", &format!("Action=CreateQueue&QueueName={name}"));
+    format!("arn:aws:sqs:{}:{ACCOUNT}:{name}", crate::emulator::REGION)
+}
+
+/// A Lambda function (empty package) with the given reserved concurrency and tags.
+pub async fn create_function(
+    lambda: &aws_sdk_lambda::Client,
+    name: &str,
+    role: &str,
+    reserved: Option<i32>,
+    tags: &[(&str, &str)],
+) {
+    // The smallest valid zip archive: an end-of-central-directory record.
+    let mut empty_zip = b"PK\x05\x06".to_vec();
+    empty_zip.extend([0u8; 18]);
+    let mut req = lambda
+        .create_function()
+        .function_name(name)
+        .runtime(aws_sdk_lambda::types::Runtime::Python312)
+        .role(role)
+        .handler("app.handler")
+        .code(
+            aws_sdk_lambda::types::FunctionCode::builder()
+                .zip_file(aws_sdk_lambda::primitives::Blob::new(empty_zip))
+                .build(),
+        );
+    for (k, v) in tags {
+        req = req.tags(*k, *v);
+    }
+    req.send().await.expect("CreateFunction");
+    if let Some(r) = reserved {
+        lambda
+            .put_function_concurrency()
+            .function_name(name)
+            .reserved_concurrent_executions(r)
+            .send()
+            .await
+            .expect("PutFunctionConcurrency");
+    }
+}

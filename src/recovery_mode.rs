@@ -1,0 +1,547 @@
+//! Recovery mode: pause an environment's Lambda functions (reserved concurrency 0) and their
+//! event source mappings, and later put back exactly what was there.
+//!
+//! Every original value is written to the journal before it is changed, so `end` can restore it
+//! from any machine, and a `start` killed halfway is finished by `start` or undone by `end`.
+
+use std::collections::BTreeMap;
+
+use aws_sdk_lambda::Client;
+use jiff::Timestamp;
+use serde::{Deserialize, Serialize};
+
+use crate::config::EnvironmentConfig;
+use crate::error::{Error, Result};
+use crate::journal::{Event, Journal, Operator};
+
+pub const FORMAT_VERSION: u32 = 1;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum State {
+    /// `start` began and has not finished every function.
+    Starting,
+    On,
+    /// `end` began and has not restored everything.
+    Ending,
+    Off,
+}
+
+/// A function's state before recovery mode, and how far the tool got with it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct FunctionState {
+    /// Reserved concurrency before `start`; `None`: it had none.
+    pub saved_reserved: Option<i32>,
+    pub throttled: bool,
+    pub restored: bool,
+}
+
+/// An event source mapping that was enabled before `start`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct MappingState {
+    pub function: String,
+    pub event_source_arn: String,
+    pub disabled: bool,
+    pub restored: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RecoveryMode {
+    pub format_version: u32,
+    pub environment: String,
+    pub state: State,
+    pub started_at: Option<Timestamp>,
+    pub ended_at: Option<Timestamp>,
+    pub functions: BTreeMap<String, FunctionState>,
+    /// By mapping UUID.
+    pub mappings: BTreeMap<String, MappingState>,
+    pub events: Vec<Event>,
+}
+
+impl RecoveryMode {
+    pub fn new(environment: &str) -> RecoveryMode {
+        RecoveryMode {
+            format_version: FORMAT_VERSION,
+            environment: environment.to_string(),
+            state: State::Off,
+            started_at: None,
+            ended_at: None,
+            functions: BTreeMap::new(),
+            mappings: BTreeMap::new(),
+            events: Vec::new(),
+        }
+    }
+
+    pub fn event(&mut self, what: impl Into<String>) {
+        self.events.push(Event {
+            at: Timestamp::now(),
+            by: Operator::current(),
+            what: what.into(),
+        });
+    }
+
+    pub fn is_on(&self) -> bool {
+        self.state == State::On
+    }
+
+    pub fn parse(bytes: &[u8], origin: &str) -> Result<RecoveryMode> {
+        let value: serde_json::Value = serde_json::from_slice(bytes).map_err(|e| {
+            Error::Journal(format!("{origin} is damaged ({e}); it was not changed"))
+        })?;
+        let version = value
+            .get("formatVersion")
+            .and_then(|v| v.as_u64())
+            .unwrap_or(0);
+        if version > u64::from(FORMAT_VERSION) {
+            return Err(Error::Journal(format!(
+                "{origin} was written by a newer dynamo-dr (format {version}); upgrade dynamo-dr"
+            )));
+        }
+        serde_json::from_value(value)
+            .map_err(|e| Error::Journal(format!("{origin} is damaged ({e}); it was not changed")))
+    }
+}
+
+/// What recovery mode does to one function.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Decision {
+    Pause,
+    Excluded(String),
+}
+
+/// A function of the environment, with the decision for it.
+#[derive(Debug, Clone)]
+pub struct Selected {
+    pub name: String,
+    pub decision: Decision,
+}
+
+fn lambda_error<E, R>(
+    operation: &'static str,
+    resource: &str,
+    err: &aws_sdk_lambda::error::SdkError<E, R>,
+) -> Error
+where
+    E: aws_sdk_lambda::error::ProvideErrorMetadata + std::error::Error + 'static,
+    R: std::fmt::Debug,
+{
+    crate::aws::aws_error(operation, resource, err)
+}
+
+/// Every function of the environment (by name prefix and tags), each with its decision. Functions
+/// of other environments are not returned.
+pub async fn select(client: &Client, env: &EnvironmentConfig) -> Result<Vec<Selected>> {
+    let functions = client
+        .list_functions()
+        .into_paginator()
+        .items()
+        .send()
+        .try_collect()
+        .await
+        .map_err(|e| lambda_error("ListFunctions", "functions", &e))?;
+    let mut out = Vec::new();
+    for f in functions {
+        let Some(name) = f.function_name() else {
+            continue;
+        };
+        if !name.starts_with(&env.function_prefix) {
+            continue;
+        }
+        if !env.tags.is_empty() {
+            let arn = f.function_arn().unwrap_or(name);
+            let tags = client
+                .list_tags()
+                .resource(arn)
+                .send()
+                .await
+                .map_err(|e| lambda_error("ListTags", name, &e))?;
+            let have = tags.tags();
+            let matches = env
+                .tags
+                .iter()
+                .all(|(k, v)| have.and_then(|t| t.get(k)) == Some(v));
+            if !matches {
+                continue;
+            }
+        }
+        let decision = match env
+            .exclude
+            .iter()
+            .find(|p| wildmatch::WildMatch::new(p).matches(name))
+        {
+            Some(p) => Decision::Excluded(format!("matches exclusion pattern {p:?}")),
+            None => Decision::Pause,
+        };
+        out.push(Selected {
+            name: name.to_string(),
+            decision,
+        });
+    }
+    out.sort_by(|a, b| a.name.cmp(&b.name));
+    Ok(out)
+}
+
+/// The function's enabled event source mappings: (uuid, source ARN).
+pub async fn enabled_mappings(client: &Client, function: &str) -> Result<Vec<(String, String)>> {
+    let all = client
+        .list_event_source_mappings()
+        .function_name(function)
+        .into_paginator()
+        .items()
+        .send()
+        .try_collect()
+        .await
+        .map_err(|e| lambda_error("ListEventSourceMappings", function, &e))?;
+    Ok(all
+        .into_iter()
+        .filter(|m| matches!(m.state(), Some("Enabled" | "Enabling" | "Updating")))
+        .filter_map(|m| {
+            Some((
+                m.uuid()?.to_string(),
+                m.event_source_arn().unwrap_or_default().to_string(),
+            ))
+        })
+        .collect())
+}
+
+pub async fn reserved(client: &Client, function: &str) -> Result<Option<i32>> {
+    let out = client
+        .get_function_concurrency()
+        .function_name(function)
+        .send()
+        .await
+        .map_err(|e| lambda_error("GetFunctionConcurrency", function, &e))?;
+    Ok(out.reserved_concurrent_executions())
+}
+
+async fn set_reserved(client: &Client, function: &str, value: Option<i32>) -> Result<()> {
+    match value {
+        Some(v) => client
+            .put_function_concurrency()
+            .function_name(function)
+            .reserved_concurrent_executions(v)
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| lambda_error("PutFunctionConcurrency", function, &e)),
+        None => client
+            .delete_function_concurrency()
+            .function_name(function)
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| lambda_error("DeleteFunctionConcurrency", function, &e)),
+    }
+}
+
+async fn set_mapping(client: &Client, uuid: &str, enabled: bool) -> Result<()> {
+    client
+        .update_event_source_mapping()
+        .uuid(uuid)
+        .enabled(enabled)
+        .send()
+        .await
+        .map(|_| ())
+        .map_err(|e| lambda_error("UpdateEventSourceMapping", uuid, &e))
+}
+
+/// One line of a plan or a report.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Action {
+    pub target: String,
+    pub action: String,
+    pub done: bool,
+    pub error: Option<String>,
+}
+
+fn describe_reserved(v: Option<i32>) -> String {
+    v.map_or("none".into(), |v| v.to_string())
+}
+
+/// `recovery-mode start`. With `dry_run`, reads only and reports what it would do.
+pub async fn start(
+    client: &Client,
+    journal: &dyn Journal,
+    name: &str,
+    env: &EnvironmentConfig,
+    dry_run: bool,
+) -> Result<Vec<Action>> {
+    let selected = select(client, env).await?;
+    let mut rm = journal
+        .load_recovery_mode(name)
+        .await?
+        .unwrap_or_else(|| RecoveryMode::new(name));
+    let mut actions = Vec::new();
+    if !dry_run {
+        if rm.state == State::Off {
+            // A new cycle: what an earlier cycle saved was already put back.
+            rm.functions.clear();
+            rm.mappings.clear();
+            rm.started_at = Some(Timestamp::now());
+            rm.ended_at = None;
+        }
+        rm.state = State::Starting;
+        let me = Operator::current();
+        rm.event(format!("start by {}@{} (pid {})", me.user, me.host, me.pid));
+        journal.save_recovery_mode(&rm).await?;
+    }
+    for f in &selected {
+        if let Decision::Excluded(why) = &f.decision {
+            actions.push(Action {
+                target: f.name.clone(),
+                action: format!("excluded: {why}"),
+                done: false,
+                error: None,
+            });
+            continue;
+        }
+        let step = pause_function(
+            client,
+            journal,
+            &mut rm,
+            &f.name,
+            env,
+            dry_run,
+            &mut actions,
+        )
+        .await;
+        if let Err(e) = step {
+            actions.push(Action {
+                target: f.name.clone(),
+                action: "pause".into(),
+                done: false,
+                error: Some(e.to_string()),
+            });
+        }
+    }
+    if !dry_run {
+        let failed = actions.iter().filter(|a| a.error.is_some()).count();
+        if failed == 0 {
+            rm.state = State::On;
+            rm.event("recovery mode ON");
+        } else {
+            rm.event(format!(
+                "start incomplete: {failed} failure(s); run start again to finish, or end to undo"
+            ));
+        }
+        journal.save_recovery_mode(&rm).await?;
+    }
+    Ok(actions)
+}
+
+async fn pause_function(
+    client: &Client,
+    journal: &dyn Journal,
+    rm: &mut RecoveryMode,
+    function: &str,
+    env: &EnvironmentConfig,
+    dry_run: bool,
+    actions: &mut Vec<Action>,
+) -> Result<()> {
+    // A second start keeps the first one's saved value: never overwrite it with 0.
+    let saved = match rm.functions.get(function) {
+        Some(s) => s.saved_reserved,
+        None => {
+            let current = reserved(client, function).await?;
+            if !dry_run {
+                rm.functions.insert(
+                    function.to_string(),
+                    FunctionState {
+                        saved_reserved: current,
+                        throttled: false,
+                        restored: false,
+                    },
+                );
+                journal.save_recovery_mode(rm).await?;
+            }
+            current
+        }
+    };
+    let already = rm.functions.get(function).is_some_and(|s| s.throttled);
+    if !already {
+        if !dry_run {
+            set_reserved(client, function, Some(0)).await?;
+            if let Some(s) = rm.functions.get_mut(function) {
+                s.throttled = true;
+            }
+            journal.save_recovery_mode(rm).await?;
+        }
+        actions.push(Action {
+            target: function.to_string(),
+            action: format!("reserved concurrency {} -> 0", describe_reserved(saved)),
+            done: !dry_run,
+            error: None,
+        });
+    }
+    if !env.disable_event_source_mappings {
+        return Ok(());
+    }
+    for (uuid, source) in enabled_mappings(client, function).await? {
+        if !dry_run {
+            rm.mappings.entry(uuid.clone()).or_insert(MappingState {
+                function: function.to_string(),
+                event_source_arn: source.clone(),
+                disabled: false,
+                restored: false,
+            });
+            journal.save_recovery_mode(rm).await?;
+            set_mapping(client, &uuid, false).await?;
+            if let Some(m) = rm.mappings.get_mut(&uuid) {
+                m.disabled = true;
+            }
+            journal.save_recovery_mode(rm).await?;
+        }
+        actions.push(Action {
+            target: format!("{function} mapping {uuid}"),
+            action: format!("disable ({source})"),
+            done: !dry_run,
+            error: None,
+        });
+    }
+    Ok(())
+}
+
+/// `recovery-mode end`: puts back every saved value and re-enables only the mappings it disabled.
+pub async fn end(
+    client: &Client,
+    journal: &dyn Journal,
+    name: &str,
+    dry_run: bool,
+) -> Result<Vec<Action>> {
+    let Some(mut rm) = journal.load_recovery_mode(name).await? else {
+        return Err(Error::invalid(
+            "--environment",
+            format!(
+                "recovery mode was never started for {name} (journal {}); nothing to end",
+                journal.describe()
+            ),
+        ));
+    };
+    let mut actions = Vec::new();
+    if rm.state == State::Off {
+        return Ok(actions);
+    }
+    if !dry_run {
+        rm.state = State::Ending;
+        let me = Operator::current();
+        rm.event(format!("end by {}@{} (pid {})", me.user, me.host, me.pid));
+        journal.save_recovery_mode(&rm).await?;
+    }
+    let functions: Vec<(String, FunctionState)> = rm
+        .functions
+        .iter()
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    for (function, state) in functions.into_iter().filter(|(_, s)| !s.restored) {
+        let action = match state.saved_reserved {
+            None => "remove reserved concurrency (it had none)".to_string(),
+            Some(v) => format!("reserved concurrency -> {v}"),
+        };
+        let result = if dry_run {
+            Ok(())
+        } else {
+            set_reserved(client, &function, state.saved_reserved).await
+        };
+        if result.is_ok() && !dry_run {
+            if let Some(s) = rm.functions.get_mut(&function) {
+                s.restored = true;
+            }
+            journal.save_recovery_mode(&rm).await?;
+        }
+        actions.push(Action {
+            target: function,
+            action,
+            done: !dry_run && result.is_ok(),
+            error: result.err().map(|e| e.to_string()),
+        });
+    }
+    let mappings: Vec<(String, MappingState)> = rm
+        .mappings
+        .iter()
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    for (uuid, m) in mappings.into_iter().filter(|(_, m)| !m.restored) {
+        let result = if dry_run {
+            Ok(())
+        } else {
+            set_mapping(client, &uuid, true).await
+        };
+        if result.is_ok() && !dry_run {
+            if let Some(s) = rm.mappings.get_mut(&uuid) {
+                s.restored = true;
+            }
+            journal.save_recovery_mode(&rm).await?;
+        }
+        actions.push(Action {
+            target: format!("{} mapping {uuid}", m.function),
+            action: format!("re-enable ({})", m.event_source_arn),
+            done: !dry_run && result.is_ok(),
+            error: result.err().map(|e| e.to_string()),
+        });
+    }
+    if !dry_run {
+        let failed = actions.iter().filter(|a| a.error.is_some()).count();
+        if failed == 0 {
+            rm.state = State::Off;
+            rm.ended_at = Some(Timestamp::now());
+            rm.event("recovery mode OFF");
+        } else {
+            rm.event(format!(
+                "end incomplete: {failed} failure(s); run end again"
+            ));
+        }
+        journal.save_recovery_mode(&rm).await?;
+    }
+    Ok(actions)
+}
+
+/// One function's current and saved state for `recovery-mode status`.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct FunctionStatus {
+    pub function: String,
+    pub current_reserved: Option<i32>,
+    pub saved_reserved: Option<i32>,
+    pub throttled_by_tool: bool,
+    pub drift: Option<String>,
+}
+
+pub async fn status(
+    client: &Client,
+    journal: &dyn Journal,
+    name: &str,
+    env: &EnvironmentConfig,
+) -> Result<(Option<RecoveryMode>, Vec<FunctionStatus>)> {
+    let rm = journal.load_recovery_mode(name).await?;
+    let selected = select(client, env).await?;
+    let mut out = Vec::new();
+    for f in &selected {
+        let current = reserved(client, &f.name).await?;
+        let saved = rm.as_ref().and_then(|r| r.functions.get(&f.name));
+        let on = rm
+            .as_ref()
+            .is_some_and(|r| matches!(r.state, State::On | State::Starting));
+        let drift = match (&f.decision, saved) {
+            (Decision::Pause, Some(s)) if on && s.throttled && current != Some(0) => Some(format!(
+                "reserved concurrency changed to {} by someone else",
+                describe_reserved(current)
+            )),
+            (Decision::Pause, None) if on => {
+                Some("not paused: it appeared after recovery mode started; run start again".into())
+            }
+            _ => None,
+        };
+        out.push(FunctionStatus {
+            function: f.name.clone(),
+            current_reserved: current,
+            saved_reserved: saved.and_then(|s| s.saved_reserved),
+            throttled_by_tool: saved.is_some_and(|s| s.throttled && !s.restored),
+            drift,
+        });
+    }
+    Ok((rm, out))
+}
