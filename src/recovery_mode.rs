@@ -88,20 +88,7 @@ impl RecoveryMode {
     }
 
     pub fn parse(bytes: &[u8], origin: &str) -> Result<RecoveryMode> {
-        let value: serde_json::Value = serde_json::from_slice(bytes).map_err(|e| {
-            Error::Journal(format!("{origin} is damaged ({e}); it was not changed"))
-        })?;
-        let version = value
-            .get("formatVersion")
-            .and_then(|v| v.as_u64())
-            .unwrap_or(0);
-        if version > u64::from(FORMAT_VERSION) {
-            return Err(Error::Journal(format!(
-                "{origin} was written by a newer dynamo-dr (format {version}); upgrade dynamo-dr"
-            )));
-        }
-        serde_json::from_value(value)
-            .map_err(|e| Error::Journal(format!("{origin} is damaged ({e}); it was not changed")))
+        crate::journal::parse_versioned(bytes, origin, FORMAT_VERSION)
     }
 }
 

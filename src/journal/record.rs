@@ -205,20 +205,30 @@ impl Execution {
 
     /// Parses a stored record, refusing damaged ones and ones from a newer format.
     pub fn parse(bytes: &[u8], origin: &str) -> Result<Execution> {
-        let value: serde_json::Value =
-            serde_json::from_slice(bytes).map_err(|e| damaged(origin, &e.to_string()))?;
-        let version = value
-            .get("formatVersion")
-            .and_then(|v| v.as_u64())
-            .unwrap_or(0);
-        if version > u64::from(FORMAT_VERSION) {
-            return Err(Error::Journal(format!(
-                "{origin} was written by a newer dynamo-dr (journal format {version}; this one reads \
-                 up to {FORMAT_VERSION}); upgrade dynamo-dr to resume it. The record was not changed"
-            )));
-        }
-        serde_json::from_value(value).map_err(|e| damaged(origin, &e.to_string()))
+        parse_versioned(bytes, origin, FORMAT_VERSION)
     }
+}
+
+/// Parses a journal record whose `formatVersion` may be at most `max`. A damaged record or one
+/// from a newer dynamo-dr is an error naming it; it is never guessed at or overwritten.
+pub fn parse_versioned<T: serde::de::DeserializeOwned>(
+    bytes: &[u8],
+    origin: &str,
+    max: u32,
+) -> Result<T> {
+    let value: serde_json::Value =
+        serde_json::from_slice(bytes).map_err(|e| damaged(origin, &e.to_string()))?;
+    let version = value
+        .get("formatVersion")
+        .and_then(|v| v.as_u64())
+        .unwrap_or(0);
+    if version > u64::from(max) {
+        return Err(Error::Journal(format!(
+            "{origin} was written by a newer dynamo-dr (journal format {version}; this one reads up to \
+             {max}); upgrade dynamo-dr to use it. The record was not changed"
+        )));
+    }
+    serde_json::from_value(value).map_err(|e| damaged(origin, &e.to_string()))
 }
 
 fn damaged(origin: &str, why: &str) -> Error {
