@@ -75,6 +75,10 @@ pub enum Command {
     Sync(SyncArgs),
     /// Continue a failed or interrupted execution from its checkpoints.
     Resume(ResumeArgs),
+    /// Prove two tables hold the same items (exit 0), or count and name the differences (exit 3).
+    Verify(VerifyArgs),
+    /// Export the items that differ between two tables as DynamoDB JSON lines (forensics).
+    Diff(DiffArgs),
     /// Show one execution: phase, per-segment progress, counts, timings, last error.
     Status {
         /// Execution id, e.g. inc-1.MyTable
@@ -88,6 +92,35 @@ pub enum Command {
     /// Pause an environment's Lambda functions before a recovery, and put them back after.
     #[command(subcommand)]
     RecoveryMode(RecoveryModeCommand),
+}
+
+#[derive(Debug, Args)]
+pub struct VerifyArgs {
+    /// The table holding the expected items.
+    #[arg(long, value_name = "TABLE")]
+    pub source: String,
+    /// The table to check.
+    #[arg(long, value_name = "TABLE")]
+    pub dest: String,
+    /// Write every differing key here, one JSON object a line.
+    #[arg(long, value_name = "FILE.jsonl")]
+    pub keys_out: Option<PathBuf>,
+    /// Parallel scan segments for the fingerprints.
+    #[arg(long, value_name = "N", default_value_t = 8, value_parser = clap::value_parser!(u32).range(1..=1000))]
+    pub segments: u32,
+}
+
+#[derive(Debug, Args)]
+pub struct DiffArgs {
+    /// Table A, e.g. the forensic backup restored to a new table.
+    #[arg(long, value_name = "TABLE")]
+    pub source: String,
+    /// Table B, e.g. the recovered table.
+    #[arg(long, value_name = "TABLE")]
+    pub dest: String,
+    /// Where to write the differing items, one JSON object a line.
+    #[arg(long, value_name = "FILE.jsonl")]
+    pub out: PathBuf,
 }
 
 #[derive(Debug, Subcommand)]
@@ -214,6 +247,9 @@ pub struct RunArgs {
     /// Run even though the table's environment is not in recovery mode (recorded in the journal).
     #[arg(long)]
     pub allow_live_traffic: bool,
+    /// Skip the final content verification (the item count check still runs).
+    #[arg(long)]
+    pub no_verify: bool,
 }
 
 impl RunArgs {
@@ -223,6 +259,7 @@ impl RunArgs {
             break_lock: self.break_lock,
             allow_live_traffic: self.allow_live_traffic,
             page_limit: self.scan_page_limit,
+            no_verify: self.no_verify,
         }
     }
 }
@@ -318,6 +355,8 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Restore(args) => commands::restore(&ctx, args).await,
         Command::Sync(args) => commands::sync(&ctx, args).await,
         Command::Resume(args) => commands::resume(&ctx, args).await,
+        Command::Verify(args) => commands::verify(&ctx, args).await,
+        Command::Diff(args) => commands::diff(&ctx, args).await,
         Command::Status { id } => commands::status(&ctx, &id).await,
         Command::Executions => commands::executions(&ctx).await,
         Command::Journal(JournalCommand::Init) => commands::journal_init(&ctx).await,

@@ -5,7 +5,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::aws::{self, AwsOptions};
-use crate::cli::{RecoveryModeCommand, RestoreArgs, ResumeArgs, RunArgs, SyncArgs};
+use crate::cli::{
+    DiffArgs, RecoveryModeCommand, RestoreArgs, ResumeArgs, RunArgs, SyncArgs, VerifyArgs,
+};
 use crate::config::{Config, ResolvedTable};
 use crate::error::{Error, Result};
 use crate::execution::{self, Recorder};
@@ -189,6 +191,7 @@ pub struct Flags {
     pub break_lock: bool,
     pub allow_live_traffic: bool,
     pub page_limit: Option<i32>,
+    pub no_verify: bool,
 }
 
 /// The restore guard: a table tied to an environment is restored only while that environment's
@@ -348,6 +351,7 @@ async fn run_restore(ctx: &Ctx, request: RestoreRequest, flags: Flags) -> Result
         source: source_text(&request.source),
         segments: request.sync.segments,
         keep_restored_table: request.keep_restored_table,
+        verify: !flags.no_verify,
     };
     let existing = journal.load(&id).await?;
     check_existing(&existing, Kind::Restore, &inputs, journal.as_ref())?;
@@ -422,6 +426,7 @@ pub async fn sync(ctx: &Ctx, args: SyncArgs) -> Result<()> {
         source: format!("table:{}", args.source),
         segments: opts.segments,
         keep_restored_table: false,
+        verify: !args.run.no_verify,
     };
     run_sync(ctx, id, inputs, opts, args.run.flags()).await
 }
@@ -520,6 +525,7 @@ pub async fn resume(ctx: &Ctx, args: ResumeArgs) -> Result<()> {
         break_lock: args.break_lock,
         allow_live_traffic: args.allow_live_traffic,
         page_limit: args.scan_page_limit,
+        no_verify: false,
     };
     match exec.kind {
         Kind::Restore => {
@@ -683,6 +689,126 @@ pub async fn recovery_mode(ctx: &Ctx, cmd: RecoveryModeCommand) -> Result<()> {
             failures.len(),
             failures.join("\n  ")
         )));
+    }
+    Ok(())
+}
+
+/// Both tables, described, with matching key schemas.
+async fn table_pair(
+    client: &aws_sdk_dynamodb::Client,
+    source: &str,
+    dest: &str,
+) -> Result<(crate::table::TableInfo, crate::table::TableInfo)> {
+    validate::table_name("source", source)?;
+    validate::table_name("dest", dest)?;
+    let src = crate::table::describe_existing(client, source, "source").await?;
+    let dst = crate::table::describe_existing(client, dest, "dest").await?;
+    if src.key != dst.key {
+        return Err(Error::invalid(
+            "source",
+            format!(
+                "{} has key {} but {} has key {}; they cannot hold the same items",
+                src.name, src.key, dst.name, dst.key
+            ),
+        ));
+    }
+    Ok((src, dst))
+}
+
+fn jsonl_writer(path: &std::path::Path, field: &str) -> Result<std::io::BufWriter<std::fs::File>> {
+    std::fs::File::create(path)
+        .map(std::io::BufWriter::new)
+        .map_err(|e| Error::invalid(field, format!("cannot create {}: {e}", path.display())))
+}
+
+fn write_line(
+    out: &mut impl Write,
+    path: &std::path::Path,
+    value: &serde_json::Value,
+) -> Result<()> {
+    writeln!(out, "{value}").map_err(|e| Error::Io {
+        path: path.display().to_string(),
+        source: e,
+    })
+}
+
+pub async fn verify(ctx: &Ctx, args: VerifyArgs) -> Result<()> {
+    let client = aws::dynamodb_client(&ctx.aws).await;
+    let (src, dst) = table_pair(&client, &args.source, &args.dest).await?;
+    let mut keys_out = args
+        .keys_out
+        .as_deref()
+        .map(|p| jsonl_writer(p, "--keys-out"))
+        .transpose()?;
+    let retry = crate::backoff::RetryPolicy::default();
+    let result = crate::verify::verify_tables(&client, &src, &dst, args.segments, &retry, |d| match (&mut keys_out, &args.keys_out) {
+        (Some(w), Some(p)) => write_line(w, p, &serde_json::json!({ "kind": d.kind.as_str(), "key": serde_json::from_str::<serde_json::Value>(d.key).unwrap_or_default() })),
+        _ => Ok(()),
+    })
+    .await;
+    if let (Some(w), Some(p)) = (&mut keys_out, &args.keys_out) {
+        w.flush().map_err(|e| Error::Io {
+            path: p.display().to_string(),
+            source: e,
+        })?;
+    }
+    let (s, _) = result?;
+    match ctx.format {
+        Format::Json => println!(
+            "{}",
+            serde_json::json!({ "status": "equal", "source": src.name, "dest": dst.name, "items": s.count, "fingerprint": s.hex() })
+        ),
+        Format::Text => println!(
+            "Equal: {} and {} hold the same {} items (fingerprint {})",
+            src.name,
+            dst.name,
+            s.count,
+            s.hex()
+        ),
+    }
+    Ok(())
+}
+
+pub async fn diff(ctx: &Ctx, args: DiffArgs) -> Result<()> {
+    let client = aws::dynamodb_client(&ctx.aws).await;
+    let (src, dst) = table_pair(&client, &args.source, &args.dest).await?;
+    let mut out = jsonl_writer(&args.out, "--out")?;
+    let retry = crate::backoff::RetryPolicy::default();
+    let found = crate::verify::differences(&client, &src, &dst, &retry, |d| {
+        let kind = match d.kind {
+            crate::verify::DiffKind::Missing => "only-in-source",
+            crate::verify::DiffKind::Extra => "only-in-dest",
+            crate::verify::DiffKind::Changed => "changed",
+        };
+        let mut line = serde_json::json!({ "kind": kind, "key": serde_json::from_str::<serde_json::Value>(d.key).unwrap_or_default() });
+        if let Some(i) = d.source {
+            line["source"] = journal::item_to_json(i);
+        }
+        if let Some(i) = d.dest {
+            line["dest"] = journal::item_to_json(i);
+        }
+        write_line(&mut out, &args.out, &line)
+    })
+    .await?;
+    out.flush().map_err(|e| Error::Io {
+        path: args.out.display().to_string(),
+        source: e,
+    })?;
+    let summary = serde_json::json!({
+        "source": src.name, "dest": dst.name, "out": args.out.display().to_string(),
+        "onlyInSource": found.missing, "onlyInDest": found.extra, "changed": found.changed,
+    });
+    match ctx.format {
+        Format::Json => println!("{summary}"),
+        Format::Text => println!(
+            "{} only in {}, {} only in {}, {} changed; written to {}",
+            found.missing,
+            src.name,
+            found.extra,
+            dst.name,
+            found.changed,
+            args.out.display()
+        ),
     }
     Ok(())
 }

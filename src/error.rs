@@ -77,6 +77,23 @@ pub enum Error {
         dest_count: u64,
     },
 
+    #[error(
+        "verification failed: {dest} ({dest_items} items) does not equal {source_table} ({source_items} items): \
+         {missing} missing, {extra} extra, {changed} changed; for example {sample}. Keep {source_table} and \
+         investigate (dynamo-dr diff --source {source_table} --dest {dest} --out diff.jsonl); do not end \
+         recovery mode"
+    )]
+    VerifyMismatch {
+        source_table: String,
+        dest: String,
+        source_items: u64,
+        dest_items: u64,
+        missing: u64,
+        extra: u64,
+        changed: u64,
+        sample: String,
+    },
+
     /// A phase failed after earlier phases changed things; `state` says what exists now.
     #[error("{phase} failed: {source}. Left in place: {state}")]
     PhaseFailed {
@@ -109,7 +126,7 @@ impl Error {
     pub fn exit_status(&self) -> ExitStatus {
         match self {
             Error::Invalid { .. } => ExitStatus::Refused,
-            Error::CountMismatch { .. } => ExitStatus::Mismatch,
+            Error::CountMismatch { .. } | Error::VerifyMismatch { .. } => ExitStatus::Mismatch,
             // A refusal after changes were made is no longer "nothing changed".
             Error::PhaseFailed { source, .. } => match source.exit_status() {
                 ExitStatus::Refused => ExitStatus::Failed,

@@ -165,29 +165,61 @@ pub async fn sync_phases(
         })
         .await?;
     }
-    if rec.snapshot().await.phase == Phase::Check {
+    let exec = rec.snapshot().await;
+    if exec.phase == Phase::Check {
         rec.check_lease()?;
-        let checked =
-            verify::check_counts(client, &source.name, &dest.name, opts.segments, &opts.retry)
-                .await;
-        let (s, d) = match &checked {
-            Ok(c) => (c.source, c.dest),
-            Err(Error::CountMismatch {
-                source_count,
-                dest_count,
-                ..
-            }) => (*source_count, *dest_count),
-            Err(_) => (0, 0),
+        let (counts, result, what) = if exec.inputs.verify {
+            let checked =
+                verify::verify_tables(client, source, dest, opts.segments, &opts.retry, |_| Ok(()))
+                    .await;
+            let counts = match &checked {
+                Ok((s, d)) => Some((s.count, d.count)),
+                Err(Error::VerifyMismatch {
+                    source_items,
+                    dest_items,
+                    ..
+                }) => Some((*source_items, *dest_items)),
+                Err(_) => None,
+            };
+            let what = match &checked {
+                Ok((s, _)) => format!(
+                    "verified: both tables hold the same {} items (fingerprint {})",
+                    s.count,
+                    s.hex()
+                ),
+                Err(e) => format!("verification failed: {e}"),
+            };
+            (counts, checked.map(|_| ()), what)
+        } else {
+            let checked =
+                verify::check_counts(client, &source.name, &dest.name, opts.segments, &opts.retry)
+                    .await;
+            let counts = match &checked {
+                Ok(c) => Some((c.source, c.dest)),
+                Err(Error::CountMismatch {
+                    source_count,
+                    dest_count,
+                    ..
+                }) => Some((*source_count, *dest_count)),
+                Err(_) => None,
+            };
+            let what = match &counts {
+                Some((s, d)) => format!(
+                    "count check (content not verified: --no-verify): source {s}, destination {d}"
+                ),
+                None => "count check failed".into(),
+            };
+            (counts, checked.map(|_| ()), what)
         };
-        if checked.is_ok() || matches!(checked, Err(Error::CountMismatch { .. })) {
+        if let Some((s, d)) = counts {
             rec.update(|e| {
                 e.source_count = Some(s);
                 e.dest_count = Some(d);
-                e.event(format!("count check: source {s}, destination {d}"));
+                e.event(what);
             })
             .await?;
         }
-        checked?;
+        result?;
         rec.update(|e| e.enter(Phase::CleanUp)).await?;
     }
     Ok(())

@@ -3,13 +3,18 @@
 //! Counted by full, strongly consistent parallel scans: DescribeTable's ItemCount is refreshed only
 //! about every six hours and proves nothing.
 
+use std::collections::HashMap;
+
 use aws_sdk_dynamodb::Client;
-use aws_sdk_dynamodb::types::Select;
+use aws_sdk_dynamodb::types::{KeysAndAttributes, Select};
 
 use crate::backoff::RetryPolicy;
+use crate::digest::{Fingerprint, Item, item_digest};
 use crate::error::{Error, Result};
+use crate::journal::key_to_json;
 use crate::progress::Progress;
 use crate::sync::retrying;
+use crate::table::{KeySchema, TableInfo};
 
 /// Counts the items of `table` with `segments` parallel scans.
 pub async fn count_items(
@@ -91,4 +96,298 @@ pub async fn check_counts(
         });
     }
     Ok(CountCheck { source: s, dest: d })
+}
+
+/// The fingerprint of every item of `table`, from `segments` parallel scans.
+pub async fn fingerprint(
+    client: &Client,
+    table: &str,
+    segments: u32,
+    retry: &RetryPolicy,
+) -> Result<Fingerprint> {
+    let segments = segments.max(1);
+    let progress = Progress::items(&format!("fingerprint {table}"));
+    let mut tasks = tokio::task::JoinSet::new();
+    for segment in 0..segments {
+        let (client, table, retry, progress) = (
+            client.clone(),
+            table.to_string(),
+            retry.clone(),
+            progress.clone(),
+        );
+        tasks.spawn(async move {
+            let mut start = None;
+            let mut fp = Fingerprint::default();
+            loop {
+                let req = client
+                    .scan()
+                    .table_name(&table)
+                    .consistent_read(true)
+                    .segment(segment as i32)
+                    .total_segments(segments as i32)
+                    .set_exclusive_start_key(start);
+                let out = retrying(&retry, "Scan", &table, || req.clone().send()).await?;
+                let items = out.items.unwrap_or_default();
+                items.iter().for_each(|i| fp.add(&item_digest(i)));
+                progress.add(items.len() as u64);
+                match out.last_evaluated_key.filter(|k| !k.is_empty()) {
+                    Some(k) => start = Some(k),
+                    None => return Ok::<Fingerprint, Error>(fp),
+                }
+            }
+        });
+    }
+    let mut total = Fingerprint::default();
+    while let Some(joined) = tasks.join_next().await {
+        let fp = joined.map_err(|e| Error::BadState {
+            what: format!("fingerprint of {table}"),
+            state: e.to_string(),
+            hint: "this is a bug in dynamo-dr; run the check again".into(),
+        })??;
+        total.merge(&fp);
+    }
+    progress.finish();
+    Ok(total)
+}
+
+/// Items that differ between two tables, found without holding either table in memory.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Differences {
+    /// In the source, not in the destination.
+    pub missing: u64,
+    /// In the destination, not in the source.
+    pub extra: u64,
+    /// In both, with different content.
+    pub changed: u64,
+    /// Up to [`SAMPLE`] keys of each kind, as DynamoDB JSON.
+    pub sample: Vec<String>,
+}
+
+pub const SAMPLE: usize = 10;
+
+impl Differences {
+    pub fn total(&self) -> u64 {
+        self.missing + self.extra + self.changed
+    }
+}
+
+/// What one differing key is, for `--keys-out`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DiffKind {
+    Missing,
+    Extra,
+    Changed,
+}
+
+impl DiffKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DiffKind::Missing => "missing",
+            DiffKind::Extra => "extra",
+            DiffKind::Changed => "changed",
+        }
+    }
+}
+
+/// Reads `keys` from `table` with BatchGetItem (strongly consistent), retrying UnprocessedKeys.
+pub async fn batch_get(
+    client: &Client,
+    table: &str,
+    keys: Vec<Item>,
+    keys_only: Option<&KeySchema>,
+    retry: &RetryPolicy,
+) -> Result<Vec<Item>> {
+    let mut found = Vec::with_capacity(keys.len());
+    for chunk in keys.chunks(100) {
+        let mut pending = chunk.to_vec();
+        let mut backoff = retry.start();
+        while !pending.is_empty() {
+            let mut ka = KeysAndAttributes::builder()
+                .set_keys(Some(pending.clone()))
+                .consistent_read(true);
+            if let Some(key) = keys_only {
+                let names: HashMap<String, String> = key
+                    .attributes()
+                    .enumerate()
+                    .map(|(i, a)| (format!("#k{i}"), a.to_string()))
+                    .collect();
+                let mut p: Vec<&String> = names.keys().collect();
+                p.sort();
+                ka = ka
+                    .projection_expression(
+                        p.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", "),
+                    )
+                    .set_expression_attribute_names(Some(names));
+            }
+            let ka = ka.build().map_err(|e| Error::BadState {
+                what: "BatchGetItem request".into(),
+                state: e.to_string(),
+                hint: "this is a bug in dynamo-dr".into(),
+            })?;
+            let out = retrying(retry, "BatchGetItem", table, || {
+                client
+                    .batch_get_item()
+                    .request_items(table, ka.clone())
+                    .send()
+            })
+            .await?;
+            let got = out
+                .responses
+                .and_then(|mut r| r.remove(table))
+                .unwrap_or_default();
+            let progressed = !got.is_empty();
+            found.extend(got);
+            pending = out
+                .unprocessed_keys
+                .and_then(|mut u| u.remove(table))
+                .map(|k| k.keys)
+                .unwrap_or_default();
+            if pending.is_empty() {
+                break;
+            }
+            if progressed {
+                backoff.progressed();
+            }
+            if backoff.wait().await.is_none() {
+                return Err(Error::RetryBudgetExhausted {
+                    operation: "BatchGetItem",
+                    table: table.to_string(),
+                    pending: pending.len(),
+                    attempts: backoff.attempts() + 1,
+                    elapsed: backoff.elapsed(),
+                    last_cause: "UnprocessedKeys".into(),
+                });
+            }
+        }
+    }
+    Ok(found)
+}
+
+fn key_text(key: &KeySchema, item: &Item) -> String {
+    let k: Item = key
+        .attributes()
+        .filter_map(|a| item.get(a).map(|v| (a.to_string(), v.clone())))
+        .collect();
+    key_to_json(&k)
+        .map(|v| v.to_string())
+        .unwrap_or_else(|_| "<unprintable key>".into())
+}
+
+/// One differing item: its key (as DynamoDB JSON) and its versions in the source and destination.
+pub struct Difference<'a> {
+    pub kind: DiffKind,
+    pub key: &'a str,
+    pub source: Option<&'a Item>,
+    pub dest: Option<&'a Item>,
+}
+
+/// Every differing item: source pages against the destination, then destination pages against
+/// the source, one page in memory at a time. `on_diff` sees each one (for `--keys-out` and
+/// `diff --out`). Single-segment: it runs once fingerprints already disagree, or for an export.
+pub async fn differences(
+    client: &Client,
+    source: &TableInfo,
+    dest: &TableInfo,
+    retry: &RetryPolicy,
+    mut on_diff: impl FnMut(Difference<'_>) -> Result<()>,
+) -> Result<Differences> {
+    let mut d = Differences::default();
+    let mut note = |d: &mut Differences, diff: Difference<'_>| -> Result<()> {
+        match diff.kind {
+            DiffKind::Missing => d.missing += 1,
+            DiffKind::Extra => d.extra += 1,
+            DiffKind::Changed => d.changed += 1,
+        }
+        if d.sample.len() < SAMPLE {
+            d.sample
+                .push(format!("{} {}", diff.kind.as_str(), diff.key));
+        }
+        on_diff(diff)
+    };
+    for (scan, other, forward) in [(source, dest, true), (dest, source, false)] {
+        let mut start = None;
+        loop {
+            let req = client
+                .scan()
+                .table_name(&scan.name)
+                .consistent_read(true)
+                .set_exclusive_start_key(start);
+            let out = retrying(retry, "Scan", &scan.name, || req.clone().send()).await?;
+            let items = out.items.unwrap_or_default();
+            let keys: Vec<Item> = items
+                .iter()
+                .map(|i| {
+                    scan.key
+                        .attributes()
+                        .filter_map(|a| i.get(a).map(|v| (a.to_string(), v.clone())))
+                        .collect()
+                })
+                .collect();
+            let theirs = batch_get(
+                client,
+                &other.name,
+                keys,
+                if forward { None } else { Some(&other.key) },
+                retry,
+            )
+            .await?;
+            let theirs: HashMap<String, &Item> = theirs
+                .iter()
+                .map(|i| (key_text(&other.key, i), i))
+                .collect();
+            for item in &items {
+                let key = key_text(&scan.key, item);
+                let diff = |kind, source, dest| Difference {
+                    kind,
+                    key: &key,
+                    source,
+                    dest,
+                };
+                match (theirs.get(&key), forward) {
+                    (None, true) => note(&mut d, diff(DiffKind::Missing, Some(item), None))?,
+                    (None, false) => note(&mut d, diff(DiffKind::Extra, None, Some(item)))?,
+                    (Some(t), true) if item_digest(t) != item_digest(item) => {
+                        note(&mut d, diff(DiffKind::Changed, Some(item), Some(t)))?
+                    }
+                    _ => {}
+                }
+            }
+            match out.last_evaluated_key.filter(|k| !k.is_empty()) {
+                Some(k) => start = Some(k),
+                None => break,
+            }
+        }
+    }
+    Ok(d)
+}
+
+/// Proves `dest` holds exactly the items of `source`: equal fingerprints, or
+/// [`Error::VerifyMismatch`] with the differing keys counted and sampled.
+pub async fn verify_tables(
+    client: &Client,
+    source: &TableInfo,
+    dest: &TableInfo,
+    segments: u32,
+    retry: &RetryPolicy,
+    on_diff: impl FnMut(Difference<'_>) -> Result<()>,
+) -> Result<(Fingerprint, Fingerprint)> {
+    let (s, d) = tokio::try_join!(
+        fingerprint(client, &source.name, segments, retry),
+        fingerprint(client, &dest.name, segments, retry)
+    )?;
+    if s == d {
+        return Ok((s, d));
+    }
+    tracing::warn!(source = %source.name, dest = %dest.name, "fingerprints differ; finding the differing keys");
+    let diff = differences(client, source, dest, retry, on_diff).await?;
+    Err(Error::VerifyMismatch {
+        source_table: source.name.clone(),
+        dest: dest.name.clone(),
+        source_items: s.count,
+        dest_items: d.count,
+        missing: diff.missing,
+        extra: diff.extra,
+        changed: diff.changed,
+        sample: diff.sample.join("; "),
+    })
 }

@@ -81,6 +81,13 @@ pub struct Inputs {
     pub source: String,
     pub segments: u32,
     pub keep_restored_table: bool,
+    /// Prove content equality at the end (`--no-verify` turns it off; the count check remains).
+    #[serde(default = "default_true")]
+    pub verify: bool,
+}
+
+fn default_true() -> bool {
+    true
 }
 
 /// Progress of one scan segment of the delete or copy phase.
@@ -240,23 +247,48 @@ fn damaged(origin: &str, why: &str) -> Error {
 
 /// A key (S, N or B attributes only) as DynamoDB JSON, for checkpoints.
 pub fn key_to_json(key: &HashMap<String, AttributeValue>) -> Result<serde_json::Value> {
-    let mut map = serde_json::Map::new();
-    for (name, v) in key {
-        let typed = match v {
-            AttributeValue::S(s) => serde_json::json!({ "S": s }),
-            AttributeValue::N(n) => serde_json::json!({ "N": n }),
-            AttributeValue::B(b) => {
-                serde_json::json!({ "B": aws_smithy_types::base64::encode(b.as_ref()) })
-            }
-            _ => {
-                return Err(Error::Journal(format!(
-                    "key attribute {name} is not S, N or B; it cannot be checkpointed"
-                )));
-            }
-        };
-        map.insert(name.clone(), typed);
+    if let Some((name, _)) = key.iter().find(|(_, v)| {
+        !matches!(
+            v,
+            AttributeValue::S(_) | AttributeValue::N(_) | AttributeValue::B(_)
+        )
+    }) {
+        return Err(Error::Journal(format!(
+            "key attribute {name} is not S, N or B; it cannot be checkpointed"
+        )));
     }
-    Ok(serde_json::Value::Object(map))
+    Ok(item_to_json(key))
+}
+
+/// An item as DynamoDB JSON (`{"name": {"S": "..."}}`), binary as base64: the form the AWS CLI
+/// and console use.
+pub fn item_to_json(item: &HashMap<String, AttributeValue>) -> serde_json::Value {
+    // Sorted, so the same item always prints the same text (keys are compared as text).
+    let sorted: std::collections::BTreeMap<&String, &AttributeValue> = item.iter().collect();
+    serde_json::Value::Object(
+        sorted
+            .into_iter()
+            .map(|(k, v)| (k.clone(), attr_to_json(v)))
+            .collect(),
+    )
+}
+
+pub fn attr_to_json(v: &AttributeValue) -> serde_json::Value {
+    use serde_json::json;
+    let b64 = |b: &aws_smithy_types::Blob| aws_smithy_types::base64::encode(b.as_ref());
+    match v {
+        AttributeValue::S(s) => json!({ "S": s }),
+        AttributeValue::N(n) => json!({ "N": n }),
+        AttributeValue::B(b) => json!({ "B": b64(b) }),
+        AttributeValue::Bool(b) => json!({ "BOOL": b }),
+        AttributeValue::Null(n) => json!({ "NULL": n }),
+        AttributeValue::L(l) => json!({ "L": l.iter().map(attr_to_json).collect::<Vec<_>>() }),
+        AttributeValue::M(m) => json!({ "M": item_to_json(m) }),
+        AttributeValue::Ss(s) => json!({ "SS": s }),
+        AttributeValue::Ns(s) => json!({ "NS": s }),
+        AttributeValue::Bs(s) => json!({ "BS": s.iter().map(b64).collect::<Vec<_>>() }),
+        other => json!({ "UNKNOWN": format!("{other:?}") }),
+    }
 }
 
 pub fn key_from_json(value: &serde_json::Value) -> Result<HashMap<String, AttributeValue>> {
@@ -314,6 +346,7 @@ mod tests {
                 source: "table:S".into(),
                 segments: 1,
                 keep_restored_table: false,
+                verify: true,
             },
             Phase::Delete,
         );

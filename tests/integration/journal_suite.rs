@@ -21,6 +21,7 @@ fn execution(id: &str) -> Execution {
             source: "latest".into(),
             segments: 2,
             keep_restored_table: false,
+            verify: true,
         },
         Phase::BackupAndRestore,
     );

@@ -13,3 +13,4 @@ mod restore_moto;
 mod restore_requests;
 mod resume;
 mod sync_dynalite;
+mod verify;

@@ -177,6 +177,7 @@ async fn run(
             source: at.to_string(),
             segments: 2,
             keep_restored_table: false,
+            verify: true,
         },
         Phase::BackupAndRestore,
     );
