@@ -3,8 +3,6 @@
 //!
 //! Usage: sync [ITEMS ...]   (default 100000)
 
-use std::path::PathBuf;
-use std::process::Command;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -15,15 +13,6 @@ use tokio::sync::Mutex;
 
 const ITEM_BYTES: usize = 1024;
 const CONCURRENCY: usize = 32;
-
-fn binary() -> PathBuf {
-    let exe = std::env::current_exe().unwrap_or_default();
-    // target/release/deps/sync-<hash> -> target/release/dynamo-dr
-    exe.parent()
-        .and_then(|p| p.parent())
-        .map(|p| p.join("dynamo-dr"))
-        .unwrap_or_default()
-}
 
 /// CONCURRENCY tasks each take the next 25-item batch and write it: nothing else.
 async fn raw_writer(client: &Client, table: &str, items: Vec<Item>) -> (f64, u64) {
@@ -143,11 +132,11 @@ async fn main() {
             .expect("delete raw");
 
         for segments in segment_counts() {
-            let out = Command::new("/usr/bin/time")
-                .args(["-f", "maxrss_kb=%M"])
-                .arg(binary())
-                .envs(dynalite.cli_env())
-                .args([
+            let segments_arg = segments.to_string();
+            let (json, rss_mb) = run_measured(
+                &sibling_binary(),
+                &dynalite.cli_env(),
+                &[
                     "sync",
                     "--source",
                     &src.name,
@@ -158,18 +147,10 @@ async fn main() {
                     "--yes",
                     "--output",
                     "json",
-                ])
-                .args(["--segments", &segments.to_string()])
-                .output()
-                .expect("run dynamo-dr under /usr/bin/time");
-            let stderr = String::from_utf8_lossy(&out.stderr);
-            assert!(out.status.success(), "sync failed: {stderr}");
-            let json: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
-            let rss_kb: f64 = stderr
-                .lines()
-                .find_map(|l| l.strip_prefix("maxrss_kb="))
-                .and_then(|v| v.trim().parse().ok())
-                .expect("maxrss");
+                    "--segments",
+                    &segments_arg,
+                ],
+            );
             let copy_s = json["phaseSeconds"]["copy"].as_f64().expect("copy seconds");
             let copied = json["copiedItems"].as_u64().expect("copied");
             assert_eq!(copied, n);
@@ -180,7 +161,7 @@ async fn main() {
                 json["scanRequests"],
                 json["writeRequests"],
                 json["durationSeconds"].as_f64().unwrap_or_default(),
-                rss_kb / 1024.0
+                rss_mb
             );
         }
     }

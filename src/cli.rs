@@ -250,6 +250,10 @@ pub struct RunArgs {
     /// Skip the final content verification (the item count check still runs).
     #[arg(long)]
     pub no_verify: bool,
+    /// hard-reset: delete every item, then copy every item (the seed's). diff: delete only keys
+    /// absent from the source and put only missing or different items; the table is never empty.
+    #[arg(long, value_enum, default_value_t = crate::journal::Strategy::HardReset)]
+    pub strategy: crate::journal::Strategy,
 }
 
 impl RunArgs {
@@ -260,6 +264,7 @@ impl RunArgs {
             allow_live_traffic: self.allow_live_traffic,
             page_limit: self.scan_page_limit,
             no_verify: self.no_verify,
+            strategy: self.strategy,
         }
     }
 }

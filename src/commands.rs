@@ -192,6 +192,7 @@ pub struct Flags {
     pub allow_live_traffic: bool,
     pub page_limit: Option<i32>,
     pub no_verify: bool,
+    pub strategy: journal::Strategy,
 }
 
 /// The restore guard: a table tied to an environment is restored only while that environment's
@@ -352,6 +353,7 @@ async fn run_restore(ctx: &Ctx, request: RestoreRequest, flags: Flags) -> Result
         segments: request.sync.segments,
         keep_restored_table: request.keep_restored_table,
         verify: !flags.no_verify,
+        strategy: flags.strategy,
     };
     let existing = journal.load(&id).await?;
     check_existing(&existing, Kind::Restore, &inputs, journal.as_ref())?;
@@ -427,6 +429,7 @@ pub async fn sync(ctx: &Ctx, args: SyncArgs) -> Result<()> {
         segments: opts.segments,
         keep_restored_table: false,
         verify: !args.run.no_verify,
+        strategy: args.run.strategy,
     };
     run_sync(ctx, id, inputs, opts, args.run.flags()).await
 }
@@ -526,6 +529,7 @@ pub async fn resume(ctx: &Ctx, args: ResumeArgs) -> Result<()> {
         allow_live_traffic: args.allow_live_traffic,
         page_limit: args.scan_page_limit,
         no_verify: false,
+        strategy: journal::Strategy::HardReset,
     };
     match exec.kind {
         Kind::Restore => {

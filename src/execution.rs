@@ -7,7 +7,7 @@ use aws_sdk_dynamodb::Client;
 use jiff::Timestamp;
 
 use crate::error::{Error, Result};
-use crate::journal::{Execution, Journal, Phase, SegmentCheckpoint, Status, key_to_json};
+use crate::journal::{Execution, Journal, Phase, SegmentCheckpoint, Status, Strategy, key_to_json};
 use crate::lease::LeaseGuard;
 use crate::sync::{self, Checkpoint, Item, SyncOptions, Totals};
 use crate::table::TableInfo;
@@ -146,9 +146,14 @@ pub async fn sync_phases(
             recorded.clone()
         };
         let cp: Arc<dyn Checkpoint> = rec.clone();
-        let totals: Totals = match phase {
-            Phase::Delete => sync::delete_all(client, dest, &opts, &from, cp).await?,
-            _ => sync::copy_all(client, source, dest, &opts, &from, cp).await?,
+        let diff = exec.inputs.strategy == Strategy::Diff;
+        let totals: Totals = match (phase, diff) {
+            (Phase::Delete, false) => sync::delete_all(client, dest, &opts, &from, cp).await?,
+            (Phase::Delete, true) => {
+                sync::prune(client, dest, Some(source), &opts, &from, cp).await?
+            }
+            (_, false) => sync::copy_all(client, source, dest, &opts, &from, cp).await?,
+            (_, true) => sync::upsert_changed(client, source, dest, &opts, &from, cp).await?,
         };
         let next = if phase == Phase::Delete {
             Phase::Copy
@@ -160,6 +165,8 @@ pub async fn sync_phases(
                 p.finished_at = Some(Timestamp::now());
                 p.scan_requests += totals.scans;
                 p.write_requests += totals.writes;
+                p.read_units += totals.read_units;
+                p.write_units += totals.write_units;
             }
             e.enter(next);
         })

@@ -123,6 +123,9 @@ pub fn sync_json(e: &Execution, total: Duration) -> Value {
         "scanRequests": e.delete.scan_requests + e.copy.scan_requests,
         "writeRequests": e.delete.write_requests + e.copy.write_requests,
         "rewrittenPages": rewritten(e),
+        "strategy": e.inputs.strategy.as_str(),
+        "readUnits": e.delete.read_units + e.copy.read_units,
+        "writeUnits": e.delete.write_units + e.copy.write_units,
         "phaseSeconds": { "delete": phase_seconds(&e.delete), "copy": phase_seconds(&e.copy) },
         "durationSeconds": secs(total),
     })

@@ -11,16 +11,20 @@ use std::time::Duration;
 
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
-use aws_sdk_dynamodb::types::{AttributeValue, DeleteRequest, PutRequest, WriteRequest};
+use aws_sdk_dynamodb::types::{
+    AttributeValue, DeleteRequest, PutRequest, ReturnConsumedCapacity, WriteRequest,
+};
 use futures_util::future::try_join_all;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::aws;
 use crate::backoff::RetryPolicy;
+use crate::digest::item_digest;
 use crate::error::{Error, Result};
 use crate::journal::{Phase, SegmentCheckpoint, key_from_json};
 use crate::progress::Progress;
 use crate::table::{KeySchema, TableInfo};
+use crate::verify;
 
 pub type Item = HashMap<String, AttributeValue>;
 
@@ -155,11 +159,23 @@ pub async fn delete_all(
     from: &[SegmentCheckpoint],
     cp: Arc<dyn Checkpoint>,
 ) -> Result<Totals> {
+    prune(client, dest, None, opts, from, cp).await
+}
+
+/// Deletes the items of `dest` whose keys are not in `keep_if_in` (all of them when `None`).
+pub async fn prune(
+    client: &Client,
+    dest: &TableInfo,
+    keep_if_in: Option<&TableInfo>,
+    opts: &SyncOptions,
+    from: &[SegmentCheckpoint],
+    cp: Arc<dyn Checkpoint>,
+) -> Result<Totals> {
     transfer(
         client,
         dest,
         dest,
-        Op::Delete(dest.key.clone()),
+        Op::Delete(dest.key.clone(), keep_if_in.cloned()),
         opts,
         Phase::Delete,
         from,
@@ -177,14 +193,48 @@ pub async fn copy_all(
     from: &[SegmentCheckpoint],
     cp: Arc<dyn Checkpoint>,
 ) -> Result<Totals> {
-    transfer(client, source, dest, Op::Put, opts, Phase::Copy, from, cp).await
+    transfer(
+        client,
+        source,
+        dest,
+        Op::Put(false),
+        opts,
+        Phase::Copy,
+        from,
+        cp,
+    )
+    .await
+}
+
+/// Writes only the items of `source` that are missing from `dest` or differ there.
+pub async fn upsert_changed(
+    client: &Client,
+    source: &TableInfo,
+    dest: &TableInfo,
+    opts: &SyncOptions,
+    from: &[SegmentCheckpoint],
+    cp: Arc<dyn Checkpoint>,
+) -> Result<Totals> {
+    transfer(
+        client,
+        source,
+        dest,
+        Op::Put(true),
+        opts,
+        Phase::Copy,
+        from,
+        cp,
+    )
+    .await
 }
 
 #[derive(Debug, Clone)]
 enum Op {
-    Put,
-    /// Delete by key; the scan reads only the key attributes.
-    Delete(KeySchema),
+    /// Put scanned items; with `true`, only those missing from or different in the destination.
+    Put(bool),
+    /// Delete by key (the scan reads only the key attributes); with a table, only keys absent
+    /// from it.
+    Delete(KeySchema, Option<TableInfo>),
 }
 
 /// What one run of a phase did (a resumed phase counts only its own work).
@@ -194,6 +244,9 @@ pub struct Totals {
     pub scans: u64,
     pub writes: u64,
     pub duration: Duration,
+    /// Capacity units consumed, as DynamoDB reported them (ReturnConsumedCapacity=TOTAL).
+    pub read_units: f64,
+    pub write_units: f64,
 }
 
 struct Ctx {
@@ -211,6 +264,40 @@ struct Ctx {
     cp: Arc<dyn Checkpoint>,
     scans: AtomicU64,
     writes: AtomicU64,
+    units: Units,
+    /// The key schema both tables share.
+    key: KeySchema,
+}
+
+/// Consumed capacity, in thousandths of a unit so that atomics can add it.
+#[derive(Debug, Default)]
+pub struct Units {
+    read: AtomicU64,
+    write: AtomicU64,
+}
+
+impl Units {
+    fn add(counter: &AtomicU64, capacity: Option<f64>) {
+        if let Some(c) = capacity {
+            counter.fetch_add((c * 1000.0).round() as u64, Ordering::Relaxed);
+        }
+    }
+
+    pub fn add_read(&self, capacity: Option<f64>) {
+        Self::add(&self.read, capacity);
+    }
+
+    pub fn add_write(&self, capacity: Option<f64>) {
+        Self::add(&self.write, capacity);
+    }
+
+    pub fn read(&self) -> f64 {
+        self.read.load(Ordering::Relaxed) as f64 / 1000.0
+    }
+
+    pub fn write(&self) -> f64 {
+        self.write.load(Ordering::Relaxed) as f64 / 1000.0
+    }
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -246,6 +333,8 @@ async fn transfer(
         cp,
         scans: AtomicU64::new(0),
         writes: AtomicU64::new(0),
+        units: Units::default(),
+        key: dest.key.clone(),
     });
     let mut tasks = tokio::task::JoinSet::new();
     for (segment, start) in starts.into_iter().enumerate() {
@@ -275,6 +364,8 @@ async fn transfer(
         scans: ctx.scans.load(Ordering::Relaxed),
         writes: ctx.writes.load(Ordering::Relaxed),
         duration,
+        read_units: ctx.units.read(),
+        write_units: ctx.units.write(),
     })
 }
 
@@ -299,7 +390,6 @@ impl Ctx {
                 next,
                 permit,
             } = page;
-            let n = items.len() as u64;
             // The permit moves into the writes, so it is released as soon as they finish even
             // while the next page's scan still waits for one.
             let writes = async move {
@@ -308,7 +398,7 @@ impl Ctx {
             };
             match next {
                 Some(start) => {
-                    let ((), next) =
+                    let (n, next) =
                         tokio::try_join!(writes, self.scan_page(segment, Some(start.clone())))?;
                     // Checkpoint before the next page's writes begin: a kill then re-writes at
                     // most that one page.
@@ -319,7 +409,7 @@ impl Ctx {
                     page = next;
                 }
                 None => {
-                    writes.await?;
+                    let n = writes.await?;
                     return self
                         .cp
                         .page_done(self.phase, segment, None, n, rewritten)
@@ -345,8 +435,9 @@ impl Ctx {
             // Strongly consistent: an item written just before the scan must not be missed.
             .consistent_read(true)
             .set_limit(self.page_limit)
+            .return_consumed_capacity(ReturnConsumedCapacity::Total)
             .set_exclusive_start_key(start);
-        if let Op::Delete(key) = &self.op {
+        if let Op::Delete(key, _) = &self.op {
             let (projection, names) = key_projection(key);
             req = req
                 .projection_expression(projection)
@@ -357,6 +448,11 @@ impl Ctx {
             req.clone().send()
         })
         .await?;
+        self.units.add_read(
+            out.consumed_capacity
+                .as_ref()
+                .and_then(|c| c.capacity_units),
+        );
         Ok(Page {
             items: out.items.unwrap_or_default(),
             next: out.last_evaluated_key.filter(|k| !k.is_empty()),
@@ -364,7 +460,47 @@ impl Ctx {
         })
     }
 
-    async fn write_page(&self, items: Vec<Item>) -> Result<()> {
+    /// For the diff strategy, drops the items that need no write, by reading the same keys from
+    /// the other table.
+    async fn needing_writes(&self, items: Vec<Item>) -> Result<Vec<Item>> {
+        let (other, keys_only) = match &self.op {
+            Op::Put(true) => (self.dest_table.as_str(), None),
+            Op::Delete(key, Some(keep)) => (keep.name.as_str(), Some(key)),
+            _ => return Ok(items),
+        };
+        if items.is_empty() {
+            return Ok(items);
+        }
+        let keys = items.iter().map(|i| key_only(&self.key, i)).collect();
+        let theirs = verify::batch_get(
+            &self.client,
+            other,
+            keys,
+            keys_only,
+            &self.retry,
+            Some(&self.units),
+        )
+        .await?;
+        let theirs: HashMap<String, [u8; 32]> = theirs
+            .iter()
+            .map(|i| (verify::key_text(&self.key, i), item_digest(i)))
+            .collect();
+        Ok(items
+            .into_iter()
+            .filter(
+                |i| match (&self.op, theirs.get(&verify::key_text(&self.key, i))) {
+                    (Op::Put(_), Some(d)) => *d != item_digest(i),
+                    (Op::Put(_), None) => true,
+                    (Op::Delete(..), found) => found.is_none(),
+                },
+            )
+            .collect())
+    }
+
+    /// Writes the page; returns how many items it wrote.
+    async fn write_page(&self, items: Vec<Item>) -> Result<u64> {
+        let items = self.needing_writes(items).await?;
+        let written = items.len() as u64;
         let mut requests = Vec::with_capacity(items.len());
         for item in items {
             requests.push(self.write_request(item)?);
@@ -375,16 +511,16 @@ impl Ctx {
             batches.push(std::mem::replace(&mut requests, rest));
         }
         try_join_all(batches.into_iter().map(|b| self.write_batch(b))).await?;
-        Ok(())
+        Ok(written)
     }
 
     fn write_request(&self, item: Item) -> Result<WriteRequest> {
         let built = match &self.op {
-            Op::Put => PutRequest::builder()
+            Op::Put(_) => PutRequest::builder()
                 .set_item(Some(item))
                 .build()
                 .map(|p| WriteRequest::builder().put_request(p).build()),
-            Op::Delete(key) => DeleteRequest::builder()
+            Op::Delete(key, _) => DeleteRequest::builder()
                 .set_key(Some(key_of(key, item, &self.scan_table)?))
                 .build()
                 .map(|d| WriteRequest::builder().delete_request(d).build()),
@@ -411,10 +547,14 @@ impl Ctx {
                 .client
                 .batch_write_item()
                 .request_items(&self.dest_table, requests.clone())
+                .return_consumed_capacity(ReturnConsumedCapacity::Total)
                 .send()
                 .await;
             let last_cause = match sent {
                 Ok(out) => {
+                    for c in out.consumed_capacity() {
+                        self.units.add_write(c.capacity_units);
+                    }
                     let left = out
                         .unprocessed_items
                         .and_then(|mut m| m.remove(&self.dest_table))
@@ -463,6 +603,13 @@ fn key_projection(key: &KeySchema) -> (String, HashMap<String, String>) {
         .collect::<Vec<_>>()
         .join(", ");
     (projection, names)
+}
+
+/// The key attributes of an item, cloned.
+fn key_only(key: &KeySchema, item: &Item) -> Item {
+    key.attributes()
+        .filter_map(|a| item.get(a).map(|v| (a.to_string(), v.clone())))
+        .collect()
 }
 
 /// The primary key of an item. A scanned item always carries it, so a missing one means the

@@ -196,6 +196,7 @@ pub async fn batch_get(
     keys: Vec<Item>,
     keys_only: Option<&KeySchema>,
     retry: &RetryPolicy,
+    units: Option<&crate::sync::Units>,
 ) -> Result<Vec<Item>> {
     let mut found = Vec::with_capacity(keys.len());
     for chunk in keys.chunks(100) {
@@ -228,9 +229,17 @@ pub async fn batch_get(
                 client
                     .batch_get_item()
                     .request_items(table, ka.clone())
+                    .return_consumed_capacity(
+                        aws_sdk_dynamodb::types::ReturnConsumedCapacity::Total,
+                    )
                     .send()
             })
             .await?;
+            if let Some(u) = units {
+                for c in out.consumed_capacity() {
+                    u.add_read(c.capacity_units);
+                }
+            }
             let got = out
                 .responses
                 .and_then(|mut r| r.remove(table))
@@ -263,7 +272,8 @@ pub async fn batch_get(
     Ok(found)
 }
 
-fn key_text(key: &KeySchema, item: &Item) -> String {
+/// An item's key as text, the same for the same key whatever the item's other attributes.
+pub(crate) fn key_text(key: &KeySchema, item: &Item) -> String {
     let k: Item = key
         .attributes()
         .filter_map(|a| item.get(a).map(|v| (a.to_string(), v.clone())))
@@ -329,6 +339,7 @@ pub async fn differences(
                 keys,
                 if forward { None } else { Some(&other.key) },
                 retry,
+                None,
             )
             .await?;
             let theirs: HashMap<String, &Item> = theirs

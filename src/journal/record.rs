@@ -84,6 +84,27 @@ pub struct Inputs {
     /// Prove content equality at the end (`--no-verify` turns it off; the count check remains).
     #[serde(default = "default_true")]
     pub verify: bool,
+    /// `hard-reset` (the seed's: delete everything, copy everything) or `diff` (write only what
+    /// differs).
+    #[serde(default)]
+    pub strategy: Strategy,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum Strategy {
+    #[default]
+    HardReset,
+    Diff,
+}
+
+impl Strategy {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Strategy::HardReset => "hard-reset",
+            Strategy::Diff => "diff",
+        }
+    }
 }
 
 fn default_true() -> bool {
@@ -111,6 +132,10 @@ pub struct PhaseProgress {
     pub finished_at: Option<Timestamp>,
     pub write_requests: u64,
     pub scan_requests: u64,
+    #[serde(default)]
+    pub read_units: f64,
+    #[serde(default)]
+    pub write_units: f64,
 }
 
 impl PhaseProgress {
@@ -347,6 +372,7 @@ mod tests {
                 segments: 1,
                 keep_restored_table: false,
                 verify: true,
+                strategy: Default::default(),
             },
             Phase::Delete,
         );

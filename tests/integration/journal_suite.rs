@@ -22,6 +22,7 @@ fn execution(id: &str) -> Execution {
             segments: 2,
             keep_restored_table: false,
             verify: true,
+            strategy: Default::default(),
         },
         Phase::BackupAndRestore,
     );

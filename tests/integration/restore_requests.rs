@@ -178,6 +178,7 @@ async fn run(
             segments: 2,
             keep_restored_table: false,
             verify: true,
+            strategy: Default::default(),
         },
         Phase::BackupAndRestore,
     );

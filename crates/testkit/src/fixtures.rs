@@ -580,3 +580,40 @@ pub async fn create_function(
             .expect("PutFunctionConcurrency");
     }
 }
+
+/// Runs a `dynamo-dr` command under `/usr/bin/time`; returns its JSON output and peak RSS in MB.
+pub fn run_measured(
+    binary: &std::path::Path,
+    env: &[(String, String)],
+    args: &[&str],
+) -> (serde_json::Value, f64) {
+    let out = std::process::Command::new("/usr/bin/time")
+        .args(["-f", "maxrss_kb=%M"])
+        .arg(binary)
+        .envs(env.iter().cloned())
+        .args(args)
+        .output()
+        .expect("run dynamo-dr under /usr/bin/time");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "dynamo-dr {args:?} failed: {stderr}");
+    let json = serde_json::from_slice(&out.stdout).expect("JSON summary on stdout");
+    let rss_kb: f64 = stderr
+        .lines()
+        .find_map(|l| l.strip_prefix("maxrss_kb="))
+        .and_then(|v| v.trim().parse().ok())
+        .expect("maxrss from /usr/bin/time");
+    (json, rss_kb / 1024.0)
+}
+
+/// The release `dynamo-dr` beside a bench or example binary (target/release/deps/x -> target/release).
+pub fn sibling_binary() -> std::path::PathBuf {
+    let exe = std::env::current_exe().unwrap_or_default();
+    let mut dir = exe
+        .parent()
+        .map(std::path::Path::to_path_buf)
+        .unwrap_or_default();
+    if dir.ends_with("deps") || dir.ends_with("examples") {
+        dir.pop();
+    }
+    dir.join("dynamo-dr")
+}
