@@ -47,6 +47,9 @@ pub fn restore_json(r: &RestoreReport) -> Value {
         "scanRequests": r.sync.scan_requests,
         "writeRequests": r.sync.write_requests,
         "rewrittenPages": r.rewritten_pages,
+        "strategy": r.strategy.as_str(),
+        "readUnits": r.read_units,
+        "writeUnits": r.write_units,
         "phaseSeconds": {
             "delete": secs(r.sync.delete_duration),
             "copy": secs(r.sync.copy_duration),

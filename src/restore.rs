@@ -108,6 +108,10 @@ pub struct RestoreReport {
     pub counts: CountCheck,
     /// Pages written a second time because a previous run stopped before acknowledging them.
     pub rewritten_pages: u64,
+    pub strategy: crate::journal::Strategy,
+    /// Capacity units the sync consumed, as DynamoDB reported them.
+    pub read_units: f64,
+    pub write_units: f64,
     pub duration: Duration,
 }
 
@@ -421,6 +425,9 @@ fn report(plan: &Plan, exec: &Execution, duration: Duration) -> RestoreReport {
             source: exec.source_count.unwrap_or_default(),
             dest: exec.dest_count.unwrap_or_default(),
         },
+        strategy: exec.inputs.strategy,
+        read_units: exec.delete.read_units + exec.copy.read_units,
+        write_units: exec.delete.write_units + exec.copy.write_units,
         rewritten_pages: exec
             .delete
             .segments

@@ -175,7 +175,7 @@ pub async fn prune(
         client,
         dest,
         dest,
-        Op::Delete(dest.key.clone(), keep_if_in.cloned()),
+        Op::Delete(dest.key.clone(), keep_if_in.cloned().map(Box::new)),
         opts,
         Phase::Delete,
         from,
@@ -234,7 +234,7 @@ enum Op {
     Put(bool),
     /// Delete by key (the scan reads only the key attributes); with a table, only keys absent
     /// from it.
-    Delete(KeySchema, Option<TableInfo>),
+    Delete(KeySchema, Option<Box<TableInfo>>),
 }
 
 /// What one run of a phase did (a resumed phase counts only its own work).

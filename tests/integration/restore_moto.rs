@@ -225,12 +225,32 @@ async fn restore_from_the_seeds_json_payload_in_a_file_and_on_stdin() {
         None
     );
 
+    // The second run also uses the diff strategy: the table already equals the restore point, so
+    // nothing is written.
     let run = dr(
         &moto,
-        &["restore", "--table", &spec.name, "--input", "-", "--yes"],
+        &[
+            "restore",
+            "--table",
+            &spec.name,
+            "--input",
+            "-",
+            "--strategy",
+            "diff",
+            "--yes",
+            "--output",
+            "json",
+        ],
         Some(&payload("stdin-incident")),
     );
     run.assert_code(0);
+    assert_eq!(
+        (
+            run.json()["deletedItems"].as_u64(),
+            run.json()["copiedItems"].as_u64()
+        ),
+        (Some(0), Some(0))
+    );
     assert_eq!(
         diff_summary(&before, &scan_all(&client, &spec.name).await),
         None
