@@ -6,6 +6,7 @@
 use std::collections::HashMap;
 
 use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::operation::scan::ScanOutput;
 use aws_sdk_dynamodb::types::{KeysAndAttributes, Select};
 
 use crate::backoff::RetryPolicy;
@@ -16,15 +17,26 @@ use crate::progress::Progress;
 use crate::sync::retrying;
 use crate::table::{KeySchema, TableInfo};
 
-/// Counts the items of `table` with `segments` parallel scans.
-pub async fn count_items(
+/// Scans `table` in `segments` parallel segments (strongly consistent), folding every page into
+/// a per-segment accumulator and merging those at the end; `fold` returns the items it saw, for
+/// the progress display.
+#[allow(clippy::too_many_arguments)]
+async fn parallel_scan<T, F>(
     client: &Client,
     table: &str,
     segments: u32,
     retry: &RetryPolicy,
-) -> Result<u64> {
+    what: &str,
+    count_only: bool,
+    fold: F,
+    merge: impl Fn(&mut T, T),
+) -> Result<T>
+where
+    T: Default + Send + 'static,
+    F: Fn(&mut T, ScanOutput) -> u64 + Copy + Send + 'static,
+{
     let segments = segments.max(1);
-    let progress = Progress::items(&format!("count {table}"));
+    let progress = Progress::items(&format!("{what} {table}"));
     let mut tasks = tokio::task::JoinSet::new();
     for segment in 0..segments {
         let (client, table, retry, progress) = (
@@ -35,37 +47,64 @@ pub async fn count_items(
         );
         tasks.spawn(async move {
             let mut start = None;
-            let mut count = 0u64;
+            let mut acc = T::default();
             loop {
-                let req = client
+                let mut req = client
                     .scan()
                     .table_name(&table)
-                    .select(Select::Count)
                     .consistent_read(true)
                     .segment(segment as i32)
                     .total_segments(segments as i32)
                     .set_exclusive_start_key(start);
-                let out = retrying(&retry, "Scan", &table, || req.clone().send()).await?;
-                let n = u64::try_from(out.count).unwrap_or(0);
-                count += n;
-                progress.add(n);
-                match out.last_evaluated_key.filter(|k| !k.is_empty()) {
+                if count_only {
+                    req = req.select(Select::Count);
+                }
+                let mut out = retrying(&retry, "Scan", &table, || req.clone().send()).await?;
+                let next = out.last_evaluated_key.take().filter(|k| !k.is_empty());
+                progress.add(fold(&mut acc, out));
+                match next {
                     Some(k) => start = Some(k),
-                    None => return Ok::<u64, Error>(count),
+                    None => return Ok::<T, Error>(acc),
                 }
             }
         });
     }
-    let mut total = 0;
+    let mut total = T::default();
     while let Some(joined) = tasks.join_next().await {
-        total += joined.map_err(|e| Error::BadState {
-            what: format!("count of {table}"),
+        let part = joined.map_err(|e| Error::BadState {
+            what: format!("{what} of {table}"),
             state: e.to_string(),
             hint: "this is a bug in dynamo-dr; run the check again".into(),
         })??;
+        merge(&mut total, part);
     }
     progress.finish();
     Ok(total)
+}
+
+/// Counts the items of `table` with `segments` parallel scans.
+pub async fn count_items(
+    client: &Client,
+    table: &str,
+    segments: u32,
+    retry: &RetryPolicy,
+) -> Result<u64> {
+    let fold = |n: &mut u64, out: ScanOutput| {
+        let c = u64::try_from(out.count).unwrap_or(0);
+        *n += c;
+        c
+    };
+    parallel_scan(
+        client,
+        table,
+        segments,
+        retry,
+        "count",
+        true,
+        fold,
+        |a, b| *a += b,
+    )
+    .await
 }
 
 /// The outcome of comparing the two counts.
@@ -105,49 +144,22 @@ pub async fn fingerprint(
     segments: u32,
     retry: &RetryPolicy,
 ) -> Result<Fingerprint> {
-    let segments = segments.max(1);
-    let progress = Progress::items(&format!("fingerprint {table}"));
-    let mut tasks = tokio::task::JoinSet::new();
-    for segment in 0..segments {
-        let (client, table, retry, progress) = (
-            client.clone(),
-            table.to_string(),
-            retry.clone(),
-            progress.clone(),
-        );
-        tasks.spawn(async move {
-            let mut start = None;
-            let mut fp = Fingerprint::default();
-            loop {
-                let req = client
-                    .scan()
-                    .table_name(&table)
-                    .consistent_read(true)
-                    .segment(segment as i32)
-                    .total_segments(segments as i32)
-                    .set_exclusive_start_key(start);
-                let out = retrying(&retry, "Scan", &table, || req.clone().send()).await?;
-                let items = out.items.unwrap_or_default();
-                items.iter().for_each(|i| fp.add(&item_digest(i)));
-                progress.add(items.len() as u64);
-                match out.last_evaluated_key.filter(|k| !k.is_empty()) {
-                    Some(k) => start = Some(k),
-                    None => return Ok::<Fingerprint, Error>(fp),
-                }
-            }
-        });
-    }
-    let mut total = Fingerprint::default();
-    while let Some(joined) = tasks.join_next().await {
-        let fp = joined.map_err(|e| Error::BadState {
-            what: format!("fingerprint of {table}"),
-            state: e.to_string(),
-            hint: "this is a bug in dynamo-dr; run the check again".into(),
-        })??;
-        total.merge(&fp);
-    }
-    progress.finish();
-    Ok(total)
+    let fold = |fp: &mut Fingerprint, out: ScanOutput| {
+        let items = out.items.unwrap_or_default();
+        items.iter().for_each(|i| fp.add(&item_digest(i)));
+        items.len() as u64
+    };
+    parallel_scan(
+        client,
+        table,
+        segments,
+        retry,
+        "fingerprint",
+        false,
+        fold,
+        |a, b| a.merge(&b),
+    )
+    .await
 }
 
 /// Items that differ between two tables, found without holding either table in memory.
