@@ -147,13 +147,11 @@ pub async fn sync_phases(
         };
         let cp: Arc<dyn Checkpoint> = rec.clone();
         let diff = exec.inputs.strategy == Strategy::Diff;
-        let totals: Totals = match (phase, diff) {
-            (Phase::Delete, false) => sync::delete_all(client, dest, &opts, &from, cp).await?,
-            (Phase::Delete, true) => {
-                sync::prune(client, dest, Some(source), &opts, &from, cp).await?
-            }
-            (_, false) => sync::copy_all(client, source, dest, &opts, &from, cp).await?,
-            (_, true) => sync::upsert_changed(client, source, dest, &opts, &from, cp).await?,
+        let totals: Totals = if phase == Phase::Delete {
+            let keep_if_in = diff.then_some(source);
+            sync::prune(client, dest, keep_if_in, &opts, &from, cp).await?
+        } else {
+            sync::copy(client, source, dest, diff, &opts, &from, cp).await?
         };
         let next = if phase == Phase::Delete {
             Phase::Copy

@@ -139,30 +139,20 @@ pub async fn hard_reset(
     opts: &SyncOptions,
 ) -> Result<SyncReport> {
     let cp: Arc<dyn Checkpoint> = Arc::new(NoCheckpoint);
-    let delete = delete_all(client, dest, opts, &[], cp.clone()).await?;
-    let copy = copy_all(client, source, dest, opts, &[], cp).await?;
+    let deleted = prune(client, dest, None, opts, &[], cp.clone()).await?;
+    let copied = copy(client, source, dest, false, opts, &[], cp).await?;
     Ok(SyncReport {
-        deleted_items: delete.items,
-        copied_items: copy.items,
-        scan_requests: delete.scans + copy.scans,
-        write_requests: delete.writes + copy.writes,
-        delete_duration: delete.duration,
-        copy_duration: copy.duration,
+        deleted_items: deleted.items,
+        copied_items: copied.items,
+        scan_requests: deleted.scans + copied.scans,
+        write_requests: deleted.writes + copied.writes,
+        delete_duration: deleted.duration,
+        copy_duration: copied.duration,
     })
 }
 
-/// Deletes every item of `dest`, continuing from `from` when it holds checkpoints.
-pub async fn delete_all(
-    client: &Client,
-    dest: &TableInfo,
-    opts: &SyncOptions,
-    from: &[SegmentCheckpoint],
-    cp: Arc<dyn Checkpoint>,
-) -> Result<Totals> {
-    prune(client, dest, None, opts, from, cp).await
-}
-
-/// Deletes the items of `dest` whose keys are not in `keep_if_in` (all of them when `None`).
+/// Deletes the items of `dest` whose keys are not in `keep_if_in` (all of them when `None`),
+/// continuing from `from` when it holds checkpoints.
 pub async fn prune(
     client: &Client,
     dest: &TableInfo,
@@ -184,48 +174,19 @@ pub async fn prune(
     .await
 }
 
-/// Writes every item of `source` into `dest`, continuing from `from` when it holds checkpoints.
-pub async fn copy_all(
+/// Writes the items of `source` into `dest`: all of them, or with `only_changed` only those
+/// missing from or different in `dest`. Continues from `from` when it holds checkpoints.
+pub async fn copy(
     client: &Client,
     source: &TableInfo,
     dest: &TableInfo,
+    only_changed: bool,
     opts: &SyncOptions,
     from: &[SegmentCheckpoint],
     cp: Arc<dyn Checkpoint>,
 ) -> Result<Totals> {
-    transfer(
-        client,
-        source,
-        dest,
-        Op::Put(false),
-        opts,
-        Phase::Copy,
-        from,
-        cp,
-    )
-    .await
-}
-
-/// Writes only the items of `source` that are missing from `dest` or differ there.
-pub async fn upsert_changed(
-    client: &Client,
-    source: &TableInfo,
-    dest: &TableInfo,
-    opts: &SyncOptions,
-    from: &[SegmentCheckpoint],
-    cp: Arc<dyn Checkpoint>,
-) -> Result<Totals> {
-    transfer(
-        client,
-        source,
-        dest,
-        Op::Put(true),
-        opts,
-        Phase::Copy,
-        from,
-        cp,
-    )
-    .await
+    let op = Op::Put(only_changed);
+    transfer(client, source, dest, op, opts, Phase::Copy, from, cp).await
 }
 
 #[derive(Debug, Clone)]
