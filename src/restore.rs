@@ -448,7 +448,7 @@ async fn forensic_backup(client: &Client, plan: &Plan, rec: &Arc<Recorder>) -> R
         Some(arn) => arn,
         None => {
             let adopted = if exec.resources.backup_name.is_some() {
-                find_backup(client, &plan.dest.name, name).await?
+                find_requested_backup(client, &plan.dest.name, name).await?
             } else {
                 None
             };
@@ -528,6 +528,19 @@ async fn create_backup(client: &Client, plan: &Plan) -> Result<String> {
 }
 
 /// The newest backup of `table` named `name`, if any.
+/// The backup an interrupted run requested. A CreateBackup sent just before the interruption may
+/// still be landing, and ListBackups is eventually consistent, so look for a while before
+/// concluding it was never made: a second forensic backup would be a needless, billed copy.
+async fn find_requested_backup(client: &Client, table: &str, name: &str) -> Result<Option<String>> {
+    for wait_ms in [0, 250, 500, 1000, 2000, 4000] {
+        tokio::time::sleep(std::time::Duration::from_millis(wait_ms)).await;
+        if let Some(arn) = find_backup(client, table, name).await? {
+            return Ok(Some(arn));
+        }
+    }
+    Ok(None)
+}
+
 async fn find_backup(client: &Client, table: &str, name: &str) -> Result<Option<String>> {
     let mut start = None;
     let mut found: Option<(aws_smithy_types::DateTime, String)> = None;
@@ -580,7 +593,17 @@ async fn restore_temp_table(
             e.resources.restore_requested = true;
         })
         .await?;
-        start_restore(client, plan).await?;
+        match start_restore(client, plan).await {
+            // A request sent just before an interruption created it meanwhile: it is ours.
+            Err(Error::Aws { message, .. })
+                if requested
+                    && (message.contains("TableAlreadyExistsException")
+                        || message.contains("ResourceInUseException")) =>
+            {
+                tracing::info!(table = %temp, "the restore requested before the interruption is under way");
+            }
+            other => other?,
+        }
         rec.update(|e| e.event(format!("restore to {temp} requested")))
             .await?;
     }
