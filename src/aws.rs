@@ -5,6 +5,7 @@ use std::time::Duration;
 use aws_config::BehaviorVersion;
 use aws_config::retry::RetryConfig;
 use aws_config::timeout::TimeoutConfig;
+use aws_sdk_dynamodb::config::retry::{RetryPartition, TokenBucket};
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use aws_smithy_types::error::display::DisplayErrorContext;
 
@@ -15,7 +16,14 @@ pub struct AwsOptions {
     pub region: Option<String>,
     pub profile: Option<String>,
     pub endpoint_url: Option<String>,
+    /// How long one attempt of a call may take before it is abandoned and retried
+    /// [default: 60 s].
+    pub attempt_timeout: Option<Duration>,
 }
+
+/// Attempts the SDK makes of a control-plane call (DescribeTable, CreateBackup, ...) before the
+/// error reaches the tool. Data-plane calls are retried by the tool itself: see [`data_plane`].
+const CONTROL_PLANE_ATTEMPTS: u32 = 8;
 
 pub async fn load_config(opts: &AwsOptions) -> aws_config::SdkConfig {
     let mut loader = aws_config::defaults(BehaviorVersion::latest())
@@ -23,10 +31,10 @@ pub async fn load_config(opts: &AwsOptions) -> aws_config::SdkConfig {
         .timeout_config(
             TimeoutConfig::builder()
                 .connect_timeout(Duration::from_secs(5))
-                .operation_attempt_timeout(Duration::from_secs(60))
+                .operation_attempt_timeout(opts.attempt_timeout.unwrap_or(Duration::from_secs(60)))
                 .build(),
         )
-        .retry_config(RetryConfig::standard().with_max_attempts(4));
+        .retry_config(RetryConfig::standard().with_max_attempts(CONTROL_PLANE_ATTEMPTS));
     if let Some(region) = &opts.region {
         loader = loader.region(aws_config::Region::new(region.clone()));
     }
@@ -40,7 +48,28 @@ pub async fn load_config(opts: &AwsOptions) -> aws_config::SdkConfig {
 }
 
 pub async fn dynamodb_client(opts: &AwsOptions) -> aws_sdk_dynamodb::Client {
-    aws_sdk_dynamodb::Client::new(&load_config(opts).await)
+    let config = aws_sdk_dynamodb::config::Builder::from(&load_config(opts).await)
+        // The SDK's shared retry quota (500 tokens) runs dry in a long run against a throttling
+        // table, after which it stops retrying control-plane calls at all; give the tool its own.
+        .retry_partition(
+            RetryPartition::custom("dynamo-dr")
+                .token_bucket(TokenBucket::builder().capacity(50_000).build())
+                .build(),
+        )
+        .build();
+    aws_sdk_dynamodb::Client::from_conf(config)
+}
+
+/// The same client without the SDK's retries, for Scan, BatchWriteItem and BatchGetItem: the
+/// tool retries those itself, under its own budget, so that it sees every throttle (to slow
+/// down) and every UnprocessedItem.
+pub fn data_plane(client: &aws_sdk_dynamodb::Client) -> aws_sdk_dynamodb::Client {
+    let config = client
+        .config()
+        .to_builder()
+        .retry_config(RetryConfig::disabled())
+        .build();
+    aws_sdk_dynamodb::Client::from_conf(config)
 }
 
 pub async fn lambda_client(opts: &AwsOptions) -> aws_sdk_lambda::Client {
@@ -56,6 +85,18 @@ const RETRYABLE_CODES: &[&str] = &[
     "InternalFailure",
     "ServiceUnavailable",
 ];
+
+/// Codes with which DynamoDB asks the caller to slow down.
+const THROTTLE_CODES: &[&str] = &[
+    "ProvisionedThroughputExceededException",
+    "ThrottlingException",
+    "RequestLimitExceeded",
+];
+
+/// Whether DynamoDB throttled the call.
+pub fn is_throttle<E: ProvideErrorMetadata, R>(err: &SdkError<E, R>) -> bool {
+    error_code(err).is_some_and(|c| THROTTLE_CODES.contains(&c))
+}
 
 /// Whether a failed call may succeed if repeated unchanged.
 pub fn is_retryable<E: ProvideErrorMetadata, R: std::fmt::Debug>(err: &SdkError<E, R>) -> bool {

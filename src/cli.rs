@@ -65,6 +65,21 @@ pub struct GlobalArgs {
     /// Also write structured (JSON) logs to this file. Item values are never logged.
     #[arg(long, global = true, value_name = "FILE")]
     pub log_file: Option<PathBuf>,
+    /// Cap on reads from the tables, shared by all segments: items/s (2000) or capacity units/s
+    /// (800cu) [default: the config's, else none]. Throttling slows the run down either way.
+    #[arg(long, global = true, value_name = "RATE")]
+    pub max_read_rate: Option<crate::rate::RateCap>,
+    /// Cap on writes to the destination, shared by all segments: items/s (2000) or capacity
+    /// units/s (800cu) [default: the config's, else none].
+    #[arg(long, global = true, value_name = "RATE")]
+    pub max_write_rate: Option<crate::rate::RateCap>,
+    /// Attempts in a row that get nothing through (throttled, unprocessed, failed) before a run
+    /// stops with exit 1; `resume` continues it.
+    #[arg(long, global = true, value_name = "N", default_value_t = 15, value_parser = clap::value_parser!(u32).range(1..=100))]
+    pub retry_budget: u32,
+    /// Seconds one attempt of an AWS call may take before it is abandoned and retried.
+    #[arg(long, global = true, value_name = "SECONDS", default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..=900))]
+    pub attempt_timeout: u64,
 }
 
 #[derive(Debug, Subcommand)]
@@ -351,7 +366,14 @@ pub async fn run(cli: Cli) -> Result<()> {
                 .endpoint_url
                 .clone()
                 .or(config.aws.endpoint_url.clone()),
+            attempt_timeout: Some(std::time::Duration::from_secs(cli.global.attempt_timeout)),
         },
+        retry: crate::backoff::RetryPolicy {
+            max_attempts: cli.global.retry_budget,
+            ..Default::default()
+        },
+        max_read_rate: cli.global.max_read_rate,
+        max_write_rate: cli.global.max_write_rate,
         journal: journal::Location::parse(cli.global.journal.as_deref())?,
         format: cli.global.output,
         config,

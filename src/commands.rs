@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::aws::{self, AwsOptions};
+use crate::backoff::RetryPolicy;
 use crate::cli::{
     DiffArgs, RecoveryModeCommand, RestoreArgs, ResumeArgs, RunArgs, SyncArgs, VerifyArgs,
 };
@@ -15,6 +16,7 @@ use crate::input::SeedInput;
 use crate::journal::{self, Execution, Inputs, Journal, Kind, Phase, Status};
 use crate::lease;
 use crate::output::{self, Format};
+use crate::rate::{Limiter, RateCap};
 use crate::recovery_mode;
 use crate::restore::{self, Plan, RestoreRequest, Source, SourceDetail};
 use crate::sync::SyncOptions;
@@ -26,6 +28,10 @@ pub struct Ctx {
     pub aws: AwsOptions,
     pub journal: journal::Location,
     pub format: Format,
+    pub retry: RetryPolicy,
+    /// From the command line; a table's config applies where these are unset.
+    pub max_read_rate: Option<RateCap>,
+    pub max_write_rate: Option<RateCap>,
 }
 
 impl Ctx {
@@ -36,8 +42,20 @@ impl Ctx {
     }
 }
 
-fn sync_options(table: &ResolvedTable, run: &RunArgs) -> SyncOptions {
-    let defaults = SyncOptions::default();
+/// The retry budget and rate caps for a run on `table` (None: no configured table).
+fn pacing(ctx: &Ctx, table: Option<&crate::config::TableOptions>) -> SyncOptions {
+    let read = ctx.max_read_rate.or(table.and_then(|t| t.max_read_rate));
+    let write = ctx.max_write_rate.or(table.and_then(|t| t.max_write_rate));
+    SyncOptions {
+        retry: ctx.retry.clone(),
+        read_rate: Arc::new(Limiter::new(read)),
+        write_rate: Arc::new(Limiter::new(write)),
+        ..SyncOptions::default()
+    }
+}
+
+fn sync_options(ctx: &Ctx, table: &ResolvedTable, run: &RunArgs) -> SyncOptions {
+    let defaults = pacing(ctx, Some(&table.options));
     SyncOptions {
         segments: run
             .segments
@@ -332,7 +350,7 @@ pub async fn restore(ctx: &Ctx, args: RestoreArgs) -> Result<()> {
         source,
         names,
         keep_restored_table: args.keep_restored_table,
-        sync: sync_options(&table, &args.run),
+        sync: sync_options(ctx, &table, &args.run),
         backup_deadline: Duration::from_secs(4 * 3600),
         restore_deadline: Duration::from_secs(args.restore_timeout * 60),
     };
@@ -421,7 +439,7 @@ pub async fn sync(ctx: &Ctx, args: SyncArgs) -> Result<()> {
             dest.physical
         ),
     };
-    let opts = sync_options(&dest, &args.run);
+    let opts = sync_options(ctx, &dest, &args.run);
     let inputs = Inputs {
         table: dest.physical.clone(),
         incident_id: incident,
@@ -531,6 +549,13 @@ pub async fn resume(ctx: &Ctx, args: ResumeArgs) -> Result<()> {
         no_verify: false,
         strategy: journal::Strategy::HardReset,
     };
+    // The caps of the table's config as it is now, or of the command line.
+    let table_options = ctx
+        .config
+        .resolve("table", &exec.inputs.table)
+        .ok()
+        .map(|t| t.options);
+    let pace = pacing(ctx, table_options.as_ref());
     match exec.kind {
         Kind::Restore => {
             let incident = exec.inputs.incident_id.clone().unwrap_or_default();
@@ -543,7 +568,7 @@ pub async fn resume(ctx: &Ctx, args: ResumeArgs) -> Result<()> {
                 sync: SyncOptions {
                     segments: exec.inputs.segments,
                     page_limit: flags.page_limit,
-                    ..SyncOptions::default()
+                    ..pace
                 },
                 backup_deadline: Duration::from_secs(4 * 3600),
                 restore_deadline: Duration::from_secs(24 * 3600),
@@ -554,7 +579,7 @@ pub async fn resume(ctx: &Ctx, args: ResumeArgs) -> Result<()> {
             let opts = SyncOptions {
                 segments: exec.inputs.segments,
                 page_limit: flags.page_limit,
-                ..SyncOptions::default()
+                ..pace
             };
             run_sync(ctx, exec.id.clone(), exec.inputs.clone(), opts, flags).await
         }
@@ -744,8 +769,8 @@ pub async fn verify(ctx: &Ctx, args: VerifyArgs) -> Result<()> {
         .as_deref()
         .map(|p| jsonl_writer(p, "--keys-out"))
         .transpose()?;
-    let retry = crate::backoff::RetryPolicy::default();
-    let result = crate::verify::verify_tables(&client, &src, &dst, args.segments, &retry, |d| match (&mut keys_out, &args.keys_out) {
+    let pace = pacing(ctx, None);
+    let result = crate::verify::verify_tables(&client, &src, &dst, args.segments, &pace.retry, &pace.read_rate, |d| match (&mut keys_out, &args.keys_out) {
         (Some(w), Some(p)) => write_line(w, p, &serde_json::json!({ "kind": d.kind.as_str(), "key": serde_json::from_str::<serde_json::Value>(d.key).unwrap_or_default() })),
         _ => Ok(()),
     })
@@ -777,8 +802,8 @@ pub async fn diff(ctx: &Ctx, args: DiffArgs) -> Result<()> {
     let client = aws::dynamodb_client(&ctx.aws).await;
     let (src, dst) = table_pair(&client, &args.source, &args.dest).await?;
     let mut out = jsonl_writer(&args.out, "--out")?;
-    let retry = crate::backoff::RetryPolicy::default();
-    let found = crate::verify::differences(&client, &src, &dst, &retry, |d| {
+    let pace = pacing(ctx, None);
+    let found = crate::verify::differences(&client, &src, &dst, &pace.retry, &pace.read_rate, |d| {
         let kind = match d.kind {
             crate::verify::DiffKind::Missing => "only-in-source",
             crate::verify::DiffKind::Extra => "only-in-dest",

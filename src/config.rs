@@ -46,6 +46,16 @@ pub struct TableOptions {
     pub segments: Option<u32>,
     /// BatchWriteItem requests in flight.
     pub write_concurrency: Option<usize>,
+    /// Cap on reads: items/s (2000) or capacity units/s ("800cu").
+    pub max_read_rate: Option<crate::rate::RateCap>,
+    /// Cap on writes: items/s (2000) or capacity units/s ("800cu").
+    pub max_write_rate: Option<crate::rate::RateCap>,
+    /// The table holds data that must not leave it: its keys are encrypted in the journal and
+    /// shown only as digests, and a journal key is required to run on it.
+    pub sensitive: Option<bool>,
+    /// Take the forensic backup before a restore [default: true]; false for tables whose
+    /// resource policy forbids backups.
+    pub forensic_backup: Option<bool>,
 }
 
 impl TableOptions {
@@ -54,6 +64,10 @@ impl TableOptions {
         TableOptions {
             segments: self.segments.or(fallback.segments),
             write_concurrency: self.write_concurrency.or(fallback.write_concurrency),
+            max_read_rate: self.max_read_rate.or(fallback.max_read_rate),
+            max_write_rate: self.max_write_rate.or(fallback.max_write_rate),
+            sensitive: self.sensitive.or(fallback.sensitive),
+            forensic_backup: self.forensic_backup.or(fallback.forensic_backup),
         }
     }
 }

@@ -174,9 +174,16 @@ pub async fn sync_phases(
     if exec.phase == Phase::Check {
         rec.check_lease()?;
         let (counts, result, what) = if exec.inputs.verify {
-            let checked =
-                verify::verify_tables(client, source, dest, opts.segments, &opts.retry, |_| Ok(()))
-                    .await;
+            let checked = verify::verify_tables(
+                client,
+                source,
+                dest,
+                opts.segments,
+                &opts.retry,
+                &opts.read_rate,
+                |_| Ok(()),
+            )
+            .await;
             let counts = match &checked {
                 Ok((s, d)) => Some((s.count, d.count)),
                 Err(Error::VerifyMismatch {
@@ -196,9 +203,15 @@ pub async fn sync_phases(
             };
             (counts, checked.map(|_| ()), what)
         } else {
-            let checked =
-                verify::check_counts(client, &source.name, &dest.name, opts.segments, &opts.retry)
-                    .await;
+            let checked = verify::check_counts(
+                client,
+                &source.name,
+                &dest.name,
+                opts.segments,
+                &opts.retry,
+                &opts.read_rate,
+            )
+            .await;
             let counts = match &checked {
                 Ok(c) => Some((c.source, c.dest)),
                 Err(Error::CountMismatch {

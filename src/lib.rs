@@ -15,6 +15,7 @@ pub mod journal;
 pub mod lease;
 pub mod output;
 pub mod progress;
+pub mod rate;
 pub mod recovery_mode;
 pub mod restore;
 pub mod sync;

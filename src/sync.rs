@@ -23,6 +23,7 @@ use crate::digest::item_digest;
 use crate::error::{Error, Result};
 use crate::journal::{Phase, SegmentCheckpoint, key_from_json};
 use crate::progress::Progress;
+use crate::rate::{self, Limiter};
 use crate::table::{KeySchema, TableInfo};
 use crate::verify;
 
@@ -44,6 +45,10 @@ pub struct SyncOptions {
     /// frequent checkpoints and smaller bursts against the table.
     pub page_limit: Option<i32>,
     pub retry: RetryPolicy,
+    /// Shared by every segment (and the check phase's scans): `--max-read-rate`.
+    pub read_rate: Arc<Limiter>,
+    /// Shared by every segment: `--max-write-rate`.
+    pub write_rate: Arc<Limiter>,
 }
 
 impl Default for SyncOptions {
@@ -54,6 +59,8 @@ impl Default for SyncOptions {
             pages_in_memory: 4,
             page_limit: None,
             retry: RetryPolicy::default(),
+            read_rate: Arc::new(Limiter::unlimited()),
+            write_rate: Arc::new(Limiter::unlimited()),
         }
     }
 }
@@ -220,6 +227,8 @@ struct Ctx {
     pages: Arc<Semaphore>,
     page_limit: Option<i32>,
     retry: RetryPolicy,
+    read_rate: Arc<Limiter>,
+    write_rate: Arc<Limiter>,
     progress: Progress,
     phase: Phase,
     cp: Arc<dyn Checkpoint>,
@@ -280,15 +289,17 @@ async fn transfer(
     let starts = starts(segments, from)?;
     let label = format!("{} phase", phase.as_str());
     let ctx = Arc::new(Ctx {
-        client: client.clone(),
+        client: aws::data_plane(client),
         scan_table: scan.name.clone(),
         dest_table: dest.name.clone(),
         op,
         segments,
         writers: Semaphore::new(opts.write_concurrency.max(1)),
         pages: Arc::new(Semaphore::new(opts.pages_in_memory.max(1))),
-        page_limit: opts.page_limit,
+        page_limit: opts.page_limit.or_else(|| paced_page_limit(opts, segments)),
         retry: opts.retry.clone(),
+        read_rate: opts.read_rate.clone(),
+        write_rate: opts.write_rate.clone(),
         progress: Progress::items(&label),
         phase,
         cp,
@@ -328,6 +339,14 @@ async fn transfer(
         read_units: ctx.units.read(),
         write_units: ctx.units.write(),
     })
+}
+
+/// Under an item read cap, pages of about one second's share per segment, so that no single 1 MB
+/// page bursts far above the cap before the next request waits.
+fn paced_page_limit(opts: &SyncOptions, segments: u32) -> Option<i32> {
+    let cap = opts.read_rate.cap()?;
+    (cap.unit == rate::RateUnit::Items)
+        .then(|| (cap.per_second / f64::from(segments.max(1))).clamp(25.0, 1000.0) as i32)
 }
 
 struct Page {
@@ -404,16 +423,23 @@ impl Ctx {
                 .projection_expression(projection)
                 .set_expression_attribute_names(Some(names));
         }
-        let out = retrying(&self.retry, "Scan", &self.scan_table, || {
-            self.scans.fetch_add(1, Ordering::Relaxed);
-            req.clone().send()
-        })
+        let out = retrying(
+            &self.retry,
+            &self.read_rate,
+            "Scan",
+            &self.scan_table,
+            || {
+                self.scans.fetch_add(1, Ordering::Relaxed);
+                req.clone().send()
+            },
+        )
         .await?;
-        self.units.add_read(
-            out.consumed_capacity
-                .as_ref()
-                .and_then(|c| c.capacity_units),
-        );
+        let consumed = out
+            .consumed_capacity
+            .as_ref()
+            .and_then(|c| c.capacity_units);
+        self.units.add_read(consumed);
+        charge_read(&self.read_rate, out.items(), consumed);
         Ok(Page {
             items: out.items.unwrap_or_default(),
             next: out.last_evaluated_key.filter(|k| !k.is_empty()),
@@ -439,6 +465,7 @@ impl Ctx {
             keys,
             keys_only,
             &self.retry,
+            &self.read_rate,
             Some(&self.units),
         )
         .await?;
@@ -503,6 +530,8 @@ impl Ctx {
             .map_err(|_| Error::Interrupted)?;
         let mut backoff = self.retry.start();
         loop {
+            let cost: f64 = requests.iter().map(write_cost).sum();
+            self.write_rate.take(requests.len() as u64, cost).await;
             self.writes.fetch_add(1, Ordering::Relaxed);
             let sent = self
                 .client
@@ -513,18 +542,29 @@ impl Ctx {
                 .await;
             let last_cause = match sent {
                 Ok(out) => {
-                    for c in out.consumed_capacity() {
-                        self.units.add_write(c.capacity_units);
-                    }
+                    let reported = out.consumed_capacity();
+                    let consumed: Option<f64> = if reported.is_empty() {
+                        None
+                    } else {
+                        reported.iter().map(|c| c.capacity_units).sum()
+                    };
+                    self.units.add_write(consumed);
                     let left = out
                         .unprocessed_items
                         .and_then(|mut m| m.remove(&self.dest_table))
                         .unwrap_or_default();
                     let done = requests.len().saturating_sub(left.len());
                     self.progress.add(done as u64);
+                    // Unprocessed items are paid for again when they are retried; the rest is
+                    // settled at what DynamoDB says it consumed.
+                    let left_cost: f64 = left.iter().map(write_cost).sum();
+                    let settle = consumed.map_or(0.0, |c| c - (cost - left_cost));
+                    self.write_rate
+                        .charge(-(left.len() as f64), settle - left_cost);
                     if left.is_empty() {
                         return Ok(());
                     }
+                    self.write_rate.throttled();
                     if done > 0 {
                         backoff.progressed();
                     }
@@ -532,7 +572,14 @@ impl Ctx {
                     requests = left;
                     format!("{} UnprocessedItems", requests.len())
                 }
-                Err(e) if aws::is_retryable(&e) => aws::describe(&e),
+                Err(e) if aws::is_retryable(&e) => {
+                    // Nothing was written: refund, and slow down if DynamoDB asked to.
+                    self.write_rate.charge(-(requests.len() as f64), -cost);
+                    if aws::is_throttle(&e) {
+                        self.write_rate.throttled();
+                    }
+                    aws::describe(&e)
+                }
                 Err(e) => return Err(aws::aws_error("BatchWriteItem", &self.dest_table, &e)),
             };
             if backoff.wait().await.is_none() {
@@ -547,6 +594,21 @@ impl Ctx {
             }
         }
     }
+}
+
+/// What a write request costs in write units before DynamoDB says: a put by the item's size, a
+/// delete one unit (the deleted item's size is unknown until it is gone).
+fn write_cost(r: &WriteRequest) -> f64 {
+    r.put_request().map_or(1.0, |p| rate::write_units(p.item()))
+}
+
+/// Pays for a page read: its items, or the units DynamoDB reported (else estimated from the
+/// items' sizes at one unit per 4 KB, as strongly consistent reads cost).
+pub(crate) fn charge_read(limiter: &Limiter, items: &[Item], consumed: Option<f64>) {
+    let units = consumed.unwrap_or_else(|| {
+        (items.iter().map(rate::item_size).sum::<usize>() as f64 / 4096.0).ceil()
+    });
+    limiter.charge(items.len() as f64, units);
 }
 
 /// `#k0, #k1` with their names, so reserved words and odd characters in key names are safe.
@@ -588,9 +650,11 @@ pub fn key_of(key: &KeySchema, mut item: Item, table: &str) -> Result<Item> {
     Ok(out)
 }
 
-/// Runs one idempotent call, retrying transient failures under the budget.
+/// Runs one idempotent call, retrying transient failures under the budget, after the reads of
+/// earlier calls are paid for; throttling slows `limiter` down.
 pub(crate) async fn retrying<T, E, R, F, Fut>(
     policy: &RetryPolicy,
+    limiter: &Limiter,
     operation: &'static str,
     resource: &str,
     mut call: F,
@@ -603,9 +667,13 @@ where
 {
     let mut backoff = policy.start();
     loop {
+        limiter.ready().await;
         match call().await {
             Ok(v) => return Ok(v),
             Err(e) if aws::is_retryable(&e) => {
+                if aws::is_throttle(&e) {
+                    limiter.throttled();
+                }
                 if backoff.wait().await.is_none() {
                     return Err(Error::RetryBudgetExhausted {
                         operation,

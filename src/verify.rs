@@ -7,14 +7,16 @@ use std::collections::HashMap;
 
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::operation::scan::ScanOutput;
-use aws_sdk_dynamodb::types::{KeysAndAttributes, Select};
+use aws_sdk_dynamodb::types::{KeysAndAttributes, ReturnConsumedCapacity, Select};
+use std::sync::Arc;
 
 use crate::backoff::RetryPolicy;
 use crate::digest::{Fingerprint, Item, item_digest};
 use crate::error::{Error, Result};
 use crate::journal::key_to_json;
 use crate::progress::Progress;
-use crate::sync::retrying;
+use crate::rate::Limiter;
+use crate::sync::{charge_read, retrying};
 use crate::table::{KeySchema, TableInfo};
 
 /// Scans `table` in `segments` parallel segments (strongly consistent), folding every page into
@@ -26,6 +28,7 @@ async fn parallel_scan<T, F>(
     table: &str,
     segments: u32,
     retry: &RetryPolicy,
+    read: &Arc<Limiter>,
     what: &str,
     count_only: bool,
     fold: F,
@@ -36,13 +39,15 @@ where
     F: Fn(&mut T, ScanOutput) -> u64 + Copy + Send + 'static,
 {
     let segments = segments.max(1);
+    let client = crate::aws::data_plane(client);
     let progress = Progress::items(&format!("{what} {table}"));
     let mut tasks = tokio::task::JoinSet::new();
     for segment in 0..segments {
-        let (client, table, retry, progress) = (
+        let (client, table, retry, read, progress) = (
             client.clone(),
             table.to_string(),
             retry.clone(),
+            read.clone(),
             progress.clone(),
         );
         tasks.spawn(async move {
@@ -55,11 +60,22 @@ where
                     .consistent_read(true)
                     .segment(segment as i32)
                     .total_segments(segments as i32)
+                    .return_consumed_capacity(ReturnConsumedCapacity::Total)
                     .set_exclusive_start_key(start);
                 if count_only {
                     req = req.select(Select::Count);
                 }
-                let mut out = retrying(&retry, "Scan", &table, || req.clone().send()).await?;
+                let mut out =
+                    retrying(&retry, &read, "Scan", &table, || req.clone().send()).await?;
+                let consumed = out
+                    .consumed_capacity
+                    .as_ref()
+                    .and_then(|c| c.capacity_units);
+                if count_only {
+                    read.charge(out.count as f64, consumed.unwrap_or(1.0));
+                } else {
+                    charge_read(&read, out.items(), consumed);
+                }
                 let next = out.last_evaluated_key.take().filter(|k| !k.is_empty());
                 progress.add(fold(&mut acc, out));
                 match next {
@@ -88,6 +104,7 @@ pub async fn count_items(
     table: &str,
     segments: u32,
     retry: &RetryPolicy,
+    read: &Arc<Limiter>,
 ) -> Result<u64> {
     let fold = |n: &mut u64, out: ScanOutput| {
         let c = u64::try_from(out.count).unwrap_or(0);
@@ -99,6 +116,7 @@ pub async fn count_items(
         table,
         segments,
         retry,
+        read,
         "count",
         true,
         fold,
@@ -121,10 +139,11 @@ pub async fn check_counts(
     dest: &str,
     segments: u32,
     retry: &RetryPolicy,
+    read: &Arc<Limiter>,
 ) -> Result<CountCheck> {
     let (s, d) = tokio::try_join!(
-        count_items(client, source, segments, retry),
-        count_items(client, dest, segments, retry)
+        count_items(client, source, segments, retry, read),
+        count_items(client, dest, segments, retry, read)
     )?;
     if s != d {
         return Err(Error::CountMismatch {
@@ -143,6 +162,7 @@ pub async fn fingerprint(
     table: &str,
     segments: u32,
     retry: &RetryPolicy,
+    read: &Arc<Limiter>,
 ) -> Result<Fingerprint> {
     let fold = |fp: &mut Fingerprint, out: ScanOutput| {
         let items = out.items.unwrap_or_default();
@@ -154,6 +174,7 @@ pub async fn fingerprint(
         table,
         segments,
         retry,
+        read,
         "fingerprint",
         false,
         fold,
@@ -208,6 +229,7 @@ pub async fn batch_get(
     keys: Vec<Item>,
     keys_only: Option<&KeySchema>,
     retry: &RetryPolicy,
+    read: &Limiter,
     units: Option<&crate::sync::Units>,
 ) -> Result<Vec<Item>> {
     let mut found = Vec::with_capacity(keys.len());
@@ -237,7 +259,7 @@ pub async fn batch_get(
                 state: e.to_string(),
                 hint: "this is a bug in dynamo-dr".into(),
             })?;
-            let out = retrying(retry, "BatchGetItem", table, || {
+            let out = retrying(retry, read, "BatchGetItem", table, || {
                 client
                     .batch_get_item()
                     .request_items(table, ka.clone())
@@ -247,15 +269,20 @@ pub async fn batch_get(
                     .send()
             })
             .await?;
+            let reported = out.consumed_capacity();
+            let consumed: Option<f64> = if reported.is_empty() {
+                None
+            } else {
+                reported.iter().map(|c| c.capacity_units).sum()
+            };
             if let Some(u) = units {
-                for c in out.consumed_capacity() {
-                    u.add_read(c.capacity_units);
-                }
+                u.add_read(consumed);
             }
             let got = out
                 .responses
                 .and_then(|mut r| r.remove(table))
                 .unwrap_or_default();
+            charge_read(read, &got, consumed);
             let progressed = !got.is_empty();
             found.extend(got);
             pending = out
@@ -311,8 +338,10 @@ pub async fn differences(
     source: &TableInfo,
     dest: &TableInfo,
     retry: &RetryPolicy,
+    read: &Limiter,
     mut on_diff: impl FnMut(Difference<'_>) -> Result<()>,
 ) -> Result<Differences> {
+    let client = &crate::aws::data_plane(client);
     let mut d = Differences::default();
     let mut note = |d: &mut Differences, diff: Difference<'_>| -> Result<()> {
         match diff.kind {
@@ -334,8 +363,9 @@ pub async fn differences(
                 .table_name(&scan.name)
                 .consistent_read(true)
                 .set_exclusive_start_key(start);
-            let out = retrying(retry, "Scan", &scan.name, || req.clone().send()).await?;
+            let out = retrying(retry, read, "Scan", &scan.name, || req.clone().send()).await?;
             let items = out.items.unwrap_or_default();
+            charge_read(read, &items, None);
             let keys: Vec<Item> = items
                 .iter()
                 .map(|i| {
@@ -351,6 +381,7 @@ pub async fn differences(
                 keys,
                 if forward { None } else { Some(&other.key) },
                 retry,
+                read,
                 None,
             )
             .await?;
@@ -392,17 +423,18 @@ pub async fn verify_tables(
     dest: &TableInfo,
     segments: u32,
     retry: &RetryPolicy,
+    read: &Arc<Limiter>,
     on_diff: impl FnMut(Difference<'_>) -> Result<()>,
 ) -> Result<(Fingerprint, Fingerprint)> {
     let (s, d) = tokio::try_join!(
-        fingerprint(client, &source.name, segments, retry),
-        fingerprint(client, &dest.name, segments, retry)
+        fingerprint(client, &source.name, segments, retry, read),
+        fingerprint(client, &dest.name, segments, retry, read)
     )?;
     if s == d {
         return Ok((s, d));
     }
     tracing::warn!(source = %source.name, dest = %dest.name, "fingerprints differ; finding the differing keys");
-    let diff = differences(client, source, dest, retry, on_diff).await?;
+    let diff = differences(client, source, dest, retry, read, on_diff).await?;
     Err(Error::VerifyMismatch {
         source_table: source.name.clone(),
         dest: dest.name.clone(),

@@ -45,6 +45,7 @@ fn options(max_attempts: u32) -> SyncOptions {
             cap: Duration::from_millis(5),
             max_attempts,
         },
+        ..SyncOptions::default()
     }
 }
 

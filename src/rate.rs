@@ -1,0 +1,424 @@
+//! Rate caps shared by every segment of a run, and the adaptive slow-down when DynamoDB throttles.
+//!
+//! A token bucket that may go into debt: a caller takes the tokens for a request up front (or
+//! pays after a scan page, whose size it cannot know before) and sleeps until the debt is paid.
+//! Concurrent callers queue behind each other's debt, so the achieved rate converges on the cap
+//! whatever the number of segments. `governor` was not used because AIMD needs to change the
+//! rate at run time, which its quotas do not allow.
+
+use std::fmt;
+use std::str::FromStr;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use serde::Deserialize;
+use tokio::time::Instant;
+
+use crate::sync::Item;
+
+/// What a cap counts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RateUnit {
+    /// Items read or written per second.
+    Items,
+    /// Read or write capacity units per second, as DynamoDB bills them.
+    CapacityUnits,
+}
+
+/// `--max-write-rate` / `--max-read-rate`: `2000` or `2000/s` items per second, or `800cu` (also
+/// `800wcu`, `800rcu`) capacity units per second.
+#[derive(Debug, Clone, Copy, PartialEq, Deserialize)]
+#[serde(try_from = "toml::Value")]
+pub struct RateCap {
+    pub per_second: f64,
+    pub unit: RateUnit,
+}
+
+impl FromStr for RateCap {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let t = s.trim().to_ascii_lowercase();
+        let (number, unit) = if let Some(n) = ["wcu", "rcu", "cu"]
+            .iter()
+            .find_map(|suffix| t.strip_suffix(suffix))
+        {
+            (n, RateUnit::CapacityUnits)
+        } else {
+            let n = t
+                .strip_suffix("/s")
+                .or_else(|| t.strip_suffix("items"))
+                .unwrap_or(&t);
+            (n, RateUnit::Items)
+        };
+        match number.trim().parse::<f64>() {
+            Ok(n) if n.is_finite() && n >= 1.0 => Ok(RateCap {
+                per_second: n,
+                unit,
+            }),
+            _ => Err(format!(
+                "{s:?} is not a rate: give items per second (2000) or capacity units per second \
+                 (800cu), at least 1"
+            )),
+        }
+    }
+}
+
+impl TryFrom<toml::Value> for RateCap {
+    type Error = String;
+
+    fn try_from(v: toml::Value) -> Result<Self, Self::Error> {
+        match v {
+            toml::Value::Integer(n) => n.to_string().parse(),
+            toml::Value::Float(n) => n.to_string().parse(),
+            toml::Value::String(s) => s.parse(),
+            other => Err(format!(
+                "{other} is not a rate: give items per second (2000) or \"800cu\""
+            )),
+        }
+    }
+}
+
+impl fmt::Display for RateCap {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.unit {
+            RateUnit::Items => write!(f, "{} items/s", self.per_second),
+            RateUnit::CapacityUnits => write!(f, "{} capacity units/s", self.per_second),
+        }
+    }
+}
+
+/// A token bucket with AIMD: halve the rate on throttling, add back a twentieth of the ceiling
+/// every second without it.
+#[derive(Debug)]
+pub struct Limiter {
+    cap: Option<RateCap>,
+    state: Mutex<State>,
+}
+
+#[derive(Debug)]
+struct State {
+    /// Tokens per second now; infinite while uncapped and never throttled.
+    rate: f64,
+    /// May be negative: debt that callers wait out.
+    balance: f64,
+    refilled: Instant,
+    last_change: Instant,
+    last_decrease: Option<Instant>,
+    /// Additive increase per second; set at each decrease.
+    step: f64,
+    /// Achieved rate over the last full second, for the first decrease of an uncapped run.
+    window_start: Instant,
+    window_tokens: f64,
+    measured: f64,
+    throttles: u64,
+}
+
+/// Decreases closer together than this are one congestion event: many requests in flight see
+/// the same throttling.
+const DECREASE_GAP: Duration = Duration::from_millis(1000);
+
+impl Limiter {
+    pub fn new(cap: Option<RateCap>) -> Limiter {
+        let now = Instant::now();
+        let rate = cap.map_or(f64::INFINITY, |c| c.per_second);
+        Limiter {
+            cap,
+            state: Mutex::new(State {
+                rate,
+                balance: burst(rate),
+                refilled: now,
+                last_change: now,
+                last_decrease: None,
+                step: cap.map_or(0.0, |c| c.per_second / 20.0),
+                window_start: now,
+                window_tokens: 0.0,
+                measured: 0.0,
+                throttles: 0,
+            }),
+        }
+    }
+
+    pub fn unlimited() -> Limiter {
+        Limiter::new(None)
+    }
+
+    pub fn cap(&self) -> Option<RateCap> {
+        self.cap
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The tokens `items` items and `units` capacity units are worth under this cap.
+    fn tokens(&self, items: f64, units: f64) -> f64 {
+        match self.cap.map(|c| c.unit) {
+            Some(RateUnit::CapacityUnits) => units,
+            _ => items,
+        }
+    }
+
+    /// Takes the tokens for a request and waits until they are paid for.
+    pub async fn take(&self, items: u64, units: f64) {
+        let tokens = self.tokens(items as f64, units);
+        let wait = {
+            let mut s = self.lock();
+            s.refill(self.ceiling());
+            s.charge(tokens);
+            s.debt_wait()
+        };
+        if let Some(d) = wait {
+            tokio::time::sleep(d).await;
+        }
+    }
+
+    /// Waits until earlier takers' debt is paid, before a request whose cost is known only after
+    /// it (a scan page); pay with [`Limiter::charge`].
+    pub async fn ready(&self) {
+        let wait = {
+            let mut s = self.lock();
+            s.refill(self.ceiling());
+            s.debt_wait()
+        };
+        if let Some(d) = wait {
+            tokio::time::sleep(d).await;
+        }
+    }
+
+    /// Pays (or, negative, refunds) tokens without waiting.
+    pub fn charge(&self, items: f64, units: f64) {
+        let tokens = self.tokens(items, units);
+        let mut s = self.lock();
+        s.refill(self.ceiling());
+        s.charge(tokens);
+    }
+
+    /// DynamoDB throttled a request or left items unprocessed: halve the rate.
+    pub fn throttled(&self) {
+        let mut s = self.lock();
+        s.throttles += 1;
+        let now = Instant::now();
+        if s.last_decrease
+            .is_some_and(|t| now.duration_since(t) < DECREASE_GAP)
+        {
+            return;
+        }
+        let from = if s.rate.is_finite() {
+            s.rate
+        } else {
+            s.current_measure(now)
+        };
+        let floor = self.cap.map_or(1.0, |c| (c.per_second / 100.0).max(1.0));
+        s.refill(self.ceiling());
+        s.rate = (from / 2.0).max(floor);
+        if self.cap.is_none() {
+            s.step = (from / 20.0).max(1.0);
+        }
+        s.last_change = now;
+        s.last_decrease = Some(now);
+        tracing::debug!(rate = s.rate, "throttled: slowing down");
+    }
+
+    /// The rate allowed now (tokens per second); infinite when uncapped and never throttled.
+    pub fn rate(&self) -> f64 {
+        self.lock().rate
+    }
+
+    pub fn throttles(&self) -> u64 {
+        self.lock().throttles
+    }
+
+    fn ceiling(&self) -> f64 {
+        self.cap.map_or(f64::INFINITY, |c| c.per_second)
+    }
+}
+
+impl Default for Limiter {
+    fn default() -> Self {
+        Limiter::unlimited()
+    }
+}
+
+/// Tokens a full bucket holds: 50 ms at the rate, so a start or a pause cannot burst far above it.
+fn burst(rate: f64) -> f64 {
+    if rate.is_finite() {
+        (rate / 20.0).max(1.0)
+    } else {
+        0.0
+    }
+}
+
+impl State {
+    fn refill(&mut self, ceiling: f64) {
+        let now = Instant::now();
+        if self.rate.is_finite() {
+            let dt = now.duration_since(self.refilled).as_secs_f64();
+            self.balance = (self.balance + dt * self.rate).min(burst(self.rate));
+            // Additive increase: one step for every second since the last change.
+            if self.rate < ceiling && now.duration_since(self.last_change) >= DECREASE_GAP {
+                self.rate = (self.rate + self.step).min(ceiling);
+                self.last_change = now;
+            }
+        }
+        self.refilled = now;
+    }
+
+    fn charge(&mut self, tokens: f64) {
+        if self.rate.is_finite() {
+            self.balance -= tokens;
+        }
+        self.window_tokens += tokens.max(0.0);
+        let now = Instant::now();
+        let elapsed = now.duration_since(self.window_start).as_secs_f64();
+        if elapsed >= 1.0 {
+            self.measured = self.window_tokens / elapsed;
+            self.window_start = now;
+            self.window_tokens = 0.0;
+        }
+    }
+
+    /// The achieved rate: the last full second's, or the current partial one's when higher.
+    fn current_measure(&self, now: Instant) -> f64 {
+        let elapsed = now
+            .duration_since(self.window_start)
+            .as_secs_f64()
+            .max(0.05);
+        self.measured.max(self.window_tokens / elapsed).max(1.0)
+    }
+
+    fn debt_wait(&self) -> Option<Duration> {
+        (self.rate.is_finite() && self.balance < 0.0)
+            .then(|| Duration::from_secs_f64(-self.balance / self.rate))
+    }
+}
+
+/// DynamoDB's size of an item, in bytes, by its documented rules; for capacity-unit caps, which
+/// must be paid before a write.
+pub fn item_size(item: &Item) -> usize {
+    item.iter().map(|(k, v)| k.len() + value_size(v)).sum()
+}
+
+fn value_size(v: &aws_sdk_dynamodb::types::AttributeValue) -> usize {
+    use aws_sdk_dynamodb::types::AttributeValue as A;
+    let number = |n: &str| {
+        let digits = n.chars().filter(char::is_ascii_digit).count();
+        digits.div_ceil(2) + 1
+    };
+    match v {
+        A::S(s) => s.len(),
+        A::N(n) => number(n),
+        A::B(b) => b.as_ref().len(),
+        A::Bool(_) | A::Null(_) => 1,
+        A::Ss(v) => v.iter().map(String::len).sum(),
+        A::Ns(v) => v.iter().map(|n| number(n)).sum(),
+        A::Bs(v) => v.iter().map(|b| b.as_ref().len()).sum(),
+        A::L(v) => 3 + v.iter().map(|x| 1 + value_size(x)).sum::<usize>(),
+        A::M(m) => {
+            3 + m
+                .iter()
+                .map(|(k, x)| 1 + k.len() + value_size(x))
+                .sum::<usize>()
+        }
+        _ => 0,
+    }
+}
+
+/// Write units a put of `item` costs: one per started KB.
+pub fn write_units(item: &Item) -> f64 {
+    item_size(item).div_ceil(1024).max(1) as f64
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+
+    #[test]
+    fn parses_items_and_capacity_units() {
+        let p = |s: &str| s.parse::<RateCap>();
+        assert_eq!(p("2000").unwrap().unit, RateUnit::Items);
+        assert_eq!(p("2000/s").unwrap().per_second, 2000.0);
+        assert_eq!(p("800wcu").unwrap().unit, RateUnit::CapacityUnits);
+        assert_eq!(p("800 CU").unwrap().per_second, 800.0);
+        for bad in ["", "0", "-5", "fast", "NaN", "0.5"] {
+            assert!(p(bad).unwrap_err().contains("at least 1"), "{bad}");
+        }
+    }
+
+    /// 8 segments taking batches of 25 at a 500 items/s cap: 10,000 items take 20 s.
+    #[tokio::test(start_paused = true)]
+    async fn shared_cap_paces_concurrent_takers() {
+        let l = Arc::new(Limiter::new(Some("500".parse().unwrap())));
+        let start = Instant::now();
+        let mut tasks = tokio::task::JoinSet::new();
+        for _ in 0..8 {
+            let l = l.clone();
+            tasks.spawn(async move {
+                for _ in 0..50 {
+                    l.take(25, 0.0).await;
+                }
+            });
+        }
+        while tasks.join_next().await.is_some() {}
+        let secs = start.elapsed().as_secs_f64();
+        assert!((19.0..=20.5).contains(&secs), "{secs}");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn capacity_unit_caps_count_units_not_items() {
+        let l = Limiter::new(Some("100cu".parse().unwrap()));
+        let start = Instant::now();
+        for _ in 0..10 {
+            l.take(1, 50.0).await;
+        }
+        let secs = start.elapsed().as_secs_f64();
+        assert!((4.8..=5.1).contains(&secs), "{secs}");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn throttling_halves_then_recovers_additively() {
+        let l = Limiter::new(Some("1000".parse().unwrap()));
+        l.throttled();
+        assert_eq!(l.rate(), 500.0);
+        // A burst of throttles from requests already in flight is one event.
+        l.throttled();
+        assert_eq!(l.rate(), 500.0);
+        tokio::time::advance(Duration::from_millis(1100)).await;
+        l.ready().await;
+        assert_eq!(l.rate(), 550.0);
+        for _ in 0..20 {
+            tokio::time::advance(Duration::from_millis(1100)).await;
+            l.ready().await;
+        }
+        assert_eq!(l.rate(), 1000.0, "never above the cap");
+        assert_eq!(l.throttles(), 2);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn uncapped_runs_flat_out_until_throttled_then_halves_the_achieved_rate() {
+        let l = Limiter::unlimited();
+        let start = Instant::now();
+        for _ in 0..100 {
+            l.take(25, 0.0).await;
+        }
+        assert_eq!(start.elapsed(), Duration::ZERO);
+        tokio::time::advance(Duration::from_millis(500)).await;
+        l.throttled();
+        // 2,500 items in 0.5 s: 5,000/s achieved, so 2,500/s allowed.
+        assert!((l.rate() - 2500.0).abs() < 1.0, "{}", l.rate());
+    }
+
+    #[test]
+    fn item_size_follows_dynamodb_rules() {
+        use aws_sdk_dynamodb::types::AttributeValue as A;
+        let item: Item = [
+            ("pk".to_string(), A::S("abc".into())),
+            ("n".to_string(), A::N("12345".into())),
+        ]
+        .into();
+        assert_eq!(item_size(&item), 2 + 3 + 1 + 4);
+        let big: Item = [("d".to_string(), A::S("x".repeat(2048)))].into();
+        assert_eq!(write_units(&big), 3.0);
+    }
+}
