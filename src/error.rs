@@ -37,9 +37,10 @@ pub enum Error {
 
     /// A retry budget ran out; the items in flight were not written, so the run stops loudly.
     #[error(
-        "{operation} on {table}: {pending} item(s) still unprocessed after {attempts} attempts over {elapsed:?} \
-         (last cause: {last_cause}); nothing was skipped, the run stopped. Reduce --segments or wait for \
-         the table's capacity, then run again"
+        "{operation} on {table}: {attempts} attempts in a row got nothing through over {elapsed:?}, \
+         with {pending} item(s) still unwritten (last cause: {last_cause}); nothing was skipped, the run \
+         stopped. Wait for the table's capacity or lower --max-write-rate/--segments, raise \
+         --retry-budget if the faults are transient, then run again"
     )]
     RetryBudgetExhausted {
         operation: &'static str,

@@ -88,8 +88,12 @@ impl fmt::Display for RateCap {
     }
 }
 
-/// A token bucket with AIMD: halve the rate on throttling, add back a twentieth of the ceiling
-/// every second without it.
+/// A token bucket with AIMD. Every second, if some requests were throttled, the rate drops by
+/// half the throttled fraction (all throttled: halved); if none were, it climbs back by a
+/// twentieth of the ceiling. Judging whole seconds rather than single throttles keeps the many
+/// requests in flight from collapsing the rate together, as one congestion event. The rate never
+/// drops below a tenth of the cap (or of the best second achieved, uncapped): below that, the
+/// retries' own exponential backoff spaces the requests out.
 #[derive(Debug)]
 pub struct Limiter {
     cap: Option<RateCap>,
@@ -103,20 +107,21 @@ struct State {
     /// May be negative: debt that callers wait out.
     balance: f64,
     refilled: Instant,
-    last_change: Instant,
-    last_decrease: Option<Instant>,
-    /// Additive increase per second; set at each decrease.
+    /// Additive increase per window; for an uncapped run, set at its first decrease.
     step: f64,
-    /// Achieved rate over the last full second, for the first decrease of an uncapped run.
     window_start: Instant,
     window_tokens: f64,
-    measured: f64,
+    window_requests: u64,
+    window_throttled: u64,
+    /// The best second achieved, for an uncapped run's floor.
+    peak: f64,
     throttles: u64,
 }
 
-/// Decreases closer together than this are one congestion event: many requests in flight see
-/// the same throttling.
-const DECREASE_GAP: Duration = Duration::from_millis(1000);
+const WINDOW: Duration = Duration::from_secs(1);
+
+/// No run slows below this many tokens per second.
+const FLOOR: f64 = 10.0;
 
 impl Limiter {
     pub fn new(cap: Option<RateCap>) -> Limiter {
@@ -128,12 +133,12 @@ impl Limiter {
                 rate,
                 balance: burst(rate),
                 refilled: now,
-                last_change: now,
-                last_decrease: None,
                 step: cap.map_or(0.0, |c| c.per_second / 20.0),
                 window_start: now,
                 window_tokens: 0.0,
-                measured: 0.0,
+                window_requests: 0,
+                window_throttled: 0,
+                peak: 0.0,
                 throttles: 0,
             }),
         }
@@ -159,12 +164,19 @@ impl Limiter {
         }
     }
 
+    fn update(&self) -> std::sync::MutexGuard<'_, State> {
+        let mut s = self.lock();
+        let ceiling = self.cap.map_or(f64::INFINITY, |c| c.per_second);
+        s.refill();
+        s.judge_window(ceiling);
+        s
+    }
+
     /// Takes the tokens for a request and waits until they are paid for.
     pub async fn take(&self, items: u64, units: f64) {
         let tokens = self.tokens(items as f64, units);
         let wait = {
-            let mut s = self.lock();
-            s.refill(self.ceiling());
+            let mut s = self.update();
             s.charge(tokens);
             s.debt_wait()
         };
@@ -176,11 +188,7 @@ impl Limiter {
     /// Waits until earlier takers' debt is paid, before a request whose cost is known only after
     /// it (a scan page); pay with [`Limiter::charge`].
     pub async fn ready(&self) {
-        let wait = {
-            let mut s = self.lock();
-            s.refill(self.ceiling());
-            s.debt_wait()
-        };
+        let wait = self.update().debt_wait();
         if let Some(d) = wait {
             tokio::time::sleep(d).await;
         }
@@ -189,48 +197,29 @@ impl Limiter {
     /// Pays (or, negative, refunds) tokens without waiting.
     pub fn charge(&self, items: f64, units: f64) {
         let tokens = self.tokens(items, units);
-        let mut s = self.lock();
-        s.refill(self.ceiling());
-        s.charge(tokens);
+        self.update().charge(tokens);
     }
 
-    /// DynamoDB throttled a request or left items unprocessed: halve the rate.
+    /// A request went through.
+    pub fn succeeded(&self) {
+        self.update().window_requests += 1;
+    }
+
+    /// DynamoDB throttled a request or left items of it unprocessed.
     pub fn throttled(&self) {
-        let mut s = self.lock();
+        let mut s = self.update();
+        s.window_requests += 1;
+        s.window_throttled += 1;
         s.throttles += 1;
-        let now = Instant::now();
-        if s.last_decrease
-            .is_some_and(|t| now.duration_since(t) < DECREASE_GAP)
-        {
-            return;
-        }
-        let from = if s.rate.is_finite() {
-            s.rate
-        } else {
-            s.current_measure(now)
-        };
-        let floor = self.cap.map_or(1.0, |c| (c.per_second / 100.0).max(1.0));
-        s.refill(self.ceiling());
-        s.rate = (from / 2.0).max(floor);
-        if self.cap.is_none() {
-            s.step = (from / 20.0).max(1.0);
-        }
-        s.last_change = now;
-        s.last_decrease = Some(now);
-        tracing::debug!(rate = s.rate, "throttled: slowing down");
     }
 
     /// The rate allowed now (tokens per second); infinite when uncapped and never throttled.
     pub fn rate(&self) -> f64 {
-        self.lock().rate
+        self.update().rate
     }
 
     pub fn throttles(&self) -> u64 {
         self.lock().throttles
-    }
-
-    fn ceiling(&self) -> f64 {
-        self.cap.map_or(f64::INFINITY, |c| c.per_second)
     }
 }
 
@@ -250,41 +239,65 @@ fn burst(rate: f64) -> f64 {
 }
 
 impl State {
-    fn refill(&mut self, ceiling: f64) {
+    fn refill(&mut self) {
         let now = Instant::now();
         if self.rate.is_finite() {
             let dt = now.duration_since(self.refilled).as_secs_f64();
             self.balance = (self.balance + dt * self.rate).min(burst(self.rate));
-            // Additive increase: one step for every second since the last change.
-            if self.rate < ceiling && now.duration_since(self.last_change) >= DECREASE_GAP {
-                self.rate = (self.rate + self.step).min(ceiling);
-                self.last_change = now;
-            }
         }
         self.refilled = now;
+    }
+
+    /// At the end of each window: multiplicative decrease by the throttled fraction, or
+    /// additive increase.
+    fn judge_window(&mut self, ceiling: f64) {
+        let now = Instant::now();
+        let elapsed = now.duration_since(self.window_start);
+        if self.window_requests == 0 && self.window_tokens == 0.0 {
+            // Nothing happened yet (the run is still starting): no evidence either way.
+            self.window_start = now;
+            self.window_tokens = 0.0;
+            return;
+        }
+        if elapsed < WINDOW {
+            return;
+        }
+        let achieved = self.window_tokens / elapsed.as_secs_f64();
+        self.peak = self.peak.max(achieved);
+        if self.window_throttled > 0 {
+            let floor = if ceiling.is_finite() {
+                ceiling
+            } else {
+                self.peak
+            } / 10.0;
+            let from = if self.rate.is_finite() {
+                self.rate
+            } else {
+                self.step = (achieved / 20.0).max(1.0);
+                achieved
+            };
+            let fraction = self.window_throttled as f64 / self.window_requests.max(1) as f64;
+            self.rate = (from * (1.0 - fraction / 2.0)).max(floor.max(FLOOR));
+            self.balance = self.balance.min(burst(self.rate));
+            tracing::debug!(
+                rate = self.rate,
+                throttled = fraction,
+                "throttled: slowing down"
+            );
+        } else if self.rate < ceiling {
+            self.rate = (self.rate + self.step).min(ceiling);
+        }
+        self.window_start = now;
+        self.window_tokens = 0.0;
+        self.window_requests = 0;
+        self.window_throttled = 0;
     }
 
     fn charge(&mut self, tokens: f64) {
         if self.rate.is_finite() {
             self.balance -= tokens;
         }
-        self.window_tokens += tokens.max(0.0);
-        let now = Instant::now();
-        let elapsed = now.duration_since(self.window_start).as_secs_f64();
-        if elapsed >= 1.0 {
-            self.measured = self.window_tokens / elapsed;
-            self.window_start = now;
-            self.window_tokens = 0.0;
-        }
-    }
-
-    /// The achieved rate: the last full second's, or the current partial one's when higher.
-    fn current_measure(&self, now: Instant) -> f64 {
-        let elapsed = now
-            .duration_since(self.window_start)
-            .as_secs_f64()
-            .max(0.05);
-        self.measured.max(self.window_tokens / elapsed).max(1.0)
+        self.window_tokens += tokens;
     }
 
     fn debt_wait(&self) -> Option<Duration> {
@@ -377,36 +390,51 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
-    async fn throttling_halves_then_recovers_additively() {
+    async fn throttled_windows_slow_down_and_quiet_ones_recover_additively() {
         let l = Limiter::new(Some("1000".parse().unwrap()));
-        l.throttled();
-        assert_eq!(l.rate(), 500.0);
-        // A burst of throttles from requests already in flight is one event.
-        l.throttled();
-        assert_eq!(l.rate(), 500.0);
-        tokio::time::advance(Duration::from_millis(1100)).await;
-        l.ready().await;
-        assert_eq!(l.rate(), 550.0);
+        for _ in 0..10 {
+            l.throttled();
+        }
+        tokio::time::advance(Duration::from_millis(1001)).await;
+        assert_eq!(
+            l.rate(),
+            500.0,
+            "all throttled: halved once for the whole window"
+        );
+        // A quarter throttled: down by an eighth.
+        for i in 0..8 {
+            if i < 2 { l.throttled() } else { l.succeeded() }
+        }
+        tokio::time::advance(Duration::from_millis(1001)).await;
+        assert_eq!(l.rate(), 437.5);
         for _ in 0..20 {
-            tokio::time::advance(Duration::from_millis(1100)).await;
+            l.succeeded();
+            tokio::time::advance(Duration::from_millis(1001)).await;
             l.ready().await;
         }
-        assert_eq!(l.rate(), 1000.0, "never above the cap");
-        assert_eq!(l.throttles(), 2);
+        assert_eq!(
+            l.rate(),
+            1000.0,
+            "back up by 50/s a second, never above the cap"
+        );
+        assert_eq!(l.throttles(), 12);
     }
 
     #[tokio::test(start_paused = true)]
-    async fn uncapped_runs_flat_out_until_throttled_then_halves_the_achieved_rate() {
+    async fn uncapped_runs_flat_out_until_throttled_then_slows_from_the_achieved_rate() {
         let l = Limiter::unlimited();
         let start = Instant::now();
         for _ in 0..100 {
             l.take(25, 0.0).await;
+            l.succeeded();
         }
         assert_eq!(start.elapsed(), Duration::ZERO);
-        tokio::time::advance(Duration::from_millis(500)).await;
-        l.throttled();
-        // 2,500 items in 0.5 s: 5,000/s achieved, so 2,500/s allowed.
-        assert!((l.rate() - 2500.0).abs() < 1.0, "{}", l.rate());
+        for _ in 0..100 {
+            l.throttled();
+        }
+        tokio::time::advance(Duration::from_millis(1250)).await;
+        // 2,500 items in 1.25 s: 2,000/s achieved; half the requests throttled: 1,500/s.
+        assert!((l.rate() - 1500.0).abs() < 1.0, "{}", l.rate());
     }
 
     #[test]

@@ -594,13 +594,14 @@ async fn restore_temp_table(
         })
         .await?;
         match start_restore(client, plan).await {
-            // A request sent just before an interruption created it meanwhile: it is ours.
+            // Preflight saw no such table, so it came from our own request: one sent just before
+            // an interruption, or an attempt the SDK retried after its answer was lost.
             Err(Error::Aws { message, .. })
-                if requested
-                    && (message.contains("TableAlreadyExistsException")
-                        || message.contains("ResourceInUseException")) =>
+                if (message.contains("TableAlreadyExistsException")
+                    || message.contains("ResourceInUseException"))
+                    && (requested || restored_from_our_source(client, plan).await?) =>
             {
-                tracing::info!(table = %temp, "the restore requested before the interruption is under way");
+                tracing::info!(table = %temp, "the restore already requested is under way");
             }
             other => other?,
         }
@@ -621,6 +622,18 @@ async fn restore_temp_table(
         tag_as_ours(client, &restored, plan).await?;
     }
     Ok(restored)
+}
+
+/// Whether the temporary table is being restored from this plan's source (table or backup).
+async fn restored_from_our_source(client: &Client, plan: &Plan) -> Result<bool> {
+    let expected = match &plan.request.source {
+        Source::Pitr(_) => plan.dest.arn.clone(),
+        Source::Backup(arn) => arn.clone(),
+    };
+    Ok(table::describe(client, &plan.request.names.temp_table)
+        .await?
+        .and_then(|t| t.restored_from)
+        .is_some_and(|from| from == expected))
 }
 
 async fn start_restore(client: &Client, plan: &Plan) -> Result<()> {
@@ -765,12 +778,12 @@ pub async fn delete_if_ours(
         tracing::warn!(table = %table.name, tags = ?values, "not deleting: the table's tags do not show this execution created it");
         return Ok(TempTableFate::NotOurs);
     }
-    client
-        .delete_table()
-        .table_name(&table.name)
-        .send()
-        .await
-        .map_err(|e| aws::aws_error("DeleteTable", &table.name, &e))?;
+    match client.delete_table().table_name(&table.name).send().await {
+        Ok(_) => {}
+        // An attempt whose answer was lost deleted it already (the SDK retried).
+        Err(e) if aws::error_code(&e) == Some("ResourceNotFoundException") => {}
+        Err(e) => return Err(aws::aws_error("DeleteTable", &table.name, &e)),
+    }
     tracing::info!(table = %table.name, "temporary table deleted");
     Ok(TempTableFate::Deleted)
 }

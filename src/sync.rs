@@ -10,6 +10,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::config::http::HttpResponse;
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::types::{
     AttributeValue, DeleteRequest, PutRequest, ReturnConsumedCapacity, WriteRequest,
@@ -652,7 +653,7 @@ pub fn key_of(key: &KeySchema, mut item: Item, table: &str) -> Result<Item> {
 
 /// Runs one idempotent call, retrying transient failures under the budget, after the reads of
 /// earlier calls are paid for; throttling slows `limiter` down.
-pub(crate) async fn retrying<T, E, R, F, Fut>(
+pub(crate) async fn retrying<T, E, F, Fut>(
     policy: &RetryPolicy,
     limiter: &Limiter,
     operation: &'static str,
@@ -661,15 +662,17 @@ pub(crate) async fn retrying<T, E, R, F, Fut>(
 ) -> Result<T>
 where
     F: FnMut() -> Fut,
-    Fut: Future<Output = std::result::Result<T, SdkError<E, R>>>,
+    Fut: Future<Output = std::result::Result<T, SdkError<E, HttpResponse>>>,
     E: ProvideErrorMetadata + std::error::Error + 'static,
-    R: std::fmt::Debug,
 {
     let mut backoff = policy.start();
     loop {
         limiter.ready().await;
         match call().await {
-            Ok(v) => return Ok(v),
+            Ok(v) => {
+                limiter.succeeded();
+                return Ok(v);
+            }
             Err(e) if aws::is_retryable(&e) => {
                 if aws::is_throttle(&e) {
                     limiter.throttled();

@@ -21,6 +21,10 @@ pub struct TableInfo {
     pub approx_bytes: Option<i64>,
     /// For a restored table: the instant its data is as of.
     pub restored_to: Option<jiff::Timestamp>,
+    /// For a restored table: the table or backup ARN it was restored from.
+    pub restored_from: Option<String>,
+    /// Marked `sensitive` in the config: its keys are shown only as digests.
+    pub sensitive: bool,
 }
 
 /// A primary key schema: attribute names in key order.
@@ -87,6 +91,12 @@ impl TableInfo {
                 )
                 .ok()
             }),
+            restored_from: t.restore_summary().and_then(|r| {
+                r.source_table_arn()
+                    .or(r.source_backup_arn())
+                    .map(str::to_string)
+            }),
+            sensitive: false,
             name,
         })
     }

@@ -31,6 +31,8 @@ fn table(name: &str) -> TableInfo {
         approx_items: None,
         approx_bytes: None,
         restored_to: None,
+        restored_from: None,
+        sensitive: false,
     }
 }
 

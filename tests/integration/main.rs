@@ -4,6 +4,7 @@
 mod support;
 
 mod batch_retry;
+mod faults;
 mod fidelity;
 mod journal_suite;
 mod polling;

@@ -2,42 +2,12 @@
 //! resume; one run per table; damaged journals fail cleanly.
 
 use std::collections::BTreeMap;
-use std::process::{Child, Command, Stdio};
+use std::process::Child;
 use std::time::{Duration, Instant};
 
 use dynamo_dr_testkit::*;
 
-use crate::support::{dr, inventory};
-
-fn spawn(emulator: &Emulator, args: &[&str]) -> Child {
-    Command::new(assert_cmd::cargo::cargo_bin("dynamo-dr"))
-        .envs(emulator.cli_env())
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn dynamo-dr")
-}
-
-/// The execution record as the journal holds it right now.
-fn record(emulator: &Emulator, id: &str) -> Option<serde_json::Value> {
-    let bytes = std::fs::read(
-        emulator
-            .journal_dir
-            .join("executions")
-            .join(format!("{id}.json")),
-    )
-    .ok()?;
-    Some(serde_json::from_slice(&bytes).expect("a journal record must always parse, even mid-kill"))
-}
-
-fn pages_done(rec: &serde_json::Value, phase: &str) -> u64 {
-    rec[phase]["segments"]
-        .as_array()
-        .map(|s| s.iter().map(|x| x["pages"].as_u64().unwrap_or(0)).sum())
-        .unwrap_or(0)
-}
+use crate::support::{dr, inventory, pages_done, record, spawn};
 
 /// Waits until the run reaches `target` (with at least one page done in a sync phase), then kills
 /// it after a random delay. Returns the phase the journal shows after the kill, or None when the

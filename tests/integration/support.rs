@@ -4,6 +4,8 @@ use std::collections::BTreeSet;
 use std::process::Output;
 
 use aws_sdk_dynamodb::Client;
+use std::process::{Child, Command, Stdio};
+
 use dynamo_dr_testkit::Emulator;
 
 /// The result of one CLI run.
@@ -49,6 +51,16 @@ impl Run {
 /// Runs `dynamo-dr ARGS` with only this emulator's endpoint and static credentials, optionally
 /// feeding `stdin`. Blocking: the emulator is another process.
 pub fn dr(emulator: &Emulator, args: &[&str], stdin: Option<&str>) -> Run {
+    dr_env(emulator, &[], args, stdin)
+}
+
+/// [`dr`] with more environment, e.g. `AWS_ENDPOINT_URL` pointing at a [`FaultProxy`].
+pub fn dr_env(
+    emulator: &Emulator,
+    env: &[(&str, &str)],
+    args: &[&str],
+    stdin: Option<&str>,
+) -> Run {
     let mut cmd = assert_cmd::Command::cargo_bin("dynamo-dr").expect("dynamo-dr binary");
     for var in [
         "AWS_PROFILE",
@@ -58,7 +70,9 @@ pub fn dr(emulator: &Emulator, args: &[&str], stdin: Option<&str>) -> Run {
     ] {
         cmd.env_remove(var);
     }
-    cmd.envs(emulator.cli_env()).args(args);
+    cmd.envs(emulator.cli_env())
+        .envs(env.iter().copied())
+        .args(args);
     // Every test runs in a fresh directory so no ./dynamo-dr.toml is picked up by accident.
     let dir = tempfile::tempdir().expect("temp dir");
     cmd.current_dir(dir.path());
@@ -131,4 +145,40 @@ pub fn dr_on_tty(emulator: &Emulator, args: &[&str], typed: &str) -> Run {
         stdout: String::from_utf8_lossy(&stdout).into_owned(),
         stderr: String::from_utf8_lossy(&stderr).into_owned(),
     }
+}
+
+/// Starts `dynamo-dr ARGS` without waiting for it.
+pub fn spawn(emulator: &Emulator, args: &[&str]) -> Child {
+    spawn_env(emulator, &[], args)
+}
+
+pub fn spawn_env(emulator: &Emulator, env: &[(&str, &str)], args: &[&str]) -> Child {
+    Command::new(assert_cmd::cargo::cargo_bin("dynamo-dr"))
+        .envs(emulator.cli_env())
+        .envs(env.iter().copied())
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn dynamo-dr")
+}
+
+/// The execution record as the journal holds it right now.
+pub fn record(emulator: &Emulator, id: &str) -> Option<serde_json::Value> {
+    let bytes = std::fs::read(
+        emulator
+            .journal_dir
+            .join("executions")
+            .join(format!("{id}.json")),
+    )
+    .ok()?;
+    Some(serde_json::from_slice(&bytes).expect("a journal record must always parse, even mid-kill"))
+}
+
+pub fn pages_done(rec: &serde_json::Value, phase: &str) -> u64 {
+    rec[phase]["segments"]
+        .as_array()
+        .map(|s| s.iter().map(|x| x["pages"].as_u64().unwrap_or(0)).sum())
+        .unwrap_or(0)
 }

@@ -4,7 +4,9 @@
 //! by process id when dropped, so tests run in parallel without sharing state.
 
 pub mod emulator;
+pub mod faults;
 pub mod fixtures;
 
 pub use emulator::{Emulator, Kind};
+pub use faults::{FaultProxy, Faults};
 pub use fixtures::*;

@@ -1,0 +1,431 @@
+//! A fault-injecting HTTP proxy between the tool and an emulator: what real DynamoDB does and the
+//! emulators never do. Throttling and server errors with DynamoDB's real JSON error shapes,
+//! connection resets, hangs past the client's timeout, partial BatchWriteItem answered with
+//! UnprocessedItems, and added latency, each at its own rate, changeable while a run goes on.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use hyper::{Request, Response, StatusCode};
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use serde_json::{Value, json};
+
+/// The faults to inject, as probabilities per request (they are tried in this order, and at
+/// most one of them hits a request); latency is drawn independently.
+#[derive(Debug, Clone, Default)]
+pub struct Faults {
+    /// 400 ProvisionedThroughputExceededException, with ThrottlingReasons.
+    pub throughput_exceeded: f64,
+    /// 400 ThrottlingException.
+    pub throttling: f64,
+    /// 500 InternalServerError.
+    pub internal_error: f64,
+    /// 503 ServiceUnavailable.
+    pub unavailable: f64,
+    /// The connection is closed without an answer; the request is not forwarded.
+    pub reset: f64,
+    /// The request is forwarded (so a write may well be applied) and the answer held for
+    /// `hang_for`, past the client's attempt timeout.
+    pub hang: f64,
+    pub hang_for: Duration,
+    /// BatchWriteItem only: a random strict subset is forwarded and the rest returned as
+    /// UnprocessedItems.
+    pub partial_batch: f64,
+    /// Added before forwarding, uniformly up to `latency_max`.
+    pub latency: f64,
+    pub latency_max: Duration,
+    /// Only DynamoDB operations with these names (e.g. "BatchWriteItem") get faults; empty: all.
+    pub operations: Vec<String>,
+}
+
+impl Faults {
+    pub fn none() -> Faults {
+        Faults::default()
+    }
+
+    /// Every kind, `rate` in all: a request meets one fault or none.
+    pub fn mixed(rate: f64, hang_for: Duration) -> Faults {
+        let each = rate / 7.0;
+        Faults {
+            throughput_exceeded: each,
+            throttling: each,
+            internal_error: each,
+            unavailable: each,
+            reset: each,
+            hang: each,
+            hang_for,
+            partial_batch: each,
+            latency: rate,
+            latency_max: Duration::from_millis(20),
+            operations: Vec::new(),
+        }
+    }
+
+    pub fn only(mut self, operations: &[&str]) -> Faults {
+        self.operations = operations.iter().map(|s| s.to_string()).collect();
+        self
+    }
+}
+
+/// What was injected, by kind.
+#[derive(Debug, Default)]
+pub struct Injected {
+    pub requests: AtomicU64,
+    pub throughput_exceeded: AtomicU64,
+    pub throttling: AtomicU64,
+    pub internal_error: AtomicU64,
+    pub unavailable: AtomicU64,
+    pub reset: AtomicU64,
+    pub hang: AtomicU64,
+    pub partial_batch: AtomicU64,
+    /// Items a partial batch returned as unprocessed.
+    pub unprocessed_items: AtomicU64,
+    pub latency: AtomicU64,
+}
+
+impl Injected {
+    pub fn snapshot(&self) -> BTreeMap<&'static str, u64> {
+        let get = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        BTreeMap::from([
+            ("requests", get(&self.requests)),
+            ("throughput_exceeded", get(&self.throughput_exceeded)),
+            ("throttling", get(&self.throttling)),
+            ("internal_error", get(&self.internal_error)),
+            ("unavailable", get(&self.unavailable)),
+            ("reset", get(&self.reset)),
+            ("hang", get(&self.hang)),
+            ("partial_batch", get(&self.partial_batch)),
+            ("unprocessed_items", get(&self.unprocessed_items)),
+            ("latency", get(&self.latency)),
+        ])
+    }
+
+    /// Faults injected in all, latency not counted.
+    pub fn faults(&self) -> u64 {
+        self.snapshot()
+            .into_iter()
+            .filter(|(k, _)| !matches!(*k, "requests" | "latency" | "unprocessed_items"))
+            .map(|(_, v)| v)
+            .sum()
+    }
+}
+
+struct Shared {
+    backend: String,
+    faults: Mutex<Faults>,
+    injected: Injected,
+    client: Client<HttpConnector, Full<Bytes>>,
+}
+
+/// The proxy, on its own thread and runtime so that a test may block on a CLI run meanwhile.
+/// Stopped when dropped.
+pub struct FaultProxy {
+    url: String,
+    shared: Arc<Shared>,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+}
+
+impl FaultProxy {
+    /// Listens on a free loopback port and forwards to `backend` (http://host:port).
+    pub fn start(backend: &str, faults: Faults) -> FaultProxy {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind proxy port");
+        listener.set_nonblocking(true).expect("nonblocking");
+        let url = format!("http://{}", listener.local_addr().expect("local addr"));
+        let shared = Arc::new(Shared {
+            backend: backend.trim_end_matches('/').to_string(),
+            faults: Mutex::new(faults),
+            injected: Injected::default(),
+            client: Client::builder(TokioExecutor::new()).build_http(),
+        });
+        let (stop, stopped) = tokio::sync::oneshot::channel();
+        let serving = shared.clone();
+        std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()
+                .expect("proxy runtime");
+            rt.block_on(async move {
+                let listener = tokio::net::TcpListener::from_std(listener).expect("tokio listener");
+                tokio::select! {
+                    _ = stopped => {}
+                    _ = serve(listener, serving) => {}
+                }
+            });
+        });
+        FaultProxy {
+            url,
+            shared,
+            stop: Some(stop),
+        }
+    }
+
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// Changes the faults for the requests that arrive from now on.
+    pub fn set(&self, faults: Faults) {
+        *self.shared.faults.lock().unwrap_or_else(|p| p.into_inner()) = faults;
+    }
+
+    pub fn injected(&self) -> &Injected {
+        &self.shared.injected
+    }
+}
+
+impl Drop for FaultProxy {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+}
+
+async fn serve(listener: tokio::net::TcpListener, shared: Arc<Shared>) {
+    loop {
+        let Ok((stream, _)) = listener.accept().await else {
+            continue;
+        };
+        let shared = shared.clone();
+        tokio::spawn(async move {
+            let svc = hyper::service::service_fn(move |req| handle(shared.clone(), req));
+            // An error here is a reset we injected, or the client giving up on a hang.
+            let _ = hyper::server::conn::http1::Builder::new()
+                .serve_connection(TokioIo::new(stream), svc)
+                .await;
+        });
+    }
+}
+
+/// The fault drawn for one request.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Fault {
+    ThroughputExceeded,
+    Throttling,
+    InternalError,
+    Unavailable,
+    Reset,
+    Hang,
+    PartialBatch,
+}
+
+fn draw(f: &Faults, operation: &str) -> Option<Fault> {
+    let mut r = fastrand::f64();
+    let kinds = [
+        (f.throughput_exceeded, Fault::ThroughputExceeded),
+        (f.throttling, Fault::Throttling),
+        (f.internal_error, Fault::InternalError),
+        (f.unavailable, Fault::Unavailable),
+        (f.reset, Fault::Reset),
+        (f.hang, Fault::Hang),
+        (f.partial_batch, Fault::PartialBatch),
+    ];
+    for (p, kind) in kinds {
+        if r < p {
+            // Only a batch write can be partly done.
+            return (kind != Fault::PartialBatch || operation == "BatchWriteItem").then_some(kind);
+        }
+        r -= p;
+    }
+    None
+}
+
+type Reply = Response<Full<Bytes>>;
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Result<Reply, BoxError> {
+    let (parts, body) = req.into_parts();
+    let body = body.collect().await?.to_bytes();
+    let operation = parts
+        .headers
+        .get("x-amz-target")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|t| t.strip_prefix("DynamoDB_20120810."))
+        .map(str::to_string);
+    let faults = shared
+        .faults
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .clone();
+    let inj = &shared.injected;
+    inj.requests.fetch_add(1, Ordering::Relaxed);
+    let eligible = operation.as_deref().is_some_and(|op| {
+        faults.operations.is_empty() || faults.operations.iter().any(|o| o == op)
+    });
+    let fault = if eligible {
+        draw(&faults, operation.as_deref().unwrap_or_default())
+    } else {
+        None
+    };
+    if eligible && fastrand::f64() < faults.latency {
+        inj.latency.fetch_add(1, Ordering::Relaxed);
+        tokio::time::sleep(faults.latency_max.mul_f64(fastrand::f64())).await;
+    }
+    let count = |a: &AtomicU64| a.fetch_add(1, Ordering::Relaxed);
+    match fault {
+        Some(Fault::ThroughputExceeded) => {
+            count(&inj.throughput_exceeded);
+            return Ok(error_reply(
+                StatusCode::BAD_REQUEST,
+                json!({
+                    "__type": "com.amazonaws.dynamodb.v20120810#ProvisionedThroughputExceededException",
+                    "message": "The level of configured provisioned throughput for the table was exceeded. Consider increasing your provisioning level with the UpdateTable API.",
+                    "ThrottlingReasons": [{
+                        "reason": "TableWriteProvisionedThroughputExceeded",
+                        "resource": "arn:aws:dynamodb:us-east-1:123456789012:table/injected"
+                    }]
+                }),
+            ));
+        }
+        Some(Fault::Throttling) => {
+            count(&inj.throttling);
+            return Ok(error_reply(
+                StatusCode::BAD_REQUEST,
+                json!({
+                    "__type": "com.amazon.coral.availability#ThrottlingException",
+                    "message": "Rate of requests exceeds the allowed throughput."
+                }),
+            ));
+        }
+        Some(Fault::InternalError) => {
+            count(&inj.internal_error);
+            return Ok(error_reply(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                json!({
+                    "__type": "com.amazonaws.dynamodb.v20120810#InternalServerError",
+                    "message": "Internal server error"
+                }),
+            ));
+        }
+        Some(Fault::Unavailable) => {
+            count(&inj.unavailable);
+            return Ok(error_reply(
+                StatusCode::SERVICE_UNAVAILABLE,
+                json!({
+                    "__type": "com.amazonaws.dynamodb.v20120810#ServiceUnavailableException",
+                    "message": "Service Unavailable"
+                }),
+            ));
+        }
+        Some(Fault::Reset) => {
+            count(&inj.reset);
+            return Err("injected connection reset".into());
+        }
+        _ => {}
+    }
+    let reply = if fault == Some(Fault::PartialBatch) {
+        match partial_batch(&shared, &parts, &body).await? {
+            Some(reply) => reply,
+            None => forward(&shared, &parts, body).await?,
+        }
+    } else {
+        forward(&shared, &parts, body).await?
+    };
+    if fault == Some(Fault::Hang) {
+        count(&inj.hang);
+        tokio::time::sleep(faults.hang_for).await;
+    }
+    Ok(reply)
+}
+
+fn error_reply(status: StatusCode, body: Value) -> Reply {
+    let text = body.to_string();
+    let mut reply = Response::new(Full::new(Bytes::from(text)));
+    *reply.status_mut() = status;
+    reply.headers_mut().insert(
+        "content-type",
+        hyper::header::HeaderValue::from_static("application/x-amz-json-1.0"),
+    );
+    reply
+}
+
+async fn forward(
+    shared: &Shared,
+    parts: &hyper::http::request::Parts,
+    body: Bytes,
+) -> Result<Reply, BoxError> {
+    let path = parts.uri.path_and_query().map_or("/", |p| p.as_str());
+    let mut out = Request::builder()
+        .method(parts.method.clone())
+        .uri(format!("{}{path}", shared.backend));
+    for (k, v) in &parts.headers {
+        if k != hyper::header::HOST && k != hyper::header::CONTENT_LENGTH {
+            out = out.header(k, v);
+        }
+    }
+    let answer = shared.client.request(out.body(Full::new(body))?).await?;
+    let (mut parts, body) = answer.into_parts();
+    let body = body.collect().await?.to_bytes();
+    parts.headers.remove(hyper::header::CONTENT_LENGTH);
+    parts.headers.remove(hyper::header::TRANSFER_ENCODING);
+    Ok(Response::from_parts(parts, Full::new(body)))
+}
+
+/// Forwards a random strict subset of a BatchWriteItem and answers the rest as UnprocessedItems,
+/// as DynamoDB does under load. `None` when the body is not a batch to split.
+async fn partial_batch(
+    shared: &Shared,
+    parts: &hyper::http::request::Parts,
+    body: &Bytes,
+) -> Result<Option<Reply>, BoxError> {
+    let mut request: Value = serde_json::from_slice(body)?;
+    let Some(tables) = request
+        .get_mut("RequestItems")
+        .and_then(Value::as_object_mut)
+    else {
+        return Ok(None);
+    };
+    let mut unprocessed = serde_json::Map::new();
+    let mut kept = 0;
+    let mut held = 0u64;
+    for (table, writes) in tables.iter_mut() {
+        let Some(list) = writes.as_array_mut() else {
+            continue;
+        };
+        fastrand::shuffle(list);
+        let keep = fastrand::usize(0..list.len().max(1));
+        let rest = list.split_off(keep);
+        kept += list.len();
+        held += rest.len() as u64;
+        if !rest.is_empty() {
+            unprocessed.insert(table.clone(), Value::Array(rest));
+        }
+    }
+    if held == 0 {
+        return Ok(None);
+    }
+    tables.retain(|_, w| w.as_array().is_some_and(|l| !l.is_empty()));
+    shared
+        .injected
+        .partial_batch
+        .fetch_add(1, Ordering::Relaxed);
+    shared
+        .injected
+        .unprocessed_items
+        .fetch_add(held, Ordering::Relaxed);
+    let mut answer = if kept > 0 {
+        let reply = forward(shared, parts, Bytes::from(request.to_string())).await?;
+        if reply.status() != StatusCode::OK {
+            return Ok(Some(reply));
+        }
+        let bytes = reply.into_body().collect().await?.to_bytes();
+        serde_json::from_slice::<Value>(&bytes)?
+    } else {
+        json!({})
+    };
+    answer["UnprocessedItems"] = Value::Object(unprocessed);
+    let mut reply = Response::new(Full::new(Bytes::from(answer.to_string())));
+    reply.headers_mut().insert(
+        "content-type",
+        hyper::header::HeaderValue::from_static("application/x-amz-json-1.0"),
+    );
+    Ok(Some(reply))
+}
