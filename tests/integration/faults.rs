@@ -237,7 +237,7 @@ async fn restore_survives_every_kind_mixed_at_30_percent() {
         None
     );
     let tables = client.list_tables().send().await.expect("ListTables");
-    assert_eq!(tables.table_names(), [spec.name.clone()]);
+    assert_eq!(tables.table_names(), std::slice::from_ref(&spec.name));
 }
 
 /// Faults that outlast the retry budget stop the run with exit 1 and a journal that says where;
