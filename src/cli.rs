@@ -73,6 +73,10 @@ pub struct GlobalArgs {
     /// units/s (800cu) [default: the config's, else none].
     #[arg(long, global = true, value_name = "RATE")]
     pub max_write_rate: Option<crate::rate::RateCap>,
+    /// File holding the 256-bit key (64 hex characters) that encrypts sensitive tables'
+    /// checkpoint keys in the journal [default: $DYNAMO_DR_JOURNAL_KEY].
+    #[arg(long, global = true, value_name = "FILE")]
+    pub journal_key_file: Option<PathBuf>,
     /// Attempts in a row that get nothing through (throttled, unprocessed, failed) before a run
     /// stops with exit 1; `resume` continues it.
     #[arg(long, global = true, value_name = "N", default_value_t = 15, value_parser = clap::value_parser!(u32).range(1..=100))]
@@ -374,6 +378,9 @@ pub async fn run(cli: Cli) -> Result<()> {
         },
         max_read_rate: cli.global.max_read_rate,
         max_write_rate: cli.global.max_write_rate,
+        journal_key: crate::journal::seal::JournalKey::load(
+            cli.global.journal_key_file.as_deref(),
+        )?,
         journal: journal::Location::parse(cli.global.journal.as_deref())?,
         format: cli.global.output,
         config,

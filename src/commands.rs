@@ -13,6 +13,7 @@ use crate::config::{Config, ResolvedTable};
 use crate::error::{Error, Result};
 use crate::execution::{self, Recorder};
 use crate::input::SeedInput;
+use crate::journal::seal::JournalKey;
 use crate::journal::{self, Execution, Inputs, Journal, Kind, Phase, Status};
 use crate::lease;
 use crate::output::{self, Format};
@@ -20,6 +21,7 @@ use crate::rate::{Limiter, RateCap};
 use crate::recovery_mode;
 use crate::restore::{self, Plan, RestoreRequest, Source, SourceDetail};
 use crate::sync::SyncOptions;
+use crate::table::TableInfo;
 use crate::validate;
 
 /// What every command needs: configuration, connection and output settings.
@@ -32,6 +34,35 @@ pub struct Ctx {
     /// From the command line; a table's config applies where these are unset.
     pub max_read_rate: Option<RateCap>,
     pub max_write_rate: Option<RateCap>,
+    /// Seals sensitive tables' checkpoint keys (`--journal-key-file`, `DYNAMO_DR_JOURNAL_KEY`).
+    pub journal_key: Option<JournalKey>,
+}
+
+impl Ctx {
+    /// Whether the config marks `table` sensitive.
+    pub fn is_sensitive(&self, table: &str) -> bool {
+        self.config
+            .resolve("table", table)
+            .ok()
+            .and_then(|t| t.options.sensitive)
+            .unwrap_or(false)
+    }
+
+    fn mark_sensitive(&self, mut a: TableInfo, mut b: TableInfo) -> (TableInfo, TableInfo) {
+        let either =
+            a.sensitive || b.sensitive || self.is_sensitive(&a.name) || self.is_sensitive(&b.name);
+        a.sensitive = either;
+        b.sensitive = either;
+        (a, b)
+    }
+
+    /// Refuses a run on a sensitive table before anything changes when there is no key.
+    fn require_key(&self, sensitive: bool, table: &str) -> Result<()> {
+        if sensitive && self.journal_key.is_none() {
+            return Err(crate::execution::missing_key(table));
+        }
+        Ok(())
+    }
 }
 
 impl Ctx {
@@ -130,14 +161,18 @@ fn plan_summary(plan: &Plan) -> String {
         "\nIn-place recovery plan, execution {exec}\n\
          \x20 table (HARD RESET): {table} ({approx}), key {key}\n\
          \x20 restore from:       {source}\n\
-         \x20 will create:        forensic backup {backup}\n\
+         \x20 will create:        {backup}\n\
          \x20                     temporary table {temp} (on-demand{kms})\n\
          \x20 will then DELETE every item of {table} and copy the restored items back\n\
          \x20 temporary table:    {after}\n",
         exec = r.names.execution_id,
         table = plan.dest.name,
         key = plan.dest.key,
-        backup = r.names.backup,
+        backup = if r.forensic_backup {
+            format!("forensic backup {}", r.names.backup)
+        } else {
+            "NO forensic backup (forensic_backup = false in the config)".into()
+        },
         temp = r.names.temp_table,
         kms = plan
             .dest
@@ -255,6 +290,7 @@ async fn begin(
     fresh: impl FnOnce() -> Execution,
     break_lock: bool,
     notes: Vec<String>,
+    key: Option<JournalKey>,
 ) -> Result<Arc<Recorder>> {
     let mut exec = existing.unwrap_or_else(fresh);
     let (guard, note) =
@@ -282,7 +318,7 @@ async fn begin(
         let _ = guard.release().await;
         return Err(e);
     }
-    Ok(Arc::new(Recorder::new(journal, exec, Some(guard))))
+    Ok(Arc::new(Recorder::new(journal, exec, Some(guard), key)))
 }
 
 /// Runs `work` as a journaled execution: lease, start record, Ctrl-C handling, outcome record.
@@ -292,12 +328,13 @@ async fn journaled<T, Fut>(
     fresh: impl FnOnce() -> Execution,
     break_lock: bool,
     notes: Vec<String>,
+    key: Option<JournalKey>,
     work: impl FnOnce(Arc<Recorder>) -> Fut,
 ) -> Result<(T, Execution)>
 where
     Fut: std::future::Future<Output = Result<T>>,
 {
-    let rec = begin(journal, existing, fresh, break_lock, notes).await?;
+    let rec = begin(journal, existing, fresh, break_lock, notes, key).await?;
     let id = rec.snapshot().await.id;
     let result = interruptible(work(rec.clone())).await.map_err(|e| match e {
         Error::Interrupted => Error::PhaseFailed {
@@ -344,7 +381,11 @@ pub async fn restore(ctx: &Ctx, args: RestoreArgs) -> Result<()> {
     };
     let names = validate::names(&table.physical, &incident)?;
     require_terminal_or_yes(args.run.yes)?;
+    let sensitive = table.options.sensitive.unwrap_or(false);
+    ctx.require_key(sensitive, &table.physical)?;
     let request = RestoreRequest {
+        sensitive,
+        forensic_backup: table.options.forensic_backup.unwrap_or(true),
         table: table.physical.clone(),
         incident,
         source,
@@ -372,6 +413,8 @@ async fn run_restore(ctx: &Ctx, request: RestoreRequest, flags: Flags) -> Result
         keep_restored_table: request.keep_restored_table,
         verify: !flags.no_verify,
         strategy: flags.strategy,
+        sensitive: request.sensitive,
+        forensic_backup: request.forensic_backup,
     };
     let existing = journal.load(&id).await?;
     check_existing(&existing, Kind::Restore, &inputs, journal.as_ref())?;
@@ -405,6 +448,7 @@ async fn run_restore(ctx: &Ctx, request: RestoreRequest, flags: Flags) -> Result
         fresh,
         flags.break_lock,
         notes,
+        ctx.journal_key.clone(),
         |rec| async move { restore::execute(&client, &plan, &rec).await },
     )
     .await?;
@@ -431,6 +475,8 @@ pub async fn sync(ctx: &Ctx, args: SyncArgs) -> Result<()> {
         .map(validate::incident_id)
         .transpose()?;
     require_terminal_or_yes(args.run.yes)?;
+    let sensitive = dest.options.sensitive.unwrap_or(false) || ctx.is_sensitive(&args.source);
+    ctx.require_key(sensitive, &dest.physical)?;
     let id = match &incident {
         Some(i) => format!("{i}.{}", dest.physical),
         None => format!(
@@ -448,6 +494,8 @@ pub async fn sync(ctx: &Ctx, args: SyncArgs) -> Result<()> {
         keep_restored_table: false,
         verify: !args.run.no_verify,
         strategy: args.run.strategy,
+        sensitive,
+        forensic_backup: true,
     };
     run_sync(ctx, id, inputs, opts, args.run.flags()).await
 }
@@ -514,6 +562,7 @@ async fn run_sync(
         fresh,
         flags.break_lock,
         notes,
+        ctx.journal_key.clone(),
         |rec| async move {
             execution::sync_phases(&client, &src, &dst, &opts, &rec).await?;
             rec.update(|e| e.enter(Phase::Done)).await
@@ -541,6 +590,7 @@ pub async fn resume(ctx: &Ctx, args: ResumeArgs) -> Result<()> {
     })?;
     drop(client);
     require_terminal_or_yes(args.yes)?;
+    ctx.require_key(exec.inputs.sensitive, &exec.inputs.table)?;
     let flags = Flags {
         yes: args.yes,
         break_lock: args.break_lock,
@@ -565,6 +615,8 @@ pub async fn resume(ctx: &Ctx, args: ResumeArgs) -> Result<()> {
                 incident,
                 source: source_from_text(&exec.inputs.source)?,
                 keep_restored_table: exec.inputs.keep_restored_table,
+                sensitive: exec.inputs.sensitive,
+                forensic_backup: exec.inputs.forensic_backup,
                 sync: SyncOptions {
                     segments: exec.inputs.segments,
                     page_limit: flags.page_limit,
@@ -769,6 +821,7 @@ pub async fn verify(ctx: &Ctx, args: VerifyArgs) -> Result<()> {
         .as_deref()
         .map(|p| jsonl_writer(p, "--keys-out"))
         .transpose()?;
+    let (src, dst) = ctx.mark_sensitive(src, dst);
     let pace = pacing(ctx, None);
     let result = crate::verify::verify_tables(&client, &src, &dst, args.segments, &pace.retry, &pace.read_rate, |d| match (&mut keys_out, &args.keys_out) {
         (Some(w), Some(p)) => write_line(w, p, &serde_json::json!({ "kind": d.kind.as_str(), "key": serde_json::from_str::<serde_json::Value>(d.key).unwrap_or_default() })),
@@ -801,6 +854,18 @@ pub async fn verify(ctx: &Ctx, args: VerifyArgs) -> Result<()> {
 pub async fn diff(ctx: &Ctx, args: DiffArgs) -> Result<()> {
     let client = aws::dynamodb_client(&ctx.aws).await;
     let (src, dst) = table_pair(&client, &args.source, &args.dest).await?;
+    for t in [&src, &dst] {
+        if ctx.is_sensitive(&t.name) {
+            return Err(Error::invalid(
+                "source",
+                format!(
+                    "{} is marked sensitive: diff would copy its items into a file; compare with \
+                     `dynamo-dr verify`, which names differing keys only by digest",
+                    t.name
+                ),
+            ));
+        }
+    }
     let mut out = jsonl_writer(&args.out, "--out")?;
     let pace = pacing(ctx, None);
     let found = crate::verify::differences(&client, &src, &dst, &pace.retry, &pace.read_rate, |d| {

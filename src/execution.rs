@@ -7,6 +7,7 @@ use aws_sdk_dynamodb::Client;
 use jiff::Timestamp;
 
 use crate::error::{Error, Result};
+use crate::journal::seal::{self, JournalKey};
 use crate::journal::{Execution, Journal, Phase, SegmentCheckpoint, Status, Strategy, key_to_json};
 use crate::lease::LeaseGuard;
 use crate::sync::{self, Checkpoint, Item, SyncOptions, Totals};
@@ -16,14 +17,22 @@ use crate::verify;
 /// Owns the in-memory execution record and saves every change before reporting it done.
 pub struct Recorder {
     journal: Arc<dyn Journal>,
+    /// Seals checkpoint keys of sensitive tables.
+    key: Option<JournalKey>,
     exec: tokio::sync::Mutex<Execution>,
     lease: std::sync::Mutex<Option<LeaseGuard>>,
 }
 
 impl Recorder {
-    pub fn new(journal: Arc<dyn Journal>, exec: Execution, lease: Option<LeaseGuard>) -> Recorder {
+    pub fn new(
+        journal: Arc<dyn Journal>,
+        exec: Execution,
+        lease: Option<LeaseGuard>,
+        key: Option<JournalKey>,
+    ) -> Recorder {
         Recorder {
             journal,
+            key,
             exec: tokio::sync::Mutex::new(exec),
             lease: std::sync::Mutex::new(lease),
         }
@@ -78,6 +87,53 @@ impl Recorder {
     }
 }
 
+impl Recorder {
+    /// A sensitive table's checkpoint key, sealed; any other table's, as it is.
+    async fn seal(&self, key: serde_json::Value) -> Result<serde_json::Value> {
+        let exec = self.exec.lock().await;
+        if !exec.inputs.sensitive {
+            return Ok(key);
+        }
+        let sealer = self
+            .key
+            .as_ref()
+            .ok_or_else(|| missing_key(&exec.inputs.table))?;
+        sealer.seal(&key, &exec.id)
+    }
+
+    /// Checkpoints as the sync engine reads them: sealed keys opened.
+    async fn opened(&self, recorded: &[SegmentCheckpoint]) -> Result<Vec<SegmentCheckpoint>> {
+        let exec = self.exec.lock().await;
+        recorded
+            .iter()
+            .map(|c| {
+                let mut c = c.clone();
+                if let Some(k) = c.next_key.as_ref().filter(|k| seal::is_sealed(k)) {
+                    let sealer = self
+                        .key
+                        .as_ref()
+                        .ok_or_else(|| missing_key(&exec.inputs.table))?;
+                    c.next_key = Some(sealer.open(k, &exec.id)?);
+                }
+                Ok(c)
+            })
+            .collect()
+    }
+}
+
+/// A sensitive table's run needs the journal key, before anything is changed.
+pub fn missing_key(table: &str) -> Error {
+    Error::invalid(
+        "journal key",
+        format!(
+            "{table} is marked sensitive, so its checkpoint keys are encrypted in the journal; give \
+             a 256-bit key with --journal-key-file FILE or {} (make one with `openssl rand -hex 32` \
+             and keep it with the incident's secrets: a resume needs the same key)",
+            seal::KEY_ENV
+        ),
+    )
+}
+
 #[async_trait::async_trait]
 impl Checkpoint for Recorder {
     async fn page_done(
@@ -90,6 +146,10 @@ impl Checkpoint for Recorder {
     ) -> Result<()> {
         self.check_lease()?;
         let key = next.map(key_to_json).transpose()?;
+        let key = match key {
+            Some(k) => Some(self.seal(k).await?),
+            None => None,
+        };
         self.update(|e| {
             if let Some(seg) = e
                 .progress_mut(phase)
@@ -114,7 +174,12 @@ pub async fn sync_phases(
     opts: &SyncOptions,
     rec: &Arc<Recorder>,
 ) -> Result<()> {
-    let segments = rec.snapshot().await.inputs.segments.max(1);
+    let inputs = rec.snapshot().await.inputs;
+    let segments = inputs.segments.max(1);
+    let (mut source, mut dest) = (source.clone(), dest.clone());
+    source.sensitive |= inputs.sensitive;
+    dest.sensitive |= inputs.sensitive;
+    let (source, dest) = (&source, &dest);
     let opts = SyncOptions {
         segments,
         ..opts.clone()
@@ -143,7 +208,7 @@ pub async fn sync_phases(
             .await?;
             Vec::new()
         } else {
-            recorded.clone()
+            rec.opened(recorded).await?
         };
         let cp: Arc<dyn Checkpoint> = rec.clone();
         let diff = exec.inputs.strategy == Strategy::Diff;

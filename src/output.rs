@@ -76,7 +76,7 @@ pub fn restore_text(r: &RestoreReport) -> String {
     format!(
         "Recovery succeeded: {table} is back to {source}\n\
          \x20 execution:        {exec}\n\
-         \x20 forensic backup:  {backup} (kept)\n\
+         \x20 forensic backup:  {backup}\n\
          \x20 temporary table:  {temp} ({fate})\n\
          \x20 deleted items:    {deleted} in {del_s:.1} s\n\
          \x20 copied items:     {copied} in {copy_s:.1} s\n\
@@ -84,7 +84,11 @@ pub fn restore_text(r: &RestoreReport) -> String {
          \x20 total time:       {total:.1} s\n",
         table = r.table,
         exec = r.execution_id,
-        backup = r.backup_arn,
+        backup = if r.backup_arn.is_empty() {
+            "none (forensic_backup = false in the config)".to_string()
+        } else {
+            format!("{} (kept)", r.backup_arn)
+        },
         temp = r.restored_table,
         fate = r.restored_table_fate.as_str(),
         deleted = r.sync.deleted_items,

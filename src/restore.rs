@@ -44,6 +44,10 @@ pub struct RestoreRequest {
     pub source: Source,
     pub names: Names,
     pub keep_restored_table: bool,
+    /// Marked sensitive in the config.
+    pub sensitive: bool,
+    /// False when the table's config forbids backups.
+    pub forensic_backup: bool,
     pub sync: SyncOptions,
     pub backup_deadline: Duration,
     pub restore_deadline: Duration,
@@ -335,10 +339,18 @@ async fn run_phases(client: &Client, plan: &Plan, rec: &Arc<Recorder>) -> Result
     let req = &plan.request;
     if rec.snapshot().await.phase == Phase::BackupAndRestore {
         tracing::info!(execution = %req.names.execution_id, table = %plan.dest.name, "phase 1: forensic backup and restore to temporary table");
-        let ((), restored) = tokio::try_join!(
-            forensic_backup(client, plan, rec),
-            restore_temp_table(client, plan, rec)
-        )?;
+        let backup = async {
+            if req.forensic_backup {
+                forensic_backup(client, plan, rec).await
+            } else {
+                tracing::warn!(table = %plan.dest.name, "no forensic backup: forensic_backup = false in the config");
+                rec.update(|e| {
+                    e.event("forensic backup skipped: forensic_backup = false in the config")
+                })
+                .await
+            }
+        };
+        let ((), restored) = tokio::try_join!(backup, restore_temp_table(client, plan, rec))?;
         if restored.key != plan.dest.key {
             return Err(Error::BadState {
                 what: format!("restored table {}", restored.name),

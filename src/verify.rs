@@ -322,6 +322,14 @@ pub(crate) fn key_text(key: &KeySchema, item: &Item) -> String {
         .unwrap_or_else(|_| "<unprintable key>".into())
 }
 
+/// How a sensitive table's key is shown: a digest that names it without revealing it (hash the
+/// key's DynamoDB JSON to find it again).
+pub fn redacted(key_text: &str) -> String {
+    use sha2::{Digest, Sha256};
+    let digest = Sha256::digest(key_text.as_bytes());
+    format!("\"key-sha256:{}\"", hex::encode(&digest[..12]))
+}
+
 /// One differing item: its key (as DynamoDB JSON) and its versions in the source and destination.
 pub struct Difference<'a> {
     pub kind: DiffKind,
@@ -342,6 +350,7 @@ pub async fn differences(
     mut on_diff: impl FnMut(Difference<'_>) -> Result<()>,
 ) -> Result<Differences> {
     let client = &crate::aws::data_plane(client);
+    let sensitive = source.sensitive || dest.sensitive;
     let mut d = Differences::default();
     let mut note = |d: &mut Differences, diff: Difference<'_>| -> Result<()> {
         match diff.kind {
@@ -391,11 +400,17 @@ pub async fn differences(
                 .collect();
             for item in &items {
                 let key = key_text(&scan.key, item);
+                let shown = if sensitive {
+                    redacted(&key)
+                } else {
+                    key.clone()
+                };
+                // A sensitive table's items never leave this function.
                 let diff = |kind, source, dest| Difference {
                     kind,
-                    key: &key,
-                    source,
-                    dest,
+                    key: &shown,
+                    source: if sensitive { None } else { source },
+                    dest: if sensitive { None } else { dest },
                 };
                 match (theirs.get(&key), forward) {
                     (None, true) => note(&mut d, diff(DiffKind::Missing, Some(item), None))?,

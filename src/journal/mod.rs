@@ -5,6 +5,7 @@
 pub mod dynamo;
 pub mod local;
 pub mod record;
+pub mod seal;
 
 use std::path::PathBuf;
 use std::sync::Arc;

@@ -88,6 +88,12 @@ pub struct Inputs {
     /// differs).
     #[serde(default)]
     pub strategy: Strategy,
+    /// The table is marked sensitive: checkpoint keys are sealed, keys shown only as digests.
+    #[serde(default)]
+    pub sensitive: bool,
+    /// Whether phase 1 takes a forensic backup (a table's config may forbid it).
+    #[serde(default = "default_true")]
+    pub forensic_backup: bool,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
@@ -373,6 +379,8 @@ mod tests {
                 keep_restored_table: false,
                 verify: true,
                 strategy: Default::default(),
+                sensitive: false,
+                forensic_backup: true,
             },
             Phase::Delete,
         );

@@ -23,6 +23,8 @@ fn execution(id: &str) -> Execution {
             keep_restored_table: false,
             verify: true,
             strategy: Default::default(),
+            sensitive: false,
+            forensic_backup: true,
         },
         Phase::BackupAndRestore,
     );

@@ -13,5 +13,6 @@ mod refusals;
 mod restore_moto;
 mod restore_requests;
 mod resume;
+mod sensitive;
 mod sync_dynalite;
 mod verify;

@@ -67,6 +67,8 @@ fn plan(at: jiff::Timestamp) -> Plan {
             source: Source::Pitr(PitrTime::At(at)),
             names,
             keep_restored_table: false,
+            sensitive: false,
+            forensic_backup: true,
             sync: SyncOptions {
                 segments: 2,
                 ..SyncOptions::default()
@@ -179,10 +181,12 @@ async fn run(
             keep_restored_table: false,
             verify: true,
             strategy: Default::default(),
+            sensitive: false,
+            forensic_backup: true,
         },
         Phase::BackupAndRestore,
     );
-    let rec = Arc::new(Recorder::new(journal, exec, None));
+    let rec = Arc::new(Recorder::new(journal, exec, None, None));
     let report = restore::execute(&client, &plan, &rec)
         .await
         .expect("restore");
