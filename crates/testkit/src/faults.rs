@@ -88,6 +88,9 @@ pub struct Injected {
     /// Items a partial batch returned as unprocessed.
     pub unprocessed_items: AtomicU64,
     pub latency: AtomicU64,
+    /// Write requests of BatchWriteItem calls forwarded to the backend and answered 200, for
+    /// measuring achieved write rates.
+    pub written: AtomicU64,
 }
 
 impl Injected {
@@ -327,13 +330,36 @@ async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Result<Reply, Bo
             None => forward(&shared, &parts, body).await?,
         }
     } else {
-        forward(&shared, &parts, body).await?
+        let writes = if operation.as_deref() == Some("BatchWriteItem") {
+            batch_writes(&body)
+        } else {
+            0
+        };
+        let reply = forward(&shared, &parts, body).await?;
+        if reply.status() == StatusCode::OK {
+            inj.written.fetch_add(writes, Ordering::Relaxed);
+        }
+        reply
     };
     if fault == Some(Fault::Hang) {
         count(&inj.hang);
         tokio::time::sleep(faults.hang_for).await;
     }
     Ok(reply)
+}
+
+fn batch_writes(body: &Bytes) -> u64 {
+    serde_json::from_slice::<Value>(body)
+        .ok()
+        .and_then(|v| {
+            v.get("RequestItems").and_then(Value::as_object).map(|t| {
+                t.values()
+                    .filter_map(Value::as_array)
+                    .map(|l| l.len() as u64)
+                    .sum()
+            })
+        })
+        .unwrap_or(0)
 }
 
 fn error_reply(status: StatusCode, body: Value) -> Reply {
