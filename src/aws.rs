@@ -20,11 +20,11 @@ pub struct AwsOptions {
     /// How long one attempt of a call may take before it is abandoned and retried
     /// [default: 60 s].
     pub attempt_timeout: Option<Duration>,
+    /// Attempts the SDK makes of a control-plane call (DescribeTable, CreateBackup, ...) before
+    /// the error reaches the tool: the same `--retry-budget` the tool's own retries of data-plane
+    /// calls have (see [`data_plane`]) [default: 15].
+    pub max_attempts: Option<u32>,
 }
-
-/// Attempts the SDK makes of a control-plane call (DescribeTable, CreateBackup, ...) before the
-/// error reaches the tool. Data-plane calls are retried by the tool itself: see [`data_plane`].
-const CONTROL_PLANE_ATTEMPTS: u32 = 8;
 
 pub async fn load_config(opts: &AwsOptions) -> aws_config::SdkConfig {
     let mut loader = aws_config::defaults(BehaviorVersion::latest())
@@ -35,7 +35,7 @@ pub async fn load_config(opts: &AwsOptions) -> aws_config::SdkConfig {
                 .operation_attempt_timeout(opts.attempt_timeout.unwrap_or(Duration::from_secs(60)))
                 .build(),
         )
-        .retry_config(RetryConfig::standard().with_max_attempts(CONTROL_PLANE_ATTEMPTS));
+        .retry_config(RetryConfig::standard().with_max_attempts(opts.max_attempts.unwrap_or(15)));
     if let Some(region) = &opts.region {
         loader = loader.region(aws_config::Region::new(region.clone()));
     }

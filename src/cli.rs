@@ -371,6 +371,7 @@ pub async fn run(cli: Cli) -> Result<()> {
                 .clone()
                 .or(config.aws.endpoint_url.clone()),
             attempt_timeout: Some(std::time::Duration::from_secs(cli.global.attempt_timeout)),
+            max_attempts: Some(cli.global.retry_budget),
         },
         retry: crate::backoff::RetryPolicy {
             max_attempts: cli.global.retry_budget,

@@ -1,11 +1,11 @@
 //! Runs through the fault-injecting proxy: throttling, server errors, resets, hangs, partial
 //! batches and latency, each at a high rate and all mixed; and faults that outlast the budget.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use dynamo_dr_testkit::*;
 
-use crate::support::{dr, dr_env, pages_done, record, spawn_env};
+use crate::support::{dr, dr_env, pages_done, record, spawn_env, until_copying};
 
 const ITEMS: u64 = 2_000;
 
@@ -260,24 +260,7 @@ async fn faults_past_the_budget_fail_cleanly_and_resume_completes() {
     args.extend(["--retry-budget", "4", "--write-concurrency", "2"]);
     let mut child = spawn_env(&dynalite, &env, &args);
     let id = format!("budget.{}", dst.name);
-    let started = Instant::now();
-    loop {
-        if let Some(rec) = record(&dynalite, &id)
-            && rec["phase"] == "copy"
-            && pages_done(&rec, "copy") > 0
-        {
-            break;
-        }
-        assert!(
-            child.try_wait().expect("try_wait").is_none(),
-            "the run ended before the copy phase was reached"
-        );
-        assert!(
-            started.elapsed() < Duration::from_secs(120),
-            "no copy progress"
-        );
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
+    until_copying(&dynalite, &id, &mut child).await;
     proxy.set(Faults {
         throughput_exceeded: 1.0,
         ..slow

@@ -4,12 +4,12 @@
 use std::collections::BTreeSet;
 use std::path::Path;
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use aws_sdk_dynamodb::types::AttributeValue as A;
 use dynamo_dr_testkit::*;
 
-use crate::support::{Run, dr_env, inventory, pages_done, record, write_file};
+use crate::support::{Run, dr_env, inventory, record, until_copying, write_file};
 
 const KEY_HEX: &str = "8f1c2d3e4a5b69788796a5b4c3d2e1f00112233445566778899aabbccddeeff0";
 
@@ -146,16 +146,7 @@ async fn a_sensitive_tables_keys_and_values_reach_no_journal_log_or_stderr() {
         .spawn()
         .expect("spawn");
     let id = "inc-5.Ssn-Live";
-    let started = Instant::now();
-    while !record(&dynalite, id).is_some_and(|r| r["phase"] == "copy" && pages_done(&r, "copy") > 0)
-    {
-        assert!(child.try_wait().expect("try_wait").is_none(), "ended early");
-        assert!(
-            started.elapsed() < Duration::from_secs(120),
-            "no copy progress"
-        );
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
+    until_copying(&dynalite, id, &mut child).await;
     proxy.set(Faults {
         throttling: 1.0,
         ..slow

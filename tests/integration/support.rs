@@ -182,3 +182,21 @@ pub fn pages_done(rec: &serde_json::Value, phase: &str) -> u64 {
         .map(|s| s.iter().map(|x| x["pages"].as_u64().unwrap_or(0)).sum())
         .unwrap_or(0)
 }
+
+/// Waits (polling the journal) until the running `child` has finished at least one page of its
+/// copy phase; fails if it ends first or makes no progress within two minutes.
+pub async fn until_copying(emulator: &Emulator, id: &str, child: &mut Child) {
+    let started = std::time::Instant::now();
+    while !record(emulator, id).is_some_and(|r| r["phase"] == "copy" && pages_done(&r, "copy") > 0)
+    {
+        assert!(
+            child.try_wait().expect("try_wait").is_none(),
+            "run {id} ended before its copy phase made progress"
+        );
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(120),
+            "run {id}: no copy progress"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+}

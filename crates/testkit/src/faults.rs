@@ -272,57 +272,15 @@ async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Result<Reply, Bo
         inj.latency.fetch_add(1, Ordering::Relaxed);
         tokio::time::sleep(faults.latency_max.mul_f64(fastrand::f64())).await;
     }
-    let count = |a: &AtomicU64| a.fetch_add(1, Ordering::Relaxed);
-    match fault {
-        Some(Fault::ThroughputExceeded) => {
-            count(&inj.throughput_exceeded);
-            return Ok(error_reply(
-                StatusCode::BAD_REQUEST,
-                json!({
-                    "__type": "com.amazonaws.dynamodb.v20120810#ProvisionedThroughputExceededException",
-                    "message": "The level of configured provisioned throughput for the table was exceeded. Consider increasing your provisioning level with the UpdateTable API.",
-                    "ThrottlingReasons": [{
-                        "reason": "TableWriteProvisionedThroughputExceeded",
-                        "resource": "arn:aws:dynamodb:us-east-1:123456789012:table/injected"
-                    }]
-                }),
-            ));
+    if let Some(f) = fault {
+        if let Some((counter, status, body)) = injected_error(inj, f) {
+            counter.fetch_add(1, Ordering::Relaxed);
+            return Ok(error_reply(status, body));
         }
-        Some(Fault::Throttling) => {
-            count(&inj.throttling);
-            return Ok(error_reply(
-                StatusCode::BAD_REQUEST,
-                json!({
-                    "__type": "com.amazon.coral.availability#ThrottlingException",
-                    "message": "Rate of requests exceeds the allowed throughput."
-                }),
-            ));
-        }
-        Some(Fault::InternalError) => {
-            count(&inj.internal_error);
-            return Ok(error_reply(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                json!({
-                    "__type": "com.amazonaws.dynamodb.v20120810#InternalServerError",
-                    "message": "Internal server error"
-                }),
-            ));
-        }
-        Some(Fault::Unavailable) => {
-            count(&inj.unavailable);
-            return Ok(error_reply(
-                StatusCode::SERVICE_UNAVAILABLE,
-                json!({
-                    "__type": "com.amazonaws.dynamodb.v20120810#ServiceUnavailableException",
-                    "message": "Service Unavailable"
-                }),
-            ));
-        }
-        Some(Fault::Reset) => {
-            count(&inj.reset);
+        if f == Fault::Reset {
+            inj.reset.fetch_add(1, Ordering::Relaxed);
             return Err("injected connection reset".into());
         }
-        _ => {}
     }
     let reply = if fault == Some(Fault::PartialBatch) {
         match partial_batch(&shared, &parts, &body).await? {
@@ -342,10 +300,48 @@ async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Result<Reply, Bo
         reply
     };
     if fault == Some(Fault::Hang) {
-        count(&inj.hang);
+        inj.hang.fetch_add(1, Ordering::Relaxed);
         tokio::time::sleep(faults.hang_for).await;
     }
     Ok(reply)
+}
+
+/// DynamoDB's answer for an error fault, with its counter: the real status and JSON shape.
+fn injected_error(inj: &Injected, fault: Fault) -> Option<(&AtomicU64, StatusCode, Value)> {
+    let dynamodb = |t: &str| format!("com.amazonaws.dynamodb.v20120810#{t}");
+    Some(match fault {
+        Fault::ThroughputExceeded => (
+            &inj.throughput_exceeded,
+            StatusCode::BAD_REQUEST,
+            json!({
+                "__type": dynamodb("ProvisionedThroughputExceededException"),
+                "message": "The level of configured provisioned throughput for the table was exceeded. Consider increasing your provisioning level with the UpdateTable API.",
+                "ThrottlingReasons": [{
+                    "reason": "TableWriteProvisionedThroughputExceeded",
+                    "resource": "arn:aws:dynamodb:us-east-1:123456789012:table/injected"
+                }]
+            }),
+        ),
+        Fault::Throttling => (
+            &inj.throttling,
+            StatusCode::BAD_REQUEST,
+            json!({
+                "__type": "com.amazon.coral.availability#ThrottlingException",
+                "message": "Rate of requests exceeds the allowed throughput."
+            }),
+        ),
+        Fault::InternalError => (
+            &inj.internal_error,
+            StatusCode::INTERNAL_SERVER_ERROR,
+            json!({ "__type": dynamodb("InternalServerError"), "message": "Internal server error" }),
+        ),
+        Fault::Unavailable => (
+            &inj.unavailable,
+            StatusCode::SERVICE_UNAVAILABLE,
+            json!({ "__type": dynamodb("ServiceUnavailableException"), "message": "Service Unavailable" }),
+        ),
+        Fault::Reset | Fault::Hang | Fault::PartialBatch => return None,
+    })
 }
 
 fn batch_writes(body: &Bytes) -> u64 {
