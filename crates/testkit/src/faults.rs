@@ -35,8 +35,8 @@ pub struct Faults {
     /// `hang_for`, past the client's attempt timeout.
     pub hang: f64,
     pub hang_for: Duration,
-    /// BatchWriteItem only: a random strict subset is forwarded and the rest returned as
-    /// UnprocessedItems.
+    /// BatchWriteItem of two or more items only: a random non-empty strict subset is forwarded
+    /// and the rest returned as UnprocessedItems.
     pub partial_batch: f64,
     /// Added before forwarding, uniformly up to `latency_max`.
     pub latency: f64,
@@ -412,8 +412,14 @@ async fn partial_batch(
         let Some(list) = writes.as_array_mut() else {
             continue;
         };
+        // DynamoDB answers UnprocessedItems only when it wrote at least one item (none written
+        // is a ProvisionedThroughputExceededException), so a batch of one is never partial.
+        if list.len() < 2 {
+            kept += list.len();
+            continue;
+        }
         fastrand::shuffle(list);
-        let keep = fastrand::usize(0..list.len().max(1));
+        let keep = fastrand::usize(1..list.len());
         let rest = list.split_off(keep);
         kept += list.len();
         held += rest.len() as u64;
