@@ -111,6 +111,32 @@ pub enum Command {
     /// Pause an environment's Lambda functions before a recovery, and put them back after.
     #[command(subcommand)]
     RecoveryMode(RecoveryModeCommand),
+    /// Print the least-privilege IAM policy for restoring tables and/or running recovery mode.
+    IamPolicy(IamPolicyArgs),
+    /// Print a shell completion script, e.g. `dynamo-dr completions bash > /etc/bash_completion.d/dynamo-dr`.
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct IamPolicyArgs {
+    /// A table the role may restore in place (physical or logical name); repeat for more.
+    #[arg(long, value_name = "TABLE")]
+    pub table: Vec<String>,
+    /// With --recovery-mode: the environment whose functions the role may pause.
+    #[arg(long, value_name = "ENV", requires = "recovery_mode")]
+    pub environment: Option<String>,
+    /// Grant recovery mode start/end/status for --environment.
+    #[arg(long, requires = "environment")]
+    pub recovery_mode: bool,
+    /// The account the resources are in [default: any, `*`].
+    #[arg(long, value_name = "ID")]
+    pub account: Option<String>,
+    /// The AWS partition.
+    #[arg(long, default_value = "aws")]
+    pub partition: String,
 }
 
 #[derive(Debug, Args)]
@@ -396,5 +422,16 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Executions => commands::executions(&ctx).await,
         Command::Journal(JournalCommand::Init) => commands::journal_init(&ctx).await,
         Command::RecoveryMode(cmd) => commands::recovery_mode(&ctx, cmd).await,
+        Command::IamPolicy(args) => commands::iam_policy(&ctx, args),
+        Command::Completions { shell } => {
+            use clap::CommandFactory;
+            clap_complete::generate(
+                shell,
+                &mut Cli::command(),
+                "dynamo-dr",
+                &mut std::io::stdout(),
+            );
+            Ok(())
+        }
     }
 }

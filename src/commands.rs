@@ -906,3 +906,57 @@ pub async fn diff(ctx: &Ctx, args: DiffArgs) -> Result<()> {
     }
     Ok(())
 }
+
+pub fn iam_policy(ctx: &Ctx, args: crate::cli::IamPolicyArgs) -> Result<()> {
+    if args.table.is_empty() && !args.recovery_mode {
+        return Err(Error::invalid(
+            "--table",
+            "say what the role is for: --table TABLE (repeatable), and/or --environment ENV \
+             --recovery-mode",
+        ));
+    }
+    if let Some(account) = &args.account
+        && (account.len() != 12 || !account.chars().all(|c| c.is_ascii_digit()))
+    {
+        return Err(Error::invalid(
+            "--account",
+            format!("{account:?} is not an AWS account id: 12 digits"),
+        ));
+    }
+    let tables = args
+        .table
+        .iter()
+        .map(|t| ctx.config.resolve("table", t).map(|r| r.physical))
+        .collect::<Result<Vec<_>>>()?;
+    let recovery_mode = match (&args.environment, args.recovery_mode) {
+        (Some(env), true) => Some((env.clone(), ctx.config.environment(env)?)),
+        _ => None,
+    };
+    let scope = crate::iam::Scope {
+        partition: args.partition.clone(),
+        region: ctx.aws.region.clone().unwrap_or_else(|| "*".into()),
+        account: args.account.clone().unwrap_or_else(|| "*".into()),
+    };
+    let journal_table = match &ctx.journal {
+        journal::Location::DynamoDb(t) => Some(t.clone()),
+        journal::Location::Dir(_) => None,
+    };
+    let request = crate::iam::Request {
+        tables,
+        journal_table,
+        recovery_mode,
+    };
+    let policy = crate::iam::policy(&scope, &request);
+    let text = serde_json::to_string_pretty(&policy).map_err(|e| Error::BadState {
+        what: "IAM policy".into(),
+        state: e.to_string(),
+        hint: "this is a bug in dynamo-dr".into(),
+    })?;
+    println!("{text}");
+    if args.account.is_none() || ctx.aws.region.is_none() {
+        eprintln!(
+            "note: pass --account and --region to pin the policy to one account and region (now `*`)"
+        );
+    }
+    Ok(())
+}

@@ -10,6 +10,7 @@ pub mod config;
 pub mod digest;
 pub mod error;
 pub mod execution;
+pub mod iam;
 pub mod input;
 pub mod journal;
 pub mod lease;

@@ -6,6 +6,7 @@ mod support;
 mod batch_retry;
 mod faults;
 mod fidelity;
+mod iam_policy;
 mod journal_suite;
 mod polling;
 mod recovery_mode;

@@ -1,0 +1,272 @@
+//! Least-privilege IAM policies: exactly the calls dynamo-dr makes for one table's recovery, or
+//! for one environment's recovery mode, on exactly those resources. The seed gives each table's
+//! Step Function minimal, table-specific permissions; this makes that policy for any role.
+
+use serde_json::{Value, json};
+
+use crate::config::EnvironmentConfig;
+use crate::validate::TEMP_TABLE_PREFIX;
+
+/// Where the policy applies. `*` where the operator did not say.
+#[derive(Debug, Clone)]
+pub struct Scope {
+    pub partition: String,
+    pub region: String,
+    pub account: String,
+}
+
+impl Scope {
+    fn dynamodb(&self, resource: &str) -> String {
+        format!(
+            "arn:{}:dynamodb:{}:{}:{resource}",
+            self.partition, self.region, self.account
+        )
+    }
+
+    fn lambda(&self, resource: &str) -> String {
+        format!(
+            "arn:{}:lambda:{}:{}:{resource}",
+            self.partition, self.region, self.account
+        )
+    }
+}
+
+/// What the policy is for.
+#[derive(Debug, Clone, Default)]
+pub struct Request {
+    /// Physical table names to restore (and sync into).
+    pub tables: Vec<String>,
+    /// The shared journal's control table, when one is used.
+    pub journal_table: Option<String>,
+    /// An environment whose recovery mode the role runs.
+    pub recovery_mode: Option<(String, EnvironmentConfig)>,
+}
+
+fn statement(sid: &str, actions: &[&str], resources: Vec<String>) -> Value {
+    json!({ "Sid": sid, "Effect": "Allow", "Action": actions, "Resource": resources })
+}
+
+/// Statement ids may hold only letters and digits.
+fn sid(prefix: &str, name: &str) -> String {
+    let clean: String = name.chars().filter(char::is_ascii_alphanumeric).collect();
+    format!("{prefix}{clean}")
+}
+
+/// The policy document.
+pub fn policy(scope: &Scope, req: &Request) -> Value {
+    let mut statements = Vec::new();
+    for table in &req.tables {
+        let live = scope.dynamodb(&format!("table/{table}"));
+        let temp = scope.dynamodb(&format!("table/{TEMP_TABLE_PREFIX}{table}-*"));
+        statements.push(statement(
+            &sid("LiveTable", table),
+            &[
+                // Preflight, forensic backup, the restore's source, and the hard reset or diff.
+                "dynamodb:DescribeTable",
+                "dynamodb:DescribeContinuousBackups",
+                "dynamodb:CreateBackup",
+                "dynamodb:RestoreTableToPointInTime",
+                "dynamodb:Scan",
+                "dynamodb:BatchWriteItem",
+                "dynamodb:BatchGetItem",
+            ],
+            vec![live.clone()],
+        ));
+        statements.push(statement(
+            &sid("Backups", table),
+            &["dynamodb:DescribeBackup", "dynamodb:RestoreTableFromBackup"],
+            vec![format!("{live}/backup/*")],
+        ));
+        // A restore writes into its target table with these.
+        statements.push(statement(
+            &sid("TemporaryTables", table),
+            &[
+                "dynamodb:DescribeTable",
+                "dynamodb:Scan",
+                "dynamodb:Query",
+                "dynamodb:GetItem",
+                "dynamodb:BatchGetItem",
+                "dynamodb:PutItem",
+                "dynamodb:UpdateItem",
+                "dynamodb:DeleteItem",
+                "dynamodb:BatchWriteItem",
+                "dynamodb:TagResource",
+                "dynamodb:ListTagsOfResource",
+            ],
+            vec![temp.clone()],
+        ));
+        // Only tables the tool tagged as this table's temporary copies.
+        let mut delete = statement(
+            &sid("DeleteTemporaryTables", table),
+            &["dynamodb:DeleteTable"],
+            vec![temp],
+        );
+        delete["Condition"] = json!({
+            "StringEquals": { format!("aws:ResourceTag/{}", crate::restore::SOURCE_TAG): table }
+        });
+        statements.push(delete);
+    }
+    if !req.tables.is_empty() {
+        // ListBackups has no resource-level permissions.
+        statements.push(statement(
+            "ListBackups",
+            &["dynamodb:ListBackups"],
+            vec!["*".into()],
+        ));
+    }
+    if let Some(journal) = &req.journal_table {
+        statements.push(statement(
+            "Journal",
+            &[
+                "dynamodb:DescribeTable",
+                "dynamodb:GetItem",
+                "dynamodb:PutItem",
+                "dynamodb:DeleteItem",
+                "dynamodb:Scan",
+            ],
+            vec![scope.dynamodb(&format!("table/{journal}"))],
+        ));
+    }
+    if let Some((name, env)) = &req.recovery_mode {
+        let functions = scope.lambda(&format!("function:{}*", env.function_prefix));
+        // Listing has no resource-level permissions; the tool filters by prefix itself.
+        statements.push(statement(
+            &sid("ListLambda", name),
+            &["lambda:ListFunctions", "lambda:ListEventSourceMappings"],
+            vec!["*".into()],
+        ));
+        statements.push(statement(
+            &sid("FunctionConcurrency", name),
+            &[
+                "lambda:GetFunctionConcurrency",
+                "lambda:PutFunctionConcurrency",
+                "lambda:DeleteFunctionConcurrency",
+                "lambda:ListTags",
+            ],
+            vec![functions.clone()],
+        ));
+        let mut mappings = statement(
+            &sid("EventSourceMappings", name),
+            &[
+                "lambda:GetEventSourceMapping",
+                "lambda:UpdateEventSourceMapping",
+            ],
+            vec![scope.lambda("event-source-mapping:*")],
+        );
+        mappings["Condition"] = json!({ "ArnLike": { "lambda:FunctionArn": functions } });
+        statements.push(mappings);
+    }
+    json!({ "Version": "2012-10-17", "Statement": statements })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::BTreeSet;
+
+    fn scope() -> Scope {
+        Scope {
+            partition: "aws".into(),
+            region: "us-east-1".into(),
+            account: "123456789012".into(),
+        }
+    }
+
+    fn env() -> EnvironmentConfig {
+        EnvironmentConfig {
+            function_prefix: "Prod-".into(),
+            tags: Default::default(),
+            exclude: vec!["*DisasterRecovery*".into()],
+            disable_event_source_mappings: true,
+        }
+    }
+
+    /// Every (action, resource) pair the policy grants.
+    fn grants(p: &Value) -> BTreeSet<(String, String)> {
+        let mut out = BTreeSet::new();
+        for s in p["Statement"].as_array().unwrap() {
+            assert_eq!(s["Effect"], "Allow");
+            for a in s["Action"].as_array().unwrap() {
+                for r in s["Resource"].as_array().unwrap() {
+                    out.insert((a.as_str().unwrap().into(), r.as_str().unwrap().into()));
+                }
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn a_table_policy_parses_and_grants_only_that_tables_resources() {
+        let req = Request {
+            tables: vec!["Orders".into()],
+            journal_table: Some("dynamo-dr-journal".into()),
+            recovery_mode: None,
+        };
+        let text = serde_json::to_string_pretty(&policy(&scope(), &req)).unwrap();
+        let p: Value = serde_json::from_str(&text).unwrap();
+        let arn = "arn:aws:dynamodb:us-east-1:123456789012:table/";
+        for (action, resource) in grants(&p) {
+            assert!(action.starts_with("dynamodb:"), "{action}");
+            let allowed = resource == format!("{arn}Orders")
+                || resource == format!("{arn}Orders/backup/*")
+                || resource == format!("{arn}DR-TEMP-Orders-*")
+                || resource == format!("{arn}dynamo-dr-journal")
+                || (resource == "*" && action == "dynamodb:ListBackups");
+            assert!(allowed, "{action} on {resource}");
+            assert!(!action.contains('*'), "no wildcard actions: {action}");
+        }
+        let deletes: Vec<_> = grants(&p)
+            .into_iter()
+            .filter(|(a, _)| a == "dynamodb:DeleteTable")
+            .collect();
+        assert_eq!(
+            deletes,
+            [(
+                "dynamodb:DeleteTable".into(),
+                format!("{arn}DR-TEMP-Orders-*")
+            )]
+        );
+        let delete = p["Statement"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["Action"][0] == "dynamodb:DeleteTable")
+            .unwrap();
+        assert_eq!(
+            delete["Condition"]["StringEquals"]["aws:ResourceTag/dynamo-dr:source-table"],
+            "Orders"
+        );
+        // The live table is never deleted, nor are items deleted one by one there.
+        assert!(!grants(&p).contains(&("dynamodb:DeleteItem".into(), format!("{arn}Orders"))));
+    }
+
+    #[test]
+    fn a_recovery_mode_policy_touches_only_the_environments_functions() {
+        let req = Request {
+            recovery_mode: Some(("Prod".into(), env())),
+            ..Request::default()
+        };
+        let p = policy(&scope(), &req);
+        for (action, resource) in grants(&p) {
+            assert!(action.starts_with("lambda:"), "{action}");
+            match action.as_str() {
+                "lambda:ListFunctions" | "lambda:ListEventSourceMappings" => {
+                    assert_eq!(resource, "*")
+                }
+                "lambda:GetEventSourceMapping" | "lambda:UpdateEventSourceMapping" => assert_eq!(
+                    resource,
+                    "arn:aws:lambda:us-east-1:123456789012:event-source-mapping:*"
+                ),
+                _ => assert_eq!(
+                    resource,
+                    "arn:aws:lambda:us-east-1:123456789012:function:Prod-*"
+                ),
+            }
+        }
+        let mappings = &p["Statement"][2];
+        assert_eq!(
+            mappings["Condition"]["ArnLike"]["lambda:FunctionArn"],
+            "arn:aws:lambda:us-east-1:123456789012:function:Prod-*"
+        );
+    }
+}
