@@ -111,6 +111,15 @@ pub enum Command {
     /// Pause an environment's Lambda functions before a recovery, and put them back after.
     #[command(subcommand)]
     RecoveryMode(RecoveryModeCommand),
+    /// Preflight: can each table of an environment be recovered now? Read-only; exit 1 if not.
+    Check {
+        /// The environment: its configured tables, and those tied to none.
+        #[arg(long, value_name = "ENV")]
+        environment: String,
+        /// Also check that this time is inside every table's restorable window.
+        #[arg(long, value_name = "TIME")]
+        pitr_time: Option<String>,
+    },
     /// Print the least-privilege IAM policy for restoring tables and/or running recovery mode.
     IamPolicy(IamPolicyArgs),
     /// Print a shell completion script, e.g. `dynamo-dr completions bash > /etc/bash_completion.d/dynamo-dr`.
@@ -336,7 +345,8 @@ pub fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e}");
-            if format == Format::Json {
+            // check has printed its report, which says what failed.
+            if format == Format::Json && !matches!(e, Error::ChecksFailed { .. }) {
                 println!("{}", output::error_json(&e));
             }
             ExitCode::from(e.exit_status() as u8)
@@ -423,6 +433,10 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Journal(JournalCommand::Init) => commands::journal_init(&ctx).await,
         Command::RecoveryMode(cmd) => commands::recovery_mode(&ctx, cmd).await,
         Command::IamPolicy(args) => commands::iam_policy(&ctx, args),
+        Command::Check {
+            environment,
+            pitr_time,
+        } => commands::check(&ctx, &environment, pitr_time.as_deref()).await,
         Command::Completions { shell } => {
             use clap::CommandFactory;
             clap_complete::generate(

@@ -114,6 +114,12 @@ pub enum Error {
 
     #[error("interrupted by the operator")]
     Interrupted,
+
+    /// `check` found conditions a recovery needs that do not hold; the checklist says which.
+    #[error(
+        "{failed} preflight check(s) failed; fix them (see the checklist above) and run check again"
+    )]
+    ChecksFailed { failed: usize },
 }
 
 impl Error {

@@ -4,6 +4,7 @@
 mod support;
 
 mod batch_retry;
+mod check;
 mod faults;
 mod fidelity;
 mod iam_policy;

@@ -1,0 +1,265 @@
+//! The seed runbook's pre-execution checklist as a command: for every configured table of an
+//! environment, whether a recovery could start now, read-only.
+
+use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::types::PointInTimeRecoveryStatus;
+use jiff::Timestamp;
+use serde::Serialize;
+
+use crate::aws;
+use crate::config::Config;
+use crate::error::Result;
+use crate::journal::Journal;
+use crate::table;
+
+/// One line of the checklist.
+#[derive(Debug, Clone, Serialize)]
+pub struct Item {
+    pub check: &'static str,
+    /// `ok`, `fail`, or `info` (shown, never failing).
+    pub result: &'static str,
+    pub detail: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TableReport {
+    pub logical: String,
+    pub table: String,
+    pub items: Vec<Item>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Report {
+    pub environment: String,
+    pub recovery_mode: Item,
+    pub tables: Vec<TableReport>,
+}
+
+impl Report {
+    pub fn failures(&self) -> usize {
+        self.tables
+            .iter()
+            .flat_map(|t| &t.items)
+            .filter(|i| i.result == "fail")
+            .count()
+    }
+}
+
+fn ok(check: &'static str, detail: impl Into<String>) -> Item {
+    Item {
+        check,
+        result: "ok",
+        detail: detail.into(),
+    }
+}
+
+fn fail(check: &'static str, detail: impl Into<String>) -> Item {
+    Item {
+        check,
+        result: "fail",
+        detail: detail.into(),
+    }
+}
+
+fn info(check: &'static str, detail: impl Into<String>) -> Item {
+    Item {
+        check,
+        result: "info",
+        detail: detail.into(),
+    }
+}
+
+/// Checks every configured table of `environment` (and those tied to none), optionally against a
+/// PITR time the operator means to use.
+pub async fn run(
+    client: &Client,
+    journal: &dyn Journal,
+    config: &Config,
+    environment: &str,
+    pitr_time: Option<Timestamp>,
+) -> Result<Report> {
+    config.environment(environment)?;
+    let on = journal
+        .load_recovery_mode(environment)
+        .await?
+        .is_some_and(|r| r.is_on());
+    let recovery_mode = if on {
+        ok("recovery mode", format!("on for {environment}"))
+    } else {
+        info(
+            "recovery mode",
+            format!(
+                "off for {environment}: start it with `dynamo-dr recovery-mode start --environment {environment}` before restoring its tables"
+            ),
+        )
+    };
+    let mut tables = Vec::new();
+    for (logical, t) in &config.tables {
+        if t.environment.as_deref().is_some_and(|e| e != environment) {
+            continue;
+        }
+        let mut items = Vec::new();
+        if let Some(reason) = &t.excluded {
+            items.push(fail(
+                "excluded",
+                format!("excluded from disaster recovery: {reason}"),
+            ));
+        }
+        check_table(client, journal, &t.name, pitr_time, &mut items).await?;
+        tables.push(TableReport {
+            logical: logical.clone(),
+            table: t.name.clone(),
+            items,
+        });
+    }
+    Ok(Report {
+        environment: environment.to_string(),
+        recovery_mode,
+        tables,
+    })
+}
+
+async fn check_table(
+    client: &Client,
+    journal: &dyn Journal,
+    name: &str,
+    pitr_time: Option<Timestamp>,
+    items: &mut Vec<Item>,
+) -> Result<()> {
+    let described = client.describe_table().table_name(name).send().await;
+    let t = match described {
+        Ok(out) => match out.table {
+            Some(t) => t,
+            None => {
+                items.push(fail("exists", "DescribeTable returned no table"));
+                return Ok(());
+            }
+        },
+        Err(e) if aws::error_code(&e) == Some("ResourceNotFoundException") => {
+            items.push(fail(
+                "exists",
+                "no such table in this account and region; fix the config's name or --region",
+            ));
+            return Ok(());
+        }
+        Err(e) => return Err(aws::aws_error("DescribeTable", name, &e)),
+    };
+    let info_t = table::TableInfo::from_description(&t)?;
+    items.push(ok("exists", info_t.arn.clone()));
+    items.push(if info_t.is_active() {
+        ok("status", "ACTIVE")
+    } else {
+        fail("status", format!("{}, not ACTIVE", info_t.status))
+    });
+    let pitr = client
+        .describe_continuous_backups()
+        .table_name(name)
+        .send()
+        .await
+        .map_err(|e| aws::aws_error("DescribeContinuousBackups", name, &e))?;
+    let p = pitr
+        .continuous_backups_description()
+        .and_then(|d| d.point_in_time_recovery_description());
+    let enabled = p
+        .and_then(|p| p.point_in_time_recovery_status())
+        .is_some_and(|s| *s == PointInTimeRecoveryStatus::Enabled);
+    let to_time =
+        |t: &aws_smithy_types::DateTime| Timestamp::new(t.secs(), t.subsec_nanos() as i32).ok();
+    let window = p
+        .and_then(|p| p.earliest_restorable_date_time().and_then(to_time))
+        .zip(p.and_then(|p| p.latest_restorable_date_time().and_then(to_time)));
+    match (enabled, window) {
+        (true, Some((earliest, latest))) => {
+            let period = p
+                .and_then(|p| p.recovery_period_in_days())
+                .map(|d| format!(", recovery period {d} days"))
+                .unwrap_or_default();
+            items.push(ok(
+                "PITR",
+                format!("enabled{period}; restorable now {earliest} to {latest}"),
+            ));
+            if let Some(at) = pitr_time {
+                items.push(if at >= earliest && at <= latest {
+                    ok("PITR time", format!("{at} is inside the window"))
+                } else {
+                    fail(
+                        "PITR time",
+                        format!("{at} is outside the window {earliest} to {latest}"),
+                    )
+                });
+            }
+        }
+        _ => items.push(fail(
+            "PITR",
+            "point-in-time recovery is not enabled: only restores from backups are possible; \
+             enable it now to protect the table from here on",
+        )),
+    }
+    items.push(info(
+        "deletion protection",
+        if t.deletion_protection_enabled().unwrap_or(false) {
+            "on"
+        } else {
+            "off"
+        },
+    ));
+    items.push(info(
+        "encryption",
+        info_t
+            .kms_key_arn
+            .clone()
+            .map(|k| format!("customer managed KMS key {k}"))
+            .unwrap_or_else(|| "AWS owned or AWS managed key".into()),
+    ));
+    items.push(info(
+        "size",
+        format!(
+            "~{} items, ~{} bytes (DescribeTable, up to 6 h stale)",
+            info_t.approx_items.unwrap_or_default(),
+            info_t.approx_bytes.unwrap_or_default()
+        ),
+    ));
+    let lease = journal.read_lease(name).await?;
+    items.push(match lease {
+        Some((l, _)) if l.expires_at > Timestamp::now() => fail(
+            "running restore",
+            format!(
+                "execution {} holds the table (by {}@{}, until {}); see `dynamo-dr status {}`",
+                l.execution_id, l.holder.user, l.holder.host, l.expires_at, l.execution_id
+            ),
+        ),
+        _ => ok("running restore", "none"),
+    });
+    Ok(())
+}
+
+/// The checklist as text.
+pub fn text(r: &Report) -> String {
+    let mark = |i: &Item| match i.result {
+        "ok" => "ok  ",
+        "fail" => "FAIL",
+        _ => "    ",
+    };
+    let mut out = format!(
+        "Preflight for environment {}\n  [{}] {}: {}\n",
+        r.environment,
+        mark(&r.recovery_mode),
+        r.recovery_mode.check,
+        r.recovery_mode.detail
+    );
+    for t in &r.tables {
+        out.push_str(&format!("\n{} ({})\n", t.logical, t.table));
+        for i in &t.items {
+            out.push_str(&format!("  [{}] {}: {}\n", mark(i), i.check, i.detail));
+        }
+    }
+    let failures = r.failures();
+    out.push_str(&if failures == 0 {
+        "\nAll checks passed.\n".to_string()
+    } else {
+        format!("\n{failures} check(s) failed.\n")
+    });
+    out
+}
