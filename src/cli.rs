@@ -258,6 +258,10 @@ pub struct RestoreArgs {
     /// Keep the temporary table after a successful recovery.
     #[arg(long)]
     pub keep_restored_table: bool,
+    /// Show the plan, the names it would create and delete, the backup, and the units, cost and
+    /// time to expect under each strategy; change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
     /// How long to wait for the restore to finish, in minutes.
     #[arg(long, value_name = "MINUTES", default_value_t = 24 * 60, value_parser = clap::value_parser!(u64).range(1..=7 * 24 * 60))]
     pub restore_timeout: u64,

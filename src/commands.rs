@@ -380,7 +380,9 @@ pub async fn restore(ctx: &Ctx, args: RestoreArgs) -> Result<()> {
         }
     };
     let names = validate::names(&table.physical, &incident)?;
-    require_terminal_or_yes(args.run.yes)?;
+    if !args.dry_run {
+        require_terminal_or_yes(args.run.yes)?;
+    }
     let sensitive = table.options.sensitive.unwrap_or(false);
     ctx.require_key(sensitive, &table.physical)?;
     let request = RestoreRequest {
@@ -395,7 +397,45 @@ pub async fn restore(ctx: &Ctx, args: RestoreArgs) -> Result<()> {
         backup_deadline: Duration::from_secs(4 * 3600),
         restore_deadline: Duration::from_secs(args.restore_timeout * 60),
     };
+    if args.dry_run {
+        return dry_run(ctx, request, args.run.flags()).await;
+    }
     run_restore(ctx, request, args.run.flags()).await
+}
+
+/// The plan and its estimate, from read-only calls; nothing is created, taken or journaled.
+async fn dry_run(ctx: &Ctx, request: RestoreRequest, flags: Flags) -> Result<()> {
+    let (client, journal) = ctx.open().await?;
+    let guard = recovery_mode_guard(ctx, journal.as_ref(), &request.table, flags).await;
+    let existing = journal.load(&request.names.execution_id).await?;
+    let (read, write) = (request.sync.read_rate.cap(), request.sync.write_rate.cap());
+    let plan = restore::preflight(&client, request, existing.is_some()).await?;
+    let estimate = crate::estimate::estimate(
+        plan.dest.approx_items.unwrap_or_default().max(0) as u64,
+        plan.dest.approx_bytes.unwrap_or_default().max(0) as u64,
+    );
+    let mut out = plan_summary(&plan);
+    out.push_str(&format!(
+        "  strategy:           {} (--strategy diff writes only what differs)\n",
+        flags.strategy.as_str()
+    ));
+    if let Some(e) = &existing {
+        out.push_str(&format!(
+            "  would RESUME execution {} at phase {}\n",
+            e.id,
+            e.phase.as_str()
+        ));
+    }
+    match guard {
+        Ok(Some(note)) => out.push_str(&format!("  WARNING: {note}\n")),
+        Ok(None) => {}
+        Err(e) => out.push_str(&format!("  WOULD BE REFUSED: {e}\n")),
+    }
+    out.push('\n');
+    out.push_str(&crate::estimate::text(&estimate, read, write));
+    out.push_str("\nDry run: nothing was changed.\n");
+    print!("{out}");
+    Ok(())
 }
 
 async fn run_restore(ctx: &Ctx, request: RestoreRequest, flags: Flags) -> Result<()> {

@@ -10,6 +10,7 @@ pub mod commands;
 pub mod config;
 pub mod digest;
 pub mod error;
+pub mod estimate;
 pub mod execution;
 pub mod iam;
 pub mod input;

@@ -1,11 +1,11 @@
-//! `check`: the pre-execution checklist, flagging each condition that stops a recovery.
+//! The runbook's preflight: `check`'s checklist, and `restore --dry-run`'s plan and estimate.
 
 use std::sync::Arc;
 
 use dynamo_dr::journal::local::LocalJournal;
 use dynamo_dr_testkit::*;
 
-use crate::support::{dr_env, write_file};
+use crate::support::{dr_env, inventory, record, write_file};
 
 fn failed(report: &serde_json::Value, logical: &str) -> Vec<String> {
     report["report"]["tables"]
@@ -137,5 +137,57 @@ environment = "Staging"
         clean.stdout.contains("All checks passed."),
         "{}",
         clean.stdout
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn restore_dry_run_shows_the_plan_and_its_cost_and_changes_nothing() {
+    let moto = Emulator::start(Kind::Moto).await;
+    let client = moto.client();
+    let spec = TableSpec::seed_like("Dry-Orders");
+    create_table(&client, &spec).await;
+    enable_pitr(&client, &spec.name).await;
+    put_all(&client, &spec.name, (0..300).map(|i| mixed_item(&spec, i))).await;
+    let before = inventory(&client).await;
+    let run = dr_env(
+        &moto,
+        &[],
+        &[
+            "--max-write-rate",
+            "500",
+            "restore",
+            "--table",
+            &spec.name,
+            "--incident-id",
+            "dry",
+            "--pitr-time",
+            "latest",
+            "--confirm",
+            &spec.name,
+            "--dry-run",
+        ],
+        None,
+    );
+    run.assert_code(0);
+    for expected in [
+        "forensic backup DR-FORENSIC-Dry-Orders-dry",
+        "temporary table DR-TEMP-Dry-Orders-dry",
+        "hard-reset",
+        "diff, all changed",
+        "read units",
+        "write units",
+        "time at the caps",
+        "Dry run: nothing was changed.",
+    ] {
+        assert!(
+            run.stdout.contains(expected),
+            "{expected:?} in {}",
+            run.stdout
+        );
+    }
+    assert_eq!(inventory(&client).await, before);
+    assert!(
+        record(&moto, "dry.Dry-Orders").is_none(),
+        "nothing journaled"
     );
 }
