@@ -543,12 +543,7 @@ impl Ctx {
                 .await;
             let last_cause = match sent {
                 Ok(out) => {
-                    let reported = out.consumed_capacity();
-                    let consumed: Option<f64> = if reported.is_empty() {
-                        None
-                    } else {
-                        reported.iter().map(|c| c.capacity_units).sum()
-                    };
+                    let consumed = consumed_units(out.consumed_capacity());
                     self.units.add_write(consumed);
                     let left = out
                         .unprocessed_items
@@ -601,6 +596,16 @@ impl Ctx {
 /// delete one unit (the deleted item's size is unknown until it is gone).
 fn write_cost(r: &WriteRequest) -> f64 {
     r.put_request().map_or(1.0, |p| rate::write_units(p.item()))
+}
+
+/// The units a batch call consumed, `None` when DynamoDB (or an emulator) did not say.
+pub(crate) fn consumed_units(
+    reported: &[aws_sdk_dynamodb::types::ConsumedCapacity],
+) -> Option<f64> {
+    if reported.is_empty() {
+        return None;
+    }
+    reported.iter().map(|c| c.capacity_units).sum()
 }
 
 /// Pays for a page read: its items, or the units DynamoDB reported (else estimated from the

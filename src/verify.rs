@@ -16,7 +16,7 @@ use crate::error::{Error, Result};
 use crate::journal::key_to_json;
 use crate::progress::Progress;
 use crate::rate::Limiter;
-use crate::sync::{charge_read, retrying};
+use crate::sync::{charge_read, consumed_units, retrying};
 use crate::table::{KeySchema, TableInfo};
 
 /// Scans `table` in `segments` parallel segments (strongly consistent), folding every page into
@@ -269,12 +269,7 @@ pub async fn batch_get(
                     .send()
             })
             .await?;
-            let reported = out.consumed_capacity();
-            let consumed: Option<f64> = if reported.is_empty() {
-                None
-            } else {
-                reported.iter().map(|c| c.capacity_units).sum()
-            };
+            let consumed = consumed_units(out.consumed_capacity());
             if let Some(u) = units {
                 u.add_read(consumed);
             }
