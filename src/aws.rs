@@ -156,3 +156,27 @@ where
         message: describe(err),
     }
 }
+
+/// The AWS principal these credentials act as, for the audit trail. Never fatal: a run must not
+/// stop because STS is unreachable, so a failure comes back as its description.
+pub async fn caller_identity(
+    opts: &AwsOptions,
+) -> std::result::Result<crate::journal::AwsIdentity, String> {
+    let opts = AwsOptions {
+        attempt_timeout: Some(Duration::from_secs(10)),
+        max_attempts: Some(3),
+        ..opts.clone()
+    };
+    let client = aws_sdk_sts::Client::new(&load_config(&opts).await);
+    let call = client.get_caller_identity().send();
+    let out = match tokio::time::timeout(Duration::from_secs(45), call).await {
+        Ok(Ok(out)) => out,
+        Ok(Err(e)) => return Err(format!("STS GetCallerIdentity failed: {}", describe(&e))),
+        Err(_) => return Err("STS GetCallerIdentity did not answer within 45 s".into()),
+    };
+    Ok(crate::journal::AwsIdentity {
+        arn: out.arn().unwrap_or_default().to_string(),
+        account: out.account().unwrap_or_default().to_string(),
+        user_id: out.user_id().unwrap_or_default().to_string(),
+    })
+}

@@ -120,6 +120,15 @@ pub enum Command {
         #[arg(long, value_name = "TIME")]
         pitr_time: Option<String>,
     },
+    /// Write the incident report (Markdown and JSON) of one execution, or of every execution of
+    /// an incident: inputs, operators, phase timings, counts, backup, verification, recovery mode.
+    Report {
+        /// An execution id (inc-1.MyTable) or an incident id (inc-1).
+        id: String,
+        /// Where to write the two files.
+        #[arg(long, value_name = "DIR", default_value = ".")]
+        report_dir: PathBuf,
+    },
     /// Print the least-privilege IAM policy for restoring tables and/or running recovery mode.
     IamPolicy(IamPolicyArgs),
     /// Print a shell completion script, e.g. `dynamo-dr completions bash > /etc/bash_completion.d/dynamo-dr`.
@@ -187,6 +196,9 @@ pub enum JournalCommand {
 pub struct ResumeArgs {
     /// Execution id, e.g. inc-1.MyTable
     pub id: String,
+    /// Where a restore's incident report (Markdown and JSON) is written at the end.
+    #[arg(long, value_name = "DIR", default_value = ".")]
+    pub report_dir: PathBuf,
     /// Do not ask; required when there is no terminal to ask on.
     #[arg(long, short = 'y')]
     pub yes: bool,
@@ -231,9 +243,11 @@ pub struct RecoveryModeArgs {
 #[derive(Debug, Args)]
 #[command(group = clap::ArgGroup::new("source").args(["pitr_time", "backup_arn", "input"]).required(true))]
 pub struct RestoreArgs {
-    /// Table to recover: its physical name, or a logical name from the config.
-    #[arg(long, value_name = "TABLE")]
-    pub table: String,
+    /// Table to recover: its physical name, or a logical name from the config. Repeat to restore
+    /// several tables to one instant (one --confirm each; every table is validated before any is
+    /// touched, then all run concurrently).
+    #[arg(long, value_name = "TABLE", required = true)]
+    pub table: Vec<String>,
     /// Incident id: letters, digits and hyphens; names the backup and temporary table.
     #[arg(long, value_name = "ID", required_unless_present = "input")]
     pub incident_id: Option<String>,
@@ -243,13 +257,13 @@ pub struct RestoreArgs {
     /// Restore from this DynamoDB backup instead of PITR.
     #[arg(long, value_name = "ARN")]
     pub backup_arn: Option<String>,
-    /// The physical table name again, typed out: the guard rail.
+    /// The physical table name again, typed out: the guard rail. One per --table.
     #[arg(
         long,
         value_name = "PHYSICAL_TABLE_NAME",
         required_unless_present = "input"
     )]
-    pub confirm: Option<String>,
+    pub confirm: Vec<String>,
     /// The seed's JSON payload, from a file or - for stdin.
     #[arg(long, value_name = "FILE|-", conflicts_with_all = ["incident_id", "confirm", "pitr_time", "backup_arn"])]
     pub input: Option<String>,
@@ -265,6 +279,9 @@ pub struct RestoreArgs {
     /// How long to wait for the restore to finish, in minutes.
     #[arg(long, value_name = "MINUTES", default_value_t = 24 * 60, value_parser = clap::value_parser!(u64).range(1..=7 * 24 * 60))]
     pub restore_timeout: u64,
+    /// Where the incident report (Markdown and JSON) is written at the end.
+    #[arg(long, value_name = "DIR", default_value = ".")]
+    pub report_dir: PathBuf,
 }
 
 #[derive(Debug, Args)]
@@ -349,8 +366,10 @@ pub fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e}");
-            // check has printed its report, which says what failed.
-            if format == Format::Json && !matches!(e, Error::ChecksFailed { .. }) {
+            // check and a multi-table restore have printed their reports, which say what failed.
+            if format == Format::Json
+                && !matches!(e, Error::ChecksFailed { .. } | Error::Tables { .. })
+            {
                 println!("{}", output::error_json(&e));
             }
             ExitCode::from(e.exit_status() as u8)
@@ -437,6 +456,7 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Journal(JournalCommand::Init) => commands::journal_init(&ctx).await,
         Command::RecoveryMode(cmd) => commands::recovery_mode(&ctx, cmd).await,
         Command::IamPolicy(args) => commands::iam_policy(&ctx, args),
+        Command::Report { id, report_dir } => commands::report(&ctx, &id, &report_dir).await,
         Command::Check {
             environment,
             pitr_time,

@@ -113,17 +113,20 @@ fn require_terminal_or_yes(yes: bool) -> Result<()> {
     Ok(())
 }
 
-/// Asks the operator to type the table name; anything else refuses.
-fn prompt(summary: &str, table: &str) -> Result<()> {
+/// Asks the operator to type the names (`noun`: "table name", "environment name"),
+/// space-separated; anything else refuses.
+fn prompt(summary: &str, noun: &str, tables: &[String]) -> Result<()> {
     eprintln!("{summary}");
-    eprint!("Type the table name ({table}) to proceed, anything else to stop: ");
+    let expected = tables.join(" ");
+    let plural = if tables.len() == 1 { "" } else { "s" };
+    eprint!("Type the {noun}{plural} ({expected}) to proceed, anything else to stop: ");
     let _ = std::io::stderr().flush();
     let mut answer = String::new();
     std::io::stdin()
         .lock()
         .read_line(&mut answer)
         .map_err(|e| Error::invalid("confirmation", format!("cannot read the answer: {e}")))?;
-    if answer.trim() != table {
+    if answer.split_whitespace().collect::<Vec<_>>() != tables {
         return Err(Error::invalid(
             "confirmation",
             "the typed name did not match; nothing was changed",
@@ -283,22 +286,36 @@ async fn recovery_mode_guard(
     ))
 }
 
-/// Takes the lease, writes the start (or resume) into the journal, and returns the recorder.
-async fn begin(
+/// How a journaled run starts: the journal, the record to resume (if any), the lease already
+/// taken, notes for the trail, the sealing key and the AWS principal.
+struct Start {
     journal: Arc<dyn Journal>,
     existing: Option<Execution>,
-    fresh: impl FnOnce() -> Execution,
-    break_lock: bool,
+    lease: (lease::LeaseGuard, Option<String>),
     notes: Vec<String>,
     key: Option<JournalKey>,
-) -> Result<Arc<Recorder>> {
+    identity: std::result::Result<journal::AwsIdentity, String>,
+}
+
+/// Writes the start (or resume) into the journal under the held lease, and returns the recorder.
+async fn begin(start: Start, fresh: impl FnOnce() -> Execution) -> Result<Arc<Recorder>> {
+    let Start {
+        journal,
+        existing,
+        lease: (guard, note),
+        notes,
+        key,
+        identity,
+    } = start;
     let mut exec = existing.unwrap_or_else(fresh);
-    let (guard, note) =
-        lease::acquire(journal.clone(), &exec.inputs.table, &exec.id, break_lock).await?;
     let me = journal::Operator::current();
+    let principal = match &identity {
+        Ok(id) => format!(" as {}", id.arn),
+        Err(_) => String::new(),
+    };
     if exec.events.len() > 1 || exec.status != Status::Running {
         exec.event(format!(
-            "resumed by {}@{} (pid {}) at phase {}",
+            "resumed by {}@{} (pid {}){principal} at phase {}",
             me.user,
             me.host,
             me.pid,
@@ -306,10 +323,16 @@ async fn begin(
         ));
     } else {
         exec.event(format!(
-            "started by {}@{} (pid {}): table {}, source {}, segments {}",
+            "started by {}@{} (pid {}){principal}: table {}, source {}, segments {}",
             me.user, me.host, me.pid, exec.inputs.table, exec.inputs.source, exec.inputs.segments
         ));
     }
+    exec.principals.push(journal::Principal {
+        at: jiff::Timestamp::now(),
+        operator: me,
+        aws: identity.as_ref().ok().cloned(),
+        aws_error: identity.err(),
+    });
     for n in note.into_iter().chain(notes) {
         exec.event(n);
     }
@@ -321,20 +344,16 @@ async fn begin(
     Ok(Arc::new(Recorder::new(journal, exec, Some(guard), key)))
 }
 
-/// Runs `work` as a journaled execution: lease, start record, Ctrl-C handling, outcome record.
+/// Runs `work` as a journaled execution: start record, Ctrl-C handling, outcome record.
 async fn journaled<T, Fut>(
-    journal: Arc<dyn Journal>,
-    existing: Option<Execution>,
+    start: Start,
     fresh: impl FnOnce() -> Execution,
-    break_lock: bool,
-    notes: Vec<String>,
-    key: Option<JournalKey>,
     work: impl FnOnce(Arc<Recorder>) -> Fut,
 ) -> Result<(T, Execution)>
 where
     Fut: std::future::Future<Output = Result<T>>,
 {
-    let rec = begin(journal, existing, fresh, break_lock, notes, key).await?;
+    let rec = begin(start, fresh).await?;
     let id = rec.snapshot().await.id;
     let result = interruptible(work(rec.clone())).await.map_err(|e| match e {
         Error::Interrupted => Error::PhaseFailed {
@@ -349,26 +368,50 @@ where
 }
 
 pub async fn restore(ctx: &Ctx, args: RestoreArgs) -> Result<()> {
-    let table = ctx.config.resolve("table", &args.table)?;
-    let (incident, time_text, backup, confirm) = match &args.input {
+    let requests = restore_requests(ctx, &args)?;
+    if args.dry_run {
+        for request in requests {
+            dry_run(ctx, request, args.run.flags()).await?;
+        }
+        return Ok(());
+    }
+    run_restores(ctx, requests, args.run.flags(), &args.report_dir).await
+}
+
+/// Every input check that needs no AWS call, for every table, before anything else.
+fn restore_requests(ctx: &Ctx, args: &RestoreArgs) -> Result<Vec<RestoreRequest>> {
+    let tables = args
+        .table
+        .iter()
+        .map(|t| ctx.config.resolve("table", t))
+        .collect::<Result<Vec<_>>>()?;
+    let (incident, time_text, backup, confirms) = match &args.input {
         Some(path) => {
+            if tables.len() != 1 {
+                return Err(Error::invalid(
+                    "--input",
+                    "the seed's payload confirms one table; restore several tables with --table A \
+                     --table B --pitr-time T --incident-id ID --confirm A --confirm B",
+                ));
+            }
             let seed = SeedInput::read(path)?;
             (
                 seed.incident_id,
                 Some(seed.pitr_backup_time),
                 None,
-                seed.table_name_recovery_confirmation,
+                vec![seed.table_name_recovery_confirmation],
             )
         }
         None => (
             args.incident_id.clone().unwrap_or_default(),
             args.pitr_time.clone(),
             args.backup_arn.clone(),
-            args.confirm.clone().unwrap_or_default(),
+            args.confirm.clone(),
         ),
     };
     let incident = validate::incident_id(&incident)?;
-    validate::confirmation(&confirm, &table.physical)?;
+    let physical: Vec<String> = tables.iter().map(|t| t.physical.clone()).collect();
+    validate::confirmations(&confirms, &physical)?;
     let source = match (time_text, backup) {
         (Some(t), None) => Source::Pitr(validate::pitr_time(&t, jiff::Timestamp::now())?),
         (None, Some(arn)) => Source::Backup(validate::backup_arn(&arn)?),
@@ -379,28 +422,53 @@ pub async fn restore(ctx: &Ctx, args: RestoreArgs) -> Result<()> {
             ));
         }
     };
-    let names = validate::names(&table.physical, &incident)?;
+    if tables.len() > 1 {
+        match &source {
+            Source::Backup(_) => {
+                return Err(Error::invalid(
+                    "--backup-arn",
+                    "a backup holds one table; restore several tables to one instant with \
+                     --pitr-time TIME, or each from its own backup in separate runs",
+                ));
+            }
+            Source::Pitr(validate::PitrTime::Latest) => {
+                return Err(Error::invalid(
+                    "--pitr-time",
+                    "`latest` is each table's own latest restorable time, so the tables would not \
+                     be restored to one instant; give one time, e.g. 2025-01-15T09:00:00Z (`dynamo-dr \
+                     check --environment ENV --pitr-time TIME` shows whether it is restorable)",
+                ));
+            }
+            Source::Pitr(_) => {}
+        }
+    }
+    let names = physical
+        .iter()
+        .map(|t| validate::names(t, &incident))
+        .collect::<Result<Vec<_>>>()?;
     if !args.dry_run {
         require_terminal_or_yes(args.run.yes)?;
     }
-    let sensitive = table.options.sensitive.unwrap_or(false);
-    ctx.require_key(sensitive, &table.physical)?;
-    let request = RestoreRequest {
-        sensitive,
-        forensic_backup: table.options.forensic_backup.unwrap_or(true),
-        table: table.physical.clone(),
-        incident,
-        source,
-        names,
-        keep_restored_table: args.keep_restored_table,
-        sync: sync_options(ctx, &table, &args.run),
-        backup_deadline: Duration::from_secs(4 * 3600),
-        restore_deadline: Duration::from_secs(args.restore_timeout * 60),
-    };
-    if args.dry_run {
-        return dry_run(ctx, request, args.run.flags()).await;
-    }
-    run_restore(ctx, request, args.run.flags()).await
+    tables
+        .into_iter()
+        .zip(names)
+        .map(|(table, names)| {
+            let sensitive = table.options.sensitive.unwrap_or(false);
+            ctx.require_key(sensitive, &table.physical)?;
+            Ok(RestoreRequest {
+                sensitive,
+                forensic_backup: table.options.forensic_backup.unwrap_or(true),
+                table: table.physical.clone(),
+                incident: incident.clone(),
+                source: source.clone(),
+                names,
+                keep_restored_table: args.keep_restored_table,
+                sync: sync_options(ctx, &table, &args.run),
+                backup_deadline: Duration::from_secs(4 * 3600),
+                restore_deadline: Duration::from_secs(args.restore_timeout * 60),
+            })
+        })
+        .collect()
 }
 
 /// The plan and its estimate, from read-only calls; nothing is created, taken or journaled.
@@ -438,13 +506,27 @@ async fn dry_run(ctx: &Ctx, request: RestoreRequest, flags: Flags) -> Result<()>
     Ok(())
 }
 
-async fn run_restore(ctx: &Ctx, request: RestoreRequest, flags: Flags) -> Result<()> {
-    let (client, journal) = ctx.open().await?;
-    let notes: Vec<String> = recovery_mode_guard(ctx, journal.as_ref(), &request.table, flags)
+/// A restore that passed every check and waits for the operator's go.
+struct Prepared {
+    plan: Plan,
+    inputs: Inputs,
+    existing: Option<Execution>,
+    notes: Vec<String>,
+}
+
+/// The checks that need AWS and the journal, all read-only: recovery mode, an earlier execution
+/// of the same id, the table, the source and the names.
+async fn prepare(
+    ctx: &Ctx,
+    client: &aws_sdk_dynamodb::Client,
+    journal: &dyn Journal,
+    request: RestoreRequest,
+    flags: Flags,
+) -> Result<Prepared> {
+    let notes: Vec<String> = recovery_mode_guard(ctx, journal, &request.table, flags)
         .await?
         .into_iter()
         .collect();
-    let id = request.names.execution_id.clone();
     let inputs = Inputs {
         table: request.table.clone(),
         incident_id: Some(request.incident.clone()),
@@ -456,8 +538,8 @@ async fn run_restore(ctx: &Ctx, request: RestoreRequest, flags: Flags) -> Result
         sensitive: request.sensitive,
         forensic_backup: request.forensic_backup,
     };
-    let existing = journal.load(&id).await?;
-    check_existing(&existing, Kind::Restore, &inputs, journal.as_ref())?;
+    let existing = journal.load(&request.names.execution_id).await?;
+    check_existing(&existing, Kind::Restore, &inputs, journal)?;
     // Checkpoints belong to the recorded segment count and choices.
     let request = match &existing {
         Some(e) => RestoreRequest {
@@ -470,33 +552,232 @@ async fn run_restore(ctx: &Ctx, request: RestoreRequest, flags: Flags) -> Result
         },
         None => request,
     };
-    let plan = restore::preflight(&client, request, existing.is_some()).await?;
-    let mut summary = plan_summary(&plan);
-    if let Some(e) = &existing {
-        summary.push_str(&format!(
-            "  RESUMING execution {} at phase {} (journal {})\n",
-            e.id,
-            e.phase.as_str(),
-            journal.describe()
-        ));
-    }
-    confirm(flags.yes, &summary, &plan.dest.name)?;
-    let fresh = || Execution::new(id.clone(), Kind::Restore, inputs, Phase::BackupAndRestore);
-    let (report, _) = journaled(
-        journal,
+    let plan = restore::preflight(client, request, existing.is_some()).await?;
+    Ok(Prepared {
+        plan,
+        inputs,
         existing,
-        fresh,
-        flags.break_lock,
         notes,
-        ctx.journal_key.clone(),
-        |rec| async move { restore::execute(&client, &plan, &rec).await },
-    )
-    .await?;
-    match ctx.format {
-        Format::Json => println!("{}", output::restore_json(&report)),
-        Format::Text => print!("{}", output::restore_text(&report)),
+    })
+}
+
+/// One restore, or several to one instant: every table is checked before any is touched, the
+/// operator confirms them together, every lease is taken before any record is written, and then
+/// they run concurrently, each its own resumable execution. One summary, one incident report.
+async fn run_restores(
+    ctx: &Ctx,
+    requests: Vec<RestoreRequest>,
+    flags: Flags,
+    report_dir: &std::path::Path,
+) -> Result<()> {
+    let (client, journal) = ctx.open().await?;
+    let incident = requests
+        .first()
+        .map(|r| r.incident.clone())
+        .unwrap_or_default();
+    let total = requests.len();
+    let checked = futures_util::future::join_all(requests.into_iter().map(|r| {
+        let (client, journal) = (&client, journal.as_ref());
+        async move {
+            let table = r.table.clone();
+            (table, prepare(ctx, client, journal, r, flags).await)
+        }
+    }))
+    .await;
+    let mut prepared = Vec::new();
+    let mut refused = Vec::new();
+    for (table, outcome) in checked {
+        match outcome {
+            Ok(p) => prepared.push(p),
+            Err(e) => refused.push((table, e)),
+        }
     }
-    Ok(())
+    if !refused.is_empty() {
+        return Err(refusal(refused, total));
+    }
+    let mut summary = String::new();
+    for p in &prepared {
+        summary.push_str(&plan_summary(&p.plan));
+        if let Some(e) = &p.existing {
+            summary.push_str(&format!(
+                "  RESUMING execution {} at phase {} (journal {})\n",
+                e.id,
+                e.phase.as_str(),
+                journal.describe()
+            ));
+        }
+    }
+    let tables: Vec<String> = prepared.iter().map(|p| p.plan.dest.name.clone()).collect();
+    confirm(flags.yes, &summary, &tables)?;
+    let mut leases = Vec::new();
+    for p in &prepared {
+        let id = &p.plan.request.names.execution_id;
+        match lease::acquire(journal.clone(), &p.plan.dest.name, id, flags.break_lock).await {
+            Ok(held) => leases.push(held),
+            Err(e) => {
+                for (guard, _) in leases {
+                    let _ = guard.release().await;
+                }
+                return Err(e);
+            }
+        }
+    }
+    let identity = aws::caller_identity(&ctx.aws).await;
+    if let Err(e) = &identity {
+        tracing::warn!("{e}; the journal records the local user only");
+    }
+    let runs = prepared.into_iter().zip(leases).map(|(p, lease)| {
+        let start = Start {
+            journal: journal.clone(),
+            existing: p.existing,
+            lease,
+            notes: p.notes,
+            key: ctx.journal_key.clone(),
+            identity: identity.clone(),
+        };
+        let client = &client;
+        async move {
+            let plan = p.plan;
+            let (id, table) = (
+                plan.request.names.execution_id.clone(),
+                plan.dest.name.clone(),
+            );
+            let fresh =
+                || Execution::new(id.clone(), Kind::Restore, p.inputs, Phase::BackupAndRestore);
+            let outcome = journaled(start, fresh, |rec| async move {
+                restore::execute(client, &plan, &rec).await
+            })
+            .await
+            .map(|(report, _)| report);
+            (id, table, outcome)
+        }
+    });
+    let results = futures_util::future::join_all(runs).await;
+    let report = write_report(ctx, journal.as_ref(), &incident, report_dir, identity).await;
+    print_restores(ctx.format, &results, &report);
+    let failed: Vec<(String, String, Error)> = results
+        .into_iter()
+        .filter_map(|(id, table, r)| r.err().map(|e| (id, table, e)))
+        .collect();
+    match (total, failed.len()) {
+        (_, 0) => Ok(()),
+        (1, _) => Err(failed
+            .into_iter()
+            .map(|(_, _, e)| e)
+            .next()
+            .unwrap_or(Error::Interrupted)),
+        (_, n) => Err(several_failed(failed, n, total)),
+    }
+}
+
+/// Why a multi-table restore did not start: each refused table and its reason.
+fn refusal(refused: Vec<(String, Error)>, total: usize) -> Error {
+    if total == 1 {
+        if let Some((_, e)) = refused.into_iter().next() {
+            return e;
+        }
+        return Error::Interrupted;
+    }
+    let all_input = refused
+        .iter()
+        .all(|(_, e)| e.exit_status() == crate::error::ExitStatus::Refused);
+    let lines: String = refused
+        .iter()
+        .map(|(t, e)| format!("\n  {t}: {e}"))
+        .collect();
+    let message = format!(
+        "{} of {total} tables cannot be restored, so none was touched:{lines}\nFix them and run the \
+         same command again",
+        refused.len()
+    );
+    if all_input {
+        Error::invalid("tables", message)
+    } else {
+        Error::Incomplete(message)
+    }
+}
+
+fn several_failed(failed: Vec<(String, String, Error)>, n: usize, total: usize) -> Error {
+    // A failure to resume outranks a verification difference: both need the operator.
+    let status = if failed
+        .iter()
+        .all(|(_, _, e)| e.exit_status() == crate::error::ExitStatus::Mismatch)
+    {
+        crate::error::ExitStatus::Mismatch
+    } else {
+        crate::error::ExitStatus::Failed
+    };
+    let lines: String = failed
+        .iter()
+        .map(|(id, t, e)| format!("\n  {t}: {e}\n    then: dynamo-dr resume {id}"))
+        .collect();
+    Error::Tables {
+        message: format!("{n} of {total} tables were not recovered:{lines}"),
+        status,
+    }
+}
+
+fn print_restores(
+    format: Format,
+    results: &[(String, String, Result<restore::RestoreReport>)],
+    report: &Result<crate::report::Written>,
+) {
+    if let Err(e) = report {
+        tracing::warn!(
+            "the incident report was not written: {e}; write it with `dynamo-dr report`"
+        );
+    }
+    let paths = report.as_ref().ok();
+    match format {
+        Format::Json => {
+            let mut tables: Vec<serde_json::Value> = results
+                .iter()
+                .map(|(id, table, r)| match r {
+                    Ok(r) => output::restore_json(r),
+                    Err(e) => serde_json::json!({
+                        "executionId": id,
+                        "table": table,
+                        "status": "failed",
+                        "error": output::error_json(e),
+                    }),
+                })
+                .collect();
+            let report = paths.map(crate::report::Written::json).unwrap_or_default();
+            if let [single] = tables.as_mut_slice() {
+                if results.iter().all(|(_, _, r)| r.is_ok()) {
+                    single["report"] = report;
+                    println!("{single}");
+                }
+                return;
+            }
+            println!(
+                "{}",
+                serde_json::json!({
+                    "status": if results.iter().all(|(_, _, r)| r.is_ok()) { "succeeded" } else { "failed" },
+                    "tables": tables,
+                    "report": report,
+                })
+            );
+        }
+        Format::Text => {
+            let mut out = String::new();
+            for (_, table, r) in results {
+                match r {
+                    Ok(r) => out.push_str(&output::restore_text(r)),
+                    Err(_) if results.len() == 1 => {}
+                    Err(e) => out.push_str(&format!("Recovery of {table} FAILED: {e}\n")),
+                }
+            }
+            if results.len() > 1 {
+                let ok = results.iter().filter(|(_, _, r)| r.is_ok()).count();
+                out.push_str(&format!("\n{ok} of {} tables recovered\n", results.len()));
+            }
+            if let Some(w) = paths {
+                out.push_str(&format!("incident report: {}\n", w.text()));
+            }
+            print!("{out}");
+        }
+    }
 }
 
 pub async fn sync(ctx: &Ctx, args: SyncArgs) -> Result<()> {
@@ -593,21 +874,22 @@ async fn run_sync(
             journal.describe()
         ));
     }
-    confirm(flags.yes, &summary, &dst.name)?;
+    confirm(flags.yes, &summary, std::slice::from_ref(&dst.name))?;
     let started = Instant::now();
-    let fresh = || Execution::new(id.clone(), Kind::Sync, inputs, Phase::Delete);
-    let ((), exec) = journaled(
+    let lease = lease::acquire(journal.clone(), &dst.name, &id, flags.break_lock).await?;
+    let start = Start {
         journal,
         existing,
-        fresh,
-        flags.break_lock,
+        lease,
         notes,
-        ctx.journal_key.clone(),
-        |rec| async move {
-            execution::sync_phases(&client, &src, &dst, &opts, &rec).await?;
-            rec.update(|e| e.enter(Phase::Done)).await
-        },
-    )
+        key: ctx.journal_key.clone(),
+        identity: aws::caller_identity(&ctx.aws).await,
+    };
+    let fresh = || Execution::new(id.clone(), Kind::Sync, inputs, Phase::Delete);
+    let ((), exec) = journaled(start, fresh, |rec| async move {
+        execution::sync_phases(&client, &src, &dst, &opts, &rec).await?;
+        rec.update(|e| e.enter(Phase::Done)).await
+    })
     .await?;
     match ctx.format {
         Format::Json => println!("{}", output::sync_json(&exec, started.elapsed())),
@@ -665,7 +947,7 @@ pub async fn resume(ctx: &Ctx, args: ResumeArgs) -> Result<()> {
                 backup_deadline: Duration::from_secs(4 * 3600),
                 restore_deadline: Duration::from_secs(24 * 3600),
             };
-            run_restore(ctx, request, flags).await
+            run_restores(ctx, vec![request], flags, &args.report_dir).await
         }
         Kind::Sync => {
             let opts = SyncOptions {
@@ -676,6 +958,39 @@ pub async fn resume(ctx: &Ctx, args: ResumeArgs) -> Result<()> {
             run_sync(ctx, exec.id.clone(), exec.inputs.clone(), opts, flags).await
         }
     }
+}
+
+/// Builds the report of `id` from the journal and writes it; `identity` is the caller's, if
+/// already known.
+async fn write_report(
+    ctx: &Ctx,
+    journal: &dyn Journal,
+    id: &str,
+    dir: &std::path::Path,
+    identity: std::result::Result<journal::AwsIdentity, String>,
+) -> Result<crate::report::Written> {
+    let by = journal::Principal {
+        at: jiff::Timestamp::now(),
+        operator: journal::Operator::current(),
+        aws: identity.as_ref().ok().cloned(),
+        aws_error: identity.err(),
+    };
+    let report = crate::report::build(journal, &ctx.config, id, by).await?;
+    crate::report::write(&report, dir)
+}
+
+/// `dynamo-dr report ID`: the incident report of an execution or a whole incident.
+pub async fn report(ctx: &Ctx, id: &str, dir: &std::path::Path) -> Result<()> {
+    let (_, journal) = ctx.open().await?;
+    // Fail on an unknown id before asking STS.
+    crate::report::executions(journal.as_ref(), id).await?;
+    let identity = aws::caller_identity(&ctx.aws).await;
+    let written = write_report(ctx, journal.as_ref(), id, dir, identity).await?;
+    match ctx.format {
+        Format::Json => println!("{}", written.json()),
+        Format::Text => println!("incident report: {}", written.text()),
+    }
+    Ok(())
 }
 
 pub async fn status(ctx: &Ctx, id: &str) -> Result<()> {
@@ -726,12 +1041,12 @@ pub async fn journal_init(ctx: &Ctx) -> Result<()> {
     Ok(())
 }
 
-fn confirm(yes: bool, summary: &str, table: &str) -> Result<()> {
+fn confirm(yes: bool, summary: &str, tables: &[String]) -> Result<()> {
     if yes {
         eprintln!("{summary}");
         Ok(())
     } else {
-        prompt(summary, table)
+        prompt(summary, "table name", tables)
     }
 }
 
@@ -783,7 +1098,8 @@ pub async fn recovery_mode(ctx: &Ctx, cmd: RecoveryModeCommand) -> Result<()> {
         let plan = run(true).await?;
         prompt(
             &output::actions_text(&format!("recovery-mode {kind} plan for {env_name}"), &plan),
-            env_name,
+            "environment name",
+            std::slice::from_ref(env_name),
         )?;
     }
     let actions = run(dry_run).await?;

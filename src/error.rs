@@ -27,6 +27,15 @@ pub enum Error {
         source: std::io::Error,
     },
 
+    #[error(
+        "could not write {path}: {source}; make the directory writable or choose another with --report-dir"
+    )]
+    Write {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+
     /// An AWS call failed for good (not retryable, or retries exhausted by the SDK).
     #[error("AWS {operation} on {resource} failed: {message}")]
     Aws {
@@ -112,6 +121,10 @@ pub enum Error {
     #[error("{0}")]
     Incomplete(String),
 
+    /// Some tables of a multi-table restore were not recovered; `status` is the worst outcome.
+    #[error("{message}")]
+    Tables { message: String, status: ExitStatus },
+
     #[error("interrupted by the operator")]
     Interrupted,
 
@@ -134,6 +147,7 @@ impl Error {
         match self {
             Error::Invalid { .. } => ExitStatus::Refused,
             Error::CountMismatch { .. } | Error::VerifyMismatch { .. } => ExitStatus::Mismatch,
+            Error::Tables { status, .. } => *status,
             // A refusal after changes were made is no longer "nothing changed".
             Error::PhaseFailed { source, .. } => match source.exit_status() {
                 ExitStatus::Refused => ExitStatus::Failed,

@@ -8,7 +8,9 @@ use jiff::Timestamp;
 
 use crate::error::{Error, Result};
 use crate::journal::seal::{self, JournalKey};
-use crate::journal::{Execution, Journal, Phase, SegmentCheckpoint, Status, Strategy, key_to_json};
+use crate::journal::{
+    Execution, Journal, Phase, SegmentCheckpoint, Status, Strategy, Verification, key_to_json,
+};
 use crate::lease::LeaseGuard;
 use crate::sync::{self, Checkpoint, Item, SyncOptions, Totals};
 use crate::table::TableInfo;
@@ -238,7 +240,7 @@ pub async fn sync_phases(
     let exec = rec.snapshot().await;
     if exec.phase == Phase::Check {
         rec.check_lease()?;
-        let (counts, result, what) = if exec.inputs.verify {
+        let (verification, result) = if exec.inputs.verify {
             let checked = verify::verify_tables(
                 client,
                 source,
@@ -266,7 +268,16 @@ pub async fn sync_phases(
                 ),
                 Err(e) => format!("verification failed: {e}"),
             };
-            (counts, checked.map(|_| ()), what)
+            let verification = Verification {
+                method: "content".into(),
+                passed: checked.is_ok(),
+                source_items: counts.map(|c| c.0),
+                dest_items: counts.map(|c| c.1),
+                fingerprint: checked.as_ref().ok().map(|(s, _)| s.hex()),
+                detail: what,
+                at: Timestamp::now(),
+            };
+            (verification, checked.map(|_| ()))
         } else {
             let checked = verify::check_counts(
                 client,
@@ -292,13 +303,24 @@ pub async fn sync_phases(
                 ),
                 None => "count check failed".into(),
             };
-            (counts, checked.map(|_| ()), what)
+            let verification = Verification {
+                method: "count".into(),
+                passed: checked.is_ok(),
+                source_items: counts.map(|c| c.0),
+                dest_items: counts.map(|c| c.1),
+                fingerprint: None,
+                detail: what,
+                at: Timestamp::now(),
+            };
+            (verification, checked.map(|_| ()))
         };
-        if let Some((s, d)) = counts {
+        // A check that could not finish (an AWS error) proves nothing either way: not recorded.
+        if verification.source_items.is_some() {
             rec.update(|e| {
-                e.source_count = Some(s);
-                e.dest_count = Some(d);
-                e.event(what);
+                e.source_count = verification.source_items;
+                e.dest_count = verification.dest_items;
+                e.event(verification.detail.clone());
+                e.verification = Some(verification);
             })
             .await?;
         }

@@ -20,6 +20,7 @@ pub mod output;
 pub mod progress;
 pub mod rate;
 pub mod recovery_mode;
+pub mod report;
 pub mod restore;
 pub mod sync;
 pub mod table;

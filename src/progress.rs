@@ -6,9 +6,16 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 const LOG_EVERY: Duration = Duration::from_secs(10);
+
+/// One display for every live counter: the tables of a multi-table restore each get a line
+/// instead of overwriting each other's.
+fn bars() -> &'static MultiProgress {
+    static BARS: std::sync::OnceLock<MultiProgress> = std::sync::OnceLock::new();
+    BARS.get_or_init(|| MultiProgress::with_draw_target(ProgressDrawTarget::stderr()))
+}
 
 /// A counter for one phase. Cheap to clone; every segment adds to the same one.
 #[derive(Clone)]
@@ -32,6 +39,7 @@ impl Drop for Inner {
         }
         if let Some(bar) = &self.bar {
             bar.finish_and_clear();
+            bars().remove(bar);
         }
     }
 }
@@ -52,7 +60,7 @@ impl Progress {
 
     fn new(phase: &str, template: &str) -> Progress {
         let bar = std::io::stderr().is_terminal().then(|| {
-            let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr());
+            let bar = bars().add(ProgressBar::no_length());
             if let Ok(style) = ProgressStyle::with_template(template) {
                 bar.set_style(style);
             }

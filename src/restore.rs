@@ -487,7 +487,7 @@ async fn forensic_backup(client: &Client, plan: &Plan, rec: &Arc<Recorder>) -> R
         }
     };
     tracing::info!(backup = %arn, "forensic backup");
-    let progress = Progress::waiting("forensic backup");
+    let progress = Progress::waiting(&format!("forensic backup of {}", plan.dest.name));
     let policy = PollPolicy::new(plan.request.backup_deadline);
     poll_until(
         &format!("backup {arn}"),
@@ -624,7 +624,7 @@ async fn restore_temp_table(
         client,
         temp,
         req.restore_deadline,
-        "restore to temporary table",
+        &format!("restore to {temp}"),
     )
     .await?;
     if !tag_values(client, &restored, EXECUTION_TAG)

@@ -288,7 +288,8 @@ async fn transfer(
         from.len() as u32
     };
     let starts = starts(segments, from)?;
-    let label = format!("{} phase", phase.as_str());
+    // Named by table: a multi-table restore runs several of these at once.
+    let label = format!("{} {}", phase.as_str(), dest.name);
     let ctx = Arc::new(Ctx {
         client: aws::data_plane(client),
         scan_table: scan.name.clone(),

@@ -162,6 +162,62 @@ pub fn confirmation(confirm: &str, table: &str) -> Result<()> {
     Ok(())
 }
 
+/// One typed confirmation per table, in any order: each table needs its own, and a
+/// confirmation that names none of them (a typo, a table left out of --table) is refused.
+pub fn confirmations(confirms: &[String], tables: &[String]) -> Result<()> {
+    if let ([confirm], [table]) = (confirms, tables) {
+        return confirmation(confirm, table);
+    }
+    let list = tables.join(", ");
+    for (i, table) in tables.iter().enumerate() {
+        if tables[..i].contains(table) {
+            return Err(Error::invalid(
+                "--table",
+                format!("{table} is given twice; name each table once"),
+            ));
+        }
+    }
+    for confirm in confirms {
+        if !tables.contains(confirm) {
+            let hint = tables
+                .iter()
+                .find(|t| t.eq_ignore_ascii_case(confirm))
+                .map(|t| {
+                    format!(
+                        " (it differs from {t} only in letter case; table names are case-sensitive)"
+                    )
+                })
+                .unwrap_or_default();
+            return Err(Error::invalid(
+                "confirmation",
+                format!(
+                    "--confirm {confirm:?} matches none of the tables being recovered ({list}){hint};                      pass one --confirm per table, each exactly as the DynamoDB console shows it"
+                ),
+            ));
+        }
+    }
+    for table in tables {
+        match confirms.iter().filter(|c| *c == table).count() {
+            1 => {}
+            0 => {
+                return Err(Error::invalid(
+                    "confirmation",
+                    format!(
+                        "{table} has no confirmation: every table needs its own; add --confirm {table}"
+                    ),
+                ));
+            }
+            _ => {
+                return Err(Error::invalid(
+                    "confirmation",
+                    format!("--confirm {table} is given twice; confirm each table once"),
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
 /// An on-demand (or AWS Backup, non-advanced) DynamoDB backup ARN.
 pub fn backup_arn(arn: &str) -> Result<String> {
     let parts: Vec<&str> = arn.splitn(6, ':').collect();
@@ -244,6 +300,28 @@ mod tests {
         assert!(confirmation("Table-A", "Table-A").is_ok());
         let e = confirmation("table-a", "Table-A").unwrap_err();
         assert!(e.to_string().contains("letter case"));
+    }
+
+    #[test]
+    fn every_table_needs_its_own_confirmation() {
+        let t = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let tables = t(&["A", "B", "C"]);
+        assert!(confirmations(&t(&["C", "A", "B"]), &tables).is_ok());
+        let missing = confirmations(&t(&["A", "B"]), &tables).unwrap_err();
+        assert!(
+            missing.to_string().contains("C has no confirmation"),
+            "{missing}"
+        );
+        let twice = confirmations(&t(&["A", "A", "B", "C"]), &tables).unwrap_err();
+        assert!(twice.to_string().contains("given twice"), "{twice}");
+        let typo = confirmations(&t(&["A", "b", "C"]), &tables).unwrap_err();
+        assert!(typo.to_string().contains("letter case"), "{typo}");
+        let stray = confirmations(&t(&["A", "B", "C", "D"]), &tables).unwrap_err();
+        assert!(stray.to_string().contains("matches none"), "{stray}");
+        let dup = confirmations(&t(&["A", "A"]), &t(&["A", "A"])).unwrap_err();
+        assert!(dup.to_string().contains("--table"), "{dup}");
+        assert!(confirmations(&t(&["A"]), &t(&["A"])).is_ok());
+        assert!(confirmations(&t(&[]), &t(&["A"])).is_err());
     }
 
     #[test]

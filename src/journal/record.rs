@@ -163,6 +163,50 @@ pub struct Resources {
     pub temp_table_fate: Option<String>,
 }
 
+/// The AWS principal a run acted as (STS GetCallerIdentity), for the audit trail.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AwsIdentity {
+    pub arn: String,
+    pub account: String,
+    pub user_id: String,
+}
+
+/// Who started or resumed a run: the local user and host, and the AWS principal, or why it could
+/// not be learnt.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Principal {
+    pub at: Timestamp,
+    pub operator: Operator,
+    pub aws: Option<AwsIdentity>,
+    pub aws_error: Option<String>,
+}
+
+/// When the run first entered a phase and when it left it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PhaseSpan {
+    pub phase: Phase,
+    pub started_at: Timestamp,
+    pub finished_at: Option<Timestamp>,
+}
+
+/// The check phase's outcome.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Verification {
+    /// `content` (every attribute of every item) or `count` (--no-verify).
+    pub method: String,
+    pub passed: bool,
+    pub source_items: Option<u64>,
+    pub dest_items: Option<u64>,
+    /// The order-independent fingerprint both tables share, when content was proven equal.
+    pub fingerprint: Option<String>,
+    pub detail: String,
+    pub at: Timestamp,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Event {
@@ -191,6 +235,13 @@ pub struct Execution {
     pub last_error: Option<String>,
     /// The audit trail: phase transitions, resumes, lease take-overs, errors.
     pub events: Vec<Event>,
+    /// Every start and resume, with its AWS principal.
+    #[serde(default)]
+    pub principals: Vec<Principal>,
+    #[serde(default)]
+    pub phases: Vec<PhaseSpan>,
+    #[serde(default)]
+    pub verification: Option<Verification>,
 }
 
 impl Execution {
@@ -213,8 +264,12 @@ impl Execution {
             dest_count: None,
             last_error: None,
             events: Vec::new(),
+            principals: Vec::new(),
+            phases: Vec::new(),
+            verification: None,
         };
         e.event(format!("execution created, phase {}", first.as_str()));
+        e.open_span(first, now);
         e
     }
 
@@ -231,6 +286,23 @@ impl Execution {
     pub fn enter(&mut self, phase: Phase) {
         self.phase = phase;
         self.event(format!("phase {}", phase.as_str()));
+        let now = self.updated_at;
+        self.open_span(phase, now);
+    }
+
+    /// Closes the open span of any earlier phase and opens `phase`'s, once: a resume re-entering
+    /// a phase keeps its first start.
+    fn open_span(&mut self, phase: Phase, now: Timestamp) {
+        for span in self.phases.iter_mut().filter(|s| s.phase < phase) {
+            span.finished_at.get_or_insert(now);
+        }
+        if !self.phases.iter().any(|s| s.phase == phase) {
+            self.phases.push(PhaseSpan {
+                phase,
+                started_at: now,
+                finished_at: (phase == Phase::Done).then_some(now),
+            });
+        }
     }
 
     pub fn progress_mut(&mut self, phase: Phase) -> Option<&mut PhaseProgress> {
@@ -367,23 +439,57 @@ mod tests {
     }
 
     #[test]
-    fn damaged_and_newer_records_are_refused() {
-        let e = Execution::new(
+    fn phase_spans_keep_the_first_start_and_close_on_the_next_phase() {
+        let mut e = Execution::new(
             "i.T".into(),
-            Kind::Sync,
-            Inputs {
-                table: "T".into(),
-                incident_id: None,
-                source: "table:S".into(),
-                segments: 1,
-                keep_restored_table: false,
-                verify: true,
-                strategy: Default::default(),
-                sensitive: false,
-                forensic_backup: true,
-            },
-            Phase::Delete,
+            Kind::Restore,
+            inputs(),
+            Phase::BackupAndRestore,
         );
+        e.enter(Phase::Delete);
+        let delete_started = e.phases[1].started_at;
+        assert_eq!(e.phases[0].finished_at, Some(delete_started));
+        // A resume re-enters the phase it stopped in: the span keeps its first start.
+        e.enter(Phase::Delete);
+        assert_eq!(e.phases.len(), 2);
+        assert_eq!(e.phases[1].started_at, delete_started);
+        e.enter(Phase::Copy);
+        e.enter(Phase::Done);
+        let names: Vec<Phase> = e.phases.iter().map(|s| s.phase).collect();
+        assert_eq!(
+            names,
+            [
+                Phase::BackupAndRestore,
+                Phase::Delete,
+                Phase::Copy,
+                Phase::Done
+            ]
+        );
+        assert!(e.phases.iter().all(|s| s.finished_at.is_some()));
+        assert!(
+            e.phases
+                .windows(2)
+                .all(|w| w[0].finished_at == Some(w[1].started_at))
+        );
+    }
+
+    fn inputs() -> Inputs {
+        Inputs {
+            table: "T".into(),
+            incident_id: None,
+            source: "table:S".into(),
+            segments: 1,
+            keep_restored_table: false,
+            verify: true,
+            strategy: Default::default(),
+            sensitive: false,
+            forensic_backup: true,
+        }
+    }
+
+    #[test]
+    fn damaged_and_newer_records_are_refused() {
+        let e = Execution::new("i.T".into(), Kind::Sync, inputs(), Phase::Delete);
         let good = serde_json::to_vec(&e).unwrap();
         assert_eq!(Execution::parse(&good, "x").unwrap(), e);
         let truncated = &good[..good.len() / 2];

@@ -9,6 +9,7 @@ mod faults;
 mod fidelity;
 mod iam_policy;
 mod journal_suite;
+mod multi_table;
 mod polling;
 mod recovery_mode;
 mod refusals;

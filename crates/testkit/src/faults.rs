@@ -43,6 +43,10 @@ pub struct Faults {
     pub latency_max: Duration,
     /// Only DynamoDB operations with these names (e.g. "BatchWriteItem") get faults; empty: all.
     pub operations: Vec<String>,
+    /// Not a fault but fidelity: DescribeContinuousBackups answers carry a
+    /// LatestRestorableDateTime of now, as DynamoDB's window moves forward. moto freezes the
+    /// window at the instant PITR was enabled, so no two tables share a restorable instant.
+    pub live_pitr_window: bool,
 }
 
 impl Faults {
@@ -65,6 +69,7 @@ impl Faults {
             latency: rate,
             latency_max: Duration::from_millis(20),
             operations: Vec::new(),
+            live_pitr_window: false,
         }
     }
 
@@ -293,9 +298,12 @@ async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Result<Reply, Bo
         } else {
             0
         };
-        let reply = forward(&shared, &parts, body).await?;
+        let mut reply = forward(&shared, &parts, body).await?;
         if reply.status() == StatusCode::OK {
             inj.written.fetch_add(writes, Ordering::Relaxed);
+        }
+        if faults.live_pitr_window && operation.as_deref() == Some("DescribeContinuousBackups") {
+            reply = live_window(reply).await?;
         }
         reply
     };
@@ -304,6 +312,27 @@ async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Result<Reply, Bo
         tokio::time::sleep(faults.hang_for).await;
     }
     Ok(reply)
+}
+
+/// The answer with its PITR window's latest restorable time moved to now.
+async fn live_window(reply: Reply) -> Result<Reply, BoxError> {
+    let (parts, body) = reply.into_parts();
+    let body = body.collect().await?.to_bytes();
+    let mut value: Value = serde_json::from_slice(&body)?;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)?
+        .as_secs_f64();
+    if let Some(pitr) = value
+        .pointer_mut("/ContinuousBackupsDescription/PointInTimeRecoveryDescription")
+        .and_then(Value::as_object_mut)
+        && pitr.contains_key("LatestRestorableDateTime")
+    {
+        pitr.insert("LatestRestorableDateTime".into(), now.into());
+    }
+    Ok(Response::from_parts(
+        parts,
+        Full::new(Bytes::from(serde_json::to_vec(&value)?)),
+    ))
 }
 
 /// DynamoDB's answer for an error fault, with its counter: the real status and JSON shape.
