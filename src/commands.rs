@@ -113,6 +113,13 @@ fn require_terminal_or_yes(yes: bool) -> Result<()> {
     Ok(())
 }
 
+/// Whether the answer names exactly these, in this order, separated by any whitespace.
+fn typed_all(answer: &str, names: &[String]) -> bool {
+    answer
+        .split_whitespace()
+        .eq(names.iter().map(String::as_str))
+}
+
 /// Asks the operator to type the names (`noun`: "table name", "environment name"),
 /// space-separated; anything else refuses.
 fn prompt(summary: &str, noun: &str, tables: &[String]) -> Result<()> {
@@ -126,7 +133,7 @@ fn prompt(summary: &str, noun: &str, tables: &[String]) -> Result<()> {
         .lock()
         .read_line(&mut answer)
         .map_err(|e| Error::invalid("confirmation", format!("cannot read the answer: {e}")))?;
-    if answer.split_whitespace().collect::<Vec<_>>() != tables {
+    if !typed_all(&answer, tables) {
         return Err(Error::invalid(
             "confirmation",
             "the typed name did not match; nothing was changed",
@@ -1342,5 +1349,23 @@ pub async fn check(ctx: &Ctx, environment: &str, pitr_time: Option<&str>) -> Res
     match report.failures() {
         0 => Ok(()),
         failed => Err(Error::ChecksFailed { failed }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::typed_all;
+
+    #[test]
+    fn the_prompt_wants_every_name_in_order() {
+        let names = ["Prod-A".to_string(), "Prod-B".to_string()];
+        assert!(typed_all("Prod-A Prod-B\n", &names));
+        assert!(typed_all("  Prod-A\tProd-B  ", &names));
+        assert!(!typed_all("Prod-A\n", &names));
+        assert!(!typed_all("Prod-B Prod-A", &names));
+        assert!(!typed_all("Prod-A Prod-B Prod-C", &names));
+        assert!(!typed_all("prod-a prod-b", &names));
+        assert!(typed_all("Prod-A", &names[..1]));
+        assert!(!typed_all("", &names[..1]));
     }
 }

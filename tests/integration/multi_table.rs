@@ -76,12 +76,12 @@ fn live_windows(moto: &Emulator) -> FaultProxy {
     )
 }
 
-fn journal_is_empty(moto: &Emulator) -> bool {
-    ["executions", "leases"].iter().all(|d| {
-        std::fs::read_dir(moto.journal_dir.join(d))
-            .map(|mut entries| entries.next().is_none())
-            .unwrap_or(true)
-    })
+/// No execution record and no lease.
+async fn journal_is_empty(moto: &Emulator) -> bool {
+    let no_records = std::fs::read_dir(moto.journal_dir.join("executions"))
+        .map(|mut entries| entries.next().is_none())
+        .unwrap_or(true);
+    no_records && leases_released(moto).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -186,7 +186,10 @@ async fn a_three_table_restore_with_one_table_refused_changes_nothing_in_any() {
             "{t} unchanged"
         );
     }
-    assert!(journal_is_empty(&moto), "no execution record and no lease");
+    assert!(
+        journal_is_empty(&moto).await,
+        "no execution record and no lease"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -428,4 +431,143 @@ async fn three_tables_restored_to_one_instant_concurrently_with_one_report() {
     );
     run.assert_code(2);
     assert!(run.stderr.contains("no execution and no incident inc-78"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_table_that_fails_mid_run_leaves_the_others_recovered_and_resumes_alone() {
+    let moto = Emulator::start(Kind::Moto).await;
+    let client = moto.client();
+    let dir = tempfile::tempdir().expect("dir");
+    let (config, _) = three_tables(&moto, &dir).await;
+    let instant = shared_instant(&client, &TABLES).await;
+    // Every write to Payments is throttled, past a budget of 2 attempts.
+    let proxy = FaultProxy::start(
+        &moto.endpoint(),
+        Faults {
+            throttling: 1.0,
+            operations: vec!["BatchWriteItem".into()],
+            tables: vec!["Prod-Payments".into()],
+            live_pitr_window: true,
+            ..Faults::none()
+        },
+    );
+    let env = [("AWS_ENDPOINT_URL", proxy.url())];
+    let reports = tempfile::tempdir().expect("dir");
+    let report_dir = reports.path().display().to_string();
+    let mut args = vec!["--retry-budget", "2"];
+    args.extend(restore_args(
+        &config,
+        &TABLES,
+        &[
+            "--pitr-time",
+            &instant,
+            "--report-dir",
+            &report_dir,
+            "--allow-live-traffic",
+        ],
+    ));
+    let run = dr_env(&moto, &env, &args, None);
+    run.assert_code(1);
+    let out = run.json();
+    assert_eq!(out["status"], "failed");
+    let status: Vec<(&str, &str)> = out["tables"]
+        .as_array()
+        .expect("tables")
+        .iter()
+        .map(|t| {
+            (
+                t["table"].as_str().expect("table"),
+                t["status"].as_str().expect("status"),
+            )
+        })
+        .collect();
+    assert_eq!(
+        status,
+        [
+            ("Prod-Orders", "succeeded"),
+            ("Prod-Customers", "succeeded"),
+            ("Prod-Payments", "failed")
+        ]
+    );
+    assert!(
+        run.stderr.contains("1 of 3 tables were not recovered")
+            && run
+                .stderr
+                .contains("then: dynamo-dr resume inc-77.Prod-Payments"),
+        "{}",
+        run.stderr
+    );
+    let report_path = reports.path().join("dynamo-dr-report-inc-77.json");
+    let report: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&report_path).expect("report")).expect("parses");
+    assert_eq!(report["outcome"], "failed");
+    assert!(leases_released(&moto).await, "every lease released");
+    assert!(
+        proxy
+            .injected()
+            .throttling
+            .load(std::sync::atomic::Ordering::Relaxed)
+            >= 2,
+        "the faults reached Payments"
+    );
+
+    // The capacity comes back: Payments alone is resumed, and the report says all recovered.
+    proxy.set(Faults {
+        live_pitr_window: true,
+        ..Faults::none()
+    });
+    let run = dr_env(
+        &moto,
+        &env,
+        &[
+            "--config",
+            &config,
+            "resume",
+            "inc-77.Prod-Payments",
+            "--yes",
+            "--allow-live-traffic",
+            "--report-dir",
+            &report_dir,
+        ],
+        None,
+    );
+    run.assert_code(0);
+    assert!(
+        run.stdout.contains("Recovery succeeded: Prod-Payments"),
+        "{}",
+        run.stdout
+    );
+    let report: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&report_path).expect("report")).expect("parses");
+    assert_eq!(report["outcome"], "recovered");
+    let payments = report["executions"]
+        .as_array()
+        .expect("executions")
+        .iter()
+        .find(|e| e["table"] == "Prod-Payments")
+        .expect("Payments");
+    assert_eq!(payments["principals"].as_array().map(Vec::len), Some(2));
+    assert_eq!(payments["verification"]["passed"], true);
+    assert!(
+        payments["auditTrail"]
+            .as_array()
+            .expect("trail")
+            .iter()
+            .any(|e| e["what"]
+                .as_str()
+                .is_some_and(|w| w.starts_with("resumed by")))
+    );
+}
+
+/// No run holds a lease on any of the tables.
+async fn leases_released(moto: &Emulator) -> bool {
+    use dynamo_dr::journal::Journal;
+    let journal =
+        dynamo_dr::journal::local::LocalJournal::open(&moto.journal_dir).expect("journal");
+    for t in TABLES {
+        if journal.read_lease(t).await.expect("read lease").is_some() {
+            return false;
+        }
+    }
+    true
 }

@@ -43,6 +43,9 @@ pub struct Faults {
     pub latency_max: Duration,
     /// Only DynamoDB operations with these names (e.g. "BatchWriteItem") get faults; empty: all.
     pub operations: Vec<String>,
+    /// Only requests naming one of these tables (exactly, as a JSON string) get faults; empty:
+    /// all.
+    pub tables: Vec<String>,
     /// Not a fault but fidelity: DescribeContinuousBackups answers carry a
     /// LatestRestorableDateTime of now, as DynamoDB's window moves forward. moto freezes the
     /// window at the instant PITR was enabled, so no two tables share a restorable instant.
@@ -69,6 +72,7 @@ impl Faults {
             latency: rate,
             latency_max: Duration::from_millis(20),
             operations: Vec::new(),
+            tables: Vec::new(),
             live_pitr_window: false,
         }
     }
@@ -267,7 +271,11 @@ async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Result<Reply, Bo
     inj.requests.fetch_add(1, Ordering::Relaxed);
     let eligible = operation.as_deref().is_some_and(|op| {
         faults.operations.is_empty() || faults.operations.iter().any(|o| o == op)
-    });
+    }) && (faults.tables.is_empty()
+        || faults.tables.iter().any(|t| {
+            let quoted = format!("\"{t}\"");
+            body.windows(quoted.len()).any(|w| w == quoted.as_bytes())
+        }));
     let fault = if eligible {
         draw(&faults, operation.as_deref().unwrap_or_default())
     } else {
