@@ -149,6 +149,10 @@ pub struct IamPolicyArgs {
     /// Grant recovery mode start/end/status for --environment.
     #[arg(long, requires = "environment")]
     pub recovery_mode: bool,
+    /// A customer managed KMS key the tables are encrypted with (`check` shows it); repeat for
+    /// more. Without it, tables with such a key cannot be backed up, restored or copied.
+    #[arg(long, value_name = "KEY_ARN")]
+    pub kms_key: Vec<String>,
     /// The account the resources are in [default: any, `*`].
     #[arg(long, value_name = "ID")]
     pub account: Option<String>,

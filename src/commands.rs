@@ -1291,6 +1291,15 @@ pub fn iam_policy(ctx: &Ctx, args: crate::cli::IamPolicyArgs) -> Result<()> {
         .iter()
         .map(|t| ctx.config.resolve("table", t).map(|r| r.physical))
         .collect::<Result<Vec<_>>>()?;
+    for key in &args.kms_key {
+        crate::iam::kms_key_arn(key).map_err(|why| Error::invalid("--kms-key", why))?;
+    }
+    if !args.kms_key.is_empty() && tables.is_empty() {
+        return Err(Error::invalid(
+            "--kms-key",
+            "a KMS key is for the tables' data: give the tables too, with --table",
+        ));
+    }
     let recovery_mode = match (&args.environment, args.recovery_mode) {
         (Some(env), true) => Some((env.clone(), ctx.config.environment(env)?)),
         _ => None,
@@ -1308,6 +1317,7 @@ pub fn iam_policy(ctx: &Ctx, args: crate::cli::IamPolicyArgs) -> Result<()> {
         tables,
         journal_table,
         recovery_mode,
+        kms_keys: args.kms_key.clone(),
     };
     let policy = crate::iam::policy(&scope, &request);
     let text = serde_json::to_string_pretty(&policy).map_err(|e| Error::BadState {

@@ -40,6 +40,31 @@ pub struct Request {
     pub journal_table: Option<String>,
     /// An environment whose recovery mode the role runs.
     pub recovery_mode: Option<(String, EnvironmentConfig)>,
+    /// Customer managed KMS keys of the tables: the backup, the restore (which keeps the key)
+    /// and every read and write go through them.
+    pub kms_keys: Vec<String>,
+}
+
+/// A KMS key ARN (`arn:aws:kms:REGION:ACCOUNT:key/ID`), else why not.
+pub fn kms_key_arn(arn: &str) -> Result<(), String> {
+    match arn.splitn(6, ':').collect::<Vec<_>>().as_slice() {
+        ["arn", partition, "kms", region, account, resource]
+            if !partition.is_empty()
+                && !region.is_empty()
+                && account.len() == 12
+                && account.chars().all(|c| c.is_ascii_digit())
+                && resource
+                    .strip_prefix("key/")
+                    .is_some_and(|id| !id.is_empty()) =>
+        {
+            Ok(())
+        }
+        _ => Err(format!(
+            "{arn:?} is not a KMS key ARN; give the table's key as `check` or DescribeTable \
+             shows it (SSEDescription.KMSMasterKeyArn), e.g. \
+             arn:aws:kms:us-east-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab"
+        )),
+    }
 }
 
 fn statement(sid: &str, actions: &[&str], resources: Vec<String>) -> Value {
@@ -113,6 +138,28 @@ pub fn policy(scope: &Scope, req: &Request) -> Value {
             &["dynamodb:ListBackups"],
             vec!["*".into()],
         ));
+    }
+    if !req.kms_keys.is_empty() {
+        // Only through DynamoDB: the role cannot use the key for anything else.
+        let mut kms = statement(
+            "TableKmsKeys",
+            &[
+                "kms:DescribeKey",
+                "kms:Encrypt",
+                "kms:Decrypt",
+                "kms:ReEncrypt*",
+                "kms:GenerateDataKey*",
+                "kms:CreateGrant",
+            ],
+            req.kms_keys.clone(),
+        );
+        let via = if scope.region == "*" {
+            json!({ "StringLike": { "kms:ViaService": "dynamodb.*.amazonaws.com" } })
+        } else {
+            json!({ "StringEquals": { "kms:ViaService": format!("dynamodb.{}.amazonaws.com", scope.region) } })
+        };
+        kms["Condition"] = via;
+        statements.push(kms);
     }
     if let Some(journal) = &req.journal_table {
         statements.push(statement(
@@ -201,6 +248,7 @@ mod tests {
             tables: vec!["Orders".into()],
             journal_table: Some("dynamo-dr-journal".into()),
             recovery_mode: None,
+            kms_keys: Vec::new(),
         };
         let text = serde_json::to_string_pretty(&policy(&scope(), &req)).unwrap();
         let p: Value = serde_json::from_str(&text).unwrap();
@@ -238,6 +286,42 @@ mod tests {
         );
         // The live table is never deleted, nor are items deleted one by one there.
         assert!(!grants(&p).contains(&("dynamodb:DeleteItem".into(), format!("{arn}Orders"))));
+    }
+
+    #[test]
+    fn kms_keys_are_granted_only_through_dynamodb() {
+        let key = "arn:aws:kms:us-east-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab";
+        let req = Request {
+            tables: vec!["Orders".into()],
+            kms_keys: vec![key.into()],
+            ..Request::default()
+        };
+        let p = policy(&scope(), &req);
+        let kms: Vec<_> = grants(&p)
+            .into_iter()
+            .filter(|(a, _)| a.starts_with("kms:"))
+            .collect();
+        assert_eq!(kms.len(), 6);
+        assert!(kms.iter().all(|(_, r)| r == key));
+        let s = p["Statement"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["Sid"] == "TableKmsKeys")
+            .unwrap();
+        assert_eq!(
+            s["Condition"]["StringEquals"]["kms:ViaService"],
+            "dynamodb.us-east-1.amazonaws.com"
+        );
+        assert!(kms_key_arn(key).is_ok());
+        for bad in [
+            "arn:aws:kms:us-east-1:123456789012:alias/x",
+            "1234abcd",
+            "arn:aws:kms:us-east-1:12:key/x",
+            "arn:aws:kms:us-east-1:123456789012:key/",
+        ] {
+            assert!(kms_key_arn(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]

@@ -82,3 +82,39 @@ fn completions_are_generated_for_each_shell() {
         assert!(stdout.contains("recovery-mode"), "{shell}: {stdout}");
     }
 }
+
+#[test]
+fn a_tables_kms_key_is_granted_through_dynamodb_only_and_a_bad_arn_is_refused() {
+    let key = "arn:aws:kms:eu-west-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab";
+    let (code, stdout, stderr) = run(&[
+        "--region",
+        "eu-west-1",
+        "iam-policy",
+        "--table",
+        "Orders",
+        "--kms-key",
+        key,
+    ]);
+    assert_eq!(code, 0, "{stderr}");
+    let policy: serde_json::Value = serde_json::from_str(&stdout).expect("policy JSON");
+    let kms = policy["Statement"]
+        .as_array()
+        .expect("statements")
+        .iter()
+        .find(|s| s["Sid"] == "TableKmsKeys")
+        .expect("KMS statement");
+    assert_eq!(kms["Resource"], serde_json::json!([key]));
+    assert_eq!(
+        kms["Condition"]["StringEquals"]["kms:ViaService"],
+        "dynamodb.eu-west-1.amazonaws.com"
+    );
+    let (code, _, stderr) = run(&[
+        "iam-policy",
+        "--table",
+        "Orders",
+        "--kms-key",
+        "alias/aws/dynamodb",
+    ]);
+    assert_eq!(code, 2);
+    assert!(stderr.contains("not a KMS key ARN"), "{stderr}");
+}
