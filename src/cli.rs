@@ -24,7 +24,17 @@ use crate::output::{self, Format};
                   the destination table: every current item is deleted before the restored items \
                   are copied back. A forensic backup is taken first.\n\nExit codes: 0 success; 1 \
                   failure (safe to investigate and run again); 2 input refused, nothing changed; 3 \
-                  the check found the tables differ."
+                  the check found the tables differ.",
+    after_long_help = "An incident, in order (ID: the incident id, T: the time to restore to):\n\
+        1. dynamo-dr check --environment Prod --pitr-time T\n\
+        2. dynamo-dr recovery-mode start --environment Prod\n\
+        3. dynamo-dr restore --table A --confirm A [--table B --confirm B …]\n\
+        \x20     --pitr-time T --incident-id ID --dry-run\n\
+        4. the same without --dry-run: restores, verifies, writes the incident report\n\
+        5. dynamo-dr status ID.A; if a table failed: dynamo-dr resume ID.A\n\
+        6. dynamo-dr recovery-mode end --environment Prod\n\
+        7. dynamo-dr report ID   (the final report, with the recovery-mode window)\n\
+        The README's runbook has the details."
 )]
 pub struct Cli {
     #[command(flatten)]
@@ -131,6 +141,12 @@ pub enum Command {
     },
     /// Print the least-privilege IAM policy for restoring tables and/or running recovery mode.
     IamPolicy(IamPolicyArgs),
+    /// Write the man pages (dynamo-dr.1 and one per subcommand) into a directory.
+    Man {
+        /// e.g. /usr/local/share/man/man1
+        #[arg(long, value_name = "DIR")]
+        dir: PathBuf,
+    },
     /// Print a shell completion script, e.g. `dynamo-dr completions bash > /etc/bash_completion.d/dynamo-dr`.
     Completions {
         #[arg(value_enum)]
@@ -465,6 +481,17 @@ pub async fn run(cli: Cli) -> Result<()> {
             environment,
             pitr_time,
         } => commands::check(&ctx, &environment, pitr_time.as_deref()).await,
+        Command::Man { dir } => {
+            use clap::CommandFactory;
+            std::fs::create_dir_all(&dir)
+                .and_then(|()| clap_mangen::generate_to(Cli::command(), &dir))
+                .map_err(|source| Error::Write {
+                    path: dir.display().to_string(),
+                    source,
+                })?;
+            println!("man pages written to {}", dir.display());
+            Ok(())
+        }
         Command::Completions { shell } => {
             use clap::CommandFactory;
             clap_complete::generate(

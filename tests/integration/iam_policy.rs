@@ -1,4 +1,4 @@
-//! `iam-policy` and `completions`: no AWS calls, so no emulator.
+//! `iam-policy`, `completions` and `man`: no AWS calls, so no emulator.
 
 use assert_cmd::Command;
 
@@ -117,4 +117,20 @@ fn a_tables_kms_key_is_granted_through_dynamodb_only_and_a_bad_arn_is_refused() 
     ]);
     assert_eq!(code, 2);
     assert!(stderr.contains("not a KMS key ARN"), "{stderr}");
+}
+
+#[test]
+fn man_pages_are_written_for_every_subcommand() {
+    let dir = tempfile::tempdir().expect("dir");
+    let out = dir.path().join("man1");
+    let (code, _, stderr) = run(&["man", "--dir", &out.display().to_string()]);
+    assert_eq!(code, 0, "{stderr}");
+    let top = std::fs::read_to_string(out.join("dynamo-dr.1")).expect("dynamo-dr.1");
+    assert!(
+        top.contains("An incident, in order"),
+        "the runbook is in the page"
+    );
+    let restore = std::fs::read_to_string(out.join("dynamo-dr-restore.1")).expect("restore page");
+    assert!(restore.contains("report\\-dir"), "{restore}");
+    assert!(out.join("dynamo-dr-report.1").exists());
 }
