@@ -65,10 +65,14 @@ async fn main() -> ExitCode {
         5,
         "dynamo-dr restore --backup-arn ... (the recovery itself)",
     );
+    let reports = std::env::temp_dir().join("dynamo-dr-demo-reports");
+    let report_dir = reports.display().to_string();
     let status = Command::new(binary())
         .envs(moto.cli_env())
         .args([
             "restore",
+            "--report-dir",
+            &report_dir,
             "--table",
             TABLE,
             "--incident-id",
@@ -113,6 +117,23 @@ async fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     };
+
+    let report = reports.join("dynamo-dr-report-demo-incident-001.md");
+    match std::fs::read_to_string(&report) {
+        Ok(text) => {
+            eprintln!(
+                "\nthe incident report ({}), its first lines:",
+                report.display()
+            );
+            for line in text.lines().take(14) {
+                eprintln!("  {line}");
+            }
+        }
+        Err(e) => {
+            eprintln!("no incident report at {}: {e}", report.display());
+            return ExitCode::FAILURE;
+        }
+    }
 
     step(7, "stop moto");
     drop(moto);
