@@ -377,10 +377,22 @@ where
 pub async fn restore(ctx: &Ctx, args: RestoreArgs) -> Result<()> {
     let requests = restore_requests(ctx, &args)?;
     if args.dry_run {
+        // Every table's plan, and every table's reason to refuse, not just the first.
+        let total = requests.len();
+        let mut refused = Vec::new();
         for request in requests {
-            dry_run(ctx, request, args.run.flags()).await?;
+            let table = request.table.clone();
+            if let Err(e) = dry_run(ctx, request, args.run.flags()).await {
+                if total > 1 {
+                    println!("\n{table}: WOULD BE REFUSED: {e}");
+                }
+                refused.push((table, e));
+            }
         }
-        return Ok(());
+        return match refused.is_empty() {
+            true => Ok(()),
+            false => Err(refusal(refused, total)),
+        };
     }
     run_restores(ctx, requests, args.run.flags(), &args.report_dir).await
 }
@@ -693,8 +705,9 @@ fn refusal(refused: Vec<(String, Error)>, total: usize) -> Error {
         .map(|(t, e)| format!("\n  {t}: {e}"))
         .collect();
     let message = format!(
-        "{} of {total} tables cannot be restored, so none was touched:{lines}\nFix them and run the \
-         same command again",
+        "{} of {total} tables cannot be restored, so none was touched:{lines}\nFix what is listed \
+         and run again. A table whose execution already exists continues on its own with \
+         `dynamo-dr resume <incident>.<table>`",
         refused.len()
     );
     if all_input {

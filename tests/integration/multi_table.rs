@@ -174,6 +174,28 @@ async fn a_three_table_restore_with_one_table_refused_changes_nothing_in_any() {
         }
     }
 
+    // The plan shows every table, and every table that would be refused.
+    let run = dr_env(
+        &moto,
+        &env,
+        &restore_args(&config, &TABLES, &["--pitr-time", &t, "--dry-run"]),
+        None,
+    );
+    run.assert_code(2);
+    for plan in [
+        "execution inc-77.Prod-Orders",
+        "execution inc-77.Prod-Customers",
+    ] {
+        assert!(run.stdout.contains(plan), "{plan}: {}", run.stdout);
+    }
+    assert!(
+        run.stdout.contains(
+            "Prod-Payments: WOULD BE REFUSED: PITR time: point-in-time recovery is DISABLED"
+        ),
+        "{}",
+        run.stdout
+    );
+
     assert_eq!(
         inventory(&client).await,
         before_inventory,

@@ -11,7 +11,7 @@ use crate::support::{dr, inventory, pages_done, record, spawn};
 
 /// Waits until the run reaches `target` (with at least one page done in a sync phase), then kills
 /// it after a random delay. Returns the phase the journal shows after the kill, or None when the
-/// run finished first.
+/// run finished first (its record says succeeded).
 async fn kill_in(emulator: &Emulator, mut child: Child, id: &str, target: &str) -> Option<String> {
     let order = [
         "backup-and-restore",
@@ -42,13 +42,17 @@ async fn kill_in(emulator: &Emulator, mut child: Child, id: &str, target: &str) 
         );
         tokio::time::sleep(Duration::from_millis(2)).await;
     }
-    tokio::time::sleep(Duration::from_millis(fastrand::u64(0..25))).await;
+    // Clean-up lasts a few calls, then the run writes its report: kill it soon, or it is over.
+    let delay = if target == "clean-up" { 0..5 } else { 0..25 };
+    tokio::time::sleep(Duration::from_millis(fastrand::u64(delay))).await;
     child.kill().expect("SIGKILL");
     let status = child.wait().expect("wait");
-    if status.success() {
+    let rec = record(emulator, id);
+    // Killed after the record said succeeded (writing the incident report): it finished first.
+    if status.success() || rec.as_ref().is_some_and(|r| r["status"] == "succeeded") {
         return None;
     }
-    record(emulator, id).and_then(|r| r["phase"].as_str().map(str::to_string))
+    rec.and_then(|r| r["phase"].as_str().map(str::to_string))
 }
 
 /// Pages re-written per phase after the resume, from `status --output json`.
