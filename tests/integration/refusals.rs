@@ -153,6 +153,33 @@ async fn malformed_input_is_refused_before_any_aws_call() {
             "cannot read /nonexistent.json",
         ),
         (
+            args(&[
+                "restore", "--table", T, "--table", "Other", "--input", &bad_field, "--yes",
+            ]),
+            None,
+            "the seed's payload confirms one table",
+        ),
+        (
+            args(&[
+                "restore",
+                "--table",
+                T,
+                "--table",
+                T,
+                "--incident-id",
+                "i",
+                "--confirm",
+                T,
+                "--confirm",
+                T,
+                "--pitr-time",
+                "2025-01-15T09:00:00Z",
+                "--yes",
+            ]),
+            None,
+            "is given twice",
+        ),
+        (
             args(&["restore", "--table", T, "--input", "-", "--yes"]),
             Some("{not json".into()),
             "not a valid recovery payload",
