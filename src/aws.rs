@@ -22,7 +22,7 @@ pub struct AwsOptions {
     pub attempt_timeout: Option<Duration>,
     /// Attempts the SDK makes of a control-plane call (DescribeTable, CreateBackup, ...) before
     /// the error reaches the tool: the same `--retry-budget` the tool's own retries of data-plane
-    /// calls have (see [`data_plane`]) [default: 15].
+    /// calls have (see [`without_retries`]) [default: 15].
     pub max_attempts: Option<u32>,
 }
 
@@ -63,8 +63,8 @@ pub async fn dynamodb_client(opts: &AwsOptions) -> aws_sdk_dynamodb::Client {
 
 /// The same client without the SDK's retries, for Scan, BatchWriteItem and BatchGetItem: the
 /// tool retries those itself, under its own budget, so that it sees every throttle (to slow
-/// down) and every UnprocessedItem.
-pub fn data_plane(client: &aws_sdk_dynamodb::Client) -> aws_sdk_dynamodb::Client {
+/// down) and every UnprocessedItem. Also for CreateBackup, which is not idempotent.
+pub fn without_retries(client: &aws_sdk_dynamodb::Client) -> aws_sdk_dynamodb::Client {
     let config = client
         .config()
         .to_builder()

@@ -521,15 +521,49 @@ async fn forensic_backup(client: &Client, plan: &Plan, rec: &Arc<Recorder>) -> R
     Ok(())
 }
 
+/// CreateBackup is not idempotent: an attempt whose answer is lost (a timeout, a dropped
+/// connection, a 5xx) may still have made the backup, and a blind retry would make a second,
+/// billed copy. So the tool retries it itself, and looks for the backup by name first.
 async fn create_backup(client: &Client, plan: &Plan) -> Result<String> {
     let name = &plan.request.names.backup;
-    let out = client
-        .create_backup()
-        .table_name(&plan.dest.name)
-        .backup_name(name)
-        .send()
-        .await
-        .map_err(|e| aws::aws_error("CreateBackup", &plan.dest.name, &e))?;
+    let table = &plan.dest.name;
+    let once = aws::without_retries(client);
+    let mut backoff = plan.request.sync.retry.start();
+    let out = loop {
+        let err = match once
+            .create_backup()
+            .table_name(table)
+            .backup_name(name)
+            .send()
+            .await
+        {
+            Ok(out) => break out,
+            Err(e) => e,
+        };
+        if !aws::is_retryable(&err) {
+            return Err(aws::aws_error("CreateBackup", table, &err));
+        }
+        // A throttle is refused before any work is done; anything else may have made it.
+        if !aws::is_throttle(&err)
+            && let Some(arn) = find_requested_backup(client, table, name).await?
+        {
+            tracing::warn!(backup = %arn, "CreateBackup's answer was lost, but the backup was made; adopted it");
+            return Ok(arn);
+        }
+        tracing::debug!(error = %aws::describe(&err), "CreateBackup failed; retrying");
+        if backoff.wait().await.is_none() {
+            return Err(Error::Aws {
+                operation: "CreateBackup",
+                resource: table.clone(),
+                message: format!(
+                    "{} (after {} attempts; no backup named {name} was made). Run again or resume \
+                     once the table accepts backups",
+                    aws::describe(&err),
+                    backoff.attempts() + 1
+                ),
+            });
+        }
+    };
     out.backup_details()
         .map(|d| d.backup_arn().to_string())
         .ok_or_else(|| Error::BadState {

@@ -291,7 +291,7 @@ async fn transfer(
     // Named by table: a multi-table restore runs several of these at once.
     let label = format!("{} {}", phase.as_str(), dest.name);
     let ctx = Arc::new(Ctx {
-        client: aws::data_plane(client),
+        client: aws::without_retries(client),
         scan_table: scan.name.clone(),
         dest_table: dest.name.clone(),
         op,

@@ -39,7 +39,7 @@ where
     F: Fn(&mut T, ScanOutput) -> u64 + Copy + Send + 'static,
 {
     let segments = segments.max(1);
-    let client = crate::aws::data_plane(client);
+    let client = crate::aws::without_retries(client);
     let progress = Progress::items(&format!("{what} {table}"));
     let mut tasks = tokio::task::JoinSet::new();
     for segment in 0..segments {
@@ -344,7 +344,7 @@ pub async fn differences(
     read: &Limiter,
     mut on_diff: impl FnMut(Difference<'_>) -> Result<()>,
 ) -> Result<Differences> {
-    let client = &crate::aws::data_plane(client);
+    let client = &crate::aws::without_retries(client);
     let sensitive = source.sensitive || dest.sensitive;
     let mut d = Differences::default();
     let mut note = |d: &mut Differences, diff: Difference<'_>| -> Result<()> {

@@ -238,6 +238,88 @@ async fn restore_survives_every_kind_mixed_at_30_percent() {
     );
     let tables = client.list_tables().send().await.expect("ListTables");
     assert_eq!(tables.table_names(), std::slice::from_ref(&spec.name));
+    assert_eq!(
+        forensic_backups(&client, &spec.name).await,
+        1,
+        "one forensic backup, whatever CreateBackup met"
+    );
+}
+
+async fn forensic_backups(client: &aws_sdk_dynamodb::Client, table: &str) -> usize {
+    client
+        .list_backups()
+        .table_name(table)
+        .send()
+        .await
+        .expect("ListBackups")
+        .backup_summaries()
+        .iter()
+        .filter(|b| {
+            b.backup_name()
+                .is_some_and(|n| n.starts_with("DR-FORENSIC-"))
+        })
+        .count()
+}
+
+/// CreateBackup is applied but its answer never comes back: the run finds the backup by name and
+/// adopts it, rather than making a second, billed copy on retry.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lost_create_backup_answer_adopts_the_backup_instead_of_making_another() {
+    let moto = Emulator::start(Kind::Moto).await;
+    let client = moto.client();
+    let spec = TableSpec::seed_like("Lost-Answer");
+    create_table(&client, &spec).await;
+    enable_pitr(&client, &spec.name).await;
+    put_all(&client, &spec.name, (0..100).map(|i| mixed_item(&spec, i))).await;
+    let proxy = FaultProxy::start(
+        &moto.endpoint(),
+        Faults {
+            hang: 1.0,
+            hang_for: Duration::from_millis(2500),
+            ..Faults::none()
+        }
+        .only(&["CreateBackup"]),
+    );
+    let env = [("AWS_ENDPOINT_URL", proxy.url())];
+    let run = dr_env(
+        &moto,
+        &env,
+        &[
+            "restore",
+            "--table",
+            &spec.name,
+            "--incident-id",
+            "lost",
+            "--pitr-time",
+            "latest",
+            "--confirm",
+            &spec.name,
+            "--attempt-timeout",
+            "1",
+            "--yes",
+            "--output",
+            "json",
+        ],
+        None,
+    );
+    run.assert_code(0);
+    assert_eq!(
+        proxy
+            .injected()
+            .hang
+            .load(std::sync::atomic::Ordering::Relaxed),
+        1,
+        "one CreateBackup was sent, and its answer lost"
+    );
+    assert_eq!(forensic_backups(&client, &spec.name).await, 1);
+    let out = run.json();
+    let arn = out["backupArn"].as_str().expect("backupArn");
+    assert!(arn.contains("/backup/"), "{out}");
+    assert!(
+        run.stderr.contains("adopted"),
+        "the adoption is logged: {}",
+        run.stderr
+    );
 }
 
 /// Faults that outlast the retry budget stop the run with exit 1 and a journal that says where;
