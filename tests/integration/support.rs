@@ -132,7 +132,8 @@ pub fn dr_on_tty(emulator: &Emulator, args: &[&str], typed: &str) -> Run {
         .collect::<Vec<_>>()
         .join(" ");
     let mut cmd = assert_cmd::Command::new("script");
-    cmd.envs(emulator.cli_env())
+    cmd.current_dir(work_dir(emulator))
+        .envs(emulator.cli_env())
         .args(["-qec", &line, "/dev/null"])
         .write_stdin(format!("{typed}\n"));
     let Output {
@@ -147,6 +148,14 @@ pub fn dr_on_tty(emulator: &Emulator, args: &[&str], typed: &str) -> Run {
     }
 }
 
+/// A working directory that lives as long as the emulator, for runs that outlive a call (their
+/// incident reports land there, not in the repository).
+pub fn work_dir(emulator: &Emulator) -> std::path::PathBuf {
+    let dir = emulator.journal_dir.join("cwd");
+    std::fs::create_dir_all(&dir).expect("work dir");
+    dir
+}
+
 /// Starts `dynamo-dr ARGS` without waiting for it.
 pub fn spawn(emulator: &Emulator, args: &[&str]) -> Child {
     spawn_env(emulator, &[], args)
@@ -154,6 +163,7 @@ pub fn spawn(emulator: &Emulator, args: &[&str]) -> Child {
 
 pub fn spawn_env(emulator: &Emulator, env: &[(&str, &str)], args: &[&str]) -> Child {
     Command::new(assert_cmd::cargo::cargo_bin("dynamo-dr"))
+        .current_dir(work_dir(emulator))
         .envs(emulator.cli_env())
         .envs(env.iter().copied())
         .args(args)
