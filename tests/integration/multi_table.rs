@@ -4,7 +4,9 @@ use std::collections::BTreeMap;
 
 use dynamo_dr_testkit::*;
 
-use crate::support::{dr, dr_env, inventory, write_file};
+use std::time::Duration;
+
+use crate::support::{dr, dr_env, inventory, record, spawn_env, until_copying, write_file};
 
 const TABLES: [&str; 3] = ["Prod-Orders", "Prod-Customers", "Prod-Payments"];
 const ITEMS: u64 = 300;
@@ -592,4 +594,104 @@ async fn leases_released(moto: &Emulator) -> bool {
         }
     }
     true
+}
+
+/// Ctrl-C during a three-table restore: every table's run stops, records where it was and
+/// releases its lease; each then resumes alone to an exact table.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ctrl_c_stops_every_table_cleanly_and_each_resumes() {
+    let moto = Emulator::start(Kind::Moto).await;
+    let client = moto.client();
+    let dir = tempfile::tempdir().expect("dir");
+    let (config, specs) = three_tables(&moto, &dir).await;
+    let mut before = Vec::new();
+    for spec in &specs {
+        before.push(scan_all(&client, &spec.name).await);
+    }
+    let instant = shared_instant(&client, &TABLES).await;
+    // Slow writes keep every table in its copy phase long enough to be interrupted there.
+    let proxy = FaultProxy::start(
+        &moto.endpoint(),
+        Faults {
+            latency: 1.0,
+            latency_max: Duration::from_millis(400),
+            live_pitr_window: true,
+            ..Faults::none()
+        }
+        .only(&["BatchWriteItem"]),
+    );
+    let env = [("AWS_ENDPOINT_URL", proxy.url())];
+    let mut args = restore_args(
+        &config,
+        &TABLES,
+        &[
+            "--pitr-time",
+            &instant,
+            "--allow-live-traffic",
+            "--scan-page-limit",
+            "25",
+            "--write-concurrency",
+            "1",
+        ],
+    );
+    // One segment per table, so each copy is a sequence of slow pages.
+    let at = args
+        .iter()
+        .position(|a| *a == "--segments")
+        .expect("segments")
+        + 1;
+    args[at] = "1";
+    let mut child = spawn_env(&moto, &env, &args);
+    for t in TABLES {
+        until_copying(&moto, &format!("inc-77.{t}"), &mut child).await;
+    }
+    let interrupted = std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .expect("kill -INT");
+    assert!(interrupted.success());
+    let status = child.wait().expect("wait");
+    assert_eq!(status.code(), Some(1), "an interrupted run exits 1");
+    for t in TABLES {
+        let rec = record(&moto, &format!("inc-77.{t}")).expect("record");
+        assert_eq!(rec["status"], "failed", "{t}: {rec}");
+        assert!(
+            rec["lastError"]
+                .as_str()
+                .is_some_and(|e| e.contains("interrupted by the operator")),
+            "{t}: {}",
+            rec["lastError"]
+        );
+    }
+    assert!(leases_released(&moto).await, "every lease released");
+
+    proxy.set(Faults {
+        live_pitr_window: true,
+        ..Faults::none()
+    });
+    for (t, expected) in TABLES.iter().zip(&before) {
+        dr_env(
+            &moto,
+            &env,
+            &[
+                "--config",
+                &config,
+                "resume",
+                &format!("inc-77.{t}"),
+                "--yes",
+                "--allow-live-traffic",
+            ],
+            None,
+        )
+        .assert_code(0);
+        assert_eq!(
+            diff_summary(expected, &scan_all(&client, t).await),
+            None,
+            "{t}"
+        );
+        assert_eq!(
+            record(&moto, &format!("inc-77.{t}")).expect("record")["status"],
+            "succeeded"
+        );
+    }
 }
