@@ -73,6 +73,10 @@ pub fn without_retries(client: &aws_sdk_dynamodb::Client) -> aws_sdk_dynamodb::C
     aws_sdk_dynamodb::Client::from_conf(config)
 }
 
+pub async fn kms_client(opts: &AwsOptions) -> aws_sdk_kms::Client {
+    aws_sdk_kms::Client::new(&load_config(opts).await)
+}
+
 pub async fn lambda_client(opts: &AwsOptions) -> aws_sdk_lambda::Client {
     aws_sdk_lambda::Client::new(&load_config(opts).await)
 }

@@ -87,6 +87,17 @@ pub struct GlobalArgs {
     /// checkpoint keys in the journal [default: $DYNAMO_DR_JOURNAL_KEY].
     #[arg(long, global = true, value_name = "FILE")]
     pub journal_key_file: Option<PathBuf>,
+    /// Instead of a key file: a KMS key (ARN, id or alias/NAME) that makes a fresh journal key for
+    /// each execution of a sensitive table, stored wrapped in its record, so any operator allowed
+    /// to decrypt with it can resume.
+    #[arg(
+        long,
+        global = true,
+        env = "DYNAMO_DR_JOURNAL_KMS_KEY",
+        value_name = "KMS_KEY",
+        conflicts_with = "journal_key_file"
+    )]
+    pub journal_kms_key: Option<String>,
     /// Attempts in a row that get nothing through (throttled, unprocessed, failed) before a run
     /// stops with exit 1; `resume` continues it.
     #[arg(long, global = true, value_name = "N", default_value_t = 15, value_parser = clap::value_parser!(u32).range(1..=100))]
@@ -440,6 +451,18 @@ fn init_tracing(verbose: u8, log_file: Option<&std::path::Path>) -> Result<()> {
 
 pub async fn run(cli: Cli) -> Result<()> {
     let config = Config::load(cli.global.config.as_deref())?;
+    let journal_key =
+        crate::journal::seal::JournalKey::load(cli.global.journal_key_file.as_deref())?;
+    if journal_key.is_some() && cli.global.journal_kms_key.is_some() {
+        return Err(Error::invalid(
+            "--journal-kms-key",
+            format!(
+                "a journal key is also given ({}), so which one seals the checkpoints would be \
+                 ambiguous; unset one",
+                crate::journal::seal::KEY_ENV
+            ),
+        ));
+    }
     let ctx = Ctx {
         aws: AwsOptions {
             region: cli.global.region.clone().or(config.aws.region.clone()),
@@ -458,9 +481,8 @@ pub async fn run(cli: Cli) -> Result<()> {
         },
         max_read_rate: cli.global.max_read_rate,
         max_write_rate: cli.global.max_write_rate,
-        journal_key: crate::journal::seal::JournalKey::load(
-            cli.global.journal_key_file.as_deref(),
-        )?,
+        journal_key,
+        journal_kms_key: cli.global.journal_kms_key.clone(),
         journal: journal::Location::parse(cli.global.journal.as_deref())?,
         format: cli.global.output,
         config,

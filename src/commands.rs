@@ -36,6 +36,8 @@ pub struct Ctx {
     pub max_write_rate: Option<RateCap>,
     /// Seals sensitive tables' checkpoint keys (`--journal-key-file`, `DYNAMO_DR_JOURNAL_KEY`).
     pub journal_key: Option<JournalKey>,
+    /// Or: a KMS key that makes a fresh journal key per execution (`--journal-kms-key`).
+    pub journal_kms_key: Option<String>,
 }
 
 impl Ctx {
@@ -58,7 +60,7 @@ impl Ctx {
 
     /// Refuses a run on a sensitive table before anything changes when there is no key.
     fn require_key(&self, sensitive: bool, table: &str) -> Result<()> {
-        if sensitive && self.journal_key.is_none() {
+        if sensitive && self.journal_key.is_none() && self.journal_kms_key.is_none() {
             return Err(crate::execution::missing_key(table));
         }
         Ok(())
@@ -66,6 +68,37 @@ impl Ctx {
 }
 
 impl Ctx {
+    /// The key that seals a sensitive execution's checkpoints: the one KMS wrapped into its
+    /// record, else the operator's, else a new one from KMS (returned wrapped, for the record).
+    async fn execution_key(
+        &self,
+        existing: Option<&Execution>,
+        sensitive: bool,
+        id: &str,
+        table: &str,
+    ) -> Result<(Option<JournalKey>, Option<journal::WrappedKey>)> {
+        if !sensitive {
+            return Ok((None, None));
+        }
+        if let Some(wrapped) = existing.and_then(|e| e.data_key.as_ref()) {
+            let kms = aws::kms_client(&self.aws).await;
+            let key = journal::envelope::unwrap(&kms, wrapped, id).await?;
+            return Ok((Some(key), None));
+        }
+        if let Some(key) = &self.journal_key {
+            return Ok((Some(key.clone()), None));
+        }
+        match (&self.journal_kms_key, existing) {
+            (Some(kms_key), None) => {
+                let kms = aws::kms_client(&self.aws).await;
+                let (key, wrapped) = journal::envelope::new_data_key(&kms, kms_key, id).await?;
+                Ok((Some(key), Some(wrapped)))
+            }
+            // A run started with the operator's own key needs that key back.
+            _ => Err(crate::execution::missing_key(table)),
+        }
+    }
+
     async fn open(&self) -> Result<(aws_sdk_dynamodb::Client, Arc<dyn Journal>)> {
         let client = aws::dynamodb_client(&self.aws).await;
         let journal = journal::open(&self.journal, &client).await?;
@@ -301,6 +334,8 @@ struct Start {
     lease: (lease::LeaseGuard, Option<String>),
     notes: Vec<String>,
     key: Option<JournalKey>,
+    /// A new execution's journal key from KMS, wrapped, to store in its record.
+    data_key: Option<journal::WrappedKey>,
     identity: std::result::Result<journal::AwsIdentity, String>,
 }
 
@@ -312,9 +347,13 @@ async fn begin(start: Start, fresh: impl FnOnce() -> Execution) -> Result<Arc<Re
         lease: (guard, note),
         notes,
         key,
+        data_key,
         identity,
     } = start;
     let mut exec = existing.unwrap_or_else(fresh);
+    if data_key.is_some() {
+        exec.data_key = data_key;
+    }
     let me = journal::Operator::current();
     let principal = match &identity {
         Ok(id) => format!(" as {}", id.arn),
@@ -641,36 +680,57 @@ async fn run_restores(
             }
         }
     }
+    let mut keys = Vec::new();
+    for p in &prepared {
+        let id = &p.plan.request.names.execution_id;
+        match ctx
+            .execution_key(p.existing.as_ref(), p.inputs.sensitive, id, &p.inputs.table)
+            .await
+        {
+            Ok(k) => keys.push(k),
+            Err(e) => {
+                for (guard, _) in leases {
+                    let _ = guard.release().await;
+                }
+                return Err(e);
+            }
+        }
+    }
     let identity = aws::caller_identity(&ctx.aws).await;
     if let Err(e) = &identity {
         tracing::warn!("{e}; the journal records the local user only");
     }
-    let runs = prepared.into_iter().zip(leases).map(|(p, lease)| {
-        let start = Start {
-            journal: journal.clone(),
-            existing: p.existing,
-            lease,
-            notes: p.notes,
-            key: ctx.journal_key.clone(),
-            identity: identity.clone(),
-        };
-        let client = &client;
-        async move {
-            let plan = p.plan;
-            let (id, table) = (
-                plan.request.names.execution_id.clone(),
-                plan.dest.name.clone(),
-            );
-            let fresh =
-                || Execution::new(id.clone(), Kind::Restore, p.inputs, Phase::BackupAndRestore);
-            let outcome = journaled(start, fresh, |rec| async move {
-                restore::execute(client, &plan, &rec).await
-            })
-            .await
-            .map(|(report, _)| report);
-            (id, table, outcome)
-        }
-    });
+    let runs = prepared
+        .into_iter()
+        .zip(leases)
+        .zip(keys)
+        .map(|((p, lease), (key, data_key))| {
+            let start = Start {
+                journal: journal.clone(),
+                existing: p.existing,
+                lease,
+                notes: p.notes,
+                key,
+                data_key,
+                identity: identity.clone(),
+            };
+            let client = &client;
+            async move {
+                let plan = p.plan;
+                let (id, table) = (
+                    plan.request.names.execution_id.clone(),
+                    plan.dest.name.clone(),
+                );
+                let fresh =
+                    || Execution::new(id.clone(), Kind::Restore, p.inputs, Phase::BackupAndRestore);
+                let outcome = journaled(start, fresh, |rec| async move {
+                    restore::execute(client, &plan, &rec).await
+                })
+                .await
+                .map(|(report, _)| report);
+                (id, table, outcome)
+            }
+        });
     let results = futures_util::future::join_all(runs).await;
     let report = write_report(ctx, journal.as_ref(), &incident, report_dir, identity).await;
     print_restores(ctx.format, &results, &report);
@@ -897,12 +957,23 @@ async fn run_sync(
     confirm(flags.yes, &summary, std::slice::from_ref(&dst.name))?;
     let started = Instant::now();
     let lease = lease::acquire(journal.clone(), &dst.name, &id, flags.break_lock).await?;
+    let (key, data_key) = match ctx
+        .execution_key(existing.as_ref(), inputs.sensitive, &id, &inputs.table)
+        .await
+    {
+        Ok(k) => k,
+        Err(e) => {
+            let _ = lease.0.release().await;
+            return Err(e);
+        }
+    };
     let start = Start {
         journal,
         existing,
         lease,
         notes,
-        key: ctx.journal_key.clone(),
+        key,
+        data_key,
         identity: aws::caller_identity(&ctx.aws).await,
     };
     let fresh = || Execution::new(id.clone(), Kind::Sync, inputs, Phase::Delete);
@@ -932,7 +1003,10 @@ pub async fn resume(ctx: &Ctx, args: ResumeArgs) -> Result<()> {
     })?;
     drop(client);
     require_terminal_or_yes(args.yes)?;
-    ctx.require_key(exec.inputs.sensitive, &exec.inputs.table)?;
+    // A key KMS wrapped into the record needs nothing from the operator.
+    if exec.data_key.is_none() {
+        ctx.require_key(exec.inputs.sensitive, &exec.inputs.table)?;
+    }
     let flags = Flags {
         yes: args.yes,
         break_lock: args.break_lock,
@@ -1305,7 +1379,15 @@ pub fn iam_policy(ctx: &Ctx, args: crate::cli::IamPolicyArgs) -> Result<()> {
         .map(|t| ctx.config.resolve("table", t).map(|r| r.physical))
         .collect::<Result<Vec<_>>>()?;
     for key in &args.kms_key {
-        crate::iam::kms_key_arn(key).map_err(|why| Error::invalid("--kms-key", why))?;
+        crate::iam::kms_key_arn(key).map_err(|why| {
+            Error::invalid(
+                "--kms-key",
+                format!(
+                    "{why}; give the table's key as `check` or DescribeTable shows it \
+                     (SSEDescription.KMSMasterKeyArn)"
+                ),
+            )
+        })?;
     }
     if !args.kms_key.is_empty() && tables.is_empty() {
         return Err(Error::invalid(
@@ -1331,6 +1413,21 @@ pub fn iam_policy(ctx: &Ctx, args: crate::cli::IamPolicyArgs) -> Result<()> {
         journal_table,
         recovery_mode,
         kms_keys: args.kms_key.clone(),
+        journal_kms_key: match &ctx.journal_kms_key {
+            Some(key) => {
+                crate::iam::kms_key_arn(key).map_err(|why| {
+                    Error::invalid(
+                        "--journal-kms-key",
+                        format!(
+                            "{why}. A policy needs the key's ARN: `aws kms describe-key --key-id \
+                             {key}` shows it"
+                        ),
+                    )
+                })?;
+                Some(key.clone())
+            }
+            None => None,
+        },
     };
     let policy = crate::iam::policy(&scope, &request);
     let text = serde_json::to_string_pretty(&policy).map_err(|e| Error::BadState {

@@ -128,9 +128,11 @@ pub fn missing_key(table: &str) -> Error {
     Error::invalid(
         "journal key",
         format!(
-            "{table} is marked sensitive, so its checkpoint keys are encrypted in the journal; give \
-             a 256-bit key with --journal-key-file FILE or {} (make one with `openssl rand -hex 32` \
-             and keep it with the incident's secrets: a resume needs the same key)",
+            "{table} is marked sensitive, so its checkpoint keys are encrypted in the journal; pass \
+             --journal-kms-key KMS_KEY (KMS makes a key per execution and any operator allowed to \
+             decrypt can resume), or a 256-bit key with --journal-key-file FILE or {} (make one \
+             with `openssl rand -hex 32` and keep it with the incident's secrets: a resume needs \
+             the same key)",
             seal::KEY_ENV
         ),
     )

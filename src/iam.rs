@@ -43,6 +43,8 @@ pub struct Request {
     /// Customer managed KMS keys of the tables: the backup, the restore (which keeps the key)
     /// and every read and write go through them.
     pub kms_keys: Vec<String>,
+    /// The KMS key that wraps sensitive tables' journal keys (`--journal-kms-key`), as an ARN.
+    pub journal_kms_key: Option<String>,
 }
 
 /// A KMS key ARN (`arn:aws:kms:REGION:ACCOUNT:key/ID`), else why not.
@@ -60,8 +62,7 @@ pub fn kms_key_arn(arn: &str) -> Result<(), String> {
             Ok(())
         }
         _ => Err(format!(
-            "{arn:?} is not a KMS key ARN; give the table's key as `check` or DescribeTable \
-             shows it (SSEDescription.KMSMasterKeyArn), e.g. \
+            "{arn:?} is not a KMS key ARN, e.g. \
              arn:aws:kms:us-east-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab"
         )),
     }
@@ -161,6 +162,20 @@ pub fn policy(scope: &Scope, req: &Request) -> Value {
         kms["Condition"] = via;
         statements.push(kms);
     }
+    if let Some(key) = &req.journal_kms_key {
+        // Only data keys bound to an execution, as the tool makes them.
+        let mut journal_key = statement(
+            "JournalKmsKey",
+            &["kms:GenerateDataKey", "kms:Decrypt"],
+            vec![key.clone()],
+        );
+        journal_key["Condition"] = json!({
+            "StringLike": {
+                format!("kms:EncryptionContext:{}", crate::journal::envelope::CONTEXT_KEY): "*"
+            }
+        });
+        statements.push(journal_key);
+    }
     if let Some(journal) = &req.journal_table {
         statements.push(statement(
             "Journal",
@@ -249,6 +264,7 @@ mod tests {
             journal_table: Some("dynamo-dr-journal".into()),
             recovery_mode: None,
             kms_keys: Vec::new(),
+            journal_kms_key: None,
         };
         let text = serde_json::to_string_pretty(&policy(&scope(), &req)).unwrap();
         let p: Value = serde_json::from_str(&text).unwrap();
@@ -314,6 +330,24 @@ mod tests {
             "dynamodb.us-east-1.amazonaws.com"
         );
         assert!(kms_key_arn(key).is_ok());
+        let journal = policy(
+            &scope(),
+            &Request {
+                journal_kms_key: Some(key.into()),
+                ..Request::default()
+            },
+        );
+        assert_eq!(
+            grants(&journal),
+            BTreeSet::from([
+                ("kms:Decrypt".to_string(), key.to_string()),
+                ("kms:GenerateDataKey".to_string(), key.to_string()),
+            ])
+        );
+        assert_eq!(
+            journal["Statement"][0]["Condition"]["StringLike"]["kms:EncryptionContext:dynamo-dr:execution-id"],
+            "*"
+        );
         for bad in [
             "arn:aws:kms:us-east-1:123456789012:alias/x",
             "1234abcd",

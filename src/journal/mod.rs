@@ -3,6 +3,7 @@
 //! ([`dynamo::DynamoJournal`]) that every operator of an account shares.
 
 pub mod dynamo;
+pub mod envelope;
 pub mod local;
 pub mod record;
 pub mod seal;

@@ -42,6 +42,15 @@ impl JournalKey {
             .map_err(|e| Error::invalid("journal key", e.to_string()))
     }
 
+    /// A key from KMS GenerateDataKey's 32 plaintext bytes.
+    pub fn from_bytes(bytes: &[u8]) -> Result<JournalKey> {
+        Aes256Gcm::new_from_slice(bytes)
+            .map(JournalKey)
+            .map_err(|_| {
+                Error::Journal(format!("a data key must be 32 bytes, not {}", bytes.len()))
+            })
+    }
+
     /// From `--journal-key-file`, else the environment; `None` when neither is set.
     pub fn load(file: Option<&Path>) -> Result<Option<JournalKey>> {
         if let Some(path) = file {

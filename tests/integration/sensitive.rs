@@ -288,3 +288,161 @@ async fn forensic_backup_can_be_turned_off_per_table() {
         status.stdout
     );
 }
+
+fn kms_client(moto: &Emulator) -> aws_sdk_kms::Client {
+    let config = aws_sdk_kms::Config::builder()
+        .behavior_version(aws_sdk_kms::config::BehaviorVersion::latest())
+        .region(aws_sdk_kms::config::Region::new(
+            dynamo_dr_testkit::emulator::REGION,
+        ))
+        .credentials_provider(aws_sdk_kms::config::Credentials::new(
+            "test", "test", None, None, "test",
+        ))
+        .endpoint_url(moto.endpoint())
+        .build();
+    aws_sdk_kms::Client::from_conf(config)
+}
+
+/// With `--journal-kms-key`, a sensitive run's checkpoints are sealed under a data key that KMS
+/// wraps into the record: the resume needs no key file, only KMS, and the wrapped key is bound to
+/// its execution.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_kms_wrapped_journal_key_lets_any_operator_resume_without_a_key_file() {
+    let moto = Emulator::start(Kind::Moto).await;
+    let client = moto.client();
+    let kms = kms_client(&moto);
+    let kms_key = kms
+        .create_key()
+        .send()
+        .await
+        .expect("CreateKey")
+        .key_metadata()
+        .map(|m| m.arn().unwrap_or_default().to_string())
+        .expect("key ARN");
+    let src = TableSpec::hash_only("Ssn-Restored", Scalar::S);
+    let dst = TableSpec::hash_only("Ssn-Live", Scalar::S);
+    create_table(&client, &src).await;
+    create_table(&client, &dst).await;
+    let mut secrets = BTreeSet::new();
+    let items: Vec<Item> = (0..600)
+        .map(|i| secret_item(i, "a", &mut secrets))
+        .collect();
+    put_all(&client, &src.name, items).await;
+    let expected = scan_all(&client, &src.name).await;
+    let dir = tempfile::tempdir().expect("dir");
+    let config = write_file(
+        &dir,
+        "dynamo-dr.toml",
+        "[tables.Ssn]\nname = \"Ssn-Live\"\nsensitive = true\n",
+    );
+    let slow = Faults {
+        latency: 1.0,
+        latency_max: Duration::from_millis(60),
+        ..Faults::none()
+    }
+    .only(&["BatchWriteItem"]);
+    let proxy = FaultProxy::start(&moto.endpoint(), slow.clone());
+    let id = "inc-6.Ssn-Live";
+    let mut child = Command::new(assert_cmd::cargo::cargo_bin("dynamo-dr"))
+        .envs(moto.cli_env())
+        .env("AWS_ENDPOINT_URL", proxy.url())
+        .env_remove("DYNAMO_DR_JOURNAL_KEY")
+        .current_dir(dir.path())
+        .args([
+            "--config",
+            &config,
+            "--journal-kms-key",
+            &kms_key,
+            "sync",
+            "--source",
+            &src.name,
+            "--dest",
+            "Ssn",
+            "--confirm",
+            "Ssn-Live",
+            "--incident-id",
+            "inc-6",
+            "--segments",
+            "2",
+            "--scan-page-limit",
+            "30",
+            "--retry-budget",
+            "3",
+            "--yes",
+        ])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    until_copying(&moto, id, &mut child).await;
+    proxy.set(Faults {
+        throttling: 1.0,
+        ..slow
+    });
+    let stopped: Run = child.wait_with_output().expect("wait").into();
+    stopped.assert_code(1);
+
+    let rec = record(&moto, id).expect("record");
+    assert_eq!(rec["dataKey"]["kmsKeyId"], kms_key.as_str(), "{rec}");
+    let sealed = rec["copy"]["segments"]
+        .as_array()
+        .expect("segments")
+        .iter()
+        .filter(|s| s["nextKey"]["sealed"].is_string())
+        .count();
+    assert!(sealed > 0, "no sealed checkpoint: {rec}");
+    let mut journal = String::new();
+    all_text(&moto.journal_dir, &mut journal);
+    let leaked: Vec<_> = secrets.iter().filter(|s| journal.contains(*s)).collect();
+    assert!(leaked.is_empty(), "in the journal: {leaked:?}");
+
+    // The wrapped key opens only for its own execution.
+    let wrapped: dynamo_dr::journal::WrappedKey =
+        serde_json::from_value(rec["dataKey"].clone()).expect("wrapped key");
+    let tool_kms = kms_client(&moto);
+    assert!(
+        dynamo_dr::journal::envelope::unwrap(&tool_kms, &wrapped, id)
+            .await
+            .is_ok()
+    );
+    assert!(
+        dynamo_dr::journal::envelope::unwrap(&tool_kms, &wrapped, "inc-7.Ssn-Live")
+            .await
+            .is_err()
+    );
+
+    // Another operator, with no key file and no KMS flag: KMS unwraps the key from the record.
+    proxy.set(Faults::none());
+    let resumed = dr_env(
+        &moto,
+        &[("AWS_ENDPOINT_URL", proxy.url())],
+        &["--config", &config, "resume", id, "--yes"],
+        None,
+    );
+    resumed.assert_code(0);
+    assert_eq!(
+        diff_summary(&expected, &scan_all(&client, &dst.name).await),
+        None
+    );
+    let reused: u64 = record(&moto, id).expect("record")["copy"]["segments"]
+        .as_array()
+        .expect("segments")
+        .iter()
+        .map(|s| s["rewrittenPages"].as_u64().unwrap_or(0))
+        .sum();
+    assert!(
+        reused <= 2,
+        "resumed from the sealed checkpoints: {reused} pages re-written"
+    );
+
+    // A key file and a KMS key together are ambiguous: refused before anything.
+    let both = dr_env(
+        &moto,
+        &[("DYNAMO_DR_JOURNAL_KEY", KEY_HEX)],
+        &["--journal-kms-key", &kms_key, "executions"],
+        None,
+    );
+    both.assert_code(2);
+    assert!(both.stderr.contains("ambiguous"), "{}", both.stderr);
+}
