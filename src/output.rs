@@ -108,15 +108,6 @@ fn phase_seconds(p: &PhaseProgress) -> f64 {
     }
 }
 
-fn rewritten(e: &Execution) -> u64 {
-    e.delete
-        .segments
-        .iter()
-        .chain(&e.copy.segments)
-        .map(|s| s.rewritten_pages)
-        .sum()
-}
-
 pub fn sync_json(e: &Execution, total: Duration) -> Value {
     json!({
         "executionId": e.id,
@@ -129,10 +120,10 @@ pub fn sync_json(e: &Execution, total: Duration) -> Value {
         "destItemCount": e.dest_count,
         "scanRequests": e.delete.scan_requests + e.copy.scan_requests,
         "writeRequests": e.delete.write_requests + e.copy.write_requests,
-        "rewrittenPages": rewritten(e),
+        "rewrittenPages": e.rewritten_pages(),
         "strategy": e.inputs.strategy.as_str(),
-        "readUnits": e.delete.read_units + e.copy.read_units,
-        "writeUnits": e.delete.write_units + e.copy.write_units,
+        "readUnits": e.units().0,
+        "writeUnits": e.units().1,
         "phaseSeconds": { "delete": phase_seconds(&e.delete), "copy": phase_seconds(&e.copy) },
         "durationSeconds": secs(total),
     })

@@ -238,15 +238,9 @@ fn execution_report(e: &Execution) -> ExecutionReport {
             dest_items: e.dest_count,
             scan_requests: both(|p| p.scan_requests),
             write_requests: both(|p| p.write_requests),
-            read_units: e.delete.read_units + e.copy.read_units,
-            write_units: e.delete.write_units + e.copy.write_units,
-            rewritten_pages: e
-                .delete
-                .segments
-                .iter()
-                .chain(&e.copy.segments)
-                .map(|s| s.rewritten_pages)
-                .sum(),
+            read_units: e.units().0,
+            write_units: e.units().1,
+            rewritten_pages: e.rewritten_pages(),
         },
         backup_name: e.resources.backup_name.clone(),
         backup_arn: e.resources.backup_arn.clone(),

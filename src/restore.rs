@@ -438,15 +438,9 @@ fn report(plan: &Plan, exec: &Execution, duration: Duration) -> RestoreReport {
             dest: exec.dest_count.unwrap_or_default(),
         },
         strategy: exec.inputs.strategy,
-        read_units: exec.delete.read_units + exec.copy.read_units,
-        write_units: exec.delete.write_units + exec.copy.write_units,
-        rewritten_pages: exec
-            .delete
-            .segments
-            .iter()
-            .chain(&exec.copy.segments)
-            .map(|s| s.rewritten_pages)
-            .sum(),
+        read_units: exec.units().0,
+        write_units: exec.units().1,
+        rewritten_pages: exec.rewritten_pages(),
         duration,
     }
 }

@@ -320,6 +320,24 @@ impl Execution {
         }
     }
 
+    /// Pages written again after resumes, over both sync phases.
+    pub fn rewritten_pages(&self) -> u64 {
+        self.delete
+            .segments
+            .iter()
+            .chain(&self.copy.segments)
+            .map(|s| s.rewritten_pages)
+            .sum()
+    }
+
+    /// Read and write capacity units consumed, over both sync phases.
+    pub fn units(&self) -> (f64, f64) {
+        (
+            self.delete.read_units + self.copy.read_units,
+            self.delete.write_units + self.copy.write_units,
+        )
+    }
+
     pub fn progress_mut(&mut self, phase: Phase) -> Option<&mut PhaseProgress> {
         match phase {
             Phase::Delete => Some(&mut self.delete),

@@ -6,7 +6,7 @@ use dynamo_dr_testkit::*;
 
 use std::time::Duration;
 
-use crate::support::{dr, dr_env, inventory, record, spawn_env, until_copying, write_file};
+use crate::support::{dr_env, inventory, record, spawn_env, until_copying, write_file};
 
 const TABLES: [&str; 3] = ["Prod-Orders", "Prod-Customers", "Prod-Payments"];
 const ITEMS: u64 = 300;
@@ -53,6 +53,25 @@ fn restore_args<'a>(config: &'a str, confirm: &[&'a str], extra: &[&'a str]) -> 
     args.extend(["--incident-id", "inc-77", "--segments", "2", "--yes"]);
     args.extend(extra);
     args
+}
+
+/// `recovery-mode start` or `end` for Prod, which must succeed.
+fn recovery_mode(moto: &Emulator, env: &[(&str, &str)], config: &str, verb: &str) {
+    dr_env(
+        moto,
+        env,
+        &[
+            "--config",
+            config,
+            "recovery-mode",
+            verb,
+            "--environment",
+            "Prod",
+            "--yes",
+        ],
+        None,
+    )
+    .assert_code(0);
 }
 
 /// An instant inside every table's restorable window, as the proxy's live windows answer it.
@@ -105,20 +124,7 @@ async fn a_three_table_restore_with_one_table_refused_changes_nothing_in_any() {
         .send()
         .await
         .expect("disable PITR");
-    dr(
-        &moto,
-        &[
-            "--config",
-            &config,
-            "recovery-mode",
-            "start",
-            "--environment",
-            "Prod",
-            "--yes",
-        ],
-        None,
-    )
-    .assert_code(0);
+    recovery_mode(&moto, &[], &config, "start");
     let before_inventory = inventory(&client).await;
     let mut before = BTreeMap::new();
     for t in TABLES {
@@ -225,21 +231,7 @@ async fn three_tables_restored_to_one_instant_concurrently_with_one_report() {
     let proxy = live_windows(&moto);
     let env = [("AWS_ENDPOINT_URL", proxy.url())];
     let instant = shared_instant(&client, &TABLES).await;
-    dr_env(
-        &moto,
-        &env,
-        &[
-            "--config",
-            &config,
-            "recovery-mode",
-            "start",
-            "--environment",
-            "Prod",
-            "--yes",
-        ],
-        None,
-    )
-    .assert_code(0);
+    recovery_mode(&moto, &env, &config, "start");
     // Damage every table after the instant.
     let mut damaged = Vec::new();
     for spec in &specs {
@@ -384,21 +376,7 @@ async fn three_tables_restored_to_one_instant_concurrently_with_one_report() {
 
     // After recovery mode ends, `report` writes the whole window; one execution can be reported
     // alone too.
-    dr_env(
-        &moto,
-        &env,
-        &[
-            "--config",
-            &config,
-            "recovery-mode",
-            "end",
-            "--environment",
-            "Prod",
-            "--yes",
-        ],
-        None,
-    )
-    .assert_code(0);
+    recovery_mode(&moto, &env, &config, "end");
     let run = dr_env(
         &moto,
         &env,
