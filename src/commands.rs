@@ -732,7 +732,7 @@ async fn run_restores(
             }
         });
     let results = futures_util::future::join_all(runs).await;
-    let report = write_report(ctx, journal.as_ref(), &incident, report_dir, identity).await;
+    let report = write_report(ctx, journal.as_ref(), &incident, report_dir, Some(identity)).await;
     print_restores(ctx.format, &results, &report);
     let failed: Vec<(String, String, Error)> = results
         .into_iter()
@@ -1055,31 +1055,33 @@ pub async fn resume(ctx: &Ctx, args: ResumeArgs) -> Result<()> {
 }
 
 /// Builds the report of `id` from the journal and writes it; `identity` is the caller's, if
-/// already known.
+/// already known (else STS is asked once the id is known to exist).
 async fn write_report(
     ctx: &Ctx,
     journal: &dyn Journal,
     id: &str,
     dir: &std::path::Path,
-    identity: std::result::Result<journal::AwsIdentity, String>,
+    identity: Option<std::result::Result<journal::AwsIdentity, String>>,
 ) -> Result<crate::report::Written> {
+    let executions = crate::report::executions(journal, id).await?;
+    let identity = match identity {
+        Some(known) => known,
+        None => aws::caller_identity(&ctx.aws).await,
+    };
     let by = journal::Principal {
         at: jiff::Timestamp::now(),
         operator: journal::Operator::current(),
         aws: identity.as_ref().ok().cloned(),
         aws_error: identity.err(),
     };
-    let report = crate::report::build(journal, &ctx.config, id, by).await?;
+    let report = crate::report::build(journal, &ctx.config, id, executions, by).await?;
     crate::report::write(&report, dir)
 }
 
 /// `dynamo-dr report ID`: the incident report of an execution or a whole incident.
 pub async fn report(ctx: &Ctx, id: &str, dir: &std::path::Path) -> Result<()> {
     let (_, journal) = ctx.open().await?;
-    // Fail on an unknown id before asking STS.
-    crate::report::executions(journal.as_ref(), id).await?;
-    let identity = aws::caller_identity(&ctx.aws).await;
-    let written = write_report(ctx, journal.as_ref(), id, dir, identity).await?;
+    let written = write_report(ctx, journal.as_ref(), id, dir, None).await?;
     match ctx.format {
         Format::Json => println!("{}", written.json()),
         Format::Text => println!("incident report: {}", written.text()),

@@ -242,7 +242,7 @@ pub async fn sync_phases(
     let exec = rec.snapshot().await;
     if exec.phase == Phase::Check {
         rec.check_lease()?;
-        let (verification, result) = if exec.inputs.verify {
+        let (method, counts, fingerprint, what, result) = if exec.inputs.verify {
             let checked = verify::verify_tables(
                 client,
                 source,
@@ -270,16 +270,8 @@ pub async fn sync_phases(
                 ),
                 Err(e) => format!("verification failed: {e}"),
             };
-            let verification = Verification {
-                method: "content".into(),
-                passed: checked.is_ok(),
-                source_items: counts.map(|c| c.0),
-                dest_items: counts.map(|c| c.1),
-                fingerprint: checked.as_ref().ok().map(|(s, _)| s.hex()),
-                detail: what,
-                at: Timestamp::now(),
-            };
-            (verification, checked.map(|_| ()))
+            let fingerprint = checked.as_ref().ok().map(|(s, _)| s.hex());
+            ("content", counts, fingerprint, what, checked.map(|_| ()))
         } else {
             let checked = verify::check_counts(
                 client,
@@ -305,16 +297,16 @@ pub async fn sync_phases(
                 ),
                 None => "count check failed".into(),
             };
-            let verification = Verification {
-                method: "count".into(),
-                passed: checked.is_ok(),
-                source_items: counts.map(|c| c.0),
-                dest_items: counts.map(|c| c.1),
-                fingerprint: None,
-                detail: what,
-                at: Timestamp::now(),
-            };
-            (verification, checked.map(|_| ()))
+            ("count", counts, None, what, checked.map(|_| ()))
+        };
+        let verification = Verification {
+            method: method.into(),
+            passed: result.is_ok(),
+            source_items: counts.map(|c| c.0),
+            dest_items: counts.map(|c| c.1),
+            fingerprint,
+            detail: what,
+            at: Timestamp::now(),
         };
         // A check that could not finish (an AWS error) proves nothing either way: not recorded.
         if verification.source_items.is_some() {

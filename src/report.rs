@@ -127,14 +127,15 @@ pub async fn executions(journal: &dyn Journal, id: &str) -> Result<(Vec<Executio
     Ok((all, true))
 }
 
-/// Builds the report of `id` (an execution or an incident) from the journal.
+/// Builds the report of `id` (an execution or an incident) from its [`executions`] and the
+/// journal's recovery-mode records.
 pub async fn build(
     journal: &dyn Journal,
     config: &Config,
     id: &str,
+    (executions, is_incident): (Vec<Execution>, bool),
     generated_by: Principal,
 ) -> Result<Report> {
-    let (executions, is_incident) = executions(journal, id).await?;
     let mut environments: Vec<(String, Vec<String>)> = Vec::new();
     for e in &executions {
         if let Some(env) = config.environment_of(&e.inputs.table) {
