@@ -26,6 +26,19 @@ pub struct AwsOptions {
     pub max_attempts: Option<u32>,
 }
 
+/// The region a run would use: `--region` or the config's, else the SDK's chain (AWS_REGION,
+/// the profile); `None` when none says.
+pub async fn region(opts: &AwsOptions) -> Option<String> {
+    if let Some(r) = &opts.region {
+        return Some(r.clone());
+    }
+    let mut chain = aws_config::default_provider::region::DefaultRegionChain::builder();
+    if let Some(profile) = &opts.profile {
+        chain = chain.profile_name(profile);
+    }
+    chain.build().region().await.map(|r| r.to_string())
+}
+
 pub async fn load_config(opts: &AwsOptions) -> aws_config::SdkConfig {
     let mut loader = aws_config::defaults(BehaviorVersion::latest())
         // A hung connection must surface as a retryable timeout rather than stall a segment forever.

@@ -150,6 +150,16 @@ pub enum Command {
         #[arg(long, value_name = "DIR", default_value = ".")]
         report_dir: PathBuf,
     },
+    /// Print the digest under which outputs name a sensitive table's key, to find an item they
+    /// mention. Needs the journal key the run used (--journal-key-file, or the execution's
+    /// KMS-wrapped key with --execution).
+    KeyDigest {
+        /// The item's key in DynamoDB JSON, e.g. '{"ssn":{"S":"123-45-6789"}}'.
+        key: String,
+        /// The execution whose output named the key (for runs keyed by --journal-kms-key).
+        #[arg(long, value_name = "ID")]
+        execution: Option<String>,
+    },
     /// Print the least-privilege IAM policy for restoring tables and/or running recovery mode.
     IamPolicy(IamPolicyArgs),
     /// Write the man pages (dynamo-dr.1 and one per subcommand) into a directory.
@@ -167,6 +177,10 @@ pub enum Command {
 
 #[derive(Debug, Args)]
 pub struct IamPolicyArgs {
+    /// Also grant what `journal init` needs (CreateTable on the journal table), in a statement
+    /// of its own: grant it once, then remove it.
+    #[arg(long)]
+    pub journal_init: bool,
     /// A table the role may restore in place (physical or logical name); repeat for more.
     #[arg(long, value_name = "TABLE")]
     pub table: Vec<String>,
@@ -401,14 +415,30 @@ pub fn main() -> ExitCode {
             if format == Format::Json
                 && !matches!(e, Error::ChecksFailed { .. } | Error::Tables { .. })
             {
-                println!("{}", output::error_json(&e));
+                crate::outln!("{}", output::error_json(&e));
             }
             ExitCode::from(e.exit_status() as u8)
         }
     }
 }
 
+/// Whether stderr may carry colour: only a terminal, and never with `NO_COLOR` set
+/// (<https://no-color.org>).
+fn colour() -> bool {
+    use std::io::IsTerminal;
+    std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+}
+
+/// Whatever `RUST_LOG` or `-vv` ask for, another crate's TRACE events are dropped: the SDK
+/// logs whole requests and responses at TRACE (aws-smithy-runtime's "read HTTP response body",
+/// "transmitting request", `output_or_error`), and those hold item values. Only dynamo-dr's own
+/// events, which never carry values, pass at every level.
+fn no_wire_traces(meta: &tracing::Metadata<'_>) -> bool {
+    *meta.level() < tracing::Level::TRACE || meta.target().starts_with("dynamo_dr")
+}
+
 fn init_tracing(verbose: u8, log_file: Option<&std::path::Path>) -> Result<()> {
+    use tracing_subscriber::filter::filter_fn;
     use tracing_subscriber::layer::SubscriberExt;
     use tracing_subscriber::util::SubscriberInitExt;
     let default = match verbose {
@@ -422,20 +452,18 @@ fn init_tracing(verbose: u8, log_file: Option<&std::path::Path>) -> Result<()> {
     };
     let stderr = tracing_subscriber::fmt::layer()
         .with_writer(std::io::stderr)
+        .with_ansi(colour())
         .with_target(false)
         .with_filter(filter());
     let file = match log_file {
         Some(path) => {
-            let f = std::fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(path)
-                .map_err(|e| {
-                    Error::invalid("--log-file", format!("cannot open {}: {e}", path.display()))
-                })?;
+            let f = crate::private::append(path).map_err(|e| {
+                Error::invalid("--log-file", format!("cannot open {}: {e}", path.display()))
+            })?;
             Some(
                 tracing_subscriber::fmt::layer()
                     .json()
+                    .with_ansi(false)
                     .with_writer(std::sync::Mutex::new(f))
                     .with_filter(filter()),
             )
@@ -445,6 +473,7 @@ fn init_tracing(verbose: u8, log_file: Option<&std::path::Path>) -> Result<()> {
     let _ = tracing_subscriber::registry()
         .with(stderr)
         .with(file)
+        .with(filter_fn(no_wire_traces))
         .try_init();
     Ok(())
 }
@@ -497,7 +526,10 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Executions => commands::executions(&ctx).await,
         Command::Journal(JournalCommand::Init) => commands::journal_init(&ctx).await,
         Command::RecoveryMode(cmd) => commands::recovery_mode(&ctx, cmd).await,
-        Command::IamPolicy(args) => commands::iam_policy(&ctx, args),
+        Command::IamPolicy(args) => commands::iam_policy(&ctx, args).await,
+        Command::KeyDigest { key, execution } => {
+            commands::key_digest(&ctx, &key, execution.as_deref()).await
+        }
         Command::Report { id, report_dir } => commands::report(&ctx, &id, &report_dir).await,
         Command::Check {
             environment,
@@ -511,17 +543,14 @@ pub async fn run(cli: Cli) -> Result<()> {
                     path: dir.display().to_string(),
                     source,
                 })?;
-            println!("man pages written to {}", dir.display());
+            crate::outln!("man pages written to {}", dir.display());
             Ok(())
         }
         Command::Completions { shell } => {
             use clap::CommandFactory;
-            clap_complete::generate(
-                shell,
-                &mut Cli::command(),
-                "dynamo-dr",
-                &mut std::io::stdout(),
-            );
+            let mut script = Vec::new();
+            clap_complete::generate(shell, &mut Cli::command(), "dynamo-dr", &mut script);
+            crate::out!("{}", String::from_utf8_lossy(&script));
             Ok(())
         }
     }

@@ -41,13 +41,9 @@ pub struct Ctx {
 }
 
 impl Ctx {
-    /// Whether the config marks `table` sensitive.
+    /// Whether the config marks `table` sensitive (excluded or not).
     pub fn is_sensitive(&self, table: &str) -> bool {
-        self.config
-            .resolve("table", table)
-            .ok()
-            .and_then(|t| t.options.sensitive)
-            .unwrap_or(false)
+        self.config.is_sensitive(table)
     }
 
     fn mark_sensitive(&self, mut a: TableInfo, mut b: TableInfo) -> (TableInfo, TableInfo) {
@@ -56,6 +52,14 @@ impl Ctx {
         a.sensitive = either;
         b.sensitive = either;
         (a, b)
+    }
+
+    /// Names sensitive keys: under the operator's journal key when there is one, so they can be
+    /// looked up with `dynamo-dr key-digest`; else under a key nobody keeps.
+    fn key_digest(&self) -> crate::digest::KeyDigest {
+        self.journal_key
+            .as_ref()
+            .map_or_else(crate::digest::KeyDigest::ephemeral, JournalKey::digest_key)
     }
 
     /// Refuses a run on a sensitive table before anything changes when there is no key.
@@ -415,6 +419,20 @@ where
 
 pub async fn restore(ctx: &Ctx, args: RestoreArgs) -> Result<()> {
     let requests = restore_requests(ctx, &args)?;
+    if let [
+        RestoreRequest {
+            source: Source::Backup(arn),
+            table,
+            ..
+        },
+    ] = requests.as_slice()
+    {
+        // Region and account, once known, before any DynamoDB call.
+        let region = aws::region(&ctx.aws).await;
+        validate::backup_arn_belongs(arn, table, region.as_deref(), None)?;
+        let account = aws::caller_identity(&ctx.aws).await.ok().map(|i| i.account);
+        validate::backup_arn_belongs(arn, table, region.as_deref(), account.as_deref())?;
+    }
     if args.dry_run {
         // Every table's plan, and every table's reason to refuse, not just the first.
         let total = requests.len();
@@ -423,7 +441,7 @@ pub async fn restore(ctx: &Ctx, args: RestoreArgs) -> Result<()> {
             let table = request.table.clone();
             if let Err(e) = dry_run(ctx, request, args.run.flags()).await {
                 if total > 1 {
-                    println!("\n{table}: WOULD BE REFUSED: {e}");
+                    crate::outln!("\n{table}: WOULD BE REFUSED: {e}");
                 }
                 refused.push((table, e));
             }
@@ -560,7 +578,7 @@ async fn dry_run(ctx: &Ctx, request: RestoreRequest, flags: Flags) -> Result<()>
     out.push('\n');
     out.push_str(&crate::estimate::text(&estimate, read, write));
     out.push_str("\nDry run: nothing was changed.\n");
-    print!("{out}");
+    crate::out!("{out}");
     Ok(())
 }
 
@@ -826,11 +844,11 @@ fn print_restores(
             if let [single] = tables.as_mut_slice() {
                 if results.iter().all(|(_, _, r)| r.is_ok()) {
                     single["report"] = report;
-                    println!("{single}");
+                    crate::outln!("{single}");
                 }
                 return;
             }
-            println!(
+            crate::outln!(
                 "{}",
                 serde_json::json!({
                     "status": if results.iter().all(|(_, _, r)| r.is_ok()) { "succeeded" } else { "failed" },
@@ -855,7 +873,7 @@ fn print_restores(
             if let Some(w) = paths {
                 out.push_str(&format!("incident report: {}\n", w.text()));
             }
-            print!("{out}");
+            crate::out!("{out}");
         }
     }
 }
@@ -863,6 +881,7 @@ fn print_restores(
 pub async fn sync(ctx: &Ctx, args: SyncArgs) -> Result<()> {
     let dest = ctx.config.resolve("dest", &args.dest)?;
     validate::table_name("source", &args.source)?;
+    ctx.config.guard("source", &args.source)?;
     validate::confirmation(&args.confirm, &dest.physical)?;
     if args.source == dest.physical {
         return Err(Error::invalid(
@@ -983,8 +1002,8 @@ async fn run_sync(
     })
     .await?;
     match ctx.format {
-        Format::Json => println!("{}", output::sync_json(&exec, started.elapsed())),
-        Format::Text => print!("{}", output::sync_text(&exec, started.elapsed())),
+        Format::Json => crate::outln!("{}", output::sync_json(&exec, started.elapsed())),
+        Format::Text => crate::out!("{}", output::sync_text(&exec, started.elapsed())),
     }
     Ok(())
 }
@@ -1002,6 +1021,11 @@ pub async fn resume(ctx: &Ctx, args: ResumeArgs) -> Result<()> {
         )
     })?;
     drop(client);
+    // The config may have excluded the table since the run began.
+    ctx.config.guard("table", &exec.inputs.table)?;
+    if let Some(source) = exec.inputs.source.strip_prefix("table:") {
+        ctx.config.guard("source", source)?;
+    }
     require_terminal_or_yes(args.yes)?;
     // A key KMS wrapped into the record needs nothing from the operator.
     if exec.data_key.is_none() {
@@ -1027,7 +1051,7 @@ pub async fn resume(ctx: &Ctx, args: ResumeArgs) -> Result<()> {
             let incident = exec.inputs.incident_id.clone().unwrap_or_default();
             let request = RestoreRequest {
                 table: exec.inputs.table.clone(),
-                names: validate::names(&exec.inputs.table, &incident)?,
+                names: recorded_names(&exec, &incident)?,
                 incident,
                 source: source_from_text(&exec.inputs.source)?,
                 keep_restored_table: exec.inputs.keep_restored_table,
@@ -1052,6 +1076,20 @@ pub async fn resume(ctx: &Ctx, args: ResumeArgs) -> Result<()> {
             run_sync(ctx, exec.id.clone(), exec.inputs.clone(), opts, flags).await
         }
     }
+}
+
+/// The names a restore derives, except those its record already holds (a record written by an
+/// older version derived other names; provenance checks still decide what is ours).
+fn recorded_names(exec: &Execution, incident: &str) -> Result<validate::Names> {
+    let mut names = validate::names(&exec.inputs.table, incident)?;
+    let r = &exec.resources;
+    if let Some(t) = r.temp_table.clone() {
+        names.temp_table = t;
+    }
+    if let Some(b) = r.backup_name.clone() {
+        names.backup = b;
+    }
+    Ok(names)
 }
 
 /// Builds the report of `id` from the journal and writes it; `identity` is the caller's, if
@@ -1083,8 +1121,8 @@ pub async fn report(ctx: &Ctx, id: &str, dir: &std::path::Path) -> Result<()> {
     let (_, journal) = ctx.open().await?;
     let written = write_report(ctx, journal.as_ref(), id, dir, None).await?;
     match ctx.format {
-        Format::Json => println!("{}", written.json()),
-        Format::Text => println!("incident report: {}", written.text()),
+        Format::Json => crate::outln!("{}", written.json()),
+        Format::Text => crate::outln!("incident report: {}", written.text()),
     }
     Ok(())
 }
@@ -1101,11 +1139,11 @@ pub async fn status(ctx: &Ctx, id: &str) -> Result<()> {
         )
     })?;
     match ctx.format {
-        Format::Json => println!(
+        Format::Json => crate::outln!(
             "{}",
             serde_json::to_string_pretty(&exec).map_err(|e| Error::Journal(e.to_string()))?
         ),
-        Format::Text => print!("{}", output::status_text(&exec)),
+        Format::Text => crate::out!("{}", output::status_text(&exec)),
     }
     Ok(())
 }
@@ -1115,8 +1153,8 @@ pub async fn executions(ctx: &Ctx) -> Result<()> {
     let mut all = journal.list().await?;
     all.sort_by_key(|e| std::cmp::Reverse(e.created_at));
     match ctx.format {
-        Format::Json => println!("{}", output::executions_json(&all)),
-        Format::Text => print!("{}", output::executions_text(&all)),
+        Format::Json => crate::outln!("{}", output::executions_json(&all)),
+        Format::Text => crate::out!("{}", output::executions_text(&all)),
     }
     Ok(())
 }
@@ -1130,7 +1168,7 @@ pub async fn journal_init(ctx: &Ctx) -> Result<()> {
     };
     let client = aws::dynamodb_client(&ctx.aws).await;
     let created = journal::dynamo::init(&client, table).await?;
-    println!(
+    crate::outln!(
         "journal table {table} {}",
         if created { "created" } else { "already exists" }
     );
@@ -1170,11 +1208,11 @@ pub async fn recovery_mode(ctx: &Ctx, cmd: RecoveryModeCommand) -> Result<()> {
         let (record, functions) =
             recovery_mode::status(&lambda, journal.as_ref(), env_name, &env).await?;
         match ctx.format {
-            Format::Json => println!(
+            Format::Json => crate::outln!(
                 "{}",
                 output::recovery_status_json(env_name, record.as_ref(), &functions)
             ),
-            Format::Text => print!(
+            Format::Text => crate::out!(
                 "{}",
                 output::recovery_status_text(env_name, record.as_ref(), &functions)
             ),
@@ -1205,11 +1243,11 @@ pub async fn recovery_mode(ctx: &Ctx, cmd: RecoveryModeCommand) -> Result<()> {
         format!("recovery-mode {kind} for {env_name}")
     };
     match ctx.format {
-        Format::Json => println!(
+        Format::Json => crate::outln!(
             "{}",
             serde_json::json!({ "environment": env_name, "dryRun": dry_run, "actions": actions })
         ),
-        Format::Text => print!("{}", output::actions_text(&title, &actions)),
+        Format::Text => crate::out!("{}", output::actions_text(&title, &actions)),
     }
     let failures: Vec<String> = actions
         .iter()
@@ -1228,12 +1266,15 @@ pub async fn recovery_mode(ctx: &Ctx, cmd: RecoveryModeCommand) -> Result<()> {
 
 /// Both tables, described, with matching key schemas.
 async fn table_pair(
+    config: &Config,
     client: &aws_sdk_dynamodb::Client,
     source: &str,
     dest: &str,
 ) -> Result<(crate::table::TableInfo, crate::table::TableInfo)> {
     validate::table_name("source", source)?;
     validate::table_name("dest", dest)?;
+    config.guard("source", source)?;
+    config.guard("dest", dest)?;
     let src = crate::table::describe_existing(client, source, "source").await?;
     let dst = crate::table::describe_existing(client, dest, "dest").await?;
     if src.key != dst.key {
@@ -1249,7 +1290,7 @@ async fn table_pair(
 }
 
 fn jsonl_writer(path: &std::path::Path, field: &str) -> Result<std::io::BufWriter<std::fs::File>> {
-    std::fs::File::create(path)
+    crate::private::create(path)
         .map(std::io::BufWriter::new)
         .map_err(|e| Error::invalid(field, format!("cannot create {}: {e}", path.display())))
 }
@@ -1267,7 +1308,7 @@ fn write_line(
 
 pub async fn verify(ctx: &Ctx, args: VerifyArgs) -> Result<()> {
     let client = aws::dynamodb_client(&ctx.aws).await;
-    let (src, dst) = table_pair(&client, &args.source, &args.dest).await?;
+    let (src, dst) = table_pair(&ctx.config, &client, &args.source, &args.dest).await?;
     let mut keys_out = args
         .keys_out
         .as_deref()
@@ -1275,7 +1316,8 @@ pub async fn verify(ctx: &Ctx, args: VerifyArgs) -> Result<()> {
         .transpose()?;
     let (src, dst) = ctx.mark_sensitive(src, dst);
     let pace = pacing(ctx, None);
-    let result = crate::verify::verify_tables(&client, &src, &dst, args.segments, &pace.retry, &pace.read_rate, |d| match (&mut keys_out, &args.keys_out) {
+    let digest = ctx.key_digest();
+    let result = crate::verify::verify_tables(&client, &src, &dst, args.segments, &pace, &digest, |d| match (&mut keys_out, &args.keys_out) {
         (Some(w), Some(p)) => write_line(w, p, &serde_json::json!({ "kind": d.kind.as_str(), "key": serde_json::from_str::<serde_json::Value>(d.key).unwrap_or_default() })),
         _ => Ok(()),
     })
@@ -1288,11 +1330,11 @@ pub async fn verify(ctx: &Ctx, args: VerifyArgs) -> Result<()> {
     }
     let (s, _) = result?;
     match ctx.format {
-        Format::Json => println!(
+        Format::Json => crate::outln!(
             "{}",
             serde_json::json!({ "status": "equal", "source": src.name, "dest": dst.name, "items": s.count, "fingerprint": s.hex() })
         ),
-        Format::Text => println!(
+        Format::Text => crate::outln!(
             "Equal: {} and {} hold the same {} items (fingerprint {})",
             src.name,
             dst.name,
@@ -1305,7 +1347,7 @@ pub async fn verify(ctx: &Ctx, args: VerifyArgs) -> Result<()> {
 
 pub async fn diff(ctx: &Ctx, args: DiffArgs) -> Result<()> {
     let client = aws::dynamodb_client(&ctx.aws).await;
-    let (src, dst) = table_pair(&client, &args.source, &args.dest).await?;
+    let (src, dst) = table_pair(&ctx.config, &client, &args.source, &args.dest).await?;
     for t in [&src, &dst] {
         if ctx.is_sensitive(&t.name) {
             return Err(Error::invalid(
@@ -1320,7 +1362,8 @@ pub async fn diff(ctx: &Ctx, args: DiffArgs) -> Result<()> {
     }
     let mut out = jsonl_writer(&args.out, "--out")?;
     let pace = pacing(ctx, None);
-    let found = crate::verify::differences(&client, &src, &dst, &pace.retry, &pace.read_rate, |d| {
+    let digest = ctx.key_digest();
+    let found = crate::verify::differences(&client, &src, &dst, &pace, &digest, |d| {
         let kind = match d.kind {
             crate::verify::DiffKind::Missing => "only-in-source",
             crate::verify::DiffKind::Extra => "only-in-dest",
@@ -1345,8 +1388,8 @@ pub async fn diff(ctx: &Ctx, args: DiffArgs) -> Result<()> {
         "onlyInSource": found.missing, "onlyInDest": found.extra, "changed": found.changed,
     });
     match ctx.format {
-        Format::Json => println!("{summary}"),
-        Format::Text => println!(
+        Format::Json => crate::outln!("{summary}"),
+        Format::Text => crate::outln!(
             "{} only in {}, {} only in {}, {} changed; written to {}",
             found.missing,
             src.name,
@@ -1359,7 +1402,40 @@ pub async fn diff(ctx: &Ctx, args: DiffArgs) -> Result<()> {
     Ok(())
 }
 
-pub fn iam_policy(ctx: &Ctx, args: crate::cli::IamPolicyArgs) -> Result<()> {
+pub async fn key_digest(ctx: &Ctx, key: &str, execution: Option<&str>) -> Result<()> {
+    let example = r#"for example '{"ssn":{"S":"123-45-6789"}}'"#;
+    let value: serde_json::Value = serde_json::from_str(key)
+        .ok()
+        .filter(serde_json::Value::is_object)
+        .ok_or_else(|| {
+            Error::invalid(
+                "key",
+                format!("not a key in DynamoDB JSON (an object of typed attributes); {example}"),
+            )
+        })?;
+    let digest = match execution {
+        Some(id) => {
+            let (_, journal) = ctx.open().await?;
+            let exec = journal.load(id).await?.ok_or_else(|| {
+                Error::invalid(
+                    "--execution",
+                    format!("no execution {id} in the journal {}", journal.describe()),
+                )
+            })?;
+            ctx.execution_key(Some(&exec), true, id, &exec.inputs.table)
+                .await?
+                .0
+                .map(|k| k.digest_key())
+        }
+        None => ctx.journal_key.as_ref().map(JournalKey::digest_key),
+    };
+    let digest = digest.ok_or_else(|| crate::execution::missing_key("the table"))?;
+    // The same text the tool digests: compact, attributes in name order.
+    crate::outln!("{}", digest.name(&value.to_string()));
+    Ok(())
+}
+
+pub async fn iam_policy(ctx: &Ctx, args: crate::cli::IamPolicyArgs) -> Result<()> {
     if args.table.is_empty() && !args.recovery_mode {
         return Err(Error::invalid(
             "--table",
@@ -1401,20 +1477,36 @@ pub fn iam_policy(ctx: &Ctx, args: crate::cli::IamPolicyArgs) -> Result<()> {
         (Some(env), true) => Some((env.clone(), ctx.config.environment(env)?)),
         _ => None,
     };
+    let region = aws::region(&ctx.aws).await.ok_or_else(|| {
+        Error::invalid(
+            "--region",
+            "no region: the policy names this region's tables and keys; pass --region (e.g. \
+             us-east-1) or set AWS_REGION",
+        )
+    })?;
+    crate::iam::region(&region).map_err(|why| Error::invalid("--region", why))?;
     let scope = crate::iam::Scope {
         partition: args.partition.clone(),
-        region: ctx.aws.region.clone().unwrap_or_else(|| "*".into()),
+        region,
         account: args.account.clone().unwrap_or_else(|| "*".into()),
     };
     let journal_table = match &ctx.journal {
         journal::Location::DynamoDb(t) => Some(t.clone()),
         journal::Location::Dir(_) => None,
     };
+    if args.journal_init && journal_table.is_none() {
+        return Err(Error::invalid(
+            "--journal-init",
+            "only a shared journal is created by `journal init`: pass --journal \
+             dynamodb://TABLE (or DYNAMO_DR_JOURNAL) too",
+        ));
+    }
     let request = crate::iam::Request {
         tables,
         journal_table,
         recovery_mode,
         kms_keys: args.kms_key.clone(),
+        journal_init: args.journal_init,
         journal_kms_key: match &ctx.journal_kms_key {
             Some(key) => {
                 crate::iam::kms_key_arn(key).map_err(|why| {
@@ -1437,11 +1529,9 @@ pub fn iam_policy(ctx: &Ctx, args: crate::cli::IamPolicyArgs) -> Result<()> {
         state: e.to_string(),
         hint: "this is a bug in dynamo-dr".into(),
     })?;
-    println!("{text}");
-    if args.account.is_none() || ctx.aws.region.is_none() {
-        eprintln!(
-            "note: pass --account and --region to pin the policy to one account and region (now `*`)"
-        );
+    crate::outln!("{text}");
+    if args.account.is_none() {
+        eprintln!("note: pass --account to pin the policy to one account (now `*`)");
     }
     Ok(())
 }
@@ -1462,11 +1552,11 @@ pub async fn check(ctx: &Ctx, environment: &str, pitr_time: Option<&str>) -> Res
     let (client, journal) = ctx.open().await?;
     let report = crate::check::run(&client, journal.as_ref(), &ctx.config, environment, at).await?;
     match ctx.format {
-        Format::Json => println!(
+        Format::Json => crate::outln!(
             "{}",
             serde_json::json!({ "ok": report.failures() == 0, "report": report })
         ),
-        Format::Text => print!("{}", crate::check::text(&report)),
+        Format::Text => crate::out!("{}", crate::check::text(&report)),
     }
     match report.failures() {
         0 => Ok(()),

@@ -209,14 +209,7 @@ impl Config {
             ));
         };
         if let Some(reason) = &table.excluded {
-            return Err(Error::invalid(
-                field,
-                format!(
-                    "{logical} ({}) is excluded from disaster recovery in {}: {reason}",
-                    table.name,
-                    self.describe_path()
-                ),
-            ));
+            return Err(self.excluded(field, logical, table, reason));
         }
         Ok(ResolvedTable {
             logical: Some(logical.clone()),
@@ -224,6 +217,52 @@ impl Config {
             options: table.options.or(&self.defaults),
             environment: table.environment.clone(),
         })
+    }
+
+    /// The configured table a name stands for: its logical or physical name, or a temporary
+    /// table or forensic backup name derived from either (they hold the same data).
+    fn lookup(&self, name: &str) -> Option<(&String, &TableConfig)> {
+        let find = |n: &str| {
+            self.tables
+                .get_key_value(n)
+                .or_else(|| self.tables.iter().find(|(_, t)| t.name == n))
+        };
+        find(name).or_else(|| crate::validate::derived_from(name).and_then(find))
+    }
+
+    /// For any command that reads or writes `name`, as any role (source, dest, either side of a
+    /// verify or diff): refuses an excluded table, with the configured reason, and says whether
+    /// the data is sensitive. A table the config does not name gets the defaults.
+    pub fn guard(&self, field: &str, name: &str) -> Result<bool> {
+        let Some((logical, table)) = self.lookup(name) else {
+            return Ok(self.defaults.sensitive.unwrap_or(false));
+        };
+        if let Some(reason) = &table.excluded {
+            return Err(self.excluded(field, logical, table, reason));
+        }
+        Ok(self.is_sensitive(name))
+    }
+
+    /// Whether the config marks the table `name` stands for sensitive, excluded or not.
+    pub fn is_sensitive(&self, name: &str) -> bool {
+        self.lookup(name)
+            .map(|(_, t)| t.options.or(&self.defaults))
+            .unwrap_or_else(|| self.defaults.clone())
+            .sensitive
+            .unwrap_or(false)
+    }
+
+    fn excluded(&self, field: &str, logical: &str, table: &TableConfig, reason: &str) -> Error {
+        Error::invalid(
+            field,
+            format!(
+                "{logical} ({}) is excluded from disaster recovery in {}: {reason}. dynamo-dr \
+                 neither reads nor writes it; remove `excluded` from its section only after the \
+                 review the reason asks for",
+                table.name,
+                self.describe_path()
+            ),
+        )
     }
 
     /// The environment a physical table is tied to, if the config says so.
@@ -262,10 +301,24 @@ impl Config {
                 ));
             }
         };
+        let function_prefix = section
+            .function_prefix
+            .unwrap_or_else(|| format!("{name}-"));
+        // An empty prefix (or a wildcard) would make every function of the account the
+        // environment's: recovery mode would pause them all.
+        if function_prefix.trim().is_empty() || function_prefix.contains(['*', '?']) {
+            return Err(Error::invalid(
+                "function_prefix",
+                format!(
+                    "{function_prefix:?} in [environments.{name}] of {} would match every \
+                     function in the account; give the environment's own prefix, e.g. \
+                     function_prefix = \"{name}-\"",
+                    self.describe_path()
+                ),
+            ));
+        }
         Ok(EnvironmentConfig {
-            function_prefix: section
-                .function_prefix
-                .unwrap_or_else(|| format!("{name}-")),
+            function_prefix,
             tags: section.tags,
             exclude: section
                 .exclude
@@ -305,6 +358,25 @@ mod tests {
         assert_eq!(by_logical, by_physical);
         assert_eq!(by_logical.options.segments, Some(16));
         assert_eq!(by_logical.logical.as_deref(), Some("ProviderTable"));
+    }
+
+    #[test]
+    fn an_excluded_table_stays_sensitive_and_is_refused_by_any_name() {
+        let c = Config::parse(
+            "[tables.SSN]\nname = \"Prod-SSN\"\nsensitive = true\nexcluded = \"review\"\n",
+        )
+        .unwrap();
+        for name in [
+            "SSN",
+            "Prod-SSN",
+            "DR-TEMP-Prod-SSN.inc-1",
+            "DR-FORENSIC-SSN.inc-1",
+        ] {
+            assert!(c.is_sensitive(name), "{name}");
+            let e = c.guard("source", name).unwrap_err().to_string();
+            assert!(e.contains("review"), "{name}: {e}");
+        }
+        assert!(!c.guard("dest", "Scratch").unwrap());
     }
 
     #[test]

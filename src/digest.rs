@@ -147,10 +147,77 @@ impl Fingerprint {
     }
 }
 
+/// How a sensitive table's keys are named without being revealed: HMAC-SHA256 under a secret
+/// key, so a key cannot be found by hashing guesses (an SSN-shaped key space is searched in
+/// seconds against a plain hash). Only a holder of the journal key can look a digest up
+/// (`dynamo-dr key-digest`). The key is zeroed when dropped.
+#[derive(Clone)]
+pub struct KeyDigest(zeroize::Zeroizing<[u8; 32]>);
+
+/// Domain separation: the digest key is derived from, never equal to, the journal key.
+const KEY_DIGEST_LABEL: &[u8] = b"dynamo-dr key digest v1";
+
+impl KeyDigest {
+    /// Derived from a journal key's bytes.
+    pub fn derived(journal_key: &[u8]) -> KeyDigest {
+        KeyDigest(zeroize::Zeroizing::new(hmac_sha256(
+            journal_key,
+            KEY_DIGEST_LABEL,
+        )))
+    }
+
+    /// A key nobody holds, for a run with no journal key: its digests correlate within the run's
+    /// own output and can be looked up by nobody.
+    pub fn ephemeral() -> KeyDigest {
+        use aes_gcm::aead::rand_core::RngCore;
+        let mut key = zeroize::Zeroizing::new([0u8; 32]);
+        aes_gcm::aead::OsRng.fill_bytes(key.as_mut());
+        KeyDigest(key)
+    }
+
+    /// `"key-hmac:<24 hex>"` for a key's DynamoDB JSON text.
+    pub fn name(&self, key_text: &str) -> String {
+        let mac = hmac_sha256(self.0.as_ref(), key_text.as_bytes());
+        format!("\"key-hmac:{}\"", hex::encode(&mac[..12]))
+    }
+}
+
+impl std::fmt::Debug for KeyDigest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("KeyDigest(..)")
+    }
+}
+
+fn hmac_sha256(key: &[u8], message: &[u8]) -> [u8; 32] {
+    use hmac::{KeyInit, Mac};
+    let mut mac = hmac::Hmac::<Sha256>::new_from_slice(key).expect("HMAC takes keys of any length");
+    mac.update(message);
+    mac.finalize().into_bytes().into()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use aws_sdk_dynamodb::primitives::Blob;
+
+    #[test]
+    fn key_digests_need_the_key() {
+        let key = [7u8; 32];
+        let text = r#"{"ssn":{"S":"123-45-6789"}}"#;
+        let a = KeyDigest::derived(&key).name(text);
+        assert_eq!(a, KeyDigest::derived(&key).name(text));
+        assert!(a.starts_with("\"key-hmac:") && !a.contains("6789"), "{a}");
+        // Not the plain hash an attacker could compute, nor another key's digest.
+        let plain = hex::encode(&Sha256::digest(text.as_bytes())[..12]);
+        assert!(!a.contains(&plain));
+        assert_ne!(a, KeyDigest::derived(&[8u8; 32]).name(text));
+        assert_ne!(a, KeyDigest::ephemeral().name(text));
+        // HMAC-SHA256 as RFC 4231 test case 2 defines it.
+        assert_eq!(
+            hex::encode(hmac_sha256(b"Jefe", b"what do ya want for nothing?")),
+            "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"
+        );
+    }
     use proptest::prelude::*;
 
     #[test]

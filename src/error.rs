@@ -75,6 +75,19 @@ pub enum Error {
         hint: String,
     },
 
+    /// A resource of the name this execution would use exists, and AWS shows it is not this
+    /// execution's: it is never adopted, tagged or deleted.
+    #[error(
+        "{what} exists but is not this execution's: {why}. dynamo-dr did not adopt, tag or delete \
+         it, and {table} was not changed. Find out who made it (its tags, CloudTrail); to recover \
+         {table} now, start again with a new incident id"
+    )]
+    NotOurs {
+        what: String,
+        why: String,
+        table: String,
+    },
+
     #[error(
         "item count check failed: {dest} has {dest_count} items but {source_table} has {source_count} \
          (counted by full consistent scans). The destination does not match the restore point; \

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use aws_sdk_dynamodb::Client;
 use jiff::Timestamp;
 
+use crate::digest::KeyDigest;
 use crate::error::{Error, Result};
 use crate::journal::seal::{self, JournalKey};
 use crate::journal::{
@@ -51,6 +52,14 @@ impl Recorder {
 
     pub async fn snapshot(&self) -> Execution {
         self.exec.lock().await.clone()
+    }
+
+    /// Names sensitive keys in this run's output: under the journal key, so its holder can look
+    /// them up.
+    pub fn key_digest(&self) -> KeyDigest {
+        self.key
+            .as_ref()
+            .map_or_else(KeyDigest::ephemeral, JournalKey::digest_key)
     }
 
     pub fn check_lease(&self) -> Result<()> {
@@ -168,6 +177,10 @@ impl Checkpoint for Recorder {
         })
         .await
     }
+
+    fn may_write(&self) -> Result<()> {
+        self.check_lease()
+    }
 }
 
 /// Runs the delete, copy and check phases from wherever the record says the run is.
@@ -248,8 +261,8 @@ pub async fn sync_phases(
                 source,
                 dest,
                 opts.segments,
-                &opts.retry,
-                &opts.read_rate,
+                &opts,
+                &rec.key_digest(),
                 |_| Ok(()),
             )
             .await;

@@ -5,9 +5,11 @@
 use serde_json::{Value, json};
 
 use crate::config::EnvironmentConfig;
-use crate::validate::TEMP_TABLE_PREFIX;
+use crate::restore::{EXECUTION_TAG, INCIDENT_TAG, SOURCE_TAG};
+use crate::validate::{NAME_SEPARATOR, TEMP_TABLE_PREFIX};
 
-/// Where the policy applies. `*` where the operator did not say.
+/// Where the policy applies: one region always; the account is `*` where the operator did not
+/// say.
 #[derive(Debug, Clone)]
 pub struct Scope {
     pub partition: String,
@@ -45,13 +47,36 @@ pub struct Request {
     pub kms_keys: Vec<String>,
     /// The KMS key that wraps sensitive tables' journal keys (`--journal-kms-key`), as an ARN.
     pub journal_kms_key: Option<String>,
+    /// Also `journal init`: CreateTable on the journal table, in a statement of its own so that
+    /// it can be granted once and removed.
+    pub journal_init: bool,
+}
+
+/// A region code such as us-east-1 or ap-southeast-2 (no wildcards), else why not.
+pub fn region(region: &str) -> Result<(), String> {
+    let parts: Vec<&str> = region.split('-').collect();
+    let ok = parts.len() >= 3
+        && parts[0].len() == 2
+        && parts
+            .iter()
+            .take(parts.len() - 1)
+            .all(|p| !p.is_empty() && p.chars().all(|c| c.is_ascii_lowercase()))
+        && parts[parts.len() - 1].parse::<u8>().is_ok_and(|n| n > 0);
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "{region:?} is not an AWS region code, e.g. us-east-1 or eu-west-2"
+        ))
+    }
 }
 
 /// A KMS key ARN (`arn:aws:kms:REGION:ACCOUNT:key/ID`), else why not.
 pub fn kms_key_arn(arn: &str) -> Result<(), String> {
     match arn.splitn(6, ':').collect::<Vec<_>>().as_slice() {
         ["arn", partition, "kms", region, account, resource]
-            if !partition.is_empty()
+            if !arn.contains(['*', '?'])
+                && !partition.is_empty()
                 && !region.is_empty()
                 && account.len() == 12
                 && account.chars().all(|c| c.is_ascii_digit())
@@ -83,7 +108,9 @@ pub fn policy(scope: &Scope, req: &Request) -> Value {
     let mut statements = Vec::new();
     for table in &req.tables {
         let live = scope.dynamodb(&format!("table/{table}"));
-        let temp = scope.dynamodb(&format!("table/{TEMP_TABLE_PREFIX}{table}-*"));
+        let temp = scope.dynamodb(&format!(
+            "table/{TEMP_TABLE_PREFIX}{table}{NAME_SEPARATOR}*"
+        ));
         statements.push(statement(
             &sid("LiveTable", table),
             &[
@@ -116,11 +143,26 @@ pub fn policy(scope: &Scope, req: &Request) -> Value {
                 "dynamodb:UpdateItem",
                 "dynamodb:DeleteItem",
                 "dynamodb:BatchWriteItem",
-                "dynamodb:TagResource",
                 "dynamodb:ListTagsOfResource",
             ],
             vec![temp.clone()],
         ));
+        // Tagging is what makes a table the tool's own (clean-up deletes by these tags), so the
+        // role may tag only tables that carry no execution tag yet, only with the tool's three
+        // keys, and only as this table's copy: it cannot make another run's table, or any other
+        // table, look like its own. Condition keys as DynamoDB's ABAC documents them:
+        // <https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/abac-example-use-cases.html>.
+        let mut tag = statement(
+            &sid("TagTemporaryTables", table),
+            &["dynamodb:TagResource"],
+            vec![temp.clone()],
+        );
+        tag["Condition"] = json!({
+            "Null": { format!("aws:ResourceTag/{EXECUTION_TAG}"): "true" },
+            "StringEquals": { format!("aws:RequestTag/{SOURCE_TAG}"): table },
+            "ForAllValues:StringEquals": { "aws:TagKeys": [EXECUTION_TAG, INCIDENT_TAG, SOURCE_TAG] },
+        });
+        statements.push(tag);
         // Only tables the tool tagged as this table's temporary copies.
         let mut delete = statement(
             &sid("DeleteTemporaryTables", table),
@@ -128,7 +170,7 @@ pub fn policy(scope: &Scope, req: &Request) -> Value {
             vec![temp],
         );
         delete["Condition"] = json!({
-            "StringEquals": { format!("aws:ResourceTag/{}", crate::restore::SOURCE_TAG): table }
+            "StringEquals": { format!("aws:ResourceTag/{SOURCE_TAG}"): table }
         });
         statements.push(delete);
     }
@@ -154,12 +196,9 @@ pub fn policy(scope: &Scope, req: &Request) -> Value {
             ],
             req.kms_keys.clone(),
         );
-        let via = if scope.region == "*" {
-            json!({ "StringLike": { "kms:ViaService": "dynamodb.*.amazonaws.com" } })
-        } else {
-            json!({ "StringEquals": { "kms:ViaService": format!("dynamodb.{}.amazonaws.com", scope.region) } })
-        };
-        kms["Condition"] = via;
+        kms["Condition"] = json!({
+            "StringEquals": { "kms:ViaService": format!("dynamodb.{}.amazonaws.com", scope.region) }
+        });
         statements.push(kms);
     }
     if let Some(key) = &req.journal_kms_key {
@@ -188,6 +227,13 @@ pub fn policy(scope: &Scope, req: &Request) -> Value {
             ],
             vec![scope.dynamodb(&format!("table/{journal}"))],
         ));
+        if req.journal_init {
+            statements.push(statement(
+                "JournalInit",
+                &["dynamodb:CreateTable", "dynamodb:DescribeTable"],
+                vec![scope.dynamodb(&format!("table/{journal}"))],
+            ));
+        }
     }
     if let Some((name, env)) = &req.recovery_mode {
         let functions = scope.lambda(&format!("function:{}*", env.function_prefix));
@@ -209,10 +255,7 @@ pub fn policy(scope: &Scope, req: &Request) -> Value {
         ));
         let mut mappings = statement(
             &sid("EventSourceMappings", name),
-            &[
-                "lambda:GetEventSourceMapping",
-                "lambda:UpdateEventSourceMapping",
-            ],
+            &["lambda:UpdateEventSourceMapping"],
             vec![scope.lambda("event-source-mapping:*")],
         );
         mappings["Condition"] = json!({ "ArnLike": { "lambda:FunctionArn": functions } });
@@ -265,6 +308,7 @@ mod tests {
             recovery_mode: None,
             kms_keys: Vec::new(),
             journal_kms_key: None,
+            journal_init: false,
         };
         let text = serde_json::to_string_pretty(&policy(&scope(), &req)).unwrap();
         let p: Value = serde_json::from_str(&text).unwrap();
@@ -273,7 +317,7 @@ mod tests {
             assert!(action.starts_with("dynamodb:"), "{action}");
             let allowed = resource == format!("{arn}Orders")
                 || resource == format!("{arn}Orders/backup/*")
-                || resource == format!("{arn}DR-TEMP-Orders-*")
+                || resource == format!("{arn}DR-TEMP-Orders.*")
                 || resource == format!("{arn}dynamo-dr-journal")
                 || (resource == "*" && action == "dynamodb:ListBackups");
             assert!(allowed, "{action} on {resource}");
@@ -287,7 +331,7 @@ mod tests {
             deletes,
             [(
                 "dynamodb:DeleteTable".into(),
-                format!("{arn}DR-TEMP-Orders-*")
+                format!("{arn}DR-TEMP-Orders.*")
             )]
         );
         let delete = p["Statement"]
@@ -302,6 +346,77 @@ mod tests {
         );
         // The live table is never deleted, nor are items deleted one by one there.
         assert!(!grants(&p).contains(&("dynamodb:DeleteItem".into(), format!("{arn}Orders"))));
+        // The run policy cannot create tables; that is journal init's statement alone.
+        assert!(!grants(&p).iter().any(|(a, _)| a == "dynamodb:CreateTable"));
+        let init = policy(
+            &scope(),
+            &Request {
+                journal_init: true,
+                ..req.clone()
+            },
+        );
+        let init = init["Statement"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["Sid"] == "JournalInit")
+            .unwrap();
+        assert_eq!(init["Action"][0], "dynamodb:CreateTable");
+        assert_eq!(init["Resource"][0], format!("{arn}dynamo-dr-journal"));
+    }
+
+    #[test]
+    fn tagging_is_only_for_untagged_copies_with_the_tools_own_tags() {
+        let p = policy(
+            &scope(),
+            &Request {
+                tables: vec!["Orders".into()],
+                ..Request::default()
+            },
+        );
+        let statements = p["Statement"].as_array().unwrap();
+        let taggers: Vec<_> = statements
+            .iter()
+            .filter(|s| {
+                s["Action"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .any(|a| a == "dynamodb:TagResource")
+            })
+            .collect();
+        assert_eq!(taggers.len(), 1, "one statement grants TagResource");
+        let c = &taggers[0]["Condition"];
+        assert_eq!(c["Null"]["aws:ResourceTag/dynamo-dr:execution-id"], "true");
+        assert_eq!(
+            c["StringEquals"]["aws:RequestTag/dynamo-dr:source-table"],
+            "Orders"
+        );
+        let keys = c["ForAllValues:StringEquals"]["aws:TagKeys"]
+            .as_array()
+            .unwrap();
+        assert_eq!(keys.len(), 3);
+        assert_eq!(taggers[0]["Action"].as_array().unwrap().len(), 1);
+    }
+
+    #[test]
+    fn regions_and_kms_keys_refuse_wildcards() {
+        for good in ["us-east-1", "eu-west-2", "ap-southeast-2", "us-gov-west-1"] {
+            assert!(region(good).is_ok(), "{good}");
+        }
+        for bad in [
+            "*",
+            "",
+            "us-east-*",
+            "us-east",
+            "US-EAST-1",
+            "useast1",
+            "us-east-0",
+        ] {
+            assert!(region(bad).is_err(), "{bad}");
+        }
+        assert!(kms_key_arn("arn:aws:kms:us-east-1:123456789012:key/*").is_err());
+        assert!(kms_key_arn("arn:aws:kms:*:123456789012:key/abc").is_err());
     }
 
     #[test]
@@ -371,7 +486,7 @@ mod tests {
                 "lambda:ListFunctions" | "lambda:ListEventSourceMappings" => {
                     assert_eq!(resource, "*")
                 }
-                "lambda:GetEventSourceMapping" | "lambda:UpdateEventSourceMapping" => assert_eq!(
+                "lambda:UpdateEventSourceMapping" => assert_eq!(
                     resource,
                     "arn:aws:lambda:us-east-1:123456789012:event-source-mapping:*"
                 ),
@@ -381,6 +496,11 @@ mod tests {
                 ),
             }
         }
+        assert!(
+            !grants(&p)
+                .iter()
+                .any(|(a, _)| a == "lambda:GetEventSourceMapping")
+        );
         let mappings = &p["Statement"][2];
         assert_eq!(
             mappings["Condition"]["ArnLike"]["lambda:FunctionArn"],

@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use jiff::{SignedDuration, Timestamp};
 
@@ -13,12 +13,32 @@ use crate::journal::{Journal, Lease, Operator};
 pub const TTL: Duration = Duration::from_secs(60);
 const RENEW_EVERY: Duration = Duration::from_secs(15);
 
+/// How long a lease lives and how often it is renewed; tests shorten both.
+#[derive(Debug, Clone, Copy)]
+pub struct Timing {
+    pub ttl: Duration,
+    pub renew_every: Duration,
+}
+
+impl Default for Timing {
+    fn default() -> Timing {
+        Timing {
+            ttl: TTL,
+            renew_every: RENEW_EVERY,
+        }
+    }
+}
+
 /// A held lease. Renewed in the background; released by [`LeaseGuard::release`].
 pub struct LeaseGuard {
     journal: Arc<dyn Journal>,
     table: String,
     version: Arc<AtomicU64>,
     lost: Arc<AtomicBool>,
+    /// Until when (ms after `base`) the last successful write of the lease holds it for us.
+    held_until: Arc<AtomicU64>,
+    base: Instant,
+    timing: Timing,
     renewer: tokio::task::JoinHandle<()>,
 }
 
@@ -27,8 +47,8 @@ fn pid_alive(pid: u32) -> bool {
     std::path::Path::new(&format!("/proc/{pid}")).exists()
 }
 
-fn expiry(now: Timestamp) -> Timestamp {
-    now.checked_add(SignedDuration::try_from(TTL).unwrap_or(SignedDuration::from_secs(60)))
+fn expiry(now: Timestamp, ttl: Duration) -> Timestamp {
+    now.checked_add(SignedDuration::try_from(ttl).unwrap_or(SignedDuration::from_secs(60)))
         .unwrap_or(now)
 }
 
@@ -40,15 +60,27 @@ pub async fn acquire(
     execution_id: &str,
     break_lock: bool,
 ) -> Result<(LeaseGuard, Option<String>)> {
+    acquire_with(journal, table, execution_id, break_lock, Timing::default()).await
+}
+
+/// [`acquire`] with its own timing.
+pub async fn acquire_with(
+    journal: Arc<dyn Journal>,
+    table: &str,
+    execution_id: &str,
+    break_lock: bool,
+    timing: Timing,
+) -> Result<(LeaseGuard, Option<String>)> {
     let me = Operator::current();
     for _ in 0..5 {
+        let base = Instant::now();
         let now = Timestamp::now();
         let lease = Lease {
             table: table.to_string(),
             execution_id: execution_id.to_string(),
             holder: me.clone(),
             acquired_at: now,
-            expires_at: expiry(now),
+            expires_at: expiry(now, timing.ttl),
         };
         let current = journal.read_lease(table).await?;
         let (expected, note) = match &current {
@@ -96,14 +128,27 @@ pub async fn acquire(
             }
             let version = Arc::new(AtomicU64::new(expected.map_or(1, |v| v + 1)));
             let lost = Arc::new(AtomicBool::new(false));
-            let renewer =
-                tokio::spawn(renew(journal.clone(), lease, version.clone(), lost.clone()));
+            let held_until = Arc::new(AtomicU64::new(timing.ttl.as_millis() as u64));
+            let renewer = tokio::spawn(renew(
+                journal.clone(),
+                lease,
+                Renewal {
+                    version: version.clone(),
+                    lost: lost.clone(),
+                    held_until: held_until.clone(),
+                    base,
+                    timing,
+                },
+            ));
             return Ok((
                 LeaseGuard {
                     journal,
                     table: table.to_string(),
                     version,
                     lost,
+                    held_until,
+                    base,
+                    timing,
                     renewer,
                 },
                 note,
@@ -116,27 +161,37 @@ pub async fn acquire(
     ))
 }
 
-async fn renew(
-    journal: Arc<dyn Journal>,
-    mut lease: Lease,
+/// What the renewer shares with the guard.
+struct Renewal {
     version: Arc<AtomicU64>,
     lost: Arc<AtomicBool>,
-) {
+    held_until: Arc<AtomicU64>,
+    base: Instant,
+    timing: Timing,
+}
+
+async fn renew(journal: Arc<dyn Journal>, mut lease: Lease, r: Renewal) {
     loop {
-        tokio::time::sleep(RENEW_EVERY).await;
-        lease.expires_at = expiry(Timestamp::now());
-        let v = version.load(Ordering::SeqCst);
+        tokio::time::sleep(r.timing.renew_every).await;
+        // Measured from before the write: the lease holds at least this long once it lands.
+        let sent = r.base.elapsed();
+        lease.expires_at = expiry(Timestamp::now(), r.timing.ttl);
+        let v = r.version.load(Ordering::SeqCst);
         match journal
             .swap_lease(&lease.table, Some(&lease), Some(v))
             .await
         {
-            Ok(true) => version.store(v + 1, Ordering::SeqCst),
+            Ok(true) => {
+                r.version.store(v + 1, Ordering::SeqCst);
+                let until = (sent + r.timing.ttl).as_millis() as u64;
+                r.held_until.store(until, Ordering::SeqCst);
+            }
             Ok(false) => {
                 tracing::error!(table = %lease.table, "the lease was taken by someone else; stopping");
-                lost.store(true, Ordering::SeqCst);
+                r.lost.store(true, Ordering::SeqCst);
                 return;
             }
-            // A failed renewal is retried; the lease only lapses after TTL.
+            // Retried; writes stop (LeaseGuard::check) before the last renewal lapses.
             Err(e) => {
                 tracing::warn!(table = %lease.table, error = %e, "lease renewal failed; retrying")
             }
@@ -146,11 +201,26 @@ async fn renew(
 
 impl LeaseGuard {
     /// Fails once another run has taken the lease, so this one stops writing.
+    /// Also fails once renewals have failed for so long that the lease has less than one
+    /// renewal period left: another run may take it when it lapses, so this one stops writing
+    /// first.
     pub fn check(&self) -> Result<()> {
         if self.lost.load(Ordering::SeqCst) {
             return Err(Error::Journal(format!(
                 "the lease on {} was taken over by another run (--break-lock?); this run stopped writing",
                 self.table
+            )));
+        }
+        let held_until = Duration::from_millis(self.held_until.load(Ordering::SeqCst));
+        if self.base.elapsed() + self.timing.renew_every >= held_until {
+            return Err(Error::Journal(format!(
+                "the lease on {} could not be renewed for {:?} and is about to lapse, when another \
+                 run could take it; this run stopped writing. Check the journal is reachable, \
+                 then `dynamo-dr resume` continues from the checkpoints",
+                self.table,
+                self.base
+                    .elapsed()
+                    .saturating_sub(held_until.saturating_sub(self.timing.ttl))
             )));
         }
         Ok(())

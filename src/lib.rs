@@ -17,6 +17,7 @@ pub mod input;
 pub mod journal;
 pub mod lease;
 pub mod output;
+pub mod private;
 pub mod progress;
 pub mod rate;
 pub mod recovery_mode;

@@ -3,6 +3,7 @@
 use serde_json::{Value, json};
 
 use crate::restore::{RestoreReport, Source};
+use crate::validate::{millis, seconds};
 use std::time::Duration;
 
 use crate::journal::{Execution, PhaseProgress, Status};
@@ -63,13 +64,13 @@ pub fn restore_text(r: &RestoreReport) -> String {
         Source::Pitr(t) => format!(
             "point in time {}",
             r.restored_to
-                .map(|t| t.to_string())
+                .map(|t| millis(t).to_string())
                 .unwrap_or_else(|| t.to_string())
         ),
         Source::Backup(a) => format!(
             "backup {a}{}",
             r.restored_to
-                .map(|t| format!(" (taken {t})"))
+                .map(|t| format!(" (taken {})", millis(t)))
                 .unwrap_or_default()
         ),
     };
@@ -175,11 +176,11 @@ pub fn status_text(e: &Execution) -> String {
         e.inputs.source,
         status_word(e.status),
         e.phase.as_str(),
-        e.created_at,
+        millis(e.created_at),
         e.created_by.user,
         e.created_by.host,
         e.created_by.pid,
-        e.updated_at,
+        millis(e.updated_at),
     );
     let r = &e.resources;
     if let Some(b) = r.backup_arn.as_ref().or(r.backup_name.as_ref()) {
@@ -229,7 +230,10 @@ pub fn status_text(e: &Execution) -> String {
     for ev in &e.events {
         out.push_str(&format!(
             "    {} {}@{}: {}\n",
-            ev.at, ev.by.user, ev.by.host, ev.what
+            millis(ev.at),
+            ev.by.user,
+            ev.by.host,
+            ev.what
         ));
     }
     out
@@ -267,10 +271,7 @@ pub fn executions_text(all: &[Execution]) -> String {
             format!("{:?}", e.kind).to_lowercase(),
             status_word(e.status),
             e.phase.as_str(),
-            e.created_at
-                .round(jiff::Unit::Second)
-                .unwrap_or(e.created_at)
-                .to_string(),
+            seconds(e.created_at).to_string(),
             e.created_by.user,
             e.created_by.host
         ));
@@ -357,4 +358,28 @@ pub fn error_json(e: &crate::Error) -> Value {
         crate::ExitStatus::Failed => "failed",
     };
     json!({ "status": status, "exitCode": e.exit_status() as i32, "error": e.to_string() })
+}
+
+/// Writes to stdout as `print!` does, except that a reader that went away (`| head -1`) ends
+/// the output quietly instead of panicking.
+pub fn write_stdout(args: std::fmt::Arguments<'_>) {
+    use std::io::Write;
+    match std::io::stdout().lock().write_fmt(args) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {}
+        Err(e) => eprintln!("warning: cannot write to stdout: {e}"),
+    }
+}
+
+/// `print!` that survives a closed pipe.
+#[macro_export]
+macro_rules! out {
+    ($($t:tt)*) => { $crate::output::write_stdout(format_args!($($t)*)) };
+}
+
+/// `println!` that survives a closed pipe.
+#[macro_export]
+macro_rules! outln {
+    () => { $crate::output::write_stdout(format_args!("\n")) };
+    ($($t:tt)*) => { $crate::output::write_stdout(format_args!("{}\n", format_args!($($t)*))) };
 }

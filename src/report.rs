@@ -13,6 +13,7 @@ use crate::journal::{
     Event, Execution, Journal, Kind, Operator, Principal, Status, Strategy, Verification,
 };
 use crate::recovery_mode::{RecoveryMode, State};
+use crate::validate::millis;
 
 /// Bumped when a field of the JSON report changes meaning.
 pub const FORMAT_VERSION: u32 = 1;
@@ -258,8 +259,10 @@ fn cell(text: &str) -> String {
     text.replace('|', "\\|").replace(['\n', '\r'], " ")
 }
 
+/// Markdown is for people: instants to the millisecond (the JSON keeps full precision).
 fn opt_time(t: Option<Timestamp>) -> String {
-    t.map(|t| t.to_string()).unwrap_or_else(|| "-".into())
+    t.map(|t| millis(t).to_string())
+        .unwrap_or_else(|| "-".into())
 }
 
 fn principal(p: &Principal) -> String {
@@ -318,7 +321,7 @@ impl Report {
         }
         md.push_str(&format!(
             "| Report generated | {} by {} |\n\n",
-            self.generated_at,
+            millis(self.generated_at),
             cell(&principal(&self.generated_by))
         ));
         md.push_str("## Tables\n\n");
@@ -405,7 +408,7 @@ fn execution_markdown(e: &ExecutionReport) -> String {
         e.strategy.as_str()
     ));
     md.push_str(&format!("- Source: {}\n", e.source));
-    if let Some(t) = e.restored_to {
+    if let Some(t) = e.restored_to.map(millis) {
         md.push_str(&format!(
             "- Restored data as of (DynamoDB's RestoreSummary): {t}\n"
         ));
@@ -414,8 +417,8 @@ fn execution_markdown(e: &ExecutionReport) -> String {
         "- Status: {}, phase {}; created {}, last updated {}\n",
         status(e.status),
         e.phase,
-        e.created_at,
-        e.updated_at
+        millis(e.created_at),
+        millis(e.updated_at)
     ));
     md.push_str(&format!(
         "- Options: {} segments; content verification {}; sensitive {}; forensic backup {}\n",
@@ -436,7 +439,7 @@ fn execution_markdown(e: &ExecutionReport) -> String {
         ));
     }
     for p in &e.principals {
-        md.push_str(&format!("  - {}: {}\n", p.at, principal(p)));
+        md.push_str(&format!("  - {}: {}\n", millis(p.at), principal(p)));
     }
     md.push_str(&format!(
         "- Forensic backup: {}\n",
@@ -483,7 +486,7 @@ fn execution_markdown(e: &ExecutionReport) -> String {
         md.push_str(&format!(
             "| {} | {} | {} | {} |\n",
             p.phase,
-            p.started_at,
+            millis(p.started_at),
             opt_time(p.finished_at),
             p.seconds.map_or("-".into(), |s| format!("{s:.1}"))
         ));
@@ -492,7 +495,7 @@ fn execution_markdown(e: &ExecutionReport) -> String {
     for ev in &e.audit_trail {
         md.push_str(&format!(
             "| {} | {}@{} | {} |\n",
-            ev.at,
+            millis(ev.at),
             cell(&ev.by.user),
             cell(&ev.by.host),
             cell(&ev.what)
@@ -527,7 +530,7 @@ pub fn write(report: &Report, dir: &Path) -> Result<Written> {
         path: path.display().to_string(),
         source,
     };
-    std::fs::create_dir_all(dir).map_err(|e| io(dir, e))?;
+    crate::private::create_dir_all(dir).map_err(|e| io(dir, e))?;
     let base = format!("dynamo-dr-report-{}", report.subject);
     let json = serde_json::to_string_pretty(report)
         .map_err(|e| Error::Journal(format!("cannot serialise the report: {e}")))?;
@@ -540,7 +543,9 @@ pub fn write(report: &Report, dir: &Path) -> Result<Written> {
         (&written.json, json),
     ] {
         let tmp = path.with_extension("tmp");
-        std::fs::write(&tmp, text).map_err(|e| io(&tmp, e))?;
+        crate::private::create(&tmp)
+            .and_then(|mut f| std::io::Write::write_all(&mut f, text.as_bytes()))
+            .map_err(|e| io(&tmp, e))?;
         std::fs::rename(&tmp, path).map_err(|e| io(path, e))?;
     }
     Ok(written)

@@ -21,7 +21,7 @@ use crate::journal::{Execution, Phase};
 use crate::progress::Progress;
 use crate::sync::{SyncOptions, SyncReport};
 use crate::table::{self, KeySchema, TableInfo};
-use crate::validate::{Names, PitrTime, TEMP_TABLE_PREFIX};
+use crate::validate::{Names, PitrTime, TEMP_TABLE_PREFIX, millis};
 use crate::verify::CountCheck;
 
 /// Tag on every table this tool creates; its value is the execution id.
@@ -208,8 +208,10 @@ async fn pitr_window(client: &Client, dest: &TableInfo, time: PitrTime) -> Resul
             ),
         ));
     };
+    // Compared, and shown, at DynamoDB's precision: the window's edge as AWS prints it is inside.
+    let (earliest, latest) = (millis(earliest), millis(latest));
     if let PitrTime::At(t) = time
-        && (t < earliest || t > latest)
+        && (millis(t) < earliest || millis(t) > latest)
     {
         let period = p
             .recovery_period_in_days()
@@ -338,6 +340,7 @@ pub async fn execute(client: &Client, plan: &Plan, rec: &Arc<Recorder>) -> Resul
 async fn run_phases(client: &Client, plan: &Plan, rec: &Arc<Recorder>) -> Result<()> {
     let req = &plan.request;
     if rec.snapshot().await.phase == Phase::BackupAndRestore {
+        rec.check_lease()?;
         tracing::info!(execution = %req.names.execution_id, table = %plan.dest.name, "phase 1: forensic backup and restore to temporary table");
         let backup = async {
             if req.forensic_backup {
@@ -391,8 +394,17 @@ async fn run_phases(client: &Client, plan: &Plan, rec: &Arc<Recorder>) -> Result
         let fate = if req.keep_restored_table {
             TempTableFate::Kept
         } else {
+            rec.check_lease()?;
             match table::describe(client, &req.names.temp_table).await? {
-                Some(t) => delete_if_ours(client, &t, &req.names.execution_id).await?,
+                // Deleted only when both its restore summary and its tags show it is ours.
+                Some(t) => match check_provenance(client, plan, &t).await {
+                    Ok(_) => delete_if_ours(client, &t, &req.names.execution_id).await?,
+                    Err(Error::NotOurs { why, .. }) => {
+                        tracing::warn!(table = %t.name, %why, "not deleting it");
+                        TempTableFate::NotOurs
+                    }
+                    Err(e) => return Err(e),
+                },
                 // Deleted by an earlier attempt that stopped before recording it.
                 None => TempTableFate::Deleted,
             }
@@ -453,10 +465,11 @@ async fn forensic_backup(client: &Client, plan: &Plan, rec: &Arc<Recorder>) -> R
     let arn = match exec.resources.backup_arn.clone() {
         Some(arn) => arn,
         None => {
-            let adopted = if exec.resources.backup_name.is_some() {
-                find_requested_backup(client, &plan.dest.name, name).await?
-            } else {
-                None
+            let adopted = match exec.resources.backup_requested_at {
+                Some(at) if exec.resources.backup_name.is_some() => {
+                    find_requested_backup(client, plan, at).await?
+                }
+                _ => None,
             };
             let (arn, what) = match adopted {
                 Some(arn) => (
@@ -464,10 +477,14 @@ async fn forensic_backup(client: &Client, plan: &Plan, rec: &Arc<Recorder>) -> R
                     "adopted the forensic backup requested before an interruption",
                 ),
                 None => {
-                    rec.update(|e| e.resources.backup_name = Some(name.clone()))
-                        .await?;
+                    let at = Timestamp::now();
+                    rec.update(|e| {
+                        e.resources.backup_name = Some(name.clone());
+                        e.resources.backup_requested_at = Some(at);
+                    })
+                    .await?;
                     (
-                        create_backup(client, plan).await?,
+                        create_backup(client, plan, at).await?,
                         "forensic backup requested",
                     )
                 }
@@ -518,7 +535,7 @@ async fn forensic_backup(client: &Client, plan: &Plan, rec: &Arc<Recorder>) -> R
 /// CreateBackup is not idempotent: an attempt whose answer is lost (a timeout, a dropped
 /// connection, a 5xx) may still have made the backup, and a blind retry would make a second,
 /// billed copy. So the tool retries it itself, and looks for the backup by name first.
-async fn create_backup(client: &Client, plan: &Plan) -> Result<String> {
+async fn create_backup(client: &Client, plan: &Plan, requested_at: Timestamp) -> Result<String> {
     let name = &plan.request.names.backup;
     let table = &plan.dest.name;
     let once = aws::without_retries(client);
@@ -539,7 +556,7 @@ async fn create_backup(client: &Client, plan: &Plan) -> Result<String> {
         }
         // A throttle is refused before any work is done; anything else may have made it.
         if !aws::is_throttle(&err)
-            && let Some(arn) = find_requested_backup(client, table, name).await?
+            && let Some(arn) = find_requested_backup(client, plan, requested_at).await?
         {
             tracing::warn!(backup = %arn, "CreateBackup's answer was lost, but the backup was made; adopted it");
             return Ok(arn);
@@ -567,23 +584,42 @@ async fn create_backup(client: &Client, plan: &Plan) -> Result<String> {
         })
 }
 
-/// The newest backup of `table` named `name`, if any.
 /// The backup an interrupted run requested. A CreateBackup sent just before the interruption may
 /// still be landing, and ListBackups is eventually consistent, so look for a while before
 /// concluding it was never made: a second forensic backup would be a needless, billed copy.
-async fn find_requested_backup(client: &Client, table: &str, name: &str) -> Result<Option<String>> {
+async fn find_requested_backup(
+    client: &Client,
+    plan: &Plan,
+    requested_at: Timestamp,
+) -> Result<Option<String>> {
     for wait_ms in [0, 250, 500, 1000, 2000, 4000] {
         tokio::time::sleep(std::time::Duration::from_millis(wait_ms)).await;
-        if let Some(arn) = find_backup(client, table, name).await? {
+        if let Some(arn) = find_backup(client, plan, requested_at).await? {
             return Ok(Some(arn));
         }
     }
     Ok(None)
 }
 
-async fn find_backup(client: &Client, table: &str, name: &str) -> Result<Option<String>> {
+/// Clocks differ between this machine and AWS; a backup's creation time is compared with the
+/// request's allowing this much.
+const CLOCK_SKEW: jiff::SignedDuration = jiff::SignedDuration::from_secs(300);
+
+/// The backup this execution requested, found by its name and proven by what ListBackups says of
+/// it: taken of this very table (its ARN, not only its name: a table deleted and recreated
+/// under the same name has another) and created since the request. A backup of that name that is
+/// not provably ours is never adopted.
+async fn find_backup(
+    client: &Client,
+    plan: &Plan,
+    requested_at: Timestamp,
+) -> Result<Option<String>> {
+    let table = &plan.dest.name;
+    let name = &plan.request.names.backup;
+    let not_before = requested_at.checked_sub(CLOCK_SKEW).unwrap_or(requested_at);
     let mut start = None;
     let mut found: Option<(aws_smithy_types::DateTime, String)> = None;
+    let mut foreign = None;
     loop {
         let out = client
             .list_backups()
@@ -593,22 +629,42 @@ async fn find_backup(client: &Client, table: &str, name: &str) -> Result<Option<
             .await
             .map_err(|e| aws::aws_error("ListBackups", table, &e))?;
         for b in out.backup_summaries() {
-            if b.backup_name() == Some(name)
-                && let (Some(arn), Some(at)) = (b.backup_arn(), b.backup_creation_date_time())
-                && found.as_ref().is_none_or(|(t, _)| at.secs() > t.secs())
-            {
+            let (Some(arn), Some(at)) = (b.backup_arn(), b.backup_creation_date_time()) else {
+                continue;
+            };
+            if b.backup_name() != Some(name.as_str()) {
+                continue;
+            }
+            let created = from_aws_time(at).unwrap_or(Timestamp::UNIX_EPOCH);
+            if b.table_arn() != Some(plan.dest.arn.as_str()) || created < not_before {
+                foreign = Some(format!(
+                    "backup {arn} of {} created {}",
+                    b.table_arn().unwrap_or("an unnamed table"),
+                    millis(created)
+                ));
+            } else if found.as_ref().is_none_or(|(t, _)| at.secs() > t.secs()) {
                 found = Some((*at, arn.to_string()));
             }
         }
         match out.last_evaluated_backup_arn() {
             Some(arn) if !arn.is_empty() => start = Some(arn.to_string()),
-            _ => return Ok(found.map(|(_, arn)| arn)),
+            _ => break,
         }
+    }
+    match (found, foreign) {
+        (Some((_, arn)), _) => Ok(Some(arn)),
+        // Backup names need not be unique: leave theirs alone and make our own.
+        (None, Some(why)) => {
+            tracing::warn!(backup = %name, %why, "a backup of this name is not this execution's; not adopting it");
+            Ok(None)
+        }
+        (None, None) => Ok(None),
     }
 }
 
 /// Restores into the temporary table once per execution, waits for it, and tags it as this
-/// execution's. A resume adopts a table the journal says it requested.
+/// execution's. A table of that name is adopted (after a lost answer or an interruption) only
+/// when DynamoDB itself shows it is this execution's: see [`check_provenance`].
 async fn restore_temp_table(
     client: &Client,
     plan: &Plan,
@@ -617,30 +673,44 @@ async fn restore_temp_table(
     let req = &plan.request;
     let temp = &req.names.temp_table;
     let requested = rec.snapshot().await.resources.restore_requested;
-    let exists = requested && table::describe(client, temp).await?.is_some();
-    if exists {
+    let found = match requested {
+        true => table::describe(client, temp).await?,
+        false => None,
+    };
+    if let Some(existing) = found {
+        check_provenance(client, plan, &existing).await?;
         rec.update(|e| {
             e.event(format!(
-                "adopted temporary table {temp} requested before an interruption"
+                "adopted temporary table {temp} requested before an interruption (its restore \
+                 summary names {})",
+                expected_source(plan)
             ))
         })
         .await?;
     } else {
-        // Recorded before the call: if the run dies right after it, the resume knows the table
-        // of this name is its own.
+        // Recorded before the call, so the journal shows what may exist if the run dies here.
         rec.update(|e| {
             e.resources.temp_table = Some(temp.clone());
             e.resources.restore_requested = true;
         })
         .await?;
         match start_restore(client, plan).await {
-            // Preflight saw no such table, so it came from our own request: one sent just before
-            // an interruption, or an attempt the SDK retried after its answer was lost.
+            // Our own request whose answer was lost (the SDK retried it), or somebody else's
+            // table of this name: only DynamoDB's description of it can tell.
             Err(Error::Aws { message, .. })
-                if (message.contains("TableAlreadyExistsException")
-                    || message.contains("ResourceInUseException"))
-                    && (requested || restored_from_our_source(client, plan).await?) =>
+                if message.contains("TableAlreadyExistsException")
+                    || message.contains("ResourceInUseException") =>
             {
+                let existing =
+                    table::describe(client, temp)
+                        .await?
+                        .ok_or_else(|| Error::BadState {
+                            what: format!("temporary table {temp}"),
+                            state: "reported as existing, but DescribeTable does not find it"
+                                .into(),
+                            hint: "run `dynamo-dr resume` in a minute".into(),
+                        })?;
+                check_provenance(client, plan, &existing).await?;
                 tracing::info!(table = %temp, "the restore already requested is under way");
             }
             other => other?,
@@ -655,25 +725,89 @@ async fn restore_temp_table(
         &format!("restore to {temp}"),
     )
     .await?;
-    if !tag_values(client, &restored, EXECUTION_TAG)
-        .await?
-        .contains(&req.names.execution_id)
-    {
+    // Again once ACTIVE, before the tag that makes it ours and before any item is read from it.
+    if !check_provenance(client, plan, &restored).await? {
         tag_as_ours(client, &restored, plan).await?;
     }
     Ok(restored)
 }
 
-/// Whether the temporary table is being restored from this plan's source (table or backup).
-async fn restored_from_our_source(client: &Client, plan: &Plan) -> Result<bool> {
-    let expected = match &plan.request.source {
-        Source::Pitr(_) => plan.dest.arn.clone(),
-        Source::Backup(arn) => arn.clone(),
+/// What a temporary table of this plan must say it was restored from.
+fn expected_source(plan: &Plan) -> String {
+    match &plan.request.source {
+        Source::Pitr(PitrTime::At(t)) => format!("table {} at {}", plan.dest.arn, millis(*t)),
+        Source::Pitr(PitrTime::Latest) => format!("table {}", plan.dest.arn),
+        Source::Backup(arn) => format!("backup {arn}"),
+    }
+}
+
+/// Whether `table` is this execution's, by what DynamoDB says of it, never by its name:
+/// - its RestoreSummary names this plan's source: the live table's ARN (and, for a PITR time,
+///   that instant to the millisecond), or the backup's ARN
+///   (<https://docs.aws.amazon.com/amazondynamodb/latest/APIReference/API_RestoreSummary.html>);
+/// - its execution tag, if it has one, names this execution.
+///
+/// Returns whether the tag is already there. Anything else is [`Error::NotOurs`], and nothing is
+/// changed: the table is neither tagged nor deleted.
+pub async fn check_provenance(client: &Client, plan: &Plan, table: &TableInfo) -> Result<bool> {
+    let execution = &plan.request.names.execution_id;
+    let from = table.restored_from.as_ref();
+    let source_matches = match &plan.request.source {
+        Source::Pitr(_) => from.is_some_and(|f| {
+            f.backup_arn.is_none() && f.table_arn.as_deref() == Some(plan.dest.arn.as_str())
+        }),
+        Source::Backup(arn) => from.is_some_and(|f| f.backup_arn.as_deref() == Some(arn)),
     };
-    Ok(table::describe(client, &plan.request.names.temp_table)
-        .await?
-        .and_then(|t| t.restored_from)
-        .is_some_and(|from| from == expected))
+    let instant_matches = match (&plan.request.source, table.restored_to) {
+        // Within a millisecond, DynamoDB's precision: the request carries the instant as
+        // float epoch seconds, rounded to the millisecond on the way.
+        (Source::Pitr(PitrTime::At(t)), Some(at)) => {
+            at.duration_since(*t).abs() < jiff::SignedDuration::from_millis(1)
+        }
+        (Source::Pitr(PitrTime::At(_)), None) => false,
+        _ => true,
+    };
+    let tags = tag_values(client, table, EXECUTION_TAG).await?;
+    let others: Vec<&String> = tags.iter().filter(|v| *v != execution).collect();
+    let found = || {
+        let at = table
+            .restored_to
+            .map(|t| format!(" at {}", millis(t)))
+            .unwrap_or_default();
+        match from {
+            Some(f) => format!("restored from {f}{at}"),
+            None => "not restored from anything (no RestoreSummary)".into(),
+        }
+    };
+    let why = if !source_matches || !instant_matches {
+        Some(format!(
+            "it was {}, not from {}",
+            found(),
+            expected_source(plan)
+        ))
+    } else if !others.is_empty() {
+        Some(format!(
+            "its {EXECUTION_TAG} tag names {}, not {execution}",
+            others
+                .iter()
+                .map(|s| s.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ))
+    } else {
+        None
+    };
+    match why {
+        None => Ok(!tags.is_empty()),
+        Some(why) => {
+            tracing::error!(table = %table.name, %why, "a table of the temporary name is not this execution's; left untouched");
+            Err(Error::NotOurs {
+                what: format!("table {}", table.name),
+                why,
+                table: plan.dest.name.clone(),
+            })
+        }
+    }
 }
 
 async fn start_restore(client: &Client, plan: &Plan) -> Result<()> {

@@ -91,6 +91,12 @@ pub trait Checkpoint: Send + Sync {
         items: u64,
         rewritten: bool,
     ) -> Result<()>;
+
+    /// Called before every write request: an error stops the run before it writes again (a
+    /// journaled run whose lease has lapsed must not write beside the run that took it over).
+    fn may_write(&self) -> Result<()> {
+        Ok(())
+    }
 }
 
 /// For runs that are not journaled.
@@ -534,6 +540,7 @@ impl Ctx {
         loop {
             let cost: f64 = requests.iter().map(write_cost).sum();
             self.write_rate.take(requests.len() as u64, cost).await;
+            self.cp.may_write()?;
             self.writes.fetch_add(1, Ordering::Relaxed);
             let sent = self
                 .client

@@ -21,10 +21,28 @@ pub struct TableInfo {
     pub approx_bytes: Option<i64>,
     /// For a restored table: the instant its data is as of.
     pub restored_to: Option<jiff::Timestamp>,
-    /// For a restored table: the table or backup ARN it was restored from.
-    pub restored_from: Option<String>,
+    /// For a restored table: what its RestoreSummary says it was restored from.
+    pub restored_from: Option<RestoredFrom>,
     /// Marked `sensitive` in the config: its keys are shown only as digests.
     pub sensitive: bool,
+}
+
+/// A restored table's sources, from its RestoreSummary: a PITR restore names the table, a
+/// backup restore the backup (and usually the table the backup was taken of).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RestoredFrom {
+    pub table_arn: Option<String>,
+    pub backup_arn: Option<String>,
+}
+
+impl std::fmt::Display for RestoredFrom {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match (&self.backup_arn, &self.table_arn) {
+            (Some(b), _) => write!(f, "backup {b}"),
+            (None, Some(t)) => write!(f, "table {t}"),
+            (None, None) => f.write_str("an unnamed source"),
+        }
+    }
 }
 
 /// A primary key schema: attribute names in key order.
@@ -91,10 +109,9 @@ impl TableInfo {
                 )
                 .ok()
             }),
-            restored_from: t.restore_summary().and_then(|r| {
-                r.source_table_arn()
-                    .or(r.source_backup_arn())
-                    .map(str::to_string)
+            restored_from: t.restore_summary().map(|r| RestoredFrom {
+                table_arn: r.source_table_arn().map(str::to_string),
+                backup_arn: r.source_backup_arn().map(str::to_string),
             }),
             sensitive: false,
             name,

@@ -87,6 +87,15 @@ pub fn pitr_time(text: &str, now: Timestamp) -> Result<PitrTime> {
     if text.eq_ignore_ascii_case("latest") {
         return Ok(PitrTime::Latest);
     }
+    if text.contains('[') {
+        return Err(Error::invalid(
+            "PITR time",
+            format!(
+                "{text:?} has a bracketed time zone name; DynamoDB takes an instant, so give the \
+                 offset alone; {example}"
+            ),
+        ));
+    }
     let looks_rfc3339 = text.len() >= 20
         && text
             .as_bytes()
@@ -94,6 +103,16 @@ pub fn pitr_time(text: &str, now: Timestamp) -> Result<PitrTime> {
             .is_some_and(|b| matches!(b, b'T' | b't'));
     let t: Timestamp = match text.parse() {
         Ok(t) if looks_rfc3339 => t,
+        // A well-formed date-time past the last instant jiff can hold (9999-12-30) is simply
+        // far in the future.
+        Err(_)
+            if looks_rfc3339
+                && text
+                    .get(..19)
+                    .is_some_and(|c| c.parse::<jiff::civil::DateTime>().is_ok()) =>
+        {
+            return Err(future(text, now));
+        }
         Ok(_) | Err(_) => {
             return Err(Error::invalid(
                 "PITR time",
@@ -102,15 +121,30 @@ pub fn pitr_time(text: &str, now: Timestamp) -> Result<PitrTime> {
         }
     };
     if t > now {
-        return Err(Error::invalid(
-            "PITR time",
-            format!(
-                "{t} is in the future (now is {}); choose a time before now, or latest",
-                now.round(jiff::Unit::Second).unwrap_or(now)
-            ),
-        ));
+        return Err(future(&t.to_string(), now));
     }
     Ok(PitrTime::At(t))
+}
+
+fn future(t: &str, now: Timestamp) -> Error {
+    Error::invalid(
+        "PITR time",
+        format!(
+            "{t} is in the future (now is {}); choose a time before now, or latest",
+            seconds(now)
+        ),
+    )
+}
+
+/// An instant as people read it: to the second.
+pub fn seconds(t: Timestamp) -> Timestamp {
+    t.round(jiff::Unit::Second).unwrap_or(t)
+}
+
+/// An instant to the millisecond, DynamoDB's precision for restore times and windows; the SDK
+/// reads epoch seconds as a float, so `…25.549Z` arrives as `…25.549000024Z`.
+pub fn millis(t: Timestamp) -> Timestamp {
+    Timestamp::from_millisecond(t.as_millisecond()).unwrap_or(t)
 }
 
 /// The names one recovery derives from the table and incident.
@@ -122,10 +156,16 @@ pub struct Names {
     pub execution_id: String,
 }
 
+/// Separates the table from the incident in derived names. Incident ids never contain it, so
+/// the last one in a name is always this separator: two different (table, incident) pairs can
+/// never derive the same name (with `-`, `Orders` + `Archive-inc1` and `Orders-Archive` + `inc1`
+/// did).
+pub const NAME_SEPARATOR: char = '.';
+
 pub fn names(table: &str, incident: &str) -> Result<Names> {
     let names = Names {
-        temp_table: format!("{TEMP_TABLE_PREFIX}{table}-{incident}"),
-        backup: format!("{BACKUP_PREFIX}{table}-{incident}"),
+        temp_table: format!("{TEMP_TABLE_PREFIX}{table}{NAME_SEPARATOR}{incident}"),
+        backup: format!("{BACKUP_PREFIX}{table}{NAME_SEPARATOR}{incident}"),
         execution_id: format!("{incident}.{table}"),
     };
     let longest = names.backup.len().max(names.temp_table.len());
@@ -141,6 +181,15 @@ pub fn names(table: &str, incident: &str) -> Result<Names> {
         ));
     }
     Ok(names)
+}
+
+/// The live table a temporary table or forensic backup name was derived from, if it is one.
+pub fn derived_from(name: &str) -> Option<&str> {
+    let rest = name
+        .strip_prefix(TEMP_TABLE_PREFIX)
+        .or_else(|| name.strip_prefix(BACKUP_PREFIX))?;
+    let (table, incident) = rest.rsplit_once(NAME_SEPARATOR)?;
+    incident_id(incident).ok().map(|_| table)
 }
 
 /// `--confirm` must repeat the physical table name exactly: the seed's typed guard rail.
@@ -244,6 +293,54 @@ pub fn backup_arn(arn: &str) -> Result<String> {
     }
 }
 
+/// Refuses a backup ARN that is not of `table`, or not of the region and account the run acts
+/// in (each when known): a restore from it would fail, or restore another table's data.
+pub fn backup_arn_belongs(
+    arn: &str,
+    table: &str,
+    region: Option<&str>,
+    account: Option<&str>,
+) -> Result<()> {
+    let parts: Vec<&str> = arn.splitn(6, ':').collect();
+    let (arn_region, arn_account, resource) = match parts.as_slice() {
+        ["arn", _, "dynamodb", r, a, resource] => (*r, *a, *resource),
+        _ => return backup_arn(arn).map(|_| ()),
+    };
+    let arn_table = resource
+        .strip_prefix("table/")
+        .and_then(|r| r.split_once("/backup/"))
+        .map(|(t, _)| t)
+        .unwrap_or_default();
+    let list =
+        format!("list {table}'s backups with `aws dynamodb list-backups --table-name {table}`");
+    if arn_table != table {
+        return Err(Error::invalid(
+            "backup ARN",
+            format!(
+                "{arn} is a backup of table {arn_table:?}, not of {table}; restoring it would put \
+                 another table's data into {table}. {list}"
+            ),
+        ));
+    }
+    if let Some(r) = region.filter(|r| *r != arn_region) {
+        return Err(Error::invalid(
+            "backup ARN",
+            format!(
+                "{arn} is in region {arn_region}, but this run acts in {r}; pass --region {arn_region}, or {list}"
+            ),
+        ));
+    }
+    if let Some(a) = account.filter(|a| !a.is_empty() && *a != arn_account) {
+        return Err(Error::invalid(
+            "backup ARN",
+            format!(
+                "{arn} is in account {arn_account}, but these credentials are of account {a}; use that account's credentials, or {list}"
+            ),
+        ));
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -282,17 +379,60 @@ mod tests {
         }
         let e = pitr_time("2026-06-01T00:00:00Z", now()).unwrap_err();
         assert!(e.to_string().contains("in the future"));
+        let e = pitr_time("9999-12-31T23:59:59Z", now()).unwrap_err();
+        assert!(e.to_string().contains("in the future"), "{e}");
+        let e = pitr_time("2025-01-15T09:00:00Z[Europe/Paris]", now()).unwrap_err();
+        assert!(e.to_string().contains("bracketed"), "{e}");
+        let e = pitr_time("2025-01-15T09:00:00+01:00[Europe/Paris]", now()).unwrap_err();
+        assert!(e.to_string().contains("bracketed"), "{e}");
+    }
+
+    #[test]
+    fn milliseconds_drop_the_float_artefact() {
+        let edge: Timestamp = "2026-12-01T07:44:25.549000024Z".parse().unwrap();
+        let given: Timestamp = "2026-12-01T07:44:25.549Z".parse().unwrap();
+        assert_eq!(millis(edge), given);
+        assert_eq!(millis(edge).to_string(), "2026-12-01T07:44:25.549Z");
+        assert_eq!(seconds(edge).to_string(), "2026-12-01T07:44:26Z");
     }
 
     #[test]
     fn derived_names_fit_limits() {
         let n = names("ProviderTable", "inc-1").unwrap();
-        assert_eq!(n.temp_table, "DR-TEMP-ProviderTable-inc-1");
+        assert_eq!(n.temp_table, "DR-TEMP-ProviderTable.inc-1");
+        assert_eq!(n.backup, "DR-FORENSIC-ProviderTable.inc-1");
         assert_eq!(n.execution_id, "inc-1.ProviderTable");
+        assert_eq!(derived_from(&n.temp_table), Some("ProviderTable"));
+        assert_eq!(derived_from(&n.backup), Some("ProviderTable"));
+        assert_eq!(derived_from("ProviderTable"), None);
         let long_table = "T".repeat(200);
         let e = names(&long_table, &"i".repeat(60)).unwrap_err();
         assert!(e.to_string().contains("at most 42 characters"), "{e}");
         assert!(names(&long_table, &"i".repeat(42)).is_ok());
+    }
+
+    #[test]
+    fn the_collision_of_the_old_scheme_is_gone() {
+        let a = names("Orders", "Archive-inc1").unwrap();
+        let b = names("Orders-Archive", "inc1").unwrap();
+        assert_ne!(a.temp_table, b.temp_table);
+        assert_ne!(a.backup, b.backup);
+        assert_eq!(derived_from(&a.temp_table), Some("Orders"));
+        assert_eq!(derived_from(&b.temp_table), Some("Orders-Archive"));
+    }
+
+    proptest::proptest! {
+        /// Different (table, incident) pairs never derive the same names.
+        #[test]
+        fn derived_names_are_injective(
+            t1 in "[a-zA-Z0-9_.-]{3,20}", i1 in "[a-zA-Z0-9-]{1,12}",
+            t2 in "[a-zA-Z0-9_.-]{3,20}", i2 in "[a-zA-Z0-9-]{1,12}",
+        ) {
+            let (a, b) = (names(&t1, &i1).unwrap(), names(&t2, &i2).unwrap());
+            proptest::prop_assert_eq!(a.temp_table == b.temp_table, (&t1, &i1) == (&t2, &i2));
+            proptest::prop_assert_eq!(a.backup == b.backup, (&t1, &i1) == (&t2, &i2));
+            proptest::prop_assert_eq!(derived_from(&a.temp_table), Some(t1.as_str()));
+        }
     }
 
     #[test]
@@ -335,5 +475,17 @@ mod tests {
         assert!(backup_arn("arn:aws:backup:us-east-1:123456789012:recovery-point:abc").is_err());
         assert!(backup_arn("arn:aws:dynamodb:us-east-1:123456789012:table/T").is_err());
         assert!(backup_arn("nonsense").is_err());
+        let arn = "arn:aws:dynamodb:us-east-1:123456789012:table/T/backup/01795733021632-82e549bb";
+        assert!(backup_arn_belongs(arn, "T", Some("us-east-1"), Some("123456789012")).is_ok());
+        assert!(backup_arn_belongs(arn, "T", None, None).is_ok());
+        for (table, region, account, says) in [
+            ("U", None, None, "not of U"),
+            ("T", Some("eu-west-1"), None, "region us-east-1"),
+            ("T", None, Some("210987654321"), "account 123456789012"),
+        ] {
+            let e = backup_arn_belongs(arn, table, region, account).unwrap_err();
+            assert!(e.to_string().contains(says), "{e}");
+            assert_eq!(e.exit_status(), crate::ExitStatus::Refused);
+        }
     }
 }

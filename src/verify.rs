@@ -11,12 +11,12 @@ use aws_sdk_dynamodb::types::{KeysAndAttributes, ReturnConsumedCapacity, Select}
 use std::sync::Arc;
 
 use crate::backoff::RetryPolicy;
-use crate::digest::{Fingerprint, Item, item_digest};
+use crate::digest::{Fingerprint, Item, KeyDigest, item_digest};
 use crate::error::{Error, Result};
 use crate::journal::key_to_json;
 use crate::progress::Progress;
 use crate::rate::Limiter;
-use crate::sync::{charge_read, consumed_units, retrying};
+use crate::sync::{SyncOptions, charge_read, consumed_units, retrying};
 use crate::table::{KeySchema, TableInfo};
 
 /// Scans `table` in `segments` parallel segments (strongly consistent), folding every page into
@@ -317,14 +317,6 @@ pub(crate) fn key_text(key: &KeySchema, item: &Item) -> String {
         .unwrap_or_else(|_| "<unprintable key>".into())
 }
 
-/// How a sensitive table's key is shown: a digest that names it without revealing it (hash the
-/// key's DynamoDB JSON to find it again).
-pub fn redacted(key_text: &str) -> String {
-    use sha2::{Digest, Sha256};
-    let digest = Sha256::digest(key_text.as_bytes());
-    format!("\"key-sha256:{}\"", hex::encode(&digest[..12]))
-}
-
 /// One differing item: its key (as DynamoDB JSON) and its versions in the source and destination.
 pub struct Difference<'a> {
     pub kind: DiffKind,
@@ -340,10 +332,11 @@ pub async fn differences(
     client: &Client,
     source: &TableInfo,
     dest: &TableInfo,
-    retry: &RetryPolicy,
-    read: &Limiter,
+    pace: &SyncOptions,
+    digest: &KeyDigest,
     mut on_diff: impl FnMut(Difference<'_>) -> Result<()>,
 ) -> Result<Differences> {
+    let (retry, read) = (&pace.retry, pace.read_rate.as_ref());
     let client = &crate::aws::without_retries(client);
     let sensitive = source.sensitive || dest.sensitive;
     let mut d = Differences::default();
@@ -396,7 +389,7 @@ pub async fn differences(
             for item in &items {
                 let key = key_text(&scan.key, item);
                 let shown = if sensitive {
-                    redacted(&key)
+                    digest.name(&key)
                 } else {
                     key.clone()
                 };
@@ -432,10 +425,11 @@ pub async fn verify_tables(
     source: &TableInfo,
     dest: &TableInfo,
     segments: u32,
-    retry: &RetryPolicy,
-    read: &Arc<Limiter>,
+    pace: &SyncOptions,
+    digest: &KeyDigest,
     on_diff: impl FnMut(Difference<'_>) -> Result<()>,
 ) -> Result<(Fingerprint, Fingerprint)> {
+    let (retry, read) = (&pace.retry, &pace.read_rate);
     let (s, d) = tokio::try_join!(
         fingerprint(client, &source.name, segments, retry, read),
         fingerprint(client, &dest.name, segments, retry, read)
@@ -444,7 +438,7 @@ pub async fn verify_tables(
         return Ok((s, d));
     }
     tracing::warn!(source = %source.name, dest = %dest.name, "fingerprints differ; finding the differing keys");
-    let diff = differences(client, source, dest, retry, read, on_diff).await?;
+    let diff = differences(client, source, dest, pace, digest, on_diff).await?;
     Err(Error::VerifyMismatch {
         source_table: source.name.clone(),
         dest: dest.name.clone(),

@@ -1,7 +1,7 @@
 //! The journal in a local directory: one JSON file per execution and per lease, each replaced
 //! atomically (temporary file, fsync, rename, fsync of the directory).
 
-use std::fs::{self, File, OpenOptions};
+use std::fs::{self, File};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
@@ -38,9 +38,11 @@ fn file_name(id: &str) -> Result<String> {
 
 impl LocalJournal {
     pub fn open(dir: &Path) -> Result<LocalJournal> {
-        for sub in ["executions", "leases", "recovery-mode"] {
-            let d = dir.join(sub);
-            fs::create_dir_all(&d).map_err(|e| io(&d, "create", e))?;
+        for d in [dir.to_path_buf()]
+            .into_iter()
+            .chain(["executions", "leases", "recovery-mode"].map(|s| dir.join(s)))
+        {
+            crate::private::own_dir(&d).map_err(|e| io(&d, "create", e))?;
         }
         Ok(LocalJournal {
             dir: dir.to_path_buf(),
@@ -58,12 +60,7 @@ impl LocalJournal {
     /// Serialises lease swaps between processes on this machine.
     fn lock(&self) -> Result<File> {
         let path = self.dir.join("leases").join(".lock");
-        let f = OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&path)
-            .map_err(|e| io(&path, "open", e))?;
+        let f = crate::private::keep(&path).map_err(|e| io(&path, "open", e))?;
         f.lock().map_err(|e| io(&path, "lock", e))?;
         Ok(f)
     }
@@ -72,7 +69,7 @@ impl LocalJournal {
 /// Replaces `path` so that a reader (or a crash) sees the old or the new content, never a mix.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     let tmp = path.with_extension(format!("tmp.{}", std::process::id()));
-    let mut f = File::create(&tmp).map_err(|e| io(&tmp, "create", e))?;
+    let mut f = crate::private::create(&tmp).map_err(|e| io(&tmp, "create", e))?;
     f.write_all(bytes).map_err(|e| io(&tmp, "write", e))?;
     f.sync_all().map_err(|e| io(&tmp, "fsync", e))?;
     drop(f);

@@ -155,6 +155,10 @@ impl PhaseProgress {
 #[serde(rename_all = "camelCase")]
 pub struct Resources {
     pub backup_name: Option<String>,
+    /// When CreateBackup was first called: a backup found by name afterwards is adopted only
+    /// if it was made since (older records lack it).
+    #[serde(default)]
+    pub backup_requested_at: Option<Timestamp>,
     pub backup_arn: Option<String>,
     pub temp_table: Option<String>,
     /// Set before RestoreTable* is called, so a resume knows a table of that name is its own.

@@ -3,9 +3,10 @@
 
 use std::path::Path;
 
-use aes_gcm::aead::{Aead, KeyInit, Payload};
+use aes_gcm::aead::{Aead, AeadCore, KeyInit, OsRng, Payload};
 use aes_gcm::{Aes256Gcm, Nonce};
 use serde_json::{Value, json};
+use zeroize::Zeroizing;
 
 use crate::error::{Error, Result};
 
@@ -14,9 +15,13 @@ pub const KEY_ENV: &str = "DYNAMO_DR_JOURNAL_KEY";
 
 const NONCE_LEN: usize = 12;
 
-/// A 256-bit key. Debug does not print it.
+/// A 256-bit key, zeroed when dropped (the cipher's key schedule too: aes-gcm's `zeroize`).
+/// Debug does not print it.
 #[derive(Clone)]
-pub struct JournalKey(Aes256Gcm);
+pub struct JournalKey {
+    cipher: Aes256Gcm,
+    bytes: Zeroizing<[u8; 32]>,
+}
 
 impl std::fmt::Debug for JournalKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -27,8 +32,8 @@ impl std::fmt::Debug for JournalKey {
 impl JournalKey {
     /// 64 hexadecimal characters, as `openssl rand -hex 32` prints.
     pub fn from_hex(text: &str, origin: &str) -> Result<JournalKey> {
-        let bytes = hex::decode(text.trim()).ok().filter(|b| b.len() == 32);
-        let Some(bytes) = bytes else {
+        let bytes = Zeroizing::new(hex::decode(text.trim()).unwrap_or_default());
+        if bytes.len() != 32 {
             return Err(Error::invalid(
                 "journal key",
                 format!(
@@ -36,30 +41,38 @@ impl JournalKey {
                      `openssl rand -hex 32` and keep it with the incident's secrets"
                 ),
             ));
-        };
-        Aes256Gcm::new_from_slice(&bytes)
-            .map(JournalKey)
-            .map_err(|e| Error::invalid("journal key", e.to_string()))
+        }
+        JournalKey::from_bytes(&bytes)
     }
 
     /// A key from KMS GenerateDataKey's 32 plaintext bytes.
     pub fn from_bytes(bytes: &[u8]) -> Result<JournalKey> {
-        Aes256Gcm::new_from_slice(bytes)
-            .map(JournalKey)
-            .map_err(|_| {
-                Error::Journal(format!("a data key must be 32 bytes, not {}", bytes.len()))
-            })
+        let key: [u8; 32] = bytes.try_into().map_err(|_| {
+            Error::Journal(format!("a data key must be 32 bytes, not {}", bytes.len()))
+        })?;
+        let bytes = Zeroizing::new(key);
+        Ok(JournalKey {
+            cipher: Aes256Gcm::new(bytes.as_ref().into()),
+            bytes,
+        })
+    }
+
+    /// The key under which this key's sensitive tables' keys are digested for display: derived,
+    /// so the encryption key itself is never used for anything but encryption.
+    pub fn digest_key(&self) -> crate::digest::KeyDigest {
+        crate::digest::KeyDigest::derived(self.bytes.as_ref())
     }
 
     /// From `--journal-key-file`, else the environment; `None` when neither is set.
     pub fn load(file: Option<&Path>) -> Result<Option<JournalKey>> {
         if let Some(path) = file {
-            let text = std::fs::read_to_string(path).map_err(|e| {
+            refuse_if_readable_by_others(path)?;
+            let text = Zeroizing::new(std::fs::read_to_string(path).map_err(|e| {
                 Error::invalid(
                     "--journal-key-file",
                     format!("cannot read {}: {e}", path.display()),
                 )
-            })?;
+            })?);
             return JournalKey::from_hex(&text, &path.display().to_string()).map(Some);
         }
         match std::env::var(KEY_ENV) {
@@ -70,19 +83,20 @@ impl JournalKey {
 
     /// `{"sealed": hex(nonce ‖ ciphertext)}` for `value`, bound to `context`.
     pub fn seal(&self, value: &Value, context: &str) -> Result<Value> {
-        let nonce_bytes: [u8; NONCE_LEN] = std::array::from_fn(|_| fastrand::u8(..));
-        let plain = value.to_string();
+        // From the operating system's CSPRNG: a repeated nonce under one key breaks AES-GCM.
+        let nonce = Aes256Gcm::generate_nonce(&mut OsRng);
+        let plain = Zeroizing::new(value.to_string());
         let sealed = self
-            .0
+            .cipher
             .encrypt(
-                Nonce::from_slice(&nonce_bytes),
+                &nonce,
                 Payload {
                     msg: plain.as_bytes(),
                     aad: context.as_bytes(),
                 },
             )
             .map_err(|_| Error::Journal("encrypting a checkpoint key failed".into()))?;
-        let mut out = nonce_bytes.to_vec();
+        let mut out = nonce.to_vec();
         out.extend(sealed);
         Ok(json!({ "sealed": hex::encode(out) }))
     }
@@ -103,7 +117,7 @@ impl JournalKey {
             .ok_or_else(|| bad("the sealed value is damaged"))?;
         let (nonce, cipher) = bytes.split_at(NONCE_LEN);
         let plain = self
-            .0
+            .cipher
             .decrypt(
                 Nonce::from_slice(nonce),
                 Payload {
@@ -114,6 +128,33 @@ impl JournalKey {
             .map_err(|_| bad("wrong key"))?;
         serde_json::from_slice(&plain).map_err(|_| bad("the plaintext is not JSON"))
     }
+}
+
+/// As ssh does with private keys: a key file that group or others can read is refused.
+fn refuse_if_readable_by_others(path: &Path) -> Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(path)
+        .map_err(|e| {
+            Error::invalid(
+                "--journal-key-file",
+                format!("cannot read {}: {e}", path.display()),
+            )
+        })?
+        .permissions()
+        .mode();
+    if mode & 0o077 != 0 {
+        return Err(Error::invalid(
+            "--journal-key-file",
+            format!(
+                "{} is readable by others (mode {:04o}); a journal key must be private to its \
+                 owner: run `chmod 600 {}` and try again",
+                path.display(),
+                mode & 0o7777,
+                path.display()
+            ),
+        ));
+    }
+    Ok(())
 }
 
 fn sealed_text(value: &Value) -> Option<&str> {
@@ -144,6 +185,22 @@ mod tests {
         assert!(other.open(&sealed, "inc.T").is_err());
         // A fresh nonce each time.
         assert_ne!(key.seal(&value, "inc.T").unwrap(), sealed);
+    }
+
+    #[test]
+    fn a_key_file_others_can_read_is_refused() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("key");
+        std::fs::write(&path, KEY).unwrap();
+        for mode in [0o644, 0o640, 0o604, 0o660] {
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).unwrap();
+            let e = JournalKey::load(Some(&path)).unwrap_err();
+            assert!(e.to_string().contains("chmod 600"), "{mode:o}: {e}");
+            assert_eq!(e.exit_status(), crate::ExitStatus::Refused);
+        }
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+        assert!(JournalKey::load(Some(&path)).unwrap().is_some());
     }
 
     #[test]

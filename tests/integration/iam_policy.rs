@@ -48,7 +48,7 @@ fn the_restore_policy_parses_and_deletes_only_the_tables_temporary_copies() {
                 .map(|r| r.as_str().expect("resource"))
                 .collect();
             if a == "dynamodb:DeleteTable" {
-                assert_eq!(rs, [format!("{arn}DR-TEMP-Orders-*")]);
+                assert_eq!(rs, [format!("{arn}DR-TEMP-Orders.*")]);
             }
             resources.extend(rs.into_iter().map(str::to_string));
         }
@@ -56,7 +56,7 @@ fn the_restore_policy_parses_and_deletes_only_the_tables_temporary_copies() {
     let expected: std::collections::BTreeSet<String> = [
         format!("{arn}Orders"),
         format!("{arn}Orders/backup/*"),
-        format!("{arn}DR-TEMP-Orders-*"),
+        format!("{arn}DR-TEMP-Orders.*"),
         format!("{arn}dr-journal"),
         "*".to_string(),
     ]

@@ -261,3 +261,134 @@ async fn damaged_records_are_reported_not_misread() {
     let err = remote.load("inc-1.Orders").await.expect_err("damaged");
     assert!(err.to_string().contains("damaged"), "{err}");
 }
+
+/// A journal that stops answering lease writes once told to (a network partition, a lost
+/// journal table): everything else still works.
+struct Partitioned {
+    inner: LocalJournal,
+    down: std::sync::atomic::AtomicBool,
+}
+
+#[async_trait::async_trait]
+impl Journal for Partitioned {
+    fn describe(&self) -> String {
+        self.inner.describe()
+    }
+    async fn load(&self, id: &str) -> dynamo_dr::Result<Option<Execution>> {
+        self.inner.load(id).await
+    }
+    async fn save(&self, execution: &Execution) -> dynamo_dr::Result<()> {
+        self.inner.save(execution).await
+    }
+    async fn list(&self) -> dynamo_dr::Result<Vec<Execution>> {
+        self.inner.list().await
+    }
+    async fn read_lease(&self, table: &str) -> dynamo_dr::Result<Option<(Lease, u64)>> {
+        self.inner.read_lease(table).await
+    }
+    async fn load_recovery_mode(
+        &self,
+        environment: &str,
+    ) -> dynamo_dr::Result<Option<dynamo_dr::recovery_mode::RecoveryMode>> {
+        self.inner.load_recovery_mode(environment).await
+    }
+    async fn save_recovery_mode(
+        &self,
+        record: &dynamo_dr::recovery_mode::RecoveryMode,
+    ) -> dynamo_dr::Result<()> {
+        self.inner.save_recovery_mode(record).await
+    }
+    async fn swap_lease(
+        &self,
+        table: &str,
+        lease: Option<&Lease>,
+        expected: Option<u64>,
+    ) -> dynamo_dr::Result<bool> {
+        if self.down.load(std::sync::atomic::Ordering::SeqCst) {
+            return Err(dynamo_dr::Error::Journal("journal unreachable".into()));
+        }
+        self.inner.swap_lease(table, lease, expected).await
+    }
+}
+
+/// A run whose lease cannot be renewed stops before its next write, while the lease still holds:
+/// another run may take it once it lapses, and two runs must never write one table.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_whose_lease_cannot_be_renewed_stops_writing_before_it_lapses() {
+    let dynalite =
+        Emulator::start_with(dynamo_dr_testkit::Kind::Dynalite, &["--createTableMs", "0"]).await;
+    let client = dynalite.client();
+    let src = TableSpec::hash_only("Lease-Src", Scalar::S);
+    let dst = TableSpec::hash_only("Lease-Dst", Scalar::S);
+    create_table(&client, &src).await;
+    create_table(&client, &dst).await;
+    put_all(&client, &src.name, (0..200).map(|i| mixed_item(&src, i))).await;
+    let dir = tempfile::tempdir().expect("dir");
+    let journal = Arc::new(Partitioned {
+        inner: LocalJournal::open(dir.path()).expect("journal"),
+        down: Default::default(),
+    });
+    let timing = lease::Timing {
+        ttl: std::time::Duration::from_millis(1500),
+        renew_every: std::time::Duration::from_millis(250),
+    };
+    let (guard, _) =
+        lease::acquire_with(journal.clone(), &dst.name, "inc-1.Lease-Dst", false, timing)
+            .await
+            .expect("lease");
+    guard.check().expect("a fresh lease holds");
+    journal
+        .down
+        .store(true, std::sync::atomic::Ordering::SeqCst);
+    let started = std::time::Instant::now();
+    let lapsed = loop {
+        match guard.check() {
+            Err(e) => break e,
+            Ok(()) => {
+                assert!(
+                    started.elapsed() < std::time::Duration::from_secs(20),
+                    "the run never noticed its lease was not renewed"
+                );
+                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            }
+        }
+    };
+    assert!(
+        lapsed.to_string().contains("could not be renewed"),
+        "{lapsed}"
+    );
+
+    // A copy with that lease writes nothing at all.
+    let describe = |name: &str| {
+        let client = client.clone();
+        let name = name.to_string();
+        async move {
+            dynamo_dr::table::describe(&client, &name)
+                .await
+                .expect("describe")
+                .expect("exists")
+        }
+    };
+    let (source, dest) = (describe(&src.name).await, describe(&dst.name).await);
+    let mut exec = execution("inc-1.Lease-Dst");
+    exec.inputs.table = dst.name.clone();
+    exec.enter(Phase::Copy);
+    let rec = Arc::new(dynamo_dr::execution::Recorder::new(
+        journal.clone(),
+        exec,
+        Some(guard),
+        None,
+    ));
+    let opts = dynamo_dr::sync::SyncOptions {
+        segments: 2,
+        ..Default::default()
+    };
+    let e = dynamo_dr::execution::sync_phases(&client, &source, &dest, &opts, &rec)
+        .await
+        .expect_err("the copy must stop");
+    assert!(e.to_string().contains("could not be renewed"), "{e}");
+    assert!(
+        scan_all(&client, &dst.name).await.is_empty(),
+        "nothing was written"
+    );
+}

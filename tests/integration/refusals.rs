@@ -323,7 +323,7 @@ async fn state_in_aws_that_forbids_the_run_is_refused_without_changes() {
     create_table(&client, &TableSpec::seed_like("ReshapedTable")).await;
     create_table(
         &client,
-        &TableSpec::seed_like("DR-TEMP-Prod-UsersTable-1A2B-taken"),
+        &TableSpec::seed_like("DR-TEMP-Prod-UsersTable-1A2B.taken"),
     )
     .await;
     let hash_only = TableSpec::hash_only("HashOnlyTable", Scalar::N);
@@ -369,7 +369,7 @@ async fn state_in_aws_that_forbids_the_run_is_refused_without_changes() {
         (
             restore_of(T, "taken", &["--pitr-time", "latest"]),
             None,
-            "DR-TEMP-Prod-UsersTable-1A2B-taken already exists",
+            "DR-TEMP-Prod-UsersTable-1A2B.taken already exists",
         ),
         (
             restore_of(T, "i", &["--backup-arn", &missing_backup]),
@@ -379,7 +379,7 @@ async fn state_in_aws_that_forbids_the_run_is_refused_without_changes() {
         (
             restore_of(T, "i", &["--backup-arn", &other_backup]),
             None,
-            "was taken of table OtherTable",
+            "is a backup of table \"OtherTable\"",
         ),
         (
             restore_of("ReshapedTable", "i", &["--backup-arn", &reshaped_backup]),

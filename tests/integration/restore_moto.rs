@@ -3,7 +3,7 @@
 use aws_sdk_dynamodb::Client;
 use dynamo_dr_testkit::*;
 
-use crate::support::{dr, dr_on_tty, inventory, write_file};
+use crate::support::{dr, dr_env, dr_on_tty, inventory, write_file};
 
 const ITEMS: u64 = 1500;
 
@@ -78,7 +78,7 @@ async fn restore_from_backup_after_corruption_puts_back_the_snapshot() {
     assert_eq!(out["table"], spec.name.as_str());
     assert_eq!(
         out["restoredTable"],
-        "DR-TEMP-Prod-ProviderTable-ABC123-inc-2025-001"
+        "DR-TEMP-Prod-ProviderTable-ABC123.inc-2025-001"
     );
     assert_eq!(out["deletedItems"], corrupted.len() as u64);
     assert_eq!(out["copiedItems"], ITEMS);
@@ -95,7 +95,7 @@ async fn restore_from_backup_after_corruption_puts_back_the_snapshot() {
     assert_eq!(diff_summary(&snapshot, &restored), None);
 
     // The temporary table is gone; the forensic backup holds the corrupted state.
-    assert!(!table_exists(&client, "DR-TEMP-Prod-ProviderTable-ABC123-inc-2025-001").await);
+    assert!(!table_exists(&client, "DR-TEMP-Prod-ProviderTable-ABC123.inc-2025-001").await);
     let forensic = backup_arn_named(&client, &spec.name, "DR-FORENSIC-")
         .await
         .expect("forensic backup");
@@ -154,7 +154,7 @@ async fn restore_to_latest_pitr_time_keeps_the_restored_table_on_request() {
         diff_summary(&before, &scan_all(&client, &spec.name).await),
         None
     );
-    let temp = "DR-TEMP-DataEventTable-XYZ-pitr-1";
+    let temp = "DR-TEMP-DataEventTable-XYZ.pitr-1";
     assert_eq!(diff_summary(&before, &scan_all(&client, temp).await), None);
     let arn = client
         .describe_table()
@@ -179,7 +179,7 @@ async fn restore_to_latest_pitr_time_keeps_the_restored_table_on_request() {
         "{tags:?}"
     );
     assert!(
-        backup_arn_named(&client, &spec.name, "DR-FORENSIC-DataEventTable-XYZ-pitr-1")
+        backup_arn_named(&client, &spec.name, "DR-FORENSIC-DataEventTable-XYZ.pitr-1")
             .await
             .is_some()
     );
@@ -205,14 +205,25 @@ async fn restore_from_the_seeds_json_payload_in_a_file_and_on_stdin() {
             spec.name
         )
     };
+    // moto reports the moment of a PITR restore as its RestoreDateTime; DynamoDB reports the
+    // instant asked for, which is what the provenance check compares.
+    let proxy = FaultProxy::start(
+        &moto.endpoint(),
+        Faults {
+            live_pitr_window: true,
+            ..Faults::none()
+        },
+    );
+    let env = [("AWS_ENDPOINT_URL", proxy.url())];
     let dir = tempfile::tempdir().expect("dir");
     let file = write_file(
         &dir,
         "payload.json",
         &payload("transaction-corruption-20250115"),
     );
-    let run = dr(
+    let run = dr_env(
         &moto,
+        &env,
         &[
             "restore", "--table", &spec.name, "--input", &file, "--yes", "--output", "json",
         ],
@@ -227,8 +238,9 @@ async fn restore_from_the_seeds_json_payload_in_a_file_and_on_stdin() {
 
     // The second run also uses the diff strategy: the table already equals the restore point, so
     // nothing is written.
-    let run = dr(
+    let run = dr_env(
         &moto,
+        &env,
         &[
             "restore",
             "--table",
@@ -287,7 +299,7 @@ async fn an_interactive_run_shows_the_plan_and_needs_the_typed_table_name() {
         refused.stdout.contains("HARD RESET")
             && refused
                 .stdout
-                .contains("DR-TEMP-UsersTable-Interactive-tty-1"),
+                .contains("DR-TEMP-UsersTable-Interactive.tty-1"),
         "{}",
         refused.stdout
     );

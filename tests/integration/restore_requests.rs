@@ -17,7 +17,8 @@ use aws_sdk_dynamodb::operation::scan::ScanOutput;
 use aws_sdk_dynamodb::operation::tag_resource::TagResourceOutput;
 use aws_sdk_dynamodb::types::{
     BackupDescription, BackupDetails, BackupStatus, BackupType, BillingMode, KeySchemaElement,
-    KeyType, SseDescription, SseStatus, SseType, TableDescription, TableStatus, Tag,
+    KeyType, RestoreSummary, SseDescription, SseStatus, SseType, TableDescription, TableStatus,
+    Tag,
 };
 use aws_smithy_mocks::{Rule, RuleMode, mock, mock_client};
 use dynamo_dr::execution::Recorder;
@@ -86,18 +87,49 @@ fn plan(at: jiff::Timestamp) -> Plan {
     }
 }
 
-/// Every call a restore of an empty table makes; ListTagsOfResource answers with `owner`.
+const AT: &str = "2025-01-15T09:00:00.123Z";
+
+/// What the temporary table's RestoreSummary says: the source table's ARN and the instant.
+#[derive(Clone, Copy)]
+struct Summary {
+    source: &'static str,
+    at: &'static str,
+}
+
+const OURS: Summary = Summary {
+    source: DEST,
+    at: AT,
+};
+
+/// Every call a restore of an empty table makes; ListTagsOfResource answers with `owner`, and
+/// DescribeTable of the temporary table with `summary`.
 fn rules(
     owner: &'static str,
+    summary: Summary,
     seen: Arc<Mutex<Option<RestoreTableToPointInTimeInput>>>,
 ) -> (Vec<Rule>, Rule) {
     let delete = mock!(Client::delete_table).then_output(|| DeleteTableOutput::builder().build());
     let rules = vec![
-        mock!(Client::describe_table).then_compute_output(|req| {
+        mock!(Client::describe_table).then_compute_output(move |req| {
             let name = req.table_name().unwrap_or_default();
-            DescribeTableOutput::builder()
-                .table(description(name, name == DEST))
-                .build()
+            let mut table = description(name, name == DEST);
+            if name != DEST {
+                let at: jiff::Timestamp = summary.at.parse().expect("time");
+                table.restore_summary = Some(
+                    RestoreSummary::builder()
+                        .source_table_arn(format!(
+                            "arn:aws:dynamodb:us-east-1:123456789012:table/{}",
+                            summary.source
+                        ))
+                        .restore_date_time(aws_smithy_types::DateTime::from_millis(
+                            at.as_millisecond(),
+                        ))
+                        .restore_in_progress(false)
+                        .build()
+                        .expect("summary"),
+                );
+            }
+            DescribeTableOutput::builder().table(table).build()
         }),
         mock!(Client::create_backup).then_output(|| {
             CreateBackupOutput::builder()
@@ -156,17 +188,18 @@ fn rules(
 
 async fn run(
     owner: &'static str,
+    summary: Summary,
 ) -> (
-    restore::RestoreReport,
+    dynamo_dr::Result<restore::RestoreReport>,
     Option<RestoreTableToPointInTimeInput>,
     usize,
 ) {
     let seen = Arc::new(Mutex::new(None));
-    let (mut rules, delete) = rules(owner, seen.clone());
+    let (mut rules, delete) = rules(owner, summary, seen.clone());
     rules.push(delete);
     let refs: Vec<&Rule> = rules.iter().collect();
     let client = mock_client!(aws_sdk_dynamodb, RuleMode::MatchAny, &refs);
-    let at: jiff::Timestamp = "2025-01-15T09:00:00.123Z".parse().expect("time");
+    let at: jiff::Timestamp = AT.parse().expect("time");
     let plan = plan(at);
     let dir = tempfile::tempdir().expect("dir");
     let journal: Arc<dyn Journal> = Arc::new(LocalJournal::open(dir.path()).expect("journal"));
@@ -187,9 +220,7 @@ async fn run(
         Phase::BackupAndRestore,
     );
     let rec = Arc::new(Recorder::new(journal, exec, None, None));
-    let report = restore::execute(&client, &plan, &rec)
-        .await
-        .expect("restore");
+    let report = restore::execute(&client, &plan, &rec).await;
     let deletes = rules.last().map(|r| r.num_calls()).unwrap_or_default();
     let input = seen.lock().expect("lock").take();
     (report, input, deletes)
@@ -197,12 +228,13 @@ async fn run(
 
 #[tokio::test]
 async fn the_restore_keeps_the_kms_key_uses_on_demand_and_the_exact_instant() {
-    let (report, input, deletes) = run("inc-7.Prod-ProviderTable").await;
+    let (report, input, deletes) = run("inc-7.Prod-ProviderTable", OURS).await;
+    let report = report.expect("restore");
     let input = input.expect("RestoreTableToPointInTime was called");
     assert_eq!(input.source_table_name(), Some(DEST));
     assert_eq!(
         input.target_table_name(),
-        Some("DR-TEMP-Prod-ProviderTable-inc-7")
+        Some("DR-TEMP-Prod-ProviderTable.inc-7")
     );
     let sse = input.sse_specification_override().expect("SSE override");
     assert_eq!(sse.kms_master_key_id(), Some(KEY));
@@ -218,9 +250,40 @@ async fn the_restore_keeps_the_kms_key_uses_on_demand_and_the_exact_instant() {
     assert_eq!(deletes, 1);
 }
 
-#[tokio::test]
-async fn a_temporary_table_tagged_for_another_execution_is_never_deleted() {
-    let (report, _, deletes) = run("someone-else.Prod-ProviderTable").await;
-    assert_eq!(report.restored_table_fate, TempTableFate::NotOurs);
+/// The run stops, exit 1, naming the table and what it was restored from; it neither deletes nor
+/// reads from the table.
+fn assert_not_ours(report: dynamo_dr::Result<restore::RestoreReport>, says: &str, deletes: usize) {
+    let e = report.expect_err("the run must refuse the table");
+    assert_eq!(e.exit_status(), dynamo_dr::ExitStatus::Failed, "{e}");
+    let text = e.to_string();
+    assert!(text.contains("is not this execution's"), "{text}");
+    assert!(text.contains(says), "{text}");
+    assert!(text.contains("DR-TEMP-Prod-ProviderTable.inc-7"), "{text}");
     assert_eq!(deletes, 0, "DeleteTable must not be called");
+}
+
+#[tokio::test]
+async fn a_temporary_table_tagged_for_another_execution_is_never_adopted_or_deleted() {
+    let (report, _, deletes) = run("someone-else.Prod-ProviderTable", OURS).await;
+    assert_not_ours(report, "names someone-else.Prod-ProviderTable", deletes);
+}
+
+#[tokio::test]
+async fn a_temporary_table_restored_from_another_table_is_never_adopted() {
+    let other = Summary {
+        source: "Prod-ProviderTable-Archive",
+        at: AT,
+    };
+    let (report, _, deletes) = run("inc-7.Prod-ProviderTable", other).await;
+    assert_not_ours(report, "table/Prod-ProviderTable-Archive", deletes);
+}
+
+#[tokio::test]
+async fn a_temporary_table_restored_to_another_instant_is_never_adopted() {
+    let other = Summary {
+        source: DEST,
+        at: "2025-01-15T08:00:00Z",
+    };
+    let (report, _, deletes) = run("inc-7.Prod-ProviderTable", other).await;
+    assert_not_ours(report, "at 2025-01-15T08:00:00Z", deletes);
 }

@@ -237,7 +237,7 @@ async fn restore_killed_at_random_instants_resumes_without_repeating_backup_or_r
             .send()
             .await
             .expect("ListBackups");
-        let name = format!("DR-FORENSIC-{}-{incident}", spec.name);
+        let name = format!("DR-FORENSIC-{}.{incident}", spec.name);
         let copies = forensic
             .backup_summaries()
             .iter()
@@ -247,7 +247,7 @@ async fn restore_killed_at_random_instants_resumes_without_repeating_backup_or_r
             copies, 1,
             "trial {trial}: the forensic backup must be taken exactly once"
         );
-        let temp = format!("DR-TEMP-{}-{incident}", spec.name);
+        let temp = format!("DR-TEMP-{}.{incident}", spec.name);
         assert!(
             !inventory(&client).await.tables.contains(&temp),
             "trial {trial}: {temp} left behind"

@@ -2,6 +2,7 @@
 //! stderr; its checkpoints are sealed under the operator's key; its forensic backup can be off.
 
 use std::collections::BTreeSet;
+use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
@@ -52,6 +53,13 @@ fn all_text(dir: &Path, out: &mut String) {
     }
 }
 
+/// A key file only its owner can read, as the tool demands.
+fn private_key_file(dir: &tempfile::TempDir, name: &str, hex: &str) -> String {
+    let path = write_file(dir, name, hex);
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+    path
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_sensitive_tables_keys_and_values_reach_no_journal_log_or_stderr() {
     let dynalite = Emulator::start_with(Kind::Dynalite, &["--createTableMs", "0"]).await;
@@ -86,14 +94,16 @@ async fn a_sensitive_tables_keys_and_values_reach_no_journal_log_or_stderr() {
         "dynamo-dr.toml",
         "[tables.Ssn]\nname = \"Ssn-Live\"\nsensitive = true\nforensic_backup = false\n",
     );
-    let key_file = write_file(&dir, "journal.key", KEY_HEX);
+    let key_file = private_key_file(&dir, "journal.key", KEY_HEX);
     let log = dir.path().join("run.log").display().to_string();
     let mut seen = String::new();
+    // The most verbose logging there is: the SDK's own wire-level traces are asked for too.
+    let trace = [("RUST_LOG", "trace")];
     let sync = |id: &'static str| {
         vec![
             "--config",
             config.as_str(),
-            "-v",
+            "-vv",
             "--log-file",
             log.as_str(),
             "sync",
@@ -116,7 +126,7 @@ async fn a_sensitive_tables_keys_and_values_reach_no_journal_log_or_stderr() {
     };
 
     // Without the key nothing starts.
-    let refused = dr_env(&dynalite, &[], &sync("inc-5"), None);
+    let refused = dr_env(&dynalite, &trace, &sync("inc-5"), None);
     refused.assert_code(2);
     assert!(
         refused.stderr.contains("--journal-key-file"),
@@ -135,14 +145,19 @@ async fn a_sensitive_tables_keys_and_values_reach_no_journal_log_or_stderr() {
     let proxy = FaultProxy::start(&dynalite.endpoint(), slow.clone());
     let mut args = vec!["--journal-key-file", key_file.as_str()];
     args.extend(sync("inc-5"));
+    let stderr_file = dir.path().join("stderr.txt");
     let mut child = Command::new(assert_cmd::cargo::cargo_bin("dynamo-dr"))
         .envs(dynalite.cli_env())
         .env("AWS_ENDPOINT_URL", proxy.url())
+        .env("RUST_LOG", "trace")
+        // Colour is off because stderr is no terminal, not because NO_COLOR says so.
+        .env_remove("NO_COLOR")
         .current_dir(dir.path())
         .args(&args)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
+        // To a file: at TRACE the run writes more than a pipe holds before anyone reads it.
+        .stderr(std::fs::File::create(&stderr_file).expect("stderr file"))
         .spawn()
         .expect("spawn");
     let id = "inc-5.Ssn-Live";
@@ -151,8 +166,19 @@ async fn a_sensitive_tables_keys_and_values_reach_no_journal_log_or_stderr() {
         throttling: 1.0,
         ..slow
     });
-    let stopped: Run = child.wait_with_output().expect("wait").into();
+    let mut stopped: Run = child.wait_with_output().expect("wait").into();
+    stopped.stderr = std::fs::read_to_string(&stderr_file).expect("stderr");
     stopped.assert_code(1);
+    // The SDK's DEBUG lines pass; its TRACE lines, which hold whole responses, do not.
+    assert!(
+        stopped.stderr.contains("DEBUG") && stopped.stderr.contains("rpc.method=\"Scan\""),
+        "verbose logging was on: {}",
+        &stopped.stderr[..stopped.stderr.len().min(2000)]
+    );
+    assert!(
+        !stopped.stderr.contains('\x1b'),
+        "stderr is not a terminal, so it carries no escape codes"
+    );
     keep(&stopped, &mut seen);
     let rec = record(&dynalite, id).expect("record");
     let sealed = rec["copy"]["segments"]
@@ -164,17 +190,52 @@ async fn a_sensitive_tables_keys_and_values_reach_no_journal_log_or_stderr() {
     assert!(sealed > 0, "no sealed checkpoint: {rec}");
 
     // The differing keys are named by digest only.
+    // The differing keys are named by a keyed digest, which the key's holder can look up.
     let verify = dr_env(
         &dynalite,
-        &[],
+        &trace,
         &[
-            "--config", &config, "verify", "--source", &src.name, "--dest", "Ssn-Live",
+            "--config",
+            &config,
+            "--journal-key-file",
+            &key_file,
+            "-vv",
+            "verify",
+            "--source",
+            &src.name,
+            "--dest",
+            "Ssn-Live",
         ],
         None,
     );
     verify.assert_code(3);
-    assert!(verify.stderr.contains("key-sha256:"), "{}", verify.stderr);
+    let digest = verify
+        .stderr
+        .split("\"key-hmac:")
+        .nth(1)
+        .and_then(|rest| rest.get(..24))
+        .unwrap_or_else(|| panic!("no key digest in {}", verify.stderr));
     keep(&verify, &mut seen);
+    let looked_up = expected.values().chain(before.values()).find_map(|item| {
+        let key = serde_json::json!({ "id": { "S": item["id"].as_s().expect("id") } });
+        let run = dr_env(
+            &dynalite,
+            &[],
+            &[
+                "--journal-key-file",
+                &key_file,
+                "key-digest",
+                &key.to_string(),
+            ],
+            None,
+        );
+        run.assert_code(0);
+        run.stdout.contains(digest).then_some(run.stdout)
+    });
+    assert!(
+        looked_up.is_some(),
+        "key-digest finds the key behind {digest}"
+    );
     let diff = dr_env(
         &dynalite,
         &[],
@@ -199,7 +260,7 @@ async fn a_sensitive_tables_keys_and_values_reach_no_journal_log_or_stderr() {
     let no_key = dr_env(&dynalite, &[], &resume, None);
     no_key.assert_code(2);
     keep(&no_key, &mut seen);
-    let wrong = write_file(&dir, "wrong.key", &KEY_HEX.replace('8', "9"));
+    let wrong = private_key_file(&dir, "wrong.key", &KEY_HEX.replace('8', "9"));
     let mut with_wrong = vec!["--journal-key-file", wrong.as_str()];
     with_wrong.extend(resume.iter().copied());
     let wrong_run = dr_env(&dynalite, &[], &with_wrong, None);
@@ -208,9 +269,11 @@ async fn a_sensitive_tables_keys_and_values_reach_no_journal_log_or_stderr() {
     keep(&wrong_run, &mut seen);
     let mut with_key = vec!["--journal-key-file", key_file.as_str()];
     with_key.extend(resume.iter().copied());
-    let resumed = dr_env(&dynalite, &[], &with_key, None);
+    let resumed = dr_env(&dynalite, &trace, &with_key, None);
     resumed.assert_code(0);
     keep(&resumed, &mut seen);
+    let log_mode = std::fs::metadata(&log).expect("log").permissions().mode() & 0o777;
+    assert_eq!(log_mode, 0o600, "the log file is owner-only");
     assert_eq!(
         diff_summary(&expected, &scan_all(&client, &dst.name).await),
         None

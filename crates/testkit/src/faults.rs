@@ -49,6 +49,10 @@ pub struct Faults {
     /// Not a fault but fidelity: DescribeContinuousBackups answers carry a
     /// LatestRestorableDateTime of now, as DynamoDB's window moves forward. moto freezes the
     /// window at the instant PITR was enabled, so no two tables share a restorable instant.
+    /// Also: a table restored to a point in time through the proxy says so in DescribeTable's
+    /// RestoreSummary.RestoreDateTime, the requested instant, as DynamoDB does
+    /// (<https://docs.aws.amazon.com/amazondynamodb/latest/APIReference/API_RestoreSummary.html>);
+    /// moto reports the moment of the restore instead.
     pub live_pitr_window: bool,
 }
 
@@ -134,6 +138,8 @@ struct Shared {
     faults: Mutex<Faults>,
     injected: Injected,
     client: Client<HttpConnector, Full<Bytes>>,
+    /// The instant each PITR restore was asked for, by target table (see `live_pitr_window`).
+    restore_times: Mutex<std::collections::HashMap<String, f64>>,
 }
 
 /// The proxy, on its own thread and runtime so that a test may block on a CLI run meanwhile.
@@ -155,6 +161,7 @@ impl FaultProxy {
             faults: Mutex::new(faults),
             injected: Injected::default(),
             client: Client::builder(TokioExecutor::new()).build_http(),
+            restore_times: Mutex::default(),
         });
         let (stop, stopped) = tokio::sync::oneshot::channel();
         let serving = shared.clone();
@@ -306,12 +313,21 @@ async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Result<Reply, Bo
         } else {
             0
         };
+        let request: Option<Value> = faults
+            .live_pitr_window
+            .then(|| serde_json::from_slice(&body).ok())
+            .flatten();
         let mut reply = forward(&shared, &parts, body).await?;
         if reply.status() == StatusCode::OK {
             inj.written.fetch_add(writes, Ordering::Relaxed);
         }
-        if faults.live_pitr_window && operation.as_deref() == Some("DescribeContinuousBackups") {
-            reply = live_window(reply).await?;
+        if let Some(request) = request.filter(|_| reply.status() == StatusCode::OK) {
+            match operation.as_deref() {
+                Some("DescribeContinuousBackups") => reply = live_window(reply).await?,
+                Some("RestoreTableToPointInTime") => remember_restore_time(&shared, &request)?,
+                Some("DescribeTable") => reply = restore_summary(&shared, &request, reply).await?,
+                _ => {}
+            }
         }
         reply
     };
@@ -322,14 +338,69 @@ async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Result<Reply, Bo
     Ok(reply)
 }
 
+fn now_secs() -> Result<f64, BoxError> {
+    Ok(std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)?
+        .as_secs_f64())
+}
+
+fn remember_restore_time(shared: &Shared, request: &Value) -> Result<(), BoxError> {
+    let Some(target) = request.get("TargetTableName").and_then(Value::as_str) else {
+        return Ok(());
+    };
+    let at = match request.get("RestoreDateTime").and_then(Value::as_f64) {
+        Some(t) => t,
+        None => now_secs()?,
+    };
+    shared
+        .restore_times
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .insert(target.to_string(), at);
+    Ok(())
+}
+
+/// DescribeTable's answer with the requested instant in its RestoreSummary.
+async fn restore_summary(
+    shared: &Shared,
+    request: &Value,
+    reply: Reply,
+) -> Result<Reply, BoxError> {
+    let at = request
+        .get("TableName")
+        .and_then(Value::as_str)
+        .and_then(|t| {
+            shared
+                .restore_times
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .get(t)
+                .copied()
+        });
+    let Some(at) = at else {
+        return Ok(reply);
+    };
+    let (parts, body) = reply.into_parts();
+    let body = body.collect().await?.to_bytes();
+    let mut value: Value = serde_json::from_slice(&body)?;
+    if let Some(summary) = value
+        .pointer_mut("/Table/RestoreSummary")
+        .and_then(Value::as_object_mut)
+    {
+        summary.insert("RestoreDateTime".into(), at.into());
+    }
+    Ok(Response::from_parts(
+        parts,
+        Full::new(Bytes::from(serde_json::to_vec(&value)?)),
+    ))
+}
+
 /// The answer with its PITR window's latest restorable time moved to now.
 async fn live_window(reply: Reply) -> Result<Reply, BoxError> {
     let (parts, body) = reply.into_parts();
     let body = body.collect().await?.to_bytes();
     let mut value: Value = serde_json::from_slice(&body)?;
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)?
-        .as_secs_f64();
+    let now = now_secs()?;
     if let Some(pitr) = value
         .pointer_mut("/ContinuousBackupsDescription/PointInTimeRecoveryDescription")
         .and_then(Value::as_object_mut)
