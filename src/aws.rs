@@ -116,6 +116,51 @@ pub fn is_throttle<E: ProvideErrorMetadata, R>(err: &SdkError<E, R>) -> bool {
     error_code(err).is_some_and(|c| THROTTLE_CODES.contains(&c))
 }
 
+/// Where DynamoDB says a throttle's limit is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ThrottleScope {
+    /// One key range (a hot partition): `…KeyRangeThroughputExceeded`.
+    KeyRange,
+    /// The table, an index or the account: every other reason, or none given.
+    Table,
+}
+
+/// The scope of a throttle, from its ThrottlingReasons
+/// (<https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/TroubleshootingThrottling.html>);
+/// `None` when the call was not throttled.
+pub fn throttle_scope<E: ProvideErrorMetadata>(
+    err: &SdkError<E, HttpResponse>,
+) -> Option<ThrottleScope> {
+    if !is_throttle(err) {
+        return None;
+    }
+    let reasons = match err {
+        SdkError::ServiceError(service) => service
+            .raw()
+            .body()
+            .bytes()
+            .and_then(|b| serde_json::from_slice::<serde_json::Value>(b).ok())
+            .and_then(|v| v.get("ThrottlingReasons").cloned()),
+        _ => None,
+    };
+    let key_range = reasons
+        .as_ref()
+        .and_then(|r| r.as_array())
+        .is_some_and(|r| {
+            !r.is_empty()
+                && r.iter().all(|x| {
+                    x.get("reason")
+                        .and_then(|s| s.as_str())
+                        .is_some_and(|s| s.contains("KeyRange"))
+                })
+        });
+    Some(if key_range {
+        ThrottleScope::KeyRange
+    } else {
+        ThrottleScope::Table
+    })
+}
+
 /// Whether a failed call may succeed if repeated unchanged.
 pub fn is_retryable<E: ProvideErrorMetadata>(err: &SdkError<E, HttpResponse>) -> bool {
     match err {
@@ -196,4 +241,52 @@ pub async fn caller_identity(
         account: out.account().unwrap_or_default().to_string(),
         user_id: out.user_id().unwrap_or_default().to_string(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use aws_sdk_dynamodb::operation::batch_write_item::BatchWriteItemError;
+    use aws_smithy_types::error::ErrorMetadata;
+
+    fn throttle(code: &str, body: &str) -> SdkError<BatchWriteItemError, HttpResponse> {
+        let err = BatchWriteItemError::generic(ErrorMetadata::builder().code(code).build());
+        let raw = HttpResponse::new(
+            400.try_into().expect("status"),
+            aws_smithy_types::body::SdkBody::from(body.to_string()),
+        );
+        SdkError::service_error(err, raw)
+    }
+
+    #[test]
+    fn a_throttle_names_its_scope() {
+        let pte = "ProvisionedThroughputExceededException";
+        let key_range = r#"{"ThrottlingReasons":[{"reason":"TableWriteKeyRangeThroughputExceeded","resource":"arn"}]}"#;
+        let table = r#"{"ThrottlingReasons":[{"reason":"TableWriteProvisionedThroughputExceeded","resource":"arn"}]}"#;
+        let mixed = r#"{"ThrottlingReasons":[{"reason":"TableWriteKeyRangeThroughputExceeded"},{"reason":"IndexWriteProvisionedThroughputExceeded"}]}"#;
+        assert_eq!(
+            throttle_scope(&throttle(pte, key_range)),
+            Some(ThrottleScope::KeyRange)
+        );
+        assert_eq!(
+            throttle_scope(&throttle(pte, table)),
+            Some(ThrottleScope::Table)
+        );
+        assert_eq!(
+            throttle_scope(&throttle(pte, mixed)),
+            Some(ThrottleScope::Table)
+        );
+        assert_eq!(
+            throttle_scope(&throttle(pte, "{}")),
+            Some(ThrottleScope::Table)
+        );
+        assert_eq!(
+            throttle_scope(&throttle("ThrottlingException", "{}")),
+            Some(ThrottleScope::Table)
+        );
+        assert_eq!(
+            throttle_scope(&throttle("ValidationException", key_range)),
+            None
+        );
+    }
 }

@@ -222,6 +222,15 @@ async fn check_table(
             info_t.approx_bytes.unwrap_or_default()
         ),
     ));
+    items.push(info(
+        "segments",
+        crate::estimate::segments(
+            info_t.approx_items.unwrap_or_default().max(0) as u64,
+            info_t.approx_bytes.unwrap_or_default().max(0) as u64,
+            info_t.write_capacity.map(|w| w as f64),
+        )
+        .1,
+    ));
     let lease = journal.read_lease(name).await?;
     items.push(match lease {
         Some((l, _)) if l.expires_at > Timestamp::now() => fail(

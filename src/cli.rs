@@ -349,7 +349,8 @@ pub struct SyncArgs {
 
 #[derive(Debug, Args)]
 pub struct RunArgs {
-    /// Parallel scan segments [default: 8, or the config's].
+    /// Parallel scan segments, each paced on its own key range [default: the config's, else
+    /// chosen from the table's size and write capacity; the plan says how].
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=1000))]
     pub segments: Option<u32>,
     /// BatchWriteItem requests in flight [default: 32, or the config's].

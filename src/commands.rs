@@ -125,10 +125,8 @@ fn pacing(ctx: &Ctx, table: Option<&crate::config::TableOptions>) -> SyncOptions
 fn sync_options(ctx: &Ctx, table: &ResolvedTable, run: &RunArgs) -> SyncOptions {
     let defaults = pacing(ctx, Some(&table.options));
     SyncOptions {
-        segments: run
-            .segments
-            .or(table.options.segments)
-            .unwrap_or(defaults.segments),
+        // 0: chosen from the table once it is described (preflight), and recorded.
+        segments: run.segments.or(table.options.segments).unwrap_or(0),
         write_concurrency: run
             .write_concurrency
             .map(|n| n as usize)
@@ -179,6 +177,27 @@ fn prompt(summary: &str, noun: &str, tables: &[String]) -> Result<()> {
     Ok(())
 }
 
+/// The capacity a copy-back writes against, and what the table's GSIs add to it.
+fn capacity_text(t: &TableInfo) -> String {
+    let table = match t.write_capacity {
+        Some(w) => format!("{w} provisioned write units/s"),
+        None => format!(
+            "on-demand (each segment starts at its share of the ~{} writes/s a new on-demand \
+             table sustains, then finds its key range's pace)",
+            crate::estimate::ON_DEMAND_START_WRITES
+        ),
+    };
+    match t.gsis {
+        0 => table,
+        n => format!(
+            "{table}; every write also writes each of the {n} global secondary index(es) that \
+             project it, against the same quota: up to {}x the units, and a GSI short of \
+             capacity throttles the table",
+            n + 1
+        ),
+    }
+}
+
 fn plan_summary(plan: &Plan) -> String {
     let r = &plan.request;
     let approx = plan
@@ -211,7 +230,15 @@ fn plan_summary(plan: &Plan) -> String {
          \x20 will create:        {backup}\n\
          \x20                     temporary table {temp} (on-demand{kms})\n\
          \x20 will then DELETE every item of {table} and copy the restored items back\n\
+         \x20 segments:           {segments}\n\
+         \x20 write capacity:     {capacity}\n\
          \x20 temporary table:    {after}\n",
+        segments = if r.segments_why.is_empty() {
+            format!("{} (--segments or the config)", r.sync.segments)
+        } else {
+            r.segments_why.clone()
+        },
+        capacity = capacity_text(&plan.dest),
         exec = r.names.execution_id,
         table = plan.dest.name,
         key = plan.dest.key,
@@ -542,6 +569,7 @@ fn restore_requests(ctx: &Ctx, args: &RestoreArgs) -> Result<Vec<RestoreRequest>
                 sync: sync_options(ctx, &table, &args.run),
                 backup_deadline: Duration::from_secs(4 * 3600),
                 restore_deadline: Duration::from_secs(args.restore_timeout * 60),
+                segments_why: String::new(),
             })
         })
         .collect()
@@ -962,9 +990,21 @@ async fn run_sync(
             ),
         ));
     }
+    let (mut inputs, mut opts) = (inputs, opts);
+    let mut why = format!("{} segments", inputs.segments);
+    if inputs.segments == 0 {
+        let (n, text) = crate::estimate::segments(
+            src.approx_items.unwrap_or_default().max(0) as u64,
+            src.approx_bytes.unwrap_or_default().max(0) as u64,
+            dst.write_capacity.map(|w| w as f64),
+        );
+        (inputs.segments, opts.segments, why) = (n, n, text);
+    }
     let mut summary = format!(
-        "\nSync plan, execution {id}: DELETE every item of {} (HARD RESET), then copy every item of {} into it ({} segments)\n",
-        dst.name, src.name, inputs.segments
+        "\nSync plan, execution {id}: DELETE every item of {} (HARD RESET), then copy every item of {} into it\n  {why}\n  write capacity: {}\n",
+        dst.name,
+        src.name,
+        capacity_text(&dst)
     );
     if let Some(e) = &existing {
         summary.push_str(&format!(
@@ -1064,6 +1104,7 @@ pub async fn resume(ctx: &Ctx, args: ResumeArgs) -> Result<()> {
                 },
                 backup_deadline: Duration::from_secs(4 * 3600),
                 restore_deadline: Duration::from_secs(24 * 3600),
+                segments_why: String::new(),
             };
             run_restores(ctx, vec![request], flags, &args.report_dir).await
         }

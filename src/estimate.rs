@@ -41,6 +41,48 @@ impl Units {
     }
 }
 
+/// What a new on-demand table sustains before it has grown
+/// (<https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/on-demand-capacity-mode.html>).
+pub const ON_DEMAND_START_WRITES: f64 = 4_000.0;
+/// Segments for a table whose size DescribeTable does not know yet.
+const UNKNOWN_SIZE_SEGMENTS: u32 = 64;
+
+/// One partition's most: 1,000 write units per second.
+pub const PARTITION_WRITE_UNITS: f64 = 1_000.0;
+
+/// The scan segments for a table, and why.
+///
+/// A parallel scan's segments map onto the table's key ranges, and so onto its partitions, each
+/// of which takes at most 1,000 write units per second. DynamoDB does not say how many partitions
+/// a table has (a table keeps the partitions of its busiest past), so the count is generous: a
+/// segment per 100 items, at least one per 2 GB and four per partition its capacity implies,
+/// as a power of two (segments then align with power-of-two partition splits), between 1 and
+/// 1,024. Every segment runs at once and is paced on its own.
+pub fn segments(items: u64, bytes: u64, write_units: Option<f64>) -> (u32, String) {
+    // DescribeTable refreshes its counts about every six hours: 0 may be a table of any size.
+    if items == 0 && bytes == 0 {
+        let n = UNKNOWN_SIZE_SEGMENTS;
+        return (
+            n,
+            format!(
+                "{n} segments: DescribeTable reports no items yet (its counts are refreshed \
+                 about every six hours), so as many as for a table of ~{} items",
+                u64::from(n) * 100
+            ),
+        );
+    }
+    let by_items = items / 100;
+    let by_bytes = bytes.div_ceil(2 << 30);
+    let by_capacity = write_units.map_or(0, |w| 4 * (w / PARTITION_WRITE_UNITS).ceil() as u64);
+    let wanted = by_items.max(by_bytes).max(by_capacity).clamp(1, 1024);
+    let n = wanted.next_power_of_two().min(1024) as u32;
+    let why = format!(
+        "{n} segments: one per 100 of ~{items} items ({by_items}), per 2 GB ({by_bytes}), 4 per \
+         partition its write capacity implies ({by_capacity}); a power of two, at most 1024"
+    );
+    (n, why)
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct Estimate {
     pub items: u64,
@@ -126,6 +168,17 @@ pub fn text(e: &Estimate, read: Option<RateCap>, write: Option<RateCap>) -> Stri
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn segments_grow_with_the_table_and_its_capacity() {
+        assert_eq!(segments(0, 0, None).0, 64);
+        assert_eq!(segments(50, 5_000, None).0, 1);
+        assert_eq!(segments(12_000, 12_000_000, None).0, 128);
+        assert_eq!(segments(12_000, 12_000_000, Some(2_400.0)).0, 128);
+        assert_eq!(segments(1_000, 1_000_000, Some(40_000.0)).0, 256);
+        assert_eq!(segments(1_000_000_000, 1 << 40, None).0, 1024);
+        assert!(segments(12_000, 0, None).1.contains("128 segments"));
+    }
 
     #[test]
     fn a_million_one_kb_items() {

@@ -306,6 +306,109 @@ impl State {
     }
 }
 
+/// The pace of one key range (one scan segment): a token bucket whose rate starts at the
+/// segment's share of the table's capacity, falls by a fifth when DynamoDB throttles that key
+/// range (at most once per half second: the requests in flight all meet the same hot partition),
+/// and climbs back by a fiftieth of its start each second without a throttle, up to a partition's
+/// most. A throttle of one key range so slows only that segment; the run's shared [`Limiter`]
+/// answers table-level throttles.
+#[derive(Debug)]
+pub struct KeyRangePace {
+    state: Mutex<Pace>,
+}
+
+#[derive(Debug)]
+struct Pace {
+    rate: f64,
+    ceiling: f64,
+    floor: f64,
+    step: f64,
+    balance: f64,
+    refilled: Instant,
+    last_throttle: Option<Instant>,
+    last_step: Instant,
+    throttles: u64,
+}
+
+impl KeyRangePace {
+    /// Starts at `start` units per second, never above `ceiling`.
+    pub fn new(start: f64, ceiling: f64) -> KeyRangePace {
+        let now = Instant::now();
+        let start = start.clamp(1.0, ceiling.max(1.0));
+        KeyRangePace {
+            state: Mutex::new(Pace {
+                rate: start,
+                ceiling: ceiling.max(start),
+                floor: (start / 20.0).max(1.0),
+                step: (start / 50.0).max(0.1),
+                balance: 0.0,
+                refilled: now,
+                last_throttle: None,
+                last_step: now,
+                throttles: 0,
+            }),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Pace> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Takes `units` and waits until they are paid for at this key range's rate.
+    pub async fn take(&self, units: f64) {
+        let wait = {
+            let mut p = self.lock();
+            let now = Instant::now();
+            let dt = now.duration_since(p.refilled).as_secs_f64();
+            // A quarter second of credit at most: no burst far above the rate after a pause.
+            p.balance = (p.balance + dt * p.rate).min(p.rate / 4.0);
+            p.refilled = now;
+            if now.duration_since(p.last_step) >= WINDOW {
+                let calm = p
+                    .last_throttle
+                    .is_none_or(|t| now.duration_since(t) >= WINDOW);
+                if calm {
+                    p.rate = (p.rate + p.step).min(p.ceiling);
+                }
+                p.last_step = now;
+            }
+            p.balance -= units;
+            (p.balance < 0.0).then(|| Duration::from_secs_f64(-p.balance / p.rate))
+        };
+        if let Some(d) = wait {
+            tokio::time::sleep(d).await;
+        }
+    }
+
+    /// Gives back units not spent (items DynamoDB left unprocessed are paid again on retry).
+    pub fn refund(&self, units: f64) {
+        self.lock().balance += units;
+    }
+
+    /// DynamoDB throttled this key range.
+    pub fn throttled(&self) {
+        let mut p = self.lock();
+        let now = Instant::now();
+        p.throttles += 1;
+        if p.last_throttle
+            .is_none_or(|t| now.duration_since(t) >= WINDOW / 2)
+        {
+            p.rate = (p.rate * 0.8).max(p.floor);
+            p.last_throttle = Some(now);
+            tracing::trace!(rate = p.rate, "key range throttled: slowing this segment");
+        }
+    }
+
+    /// Units per second allowed now.
+    pub fn rate(&self) -> f64 {
+        self.lock().rate
+    }
+
+    pub fn throttles(&self) -> u64 {
+        self.lock().throttles
+    }
+}
+
 /// DynamoDB's size of an item, in bytes, by its documented rules; for capacity-unit caps, which
 /// must be paid before a write.
 pub fn item_size(item: &Item) -> usize {
@@ -345,6 +448,30 @@ pub fn write_units(item: &Item) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn a_key_range_slows_on_its_own_throttles_and_recovers_without_them() {
+        let pace = KeyRangePace::new(100.0, 1000.0);
+        pace.throttled();
+        assert_eq!(pace.rate(), 80.0);
+        // Throttles of the same congestion, within half a second, count once.
+        pace.throttled();
+        assert_eq!(pace.rate(), 80.0);
+        tokio::time::advance(Duration::from_millis(600)).await;
+        pace.throttled();
+        assert_eq!(pace.rate(), 64.0);
+        for _ in 0..5 {
+            tokio::time::advance(Duration::from_secs(1)).await;
+            pace.take(1.0).await;
+        }
+        assert!(pace.rate() > 64.0 && pace.rate() < 80.0, "{}", pace.rate());
+        // Paced: 100 units at ~70/s take over a second.
+        let started = Instant::now();
+        for _ in 0..100 {
+            pace.take(1.0).await;
+        }
+        assert!(started.elapsed() > Duration::from_secs(1));
+    }
     use std::sync::Arc;
 
     #[test]

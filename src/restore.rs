@@ -51,6 +51,8 @@ pub struct RestoreRequest {
     pub sync: SyncOptions,
     pub backup_deadline: Duration,
     pub restore_deadline: Duration,
+    /// How the segment count was chosen, for the plan.
+    pub segments_why: String,
 }
 
 /// Everything preflight learned; shown to the operator before anything changes.
@@ -132,8 +134,21 @@ fn to_aws_time(t: Timestamp) -> aws_smithy_types::DateTime {
 
 /// Read-only checks of everything the run will rely on. Any failure here is an
 /// [`Error::Invalid`]: nothing has been changed.
-pub async fn preflight(client: &Client, request: RestoreRequest, resuming: bool) -> Result<Plan> {
+pub async fn preflight(
+    client: &Client,
+    mut request: RestoreRequest,
+    resuming: bool,
+) -> Result<Plan> {
     let dest = table::describe_existing(client, &request.table, "table").await?;
+    if request.sync.segments == 0 {
+        let (n, why) = crate::estimate::segments(
+            dest.approx_items.unwrap_or_default().max(0) as u64,
+            dest.approx_bytes.unwrap_or_default().max(0) as u64,
+            dest.write_capacity.map(|w| w as f64),
+        );
+        request.sync.segments = n;
+        request.segments_why = why;
+    }
     if !dest.is_active() {
         return Err(Error::invalid(
             "table",

@@ -15,16 +15,16 @@ use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::types::{
     AttributeValue, DeleteRequest, PutRequest, ReturnConsumedCapacity, WriteRequest,
 };
-use futures_util::future::try_join_all;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::aws;
 use crate::backoff::RetryPolicy;
 use crate::digest::item_digest;
 use crate::error::{Error, Result};
+use crate::estimate::PARTITION_WRITE_UNITS;
 use crate::journal::{Phase, SegmentCheckpoint, key_from_json};
 use crate::progress::Progress;
-use crate::rate::{self, Limiter};
+use crate::rate::{self, KeyRangePace, Limiter};
 use crate::table::{KeySchema, TableInfo};
 use crate::verify;
 
@@ -39,8 +39,9 @@ pub struct SyncOptions {
     pub segments: u32,
     /// BatchWriteItem requests in flight at once, across all segments.
     pub write_concurrency: usize,
-    /// Scan pages (up to 1 MB each) held in memory at once, across all segments: this, not the
-    /// table's size or the segment count, bounds the memory a sync uses.
+    /// Scan pages held in memory at once, as MB across all segments: this, not the table's size
+    /// or the segment count, bounds the memory a sync uses. A scan reserves DynamoDB's 1 MB page
+    /// limit before it is sent and gives back what its page did not use.
     pub pages_in_memory: usize,
     /// Items per Scan page (`Limit`); `None` for DynamoDB's 1 MB pages. Smaller pages mean more
     /// frequent checkpoints and smaller bursts against the table.
@@ -50,6 +51,9 @@ pub struct SyncOptions {
     pub read_rate: Arc<Limiter>,
     /// Shared by every segment: `--max-write-rate`.
     pub write_rate: Arc<Limiter>,
+    /// The destination's write capacity, units per second: its provisioned capacity, else what a
+    /// new on-demand table sustains. Each segment starts at its share and finds its own pace.
+    pub table_write_units: Option<f64>,
 }
 
 impl Default for SyncOptions {
@@ -57,11 +61,12 @@ impl Default for SyncOptions {
         SyncOptions {
             segments: 8,
             write_concurrency: 32,
-            pages_in_memory: 4,
+            pages_in_memory: 64,
             page_limit: None,
             retry: RetryPolicy::default(),
             read_rate: Arc::new(Limiter::unlimited()),
             write_rate: Arc::new(Limiter::unlimited()),
+            table_write_units: None,
         }
     }
 }
@@ -244,7 +249,17 @@ struct Ctx {
     units: Units,
     /// The key schema both tables share.
     key: KeySchema,
+    /// Where each segment's pace starts (units per second).
+    segment_start_rate: f64,
+    /// How high a segment's pace may climb: its share when the table's capacity is known
+    /// (provisioned), else one partition's most.
+    segment_ceiling: f64,
+    /// Segments still running: as they finish, the others take over their share.
+    active: AtomicU64,
 }
+
+/// KB of memory a scan reserves before it is sent: DynamoDB's page limit.
+const PAGE_KB: u32 = 1024;
 
 /// Consumed capacity, in thousandths of a unit so that atomics can add it.
 #[derive(Debug, Default)]
@@ -296,6 +311,7 @@ async fn transfer(
     let starts = starts(segments, from)?;
     // Named by table: a multi-table restore runs several of these at once.
     let label = format!("{} {}", phase.as_str(), dest.name);
+    let share = segment_share(opts, dest, segments);
     let ctx = Arc::new(Ctx {
         client: aws::without_retries(client),
         scan_table: scan.name.clone(),
@@ -303,8 +319,13 @@ async fn transfer(
         op,
         segments,
         writers: Semaphore::new(opts.write_concurrency.max(1)),
-        pages: Arc::new(Semaphore::new(opts.pages_in_memory.max(1))),
-        page_limit: opts.page_limit.or_else(|| paced_page_limit(opts, segments)),
+        pages: Arc::new(Semaphore::new(
+            opts.pages_in_memory.max(1) * PAGE_KB as usize,
+        )),
+        page_limit: opts
+            .page_limit
+            .or_else(|| paced_page_limit(opts, segments))
+            .or_else(|| share_page_limit(share, segments)),
         retry: opts.retry.clone(),
         read_rate: opts.read_rate.clone(),
         write_rate: opts.write_rate.clone(),
@@ -315,6 +336,17 @@ async fn transfer(
         writes: AtomicU64::new(0),
         units: Units::default(),
         key: dest.key.clone(),
+        segment_start_rate: share,
+        segment_ceiling: if opts
+            .table_write_units
+            .or(dest.write_capacity.map(|w| w as f64))
+            .is_some()
+        {
+            share
+        } else {
+            PARTITION_WRITE_UNITS
+        },
+        active: AtomicU64::new(0),
     });
     let mut tasks = tokio::task::JoinSet::new();
     for (segment, start) in starts.into_iter().enumerate() {
@@ -322,7 +354,12 @@ async fn transfer(
             continue;
         };
         let ctx = ctx.clone();
-        tasks.spawn(async move { ctx.run_segment(segment as u32, key, rewritten).await });
+        ctx.active.fetch_add(1, Ordering::Relaxed);
+        tasks.spawn(async move {
+            let done = ctx.run_segment(segment as u32, key, rewritten).await;
+            ctx.active.fetch_sub(1, Ordering::Relaxed);
+            done
+        });
     }
     while let Some(joined) = tasks.join_next().await {
         match joined {
@@ -357,6 +394,22 @@ fn paced_page_limit(opts: &SyncOptions, segments: u32) -> Option<i32> {
         .then(|| (cap.per_second / f64::from(segments.max(1))).clamp(25.0, 1000.0) as i32)
 }
 
+/// A segment's share of the destination's write capacity: what it starts at.
+fn segment_share(opts: &SyncOptions, dest: &TableInfo, segments: u32) -> f64 {
+    let table = opts
+        .table_write_units
+        .or(dest.write_capacity.map(|w| w as f64))
+        .unwrap_or(crate::estimate::ON_DEMAND_START_WRITES);
+    table / f64::from(segments.max(1))
+}
+
+/// Without a page limit of the operator's, and with many segments: pages of about a second of
+/// the segment's share (25 to 1,000 items), so that every segment writes steadily, checkpoints
+/// often, and holds little memory.
+fn share_page_limit(share: f64, segments: u32) -> Option<i32> {
+    (segments > 8).then(|| share.clamp(25.0, 1000.0) as i32)
+}
+
 struct Page {
     items: Vec<Item>,
     next: Option<Item>,
@@ -371,6 +424,8 @@ impl Ctx {
         start: Option<Item>,
         mut rewritten: bool,
     ) -> Result<()> {
+        let pace = KeyRangePace::new(self.segment_start_rate, self.segment_ceiling);
+        let pace = &pace;
         let mut page = self.scan_page(segment, start).await?;
         loop {
             let Page {
@@ -382,7 +437,7 @@ impl Ctx {
             // while the next page's scan still waits for one.
             let writes = async move {
                 let _permit = permit;
-                self.write_page(items).await
+                self.write_page(items, pace).await
             };
             match next {
                 Some(start) => {
@@ -408,10 +463,10 @@ impl Ctx {
     }
 
     async fn scan_page(&self, segment: u32, start: Option<Item>) -> Result<Page> {
-        let permit = self
+        let mut permit = self
             .pages
             .clone()
-            .acquire_owned()
+            .acquire_many_owned(PAGE_KB)
             .await
             .map_err(|_| Error::Interrupted)?;
         let mut req = self
@@ -448,8 +503,17 @@ impl Ctx {
             .and_then(|c| c.capacity_units);
         self.units.add_read(consumed);
         charge_read(&self.read_rate, out.items(), consumed);
+        let items = out.items.unwrap_or_default();
+        // Keep what the page holds; give the rest of the reservation back at once.
+        let kb = items
+            .iter()
+            .map(rate::item_size)
+            .sum::<usize>()
+            .div_ceil(1024);
+        let keep = (kb as u32).clamp(1, PAGE_KB);
+        drop(permit.split((PAGE_KB - keep) as usize));
         Ok(Page {
-            items: out.items.unwrap_or_default(),
+            items,
             next: out.last_evaluated_key.filter(|k| !k.is_empty()),
             permit,
         })
@@ -493,20 +557,33 @@ impl Ctx {
             .collect())
     }
 
+    /// How much faster than its own pace a segment may write because others have finished.
+    fn boost(&self) -> f64 {
+        let active = self.active.load(Ordering::Relaxed).max(1);
+        (f64::from(self.segments) / active as f64).min(8.0)
+    }
+
     /// Writes the page; returns how many items it wrote.
-    async fn write_page(&self, items: Vec<Item>) -> Result<u64> {
+    async fn write_page(&self, items: Vec<Item>, pace: &KeyRangePace) -> Result<u64> {
         let items = self.needing_writes(items).await?;
         let written = items.len() as u64;
         let mut requests = Vec::with_capacity(items.len());
         for item in items {
             requests.push(self.write_request(item)?);
         }
-        let mut batches = Vec::with_capacity(requests.len().div_ceil(BATCH_SIZE));
+        // Batches of about half a second at the segment's pace: a slow key range gets small
+        // batches, so its writes arrive smoothly rather than in bursts its partition refuses.
+        let size = ((pace.rate() * self.boost() / 2.0) as usize).clamp(1, BATCH_SIZE);
+        let mut batches = Vec::with_capacity(requests.len().div_ceil(size));
         while !requests.is_empty() {
-            let rest = requests.split_off(requests.len().min(BATCH_SIZE));
+            let rest = requests.split_off(requests.len().min(size));
             batches.push(std::mem::replace(&mut requests, rest));
         }
-        try_join_all(batches.into_iter().map(|b| self.write_batch(b))).await?;
+        // One batch at a time: the segment's pace, not its page, sets how fast its key range is
+        // written, and a throttled batch holds no write slot that other key ranges could use.
+        for b in batches {
+            self.write_batch(b, pace).await?;
+        }
         Ok(written)
     }
 
@@ -530,16 +607,21 @@ impl Ctx {
 
     /// Writes one batch, retrying UnprocessedItems and throttling until all are acknowledged or
     /// the budget is spent. Never returns Ok with an item left behind.
-    async fn write_batch(&self, mut requests: Vec<WriteRequest>) -> Result<()> {
-        let _permit = self
-            .writers
-            .acquire()
-            .await
-            .map_err(|_| Error::Interrupted)?;
+    async fn write_batch(
+        &self,
+        mut requests: Vec<WriteRequest>,
+        pace: &KeyRangePace,
+    ) -> Result<()> {
         let mut backoff = self.retry.start();
         loop {
             let cost: f64 = requests.iter().map(write_cost).sum();
+            pace.take(cost / self.boost()).await;
             self.write_rate.take(requests.len() as u64, cost).await;
+            let _permit = self
+                .writers
+                .acquire()
+                .await
+                .map_err(|_| Error::Interrupted)?;
             self.cp.may_write()?;
             self.writes.fetch_add(1, Ordering::Relaxed);
             let sent = self
@@ -566,9 +648,14 @@ impl Ctx {
                     self.write_rate
                         .charge(-(left.len() as f64), settle - left_cost);
                     if left.is_empty() {
+                        self.write_rate.succeeded();
                         return Ok(());
                     }
-                    self.write_rate.throttled();
+                    // UnprocessedItems say no more than that these keys' ranges were busy: a
+                    // key-range signal, for this segment alone.
+                    pace.refund(left_cost / self.boost());
+                    pace.throttled();
+                    self.write_rate.succeeded();
                     if done > 0 {
                         backoff.progressed();
                     }
@@ -577,10 +664,17 @@ impl Ctx {
                     format!("{} UnprocessedItems", requests.len())
                 }
                 Err(e) if aws::is_retryable(&e) => {
-                    // Nothing was written: refund, and slow down if DynamoDB asked to.
+                    // Nothing was written: refund, and slow down where DynamoDB says the limit
+                    // is: this key range, or the whole table.
                     self.write_rate.charge(-(requests.len() as f64), -cost);
-                    if aws::is_throttle(&e) {
-                        self.write_rate.throttled();
+                    pace.refund(cost / self.boost());
+                    match aws::throttle_scope(&e) {
+                        Some(aws::ThrottleScope::KeyRange) => pace.throttled(),
+                        Some(aws::ThrottleScope::Table) => {
+                            pace.throttled();
+                            self.write_rate.throttled();
+                        }
+                        None => {}
                     }
                     aws::describe(&e)
                 }

@@ -25,6 +25,10 @@ pub struct TableInfo {
     pub restored_from: Option<RestoredFrom>,
     /// Marked `sensitive` in the config: its keys are shown only as digests.
     pub sensitive: bool,
+    /// Provisioned write capacity units per second; `None` for an on-demand table.
+    pub write_capacity: Option<u64>,
+    /// Global secondary indexes: each write to the table also writes each that projects it.
+    pub gsis: usize,
 }
 
 /// A restored table's sources, from its RestoreSummary: a PITR restore names the table, a
@@ -114,6 +118,8 @@ impl TableInfo {
                 backup_arn: r.source_backup_arn().map(str::to_string),
             }),
             sensitive: false,
+            write_capacity: provisioned_writes(t),
+            gsis: t.global_secondary_indexes().len(),
             name,
         })
     }
@@ -121,6 +127,18 @@ impl TableInfo {
     pub fn is_active(&self) -> bool {
         self.status == TableStatus::Active.as_str()
     }
+}
+
+/// A provisioned table's write units; on-demand tables report 0 there.
+fn provisioned_writes(t: &TableDescription) -> Option<u64> {
+    let on_demand = t
+        .billing_mode_summary()
+        .and_then(|b| b.billing_mode())
+        .is_some_and(|m| *m == aws_sdk_dynamodb::types::BillingMode::PayPerRequest);
+    t.provisioned_throughput()
+        .and_then(|p| p.write_capacity_units())
+        .filter(|w| *w > 0 && !on_demand)
+        .map(|w| w as u64)
 }
 
 /// DescribeTable; `Ok(None)` when the table does not exist.

@@ -33,6 +33,8 @@ fn table(name: &str) -> TableInfo {
         restored_to: None,
         restored_from: None,
         sensitive: false,
+        write_capacity: None,
+        gsis: 0,
     }
 }
 

@@ -11,6 +11,7 @@ mod guards;
 mod iam_policy;
 mod journal_suite;
 mod multi_table;
+mod partitions;
 mod polling;
 mod provenance;
 mod recovery_mode;

@@ -151,6 +151,7 @@ async fn planned(moto: &Emulator, table: &str, incident: &str) -> (restore::Plan
         sync: SyncOptions::default(),
         backup_deadline: Duration::from_secs(60),
         restore_deadline: Duration::from_secs(60),
+        segments_why: String::new(),
     };
     let plan = restore::preflight(&client, request, false)
         .await

@@ -76,6 +76,7 @@ fn plan(at: jiff::Timestamp) -> Plan {
             },
             backup_deadline: Duration::from_secs(5),
             restore_deadline: Duration::from_secs(5),
+            segments_why: String::new(),
         },
         dest,
         source: SourceDetail::Pitr {

@@ -17,6 +17,8 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use serde_json::{Value, json};
 
+use crate::capacity::{Capacity, Counters, Model, WriteVerdict, throttle_body};
+
 /// The faults to inject, as probabilities per request (they are tried in this order, and at
 /// most one of them hits a request); latency is drawn independently.
 #[derive(Debug, Clone, Default)]
@@ -140,6 +142,8 @@ struct Shared {
     client: Client<HttpConnector, Full<Bytes>>,
     /// The instant each PITR restore was asked for, by target table (see `live_pitr_window`).
     restore_times: Mutex<std::collections::HashMap<String, f64>>,
+    /// A modelled table's partitions and limits, when the proxy has one.
+    capacity: Option<Mutex<Model>>,
 }
 
 /// The proxy, on its own thread and runtime so that a test may block on a CLI run meanwhile.
@@ -153,6 +157,24 @@ pub struct FaultProxy {
 impl FaultProxy {
     /// Listens on a free loopback port and forwards to `backend` (http://host:port).
     pub fn start(backend: &str, faults: Faults) -> FaultProxy {
+        FaultProxy::start_with(backend, faults, None)
+    }
+
+    /// [`FaultProxy::start`], and the table `capacity` describes gets its throughput limits.
+    pub fn with_capacity(backend: &str, faults: Faults, capacity: Capacity) -> FaultProxy {
+        FaultProxy::start_with(backend, faults, Some(capacity))
+    }
+
+    /// What the capacity model counted so far (empty without one).
+    pub fn capacity_counters(&self) -> Counters {
+        self.shared
+            .capacity
+            .as_ref()
+            .map(|m| m.lock().unwrap_or_else(|p| p.into_inner()).counters.clone())
+            .unwrap_or_default()
+    }
+
+    fn start_with(backend: &str, faults: Faults, capacity: Option<Capacity>) -> FaultProxy {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind proxy port");
         listener.set_nonblocking(true).expect("nonblocking");
         let url = format!("http://{}", listener.local_addr().expect("local addr"));
@@ -162,6 +184,7 @@ impl FaultProxy {
             injected: Injected::default(),
             client: Client::builder(TokioExecutor::new()).build_http(),
             restore_times: Mutex::default(),
+            capacity: capacity.map(|c| Mutex::new(Model::new(c))),
         });
         let (stop, stopped) = tokio::sync::oneshot::channel();
         let serving = shared.clone();
@@ -301,6 +324,9 @@ async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Result<Reply, Bo
             inj.reset.fetch_add(1, Ordering::Relaxed);
             return Err("injected connection reset".into());
         }
+    }
+    if let Some(reply) = modelled(&shared, &parts, &body, operation.as_deref()).await? {
+        return Ok(reply);
     }
     let reply = if fault == Some(Fault::PartialBatch) {
         match partial_batch(&shared, &parts, &body).await? {
@@ -497,6 +523,80 @@ async fn forward(
     parts.headers.remove(hyper::header::CONTENT_LENGTH);
     parts.headers.remove(hyper::header::TRANSFER_ENCODING);
     Ok(Response::from_parts(parts, Full::new(body)))
+}
+
+/// The capacity model's answer to a write or scan of its table; `None` to go on as usual.
+async fn modelled(
+    shared: &Shared,
+    parts: &hyper::http::request::Parts,
+    body: &Bytes,
+    operation: Option<&str>,
+) -> Result<Option<Reply>, BoxError> {
+    let Some(model) = &shared.capacity else {
+        return Ok(None);
+    };
+    let lock = || model.lock().unwrap_or_else(|p| p.into_inner());
+    let (write, scan) = (
+        operation == Some("BatchWriteItem"),
+        operation == Some("Scan"),
+    );
+    if !write && !scan {
+        return Ok(None);
+    }
+    let request: Value = serde_json::from_slice(body)?;
+    let table = lock().capacity.table.clone();
+    let arn = format!("arn:aws:dynamodb:us-east-1:123456789012:table/{table}");
+    if scan {
+        if let Some(reason) = lock().admit_scan(&request) {
+            return Ok(Some(error_reply(
+                StatusCode::BAD_REQUEST,
+                throttle_body(reason, &arn, false),
+            )));
+        }
+        let reply = forward(shared, parts, body.clone()).await?;
+        if reply.status() != StatusCode::OK {
+            return Ok(Some(reply));
+        }
+        let (head, answer) = reply.into_parts();
+        let answer = answer.collect().await?.to_bytes();
+        if let Ok(v) = serde_json::from_slice::<Value>(&answer) {
+            lock().charge_scan(&request, &v);
+        }
+        return Ok(Some(Response::from_parts(head, Full::new(answer))));
+    }
+    let verdict = lock().write(&request);
+    let (forward_request, unprocessed) = match verdict {
+        WriteVerdict::Pass => return Ok(None),
+        WriteVerdict::Reject(reason) => {
+            return Ok(Some(error_reply(
+                StatusCode::BAD_REQUEST,
+                throttle_body(reason, &arn, true),
+            )));
+        }
+        WriteVerdict::Partial {
+            forward,
+            unprocessed,
+        } => (forward, unprocessed),
+    };
+    let reply = forward(shared, parts, Bytes::from(forward_request.to_string())).await?;
+    if reply.status() != StatusCode::OK {
+        return Ok(Some(reply));
+    }
+    let bytes = reply.into_body().collect().await?.to_bytes();
+    let mut answer: Value = serde_json::from_slice(&bytes)?;
+    let mut left = answer
+        .pointer(&format!("/UnprocessedItems/{table}"))
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    left.extend(unprocessed);
+    answer["UnprocessedItems"] = json!({ table: left });
+    let mut reply = Response::new(Full::new(Bytes::from(answer.to_string())));
+    reply.headers_mut().insert(
+        "content-type",
+        hyper::header::HeaderValue::from_static("application/x-amz-json-1.0"),
+    );
+    Ok(Some(reply))
 }
 
 /// Forwards a random strict subset of a BatchWriteItem and answers the rest as UnprocessedItems,

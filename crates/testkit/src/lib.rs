@@ -3,10 +3,12 @@
 //! Each [`Emulator`] is a private moto or dynalite process on its own free loopback port, stopped
 //! by process id when dropped, so tests run in parallel without sharing state.
 
+pub mod capacity;
 pub mod emulator;
 pub mod faults;
 pub mod fixtures;
 
+pub use capacity::Capacity;
 pub use emulator::{Emulator, Kind};
 pub use faults::{FaultProxy, Faults};
 pub use fixtures::*;

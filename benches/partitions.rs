@@ -1,0 +1,336 @@
+//! Benchmark: a hard reset and a diff through the testkit's partition model in front of
+//! dynalite, at 16 and 64 partitions, against the model's capacity; and the seed's approach (one
+//! sequential scan, one writer) on the same model. Run with `scripts/bench-partitions`.
+//!
+//! Usage: partitions [PARTITIONS ...] [--no-seed]   (default 16 64; the seed's approach takes
+//! minutes at 64 partitions)
+
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::types::{
+    AttributeDefinition, DeleteRequest, KeySchemaElement, KeyType, ProvisionedThroughput,
+    PutRequest, ScalarAttributeType, WriteRequest,
+};
+use dynamo_dr_testkit::capacity::Counters;
+use dynamo_dr_testkit::*;
+
+const ITEMS: u64 = 12_000;
+/// About 1 KB: one write unit each.
+const ITEM_BYTES: usize = 900;
+/// Write units per second of the whole model.
+const CAPACITY: f64 = 2_400.0;
+/// Start-up and tail seconds left out of "steady state".
+const TRIM: usize = 2;
+
+async fn provisioned_table(client: &Client, name: &str, write_units: i64) {
+    client
+        .create_table()
+        .table_name(name)
+        .attribute_definitions(
+            AttributeDefinition::builder()
+                .attribute_name("id")
+                .attribute_type(ScalarAttributeType::S)
+                .build()
+                .expect("attr"),
+        )
+        .key_schema(
+            KeySchemaElement::builder()
+                .attribute_name("id")
+                .key_type(KeyType::Hash)
+                .build()
+                .expect("key"),
+        )
+        .provisioned_throughput(
+            ProvisionedThroughput::builder()
+                .read_capacity_units(write_units * 3)
+                .write_capacity_units(write_units)
+                .build()
+                .expect("throughput"),
+        )
+        .send()
+        .await
+        .expect("CreateTable");
+}
+
+struct Row {
+    what: String,
+    /// Write units per second in the delete and the copy phase, from the run's own timings.
+    phases: Option<(f64, f64)>,
+    partitions: u32,
+    capacity: f64,
+    counters: Counters,
+    wall: Duration,
+    exact: bool,
+    rss_mb: Option<f64>,
+}
+
+impl Row {
+    fn print(&self) {
+        let c = &self.counters;
+        let rate = c.write_units_per_second();
+        let phases = self.phases.map_or("-".into(), |(d, c)| {
+            format!(
+                "{d:.0} ({:.1}%) / {c:.0} ({:.1}%)",
+                100.0 * d / self.capacity,
+                100.0 * c / self.capacity
+            )
+        });
+        println!(
+            "| {} | {} | {:.0} | {phases} | {:.0} ({:.1}%) | {} of {} ({:.1}%) | {:.1}% | {:.1} of {} | {:.1} s | {} | {} |",
+            self.what,
+            self.partitions,
+            self.capacity,
+            rate,
+            100.0 * rate / self.capacity,
+            c.throttled_write_requests,
+            c.write_requests,
+            100.0 * c.throttled_write_requests as f64 / c.write_requests.max(1) as f64,
+            100.0 * c.throttled_share(TRIM),
+            c.mean_busy_partitions(),
+            self.partitions,
+            self.wall.as_secs_f64(),
+            if self.exact { "exact" } else { "DIFFERS" },
+            self.rss_mb.map_or("-".into(), |m| format!("{m:.0} MB")),
+        );
+    }
+}
+
+/// `dynamo-dr sync` through the model; `strategy` hard-reset or diff.
+async fn tool(partitions: u32, strategy: &str) -> Row {
+    let dynalite = Emulator::start_with(Kind::Dynalite, &["--createTableMs", "0"]).await;
+    let client = dynalite.client();
+    let src = TableSpec::hash_only("bench-source", Scalar::S);
+    create_table(&client, &src).await;
+    provisioned_table(&client, "bench-dest", CAPACITY as i64).await;
+    put_all(
+        &client,
+        &src.name,
+        (0..ITEMS).map(|i| sized_item(&src, i, ITEM_BYTES)),
+    )
+    .await;
+    // The destination holds the same keys, with other values: a hard reset deletes and copies
+    // them all; a diff rewrites only what differs (every fifth item).
+    let dest_items = (0..ITEMS).map(|i| {
+        if strategy == "diff" && i % 5 != 0 {
+            return sized_item(&src, i, ITEM_BYTES);
+        }
+        let mut item = sized_item(&src, i + ITEMS, ITEM_BYTES);
+        item.insert("id".into(), src.key(i)["id"].clone());
+        item
+    });
+    put_all(&client, "bench-dest", dest_items).await;
+    let expected = scan_all(&client, &src.name).await;
+    let capacity = Capacity::partitioned(
+        "bench-dest",
+        "id",
+        partitions,
+        CAPACITY / f64::from(partitions),
+    );
+    let proxy = FaultProxy::with_capacity(&dynalite.endpoint(), Faults::none(), capacity.clone());
+    let mut env = dynalite.cli_env();
+    env.retain(|(k, _)| k != "AWS_ENDPOINT_URL");
+    env.push(("AWS_ENDPOINT_URL".into(), proxy.url().to_string()));
+    let started = Instant::now();
+    let (out, rss) = run_measured(
+        &sibling_binary(),
+        &env,
+        &[
+            "sync",
+            "--source",
+            &src.name,
+            "--dest",
+            "bench-dest",
+            "--confirm",
+            "bench-dest",
+            "--strategy",
+            strategy,
+            "--yes",
+            "--output",
+            "json",
+        ],
+    );
+    let wall = started.elapsed();
+    assert_eq!(out["status"], "succeeded", "{out}");
+    // One unit per item: ~900-byte puts, and deletes.
+    let per_phase = |items: &str, phase: &str| {
+        out[items].as_f64().unwrap_or(0.0)
+            / out["phaseSeconds"][phase].as_f64().unwrap_or(1.0).max(1e-3)
+    };
+    let phases = Some((
+        per_phase("deletedItems", "delete"),
+        per_phase("copiedItems", "copy"),
+    ));
+    let exact = scan_all(&client, "bench-dest").await == expected;
+    Row {
+        what: format!("dynamo-dr, defaults, {strategy}"),
+        phases,
+        partitions,
+        capacity: capacity.total_write_units(),
+        counters: proxy.capacity_counters(),
+        wall,
+        exact,
+        rss_mb: Some(rss),
+    }
+}
+
+/// One BatchWriteItem at a time, unprocessed items resent, throttles backed off: boto3's
+/// batch writer as the seed's handlers use it.
+async fn one_writer(client: &Client, table: &str, mut batch: Vec<WriteRequest>) {
+    let mut delay = Duration::from_millis(50);
+    while !batch.is_empty() {
+        match client
+            .batch_write_item()
+            .request_items(table, batch.clone())
+            .send()
+            .await
+        {
+            Ok(out) => {
+                batch = out
+                    .unprocessed_items
+                    .and_then(|mut m| m.remove(table))
+                    .unwrap_or_default();
+                delay = Duration::from_millis(50);
+            }
+            Err(_) => {
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(Duration::from_secs(2));
+            }
+        }
+    }
+}
+
+/// The seed's approach: one sequential scan of the destination deleting, then of the source
+/// copying, one writer.
+async fn seed(partitions: u32) -> Row {
+    let dynalite = Emulator::start_with(Kind::Dynalite, &["--createTableMs", "0"]).await;
+    let direct = dynalite.client();
+    let src = TableSpec::hash_only("bench-source", Scalar::S);
+    create_table(&direct, &src).await;
+    provisioned_table(&direct, "bench-dest", CAPACITY as i64).await;
+    put_all(
+        &direct,
+        &src.name,
+        (0..ITEMS).map(|i| sized_item(&src, i, ITEM_BYTES)),
+    )
+    .await;
+    put_all(
+        &direct,
+        "bench-dest",
+        (0..ITEMS).map(|i| sized_item(&src, i + 7, ITEM_BYTES)),
+    )
+    .await;
+    let expected = scan_all(&direct, &src.name).await;
+    let capacity = Capacity::partitioned(
+        "bench-dest",
+        "id",
+        partitions,
+        CAPACITY / f64::from(partitions),
+    );
+    let proxy = FaultProxy::with_capacity(&dynalite.endpoint(), Faults::none(), capacity.clone());
+    let client = client_for(proxy.url());
+    let started = Instant::now();
+    for (table, delete) in [("bench-dest", true), (src.name.as_str(), false)] {
+        let mut start = None;
+        loop {
+            let out = client
+                .scan()
+                .table_name(table)
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .expect("Scan");
+            for chunk in out.items().chunks(25) {
+                let batch = chunk
+                    .iter()
+                    .map(|i| {
+                        if delete {
+                            let key = [("id".to_string(), i["id"].clone())].into();
+                            WriteRequest::builder()
+                                .delete_request(
+                                    DeleteRequest::builder()
+                                        .set_key(Some(key))
+                                        .build()
+                                        .expect("d"),
+                                )
+                                .build()
+                        } else {
+                            WriteRequest::builder()
+                                .put_request(
+                                    PutRequest::builder()
+                                        .set_item(Some(i.clone()))
+                                        .build()
+                                        .expect("p"),
+                                )
+                                .build()
+                        }
+                    })
+                    .collect();
+                one_writer(&client, "bench-dest", batch).await;
+            }
+            match out.last_evaluated_key {
+                Some(k) if !k.is_empty() => start = Some(k),
+                _ => break,
+            }
+        }
+    }
+    let wall = started.elapsed();
+    let exact = scan_all(&direct, "bench-dest").await == expected;
+    Row {
+        what: "the seed's handlers (one sequential scan, one writer)".into(),
+        phases: None,
+        partitions,
+        capacity: capacity.total_write_units(),
+        counters: proxy.capacity_counters(),
+        wall,
+        exact,
+        rss_mb: None,
+    }
+}
+
+fn client_for(url: &str) -> Client {
+    let config = aws_sdk_dynamodb::Config::builder()
+        .behavior_version(aws_sdk_dynamodb::config::BehaviorVersion::latest())
+        .region(aws_sdk_dynamodb::config::Region::new("us-east-1"))
+        .credentials_provider(aws_sdk_dynamodb::config::Credentials::for_tests())
+        .endpoint_url(url)
+        .build();
+    Client::from_conf(config)
+}
+
+#[tokio::main]
+async fn main() {
+    let partitions: Vec<u32> = std::env::args()
+        .skip(1)
+        .filter_map(|a| a.parse().ok())
+        .collect();
+    let with_seed = !std::env::args().any(|a| a == "--no-seed");
+    let partitions = if partitions.is_empty() {
+        vec![16, 64]
+    } else {
+        partitions
+    };
+    assert!(
+        Command::new(sibling_binary())
+            .arg("--version")
+            .output()
+            .is_ok(),
+        "build the release binary first (scripts/bench-partitions does)"
+    );
+    println!(
+        "{ITEMS} items of ~1 KB; the model: P partitions sharing {CAPACITY} write units/s; \
+         steady state leaves out the first and last {TRIM} s of writing\n"
+    );
+    println!(
+        "| run | partitions | capacity units/s | delete / copy phase units/s (share) | all writing seconds units/s (share) | throttled requests | throttled at steady state | partitions busy (mean) | wall time | result | peak RSS |"
+    );
+    println!("|---|---|---|---|---|---|---|---|---|---|---|");
+    for p in partitions {
+        tool(p, "hard-reset").await.print();
+        tool(p, "diff").await.print();
+        if with_seed {
+            seed(p).await.print();
+        }
+    }
+}
