@@ -97,38 +97,69 @@ impl Row {
     }
 }
 
+/// A source of ITEMS items and a destination with the same keys, other values, behind the model.
+struct Bench {
+    dynalite: Emulator,
+    client: Client,
+    src: TableSpec,
+    expected: std::collections::BTreeMap<String, Item>,
+    capacity: Capacity,
+    proxy: FaultProxy,
+}
+
+impl Bench {
+    /// With `mostly_equal`, four items in five of the destination already equal the source's.
+    async fn start(partitions: u32, mostly_equal: bool) -> Bench {
+        let dynalite = Emulator::start_with(Kind::Dynalite, &["--createTableMs", "0"]).await;
+        let client = dynalite.client();
+        let src = TableSpec::hash_only("bench-source", Scalar::S);
+        create_table(&client, &src).await;
+        provisioned_table(&client, "bench-dest", CAPACITY as i64).await;
+        put_all(
+            &client,
+            &src.name,
+            (0..ITEMS).map(|i| sized_item(&src, i, ITEM_BYTES)),
+        )
+        .await;
+        let dest_items = (0..ITEMS).map(|i| {
+            if mostly_equal && i % 5 != 0 {
+                return sized_item(&src, i, ITEM_BYTES);
+            }
+            let mut item = sized_item(&src, i + ITEMS, ITEM_BYTES);
+            item.insert("id".into(), src.key(i)["id"].clone());
+            item
+        });
+        put_all(&client, "bench-dest", dest_items).await;
+        let expected = scan_all(&client, &src.name).await;
+        let capacity = Capacity::partitioned(
+            "bench-dest",
+            "id",
+            partitions,
+            CAPACITY / f64::from(partitions),
+        );
+        let proxy =
+            FaultProxy::with_capacity(&dynalite.endpoint(), Faults::none(), capacity.clone());
+        Bench {
+            dynalite,
+            client,
+            src,
+            expected,
+            capacity,
+            proxy,
+        }
+    }
+}
+
 /// `dynamo-dr sync` through the model; `strategy` hard-reset or diff.
 async fn tool(partitions: u32, strategy: &str) -> Row {
-    let dynalite = Emulator::start_with(Kind::Dynalite, &["--createTableMs", "0"]).await;
-    let client = dynalite.client();
-    let src = TableSpec::hash_only("bench-source", Scalar::S);
-    create_table(&client, &src).await;
-    provisioned_table(&client, "bench-dest", CAPACITY as i64).await;
-    put_all(
-        &client,
-        &src.name,
-        (0..ITEMS).map(|i| sized_item(&src, i, ITEM_BYTES)),
-    )
-    .await;
-    // The destination holds the same keys, with other values: a hard reset deletes and copies
-    // them all; a diff rewrites only what differs (every fifth item).
-    let dest_items = (0..ITEMS).map(|i| {
-        if strategy == "diff" && i % 5 != 0 {
-            return sized_item(&src, i, ITEM_BYTES);
-        }
-        let mut item = sized_item(&src, i + ITEMS, ITEM_BYTES);
-        item.insert("id".into(), src.key(i)["id"].clone());
-        item
-    });
-    put_all(&client, "bench-dest", dest_items).await;
-    let expected = scan_all(&client, &src.name).await;
-    let capacity = Capacity::partitioned(
-        "bench-dest",
-        "id",
-        partitions,
-        CAPACITY / f64::from(partitions),
-    );
-    let proxy = FaultProxy::with_capacity(&dynalite.endpoint(), Faults::none(), capacity.clone());
+    let Bench {
+        dynalite,
+        client,
+        src,
+        expected,
+        capacity,
+        proxy,
+    } = Bench::start(partitions, strategy == "diff").await;
     let mut env = dynalite.cli_env();
     env.retain(|(k, _)| k != "AWS_ENDPOINT_URL");
     env.push(("AWS_ENDPOINT_URL".into(), proxy.url().to_string()));
@@ -204,31 +235,15 @@ async fn one_writer(client: &Client, table: &str, mut batch: Vec<WriteRequest>) 
 /// The seed's approach: one sequential scan of the destination deleting, then of the source
 /// copying, one writer.
 async fn seed(partitions: u32) -> Row {
-    let dynalite = Emulator::start_with(Kind::Dynalite, &["--createTableMs", "0"]).await;
-    let direct = dynalite.client();
-    let src = TableSpec::hash_only("bench-source", Scalar::S);
-    create_table(&direct, &src).await;
-    provisioned_table(&direct, "bench-dest", CAPACITY as i64).await;
-    put_all(
-        &direct,
-        &src.name,
-        (0..ITEMS).map(|i| sized_item(&src, i, ITEM_BYTES)),
-    )
-    .await;
-    put_all(
-        &direct,
-        "bench-dest",
-        (0..ITEMS).map(|i| sized_item(&src, i + 7, ITEM_BYTES)),
-    )
-    .await;
-    let expected = scan_all(&direct, &src.name).await;
-    let capacity = Capacity::partitioned(
-        "bench-dest",
-        "id",
-        partitions,
-        CAPACITY / f64::from(partitions),
-    );
-    let proxy = FaultProxy::with_capacity(&dynalite.endpoint(), Faults::none(), capacity.clone());
+    // The emulator is bound too: it stops when dropped.
+    let Bench {
+        dynalite: _dynalite,
+        client: direct,
+        expected,
+        capacity,
+        proxy,
+        src,
+    } = Bench::start(partitions, false).await;
     let client = client_for(proxy.url());
     let started = Instant::now();
     for (table, delete) in [("bench-dest", true), (src.name.as_str(), false)] {

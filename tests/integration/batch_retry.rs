@@ -199,3 +199,50 @@ async fn a_non_retryable_error_stops_at_once() {
         writes.num_calls()
     );
 }
+
+/// The first write is throttled with `reason`; returns how often the run's shared limiter, which
+/// every segment waits on, was told to slow down.
+async fn shared_slowdowns(reason: &'static str) -> u64 {
+    let calls = Arc::new(AtomicUsize::new(0));
+    let c = calls.clone();
+    let writes = mock!(Client::batch_write_item).then_compute_response(move |_| {
+        if c.fetch_add(1, Ordering::SeqCst) == 0 {
+            let body = serde_json::json!({
+                "__type": "com.amazonaws.dynamodb.v20120810#ProvisionedThroughputExceededException",
+                "message": "Throughput exceeds the current capacity",
+                "ThrottlingReasons": [{ "reason": reason, "resource": "arn:aws:dynamodb:us-east-1:123456789012:table/dest" }]
+            });
+            return MockResponse::Http(aws_sdk_dynamodb::config::http::HttpResponse::new(
+                400.try_into().expect("status"),
+                aws_smithy_types::body::SdkBody::from(body.to_string()),
+            ));
+        }
+        MockResponse::Output(BatchWriteItemOutput::builder().build())
+    });
+    let scan = scans();
+    let client = client(&[&scan, &writes]);
+    let opts = options(8);
+    let report = hard_reset(&client, &table("source"), &table("dest"), &opts)
+        .await
+        .expect("sync");
+    assert_eq!(report.copied_items, ITEMS as u64);
+    assert!(
+        calls.load(Ordering::SeqCst) > 1,
+        "the throttled batch was retried"
+    );
+    opts.write_rate.throttles()
+}
+
+/// A throttle that names a key range slows that segment alone; one that names the table slows
+/// the shared limiter, and so every segment.
+#[tokio::test]
+async fn a_throttle_slows_what_its_reason_names() {
+    assert_eq!(
+        shared_slowdowns("TableWriteKeyRangeThroughputExceeded").await,
+        0
+    );
+    assert_eq!(
+        shared_slowdowns("TableWriteProvisionedThroughputExceeded").await,
+        1
+    );
+}
