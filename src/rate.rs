@@ -309,8 +309,9 @@ impl State {
 /// The pace of one key range (one scan segment): a token bucket whose rate starts at the
 /// segment's share of the table's capacity, falls by a fifth when DynamoDB throttles that key
 /// range (at most once per half second: the requests in flight all meet the same hot partition),
-/// and climbs back by a fiftieth of its start each second without a throttle, up to a partition's
-/// most. A throttle of one key range so slows only that segment; the run's shared [`Limiter`]
+/// and climbs back each second without a throttle by a fiftieth of its start or a twentieth of
+/// its rate, whichever is more, up to its ceiling (its share when the table's capacity is known,
+/// else a partition's most). A throttle of one key range so slows only that segment; the run's shared [`Limiter`]
 /// answers table-level throttles.
 #[derive(Debug)]
 pub struct KeyRangePace {
@@ -368,7 +369,9 @@ impl KeyRangePace {
                     .last_throttle
                     .is_none_or(|t| now.duration_since(t) >= WINDOW);
                 if calm {
-                    p.rate = (p.rate + p.step).min(p.ceiling);
+                    // Additive near the start; multiplicative beyond it, so an on-demand table
+                    // that has served far more than a new one is found within a minute or two.
+                    p.rate = (p.rate + p.step.max(p.rate / 20.0)).min(p.ceiling);
                 }
                 p.last_step = now;
             }
@@ -464,7 +467,11 @@ mod tests {
             tokio::time::advance(Duration::from_secs(1)).await;
             pace.take(1.0).await;
         }
-        assert!(pace.rate() > 64.0 && pace.rate() < 80.0, "{}", pace.rate());
+        assert!(
+            pace.rate() > 64.0 && pace.rate() < 64.0 * 1.3,
+            "{}",
+            pace.rate()
+        );
         // Paced: 100 units at ~70/s take over a second.
         let started = Instant::now();
         for _ in 0..100 {
