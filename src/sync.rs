@@ -617,7 +617,7 @@ impl Ctx {
             let cost: f64 = requests.iter().map(write_cost).sum();
             pace.take(cost / self.boost()).await;
             self.write_rate.take(requests.len() as u64, cost).await;
-            let _permit = self
+            let permit = self
                 .writers
                 .acquire()
                 .await
@@ -680,6 +680,8 @@ impl Ctx {
                 }
                 Err(e) => return Err(aws::aws_error("BatchWriteItem", &self.dest_table, &e)),
             };
+            // A batch waiting out its backoff holds no write slot: other key ranges use it.
+            drop(permit);
             if backoff.wait().await.is_none() {
                 return Err(Error::RetryBudgetExhausted {
                     operation: "BatchWriteItem",
