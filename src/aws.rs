@@ -2,6 +2,8 @@
 
 use std::time::Duration;
 
+use serde::{Deserialize, Serialize};
+
 use aws_config::BehaviorVersion;
 use aws_config::retry::RetryConfig;
 use aws_config::timeout::TimeoutConfig;
@@ -221,9 +223,7 @@ where
 
 /// The AWS principal these credentials act as, for the audit trail. Never fatal: a run must not
 /// stop because STS is unreachable, so a failure comes back as its description.
-pub async fn caller_identity(
-    opts: &AwsOptions,
-) -> std::result::Result<crate::journal::AwsIdentity, String> {
+pub async fn caller_identity(opts: &AwsOptions) -> std::result::Result<AwsIdentity, String> {
     let opts = AwsOptions {
         attempt_timeout: Some(Duration::from_secs(10)),
         max_attempts: Some(3),
@@ -236,11 +236,20 @@ pub async fn caller_identity(
         Ok(Err(e)) => return Err(format!("STS GetCallerIdentity failed: {}", describe(&e))),
         Err(_) => return Err("STS GetCallerIdentity did not answer within 45 s".into()),
     };
-    Ok(crate::journal::AwsIdentity {
+    Ok(AwsIdentity {
         arn: out.arn().unwrap_or_default().to_string(),
         account: out.account().unwrap_or_default().to_string(),
         user_id: out.user_id().unwrap_or_default().to_string(),
     })
+}
+
+/// The AWS principal a run acted as (STS GetCallerIdentity), for the audit trail.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AwsIdentity {
+    pub arn: String,
+    pub account: String,
+    pub user_id: String,
 }
 
 #[cfg(test)]

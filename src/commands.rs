@@ -13,9 +13,9 @@ use crate::config::{Config, ResolvedTable};
 use crate::error::{Error, Result};
 use crate::execution::{self, Recorder};
 use crate::input::SeedInput;
+use crate::journal::lease;
 use crate::journal::seal::JournalKey;
 use crate::journal::{self, Execution, Inputs, Journal, Kind, Phase, Status};
-use crate::lease;
 use crate::output::{self, Format};
 use crate::rate::{Limiter, RateCap};
 use crate::recovery_mode;
@@ -1412,10 +1412,10 @@ pub async fn diff(ctx: &Ctx, args: DiffArgs) -> Result<()> {
         };
         let mut line = serde_json::json!({ "kind": kind, "key": serde_json::from_str::<serde_json::Value>(d.key).unwrap_or_default() });
         if let Some(i) = d.source {
-            line["source"] = journal::item_to_json(i);
+            line["source"] = crate::item::item_to_json(i);
         }
         if let Some(i) = d.dest {
-            line["dest"] = journal::item_to_json(i);
+            line["dest"] = crate::item::item_to_json(i);
         }
         write_line(&mut out, &args.out, &line)
     })

@@ -9,7 +9,7 @@ use std::collections::HashMap;
 use aws_sdk_dynamodb::types::AttributeValue;
 use sha2::{Digest as _, Sha256};
 
-pub type Item = HashMap<String, AttributeValue>;
+use crate::item::Item;
 
 /// SHA-256 of an item's canonical encoding.
 pub fn item_digest(item: &Item) -> [u8; 32] {

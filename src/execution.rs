@@ -8,12 +8,13 @@ use jiff::Timestamp;
 
 use crate::digest::KeyDigest;
 use crate::error::{Error, Result};
+use crate::item::{Item, key_to_json};
+use crate::journal::lease::LeaseGuard;
 use crate::journal::seal::{self, JournalKey};
 use crate::journal::{
-    Execution, Journal, Phase, SegmentCheckpoint, Status, Strategy, Verification, key_to_json,
+    Execution, Journal, Phase, SegmentCheckpoint, Status, Strategy, Verification,
 };
-use crate::lease::LeaseGuard;
-use crate::sync::{self, Checkpoint, Item, SyncOptions, Totals};
+use crate::sync::{self, Checkpoint, SyncOptions, Totals};
 use crate::table::TableInfo;
 use crate::verify;
 

@@ -4,6 +4,7 @@
 
 pub mod aws;
 pub mod backoff;
+pub mod calls;
 pub mod check;
 pub mod cli;
 pub mod commands;
@@ -14,8 +15,8 @@ pub mod estimate;
 pub mod execution;
 pub mod iam;
 pub mod input;
+pub mod item;
 pub mod journal;
-pub mod lease;
 pub mod output;
 pub mod private;
 pub mod progress;

@@ -14,8 +14,6 @@ use std::time::Duration;
 use serde::Deserialize;
 use tokio::time::Instant;
 
-use crate::sync::Item;
-
 /// What a cap counts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RateUnit {
@@ -412,42 +410,6 @@ impl KeyRangePace {
     }
 }
 
-/// DynamoDB's size of an item, in bytes, by its documented rules; for capacity-unit caps, which
-/// must be paid before a write.
-pub fn item_size(item: &Item) -> usize {
-    item.iter().map(|(k, v)| k.len() + value_size(v)).sum()
-}
-
-fn value_size(v: &aws_sdk_dynamodb::types::AttributeValue) -> usize {
-    use aws_sdk_dynamodb::types::AttributeValue as A;
-    let number = |n: &str| {
-        let digits = n.chars().filter(char::is_ascii_digit).count();
-        digits.div_ceil(2) + 1
-    };
-    match v {
-        A::S(s) => s.len(),
-        A::N(n) => number(n),
-        A::B(b) => b.as_ref().len(),
-        A::Bool(_) | A::Null(_) => 1,
-        A::Ss(v) => v.iter().map(String::len).sum(),
-        A::Ns(v) => v.iter().map(|n| number(n)).sum(),
-        A::Bs(v) => v.iter().map(|b| b.as_ref().len()).sum(),
-        A::L(v) => 3 + v.iter().map(|x| 1 + value_size(x)).sum::<usize>(),
-        A::M(m) => {
-            3 + m
-                .iter()
-                .map(|(k, x)| 1 + k.len() + value_size(x))
-                .sum::<usize>()
-        }
-        _ => 0,
-    }
-}
-
-/// Write units a put of `item` costs: one per started KB.
-pub fn write_units(item: &Item) -> f64 {
-    item_size(item).div_ceil(1024).max(1) as f64
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -569,18 +531,5 @@ mod tests {
         tokio::time::advance(Duration::from_millis(1250)).await;
         // 2,500 items in 1.25 s: 2,000/s achieved; half the requests throttled: 1,500/s.
         assert!((l.rate() - 1500.0).abs() < 1.0, "{}", l.rate());
-    }
-
-    #[test]
-    fn item_size_follows_dynamodb_rules() {
-        use aws_sdk_dynamodb::types::AttributeValue as A;
-        let item: Item = [
-            ("pk".to_string(), A::S("abc".into())),
-            ("n".to_string(), A::N("12345".into())),
-        ]
-        .into();
-        assert_eq!(item_size(&item), 2 + 3 + 1 + 4);
-        let big: Item = [("d".to_string(), A::S("x".repeat(2048)))].into();
-        assert_eq!(write_units(&big), 3.0);
     }
 }

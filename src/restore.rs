@@ -17,10 +17,11 @@ use crate::aws;
 use crate::backoff::{Poll, PollPolicy, poll_until};
 use crate::error::{Error, Result};
 use crate::execution::{self, Recorder};
+use crate::item::KeySchema;
 use crate::journal::{Execution, Phase};
 use crate::progress::Progress;
 use crate::sync::{SyncOptions, SyncReport};
-use crate::table::{self, KeySchema, TableInfo};
+use crate::table::{self, TableInfo, wait_active};
 use crate::validate::{Names, PitrTime, TEMP_TABLE_PREFIX, millis};
 use crate::verify::CountCheck;
 
@@ -868,40 +869,6 @@ async fn start_restore(client: &Client, plan: &Plan) -> Result<()> {
     }
     tracing::info!(table = %temp, "restore started");
     Ok(())
-}
-
-/// Polls DescribeTable until the table is ACTIVE, showing its state meanwhile.
-pub async fn wait_active(
-    client: &Client,
-    name: &str,
-    deadline: Duration,
-    phase: &str,
-) -> Result<TableInfo> {
-    let progress = Progress::waiting(phase);
-    let policy = PollPolicy::new(deadline);
-    let info = poll_until(
-        &format!("table {name} to become ACTIVE"),
-        &policy,
-        |state, _| progress.set_message(state),
-        || async {
-            match table::describe(client, name).await? {
-                // Right after a create the table may not be visible yet.
-                None => Ok(Poll::Pending("not visible yet".into())),
-                Some(t) if t.is_active() => Ok(Poll::Ready(t)),
-                Some(t) if matches!(t.status.as_str(), "CREATING" | "UPDATING") => {
-                    Ok(Poll::Pending(t.status))
-                }
-                Some(t) => Err(Error::BadState {
-                    what: format!("table {name}"),
-                    state: t.status,
-                    hint: "it cannot become ACTIVE; check it in the console".into(),
-                }),
-            }
-        },
-    )
-    .await?;
-    progress.finish();
-    Ok(info)
 }
 
 async fn tag_as_ours(client: &Client, table: &TableInfo, plan: &Plan) -> Result<()> {

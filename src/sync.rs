@@ -4,31 +4,28 @@
 //! of the current one, so memory holds at most two pages per segment whatever the table's size.
 
 use std::collections::HashMap;
-use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use aws_sdk_dynamodb::Client;
-use aws_sdk_dynamodb::config::http::HttpResponse;
-use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
-use aws_sdk_dynamodb::types::{
-    AttributeValue, DeleteRequest, PutRequest, ReturnConsumedCapacity, WriteRequest,
-};
+use aws_sdk_dynamodb::types::{DeleteRequest, PutRequest, ReturnConsumedCapacity, WriteRequest};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::aws;
 use crate::backoff::RetryPolicy;
+use crate::calls::{self, Units, charge_read, consumed_units, retrying};
 use crate::digest::item_digest;
 use crate::error::{Error, Result};
 use crate::estimate::PARTITION_WRITE_UNITS;
-use crate::journal::{Phase, SegmentCheckpoint, key_from_json};
+use crate::item::{
+    Item, KeySchema, item_size, key_from_json, key_of, key_only, key_projection, key_text,
+    write_units,
+};
+use crate::journal::{Phase, SegmentCheckpoint};
 use crate::progress::Progress;
 use crate::rate::{self, KeyRangePace, Limiter};
-use crate::table::{KeySchema, TableInfo};
-use crate::verify;
-
-pub type Item = HashMap<String, AttributeValue>;
+use crate::table::TableInfo;
 
 /// BatchWriteItem's limit.
 pub const BATCH_SIZE: usize = 25;
@@ -261,37 +258,6 @@ struct Ctx {
 /// KB of memory a scan reserves before it is sent: DynamoDB's page limit.
 const PAGE_KB: u32 = 1024;
 
-/// Consumed capacity, in thousandths of a unit so that atomics can add it.
-#[derive(Debug, Default)]
-pub struct Units {
-    read: AtomicU64,
-    write: AtomicU64,
-}
-
-impl Units {
-    fn add(counter: &AtomicU64, capacity: Option<f64>) {
-        if let Some(c) = capacity {
-            counter.fetch_add((c * 1000.0).round() as u64, Ordering::Relaxed);
-        }
-    }
-
-    pub fn add_read(&self, capacity: Option<f64>) {
-        Self::add(&self.read, capacity);
-    }
-
-    pub fn add_write(&self, capacity: Option<f64>) {
-        Self::add(&self.write, capacity);
-    }
-
-    pub fn read(&self) -> f64 {
-        self.read.load(Ordering::Relaxed) as f64 / 1000.0
-    }
-
-    pub fn write(&self) -> f64 {
-        self.write.load(Ordering::Relaxed) as f64 / 1000.0
-    }
-}
-
 #[allow(clippy::too_many_arguments)]
 async fn transfer(
     client: &Client,
@@ -505,11 +471,7 @@ impl Ctx {
         charge_read(&self.read_rate, out.items(), consumed);
         let items = out.items.unwrap_or_default();
         // Keep what the page holds; give the rest of the reservation back at once.
-        let kb = items
-            .iter()
-            .map(rate::item_size)
-            .sum::<usize>()
-            .div_ceil(1024);
+        let kb = items.iter().map(item_size).sum::<usize>().div_ceil(1024);
         let keep = (kb as u32).clamp(1, PAGE_KB);
         drop(permit.split((PAGE_KB - keep) as usize));
         Ok(Page {
@@ -531,7 +493,7 @@ impl Ctx {
             return Ok(items);
         }
         let keys = items.iter().map(|i| key_only(&self.key, i)).collect();
-        let theirs = verify::batch_get(
+        let theirs = calls::batch_get(
             &self.client,
             other,
             keys,
@@ -543,17 +505,15 @@ impl Ctx {
         .await?;
         let theirs: HashMap<String, [u8; 32]> = theirs
             .iter()
-            .map(|i| (verify::key_text(&self.key, i), item_digest(i)))
+            .map(|i| (key_text(&self.key, i), item_digest(i)))
             .collect();
         Ok(items
             .into_iter()
-            .filter(
-                |i| match (&self.op, theirs.get(&verify::key_text(&self.key, i))) {
-                    (Op::Put(_), Some(d)) => *d != item_digest(i),
-                    (Op::Put(_), None) => true,
-                    (Op::Delete(..), found) => found.is_none(),
-                },
-            )
+            .filter(|i| match (&self.op, theirs.get(&key_text(&self.key, i))) {
+                (Op::Put(_), Some(d)) => *d != item_digest(i),
+                (Op::Put(_), None) => true,
+                (Op::Delete(..), found) => found.is_none(),
+            })
             .collect())
     }
 
@@ -699,105 +659,5 @@ impl Ctx {
 /// What a write request costs in write units before DynamoDB says: a put by the item's size, a
 /// delete one unit (the deleted item's size is unknown until it is gone).
 fn write_cost(r: &WriteRequest) -> f64 {
-    r.put_request().map_or(1.0, |p| rate::write_units(p.item()))
-}
-
-/// The units a batch call consumed, `None` when DynamoDB (or an emulator) did not say.
-pub(crate) fn consumed_units(
-    reported: &[aws_sdk_dynamodb::types::ConsumedCapacity],
-) -> Option<f64> {
-    if reported.is_empty() {
-        return None;
-    }
-    reported.iter().map(|c| c.capacity_units).sum()
-}
-
-/// Pays for a page read: its items, or the units DynamoDB reported (else estimated from the
-/// items' sizes at one unit per 4 KB, as strongly consistent reads cost).
-pub(crate) fn charge_read(limiter: &Limiter, items: &[Item], consumed: Option<f64>) {
-    let units = consumed.unwrap_or_else(|| {
-        (items.iter().map(rate::item_size).sum::<usize>() as f64 / 4096.0).ceil()
-    });
-    limiter.charge(items.len() as f64, units);
-}
-
-/// `#k0, #k1` with their names, so reserved words and odd characters in key names are safe.
-fn key_projection(key: &KeySchema) -> (String, HashMap<String, String>) {
-    let names: HashMap<String, String> = key
-        .attributes()
-        .enumerate()
-        .map(|(i, a)| (format!("#k{i}"), a.to_string()))
-        .collect();
-    let mut placeholders: Vec<&String> = names.keys().collect();
-    placeholders.sort();
-    let projection = placeholders
-        .iter()
-        .map(|s| s.as_str())
-        .collect::<Vec<_>>()
-        .join(", ");
-    (projection, names)
-}
-
-/// The key attributes of an item, cloned.
-fn key_only(key: &KeySchema, item: &Item) -> Item {
-    key.attributes()
-        .filter_map(|a| item.get(a).map(|v| (a.to_string(), v.clone())))
-        .collect()
-}
-
-/// The primary key of an item. A scanned item always carries it, so a missing one means the
-/// table's schema is not what DescribeTable said.
-pub fn key_of(key: &KeySchema, mut item: Item, table: &str) -> Result<Item> {
-    let mut out = HashMap::with_capacity(2);
-    for attr in key.attributes() {
-        let v = item.remove(attr).ok_or_else(|| Error::BadState {
-            what: format!("an item scanned from {table}"),
-            state: format!("missing key attribute {attr}"),
-            hint: "the table's key schema changed during the run; run again".into(),
-        })?;
-        out.insert(attr.to_string(), v);
-    }
-    Ok(out)
-}
-
-/// Runs one idempotent call, retrying transient failures under the budget, after the reads of
-/// earlier calls are paid for; throttling slows `limiter` down.
-pub(crate) async fn retrying<T, E, F, Fut>(
-    policy: &RetryPolicy,
-    limiter: &Limiter,
-    operation: &'static str,
-    resource: &str,
-    mut call: F,
-) -> Result<T>
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = std::result::Result<T, SdkError<E, HttpResponse>>>,
-    E: ProvideErrorMetadata + std::error::Error + 'static,
-{
-    let mut backoff = policy.start();
-    loop {
-        limiter.ready().await;
-        match call().await {
-            Ok(v) => {
-                limiter.succeeded();
-                return Ok(v);
-            }
-            Err(e) if aws::is_retryable(&e) => {
-                if aws::is_throttle(&e) {
-                    limiter.throttled();
-                }
-                if backoff.wait().await.is_none() {
-                    return Err(Error::RetryBudgetExhausted {
-                        operation,
-                        table: resource.to_string(),
-                        pending: 0,
-                        attempts: backoff.attempts() + 1,
-                        elapsed: backoff.elapsed(),
-                        last_cause: aws::describe(&e),
-                    });
-                }
-            }
-            Err(e) => return Err(aws::aws_error(operation, resource, &e)),
-        }
-    }
+    r.put_request().map_or(1.0, |p| write_units(p.item()))
 }

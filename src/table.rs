@@ -1,10 +1,15 @@
 //! What the tool needs to know about a table, read from DescribeTable.
 
+use std::time::Duration;
+
 use aws_sdk_dynamodb::Client;
-use aws_sdk_dynamodb::types::{KeySchemaElement, KeyType, TableDescription, TableStatus};
+use aws_sdk_dynamodb::types::{TableDescription, TableStatus};
 
 use crate::aws;
+use crate::backoff::{Poll, PollPolicy, poll_until};
 use crate::error::{Error, Result};
+use crate::item::KeySchema;
+use crate::progress::Progress;
 
 /// A table's identity, state and key schema.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -45,41 +50,6 @@ impl std::fmt::Display for RestoredFrom {
             (Some(b), _) => write!(f, "backup {b}"),
             (None, Some(t)) => write!(f, "table {t}"),
             (None, None) => f.write_str("an unnamed source"),
-        }
-    }
-}
-
-/// A primary key schema: attribute names in key order.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct KeySchema {
-    pub hash: String,
-    pub range: Option<String>,
-}
-
-impl KeySchema {
-    pub fn from_elements(elements: &[KeySchemaElement]) -> Option<KeySchema> {
-        let find = |kind: KeyType| {
-            elements
-                .iter()
-                .find(|e| e.key_type() == &kind)
-                .map(|e| e.attribute_name().to_string())
-        };
-        Some(KeySchema {
-            hash: find(KeyType::Hash)?,
-            range: find(KeyType::Range),
-        })
-    }
-
-    pub fn attributes(&self) -> impl Iterator<Item = &str> {
-        std::iter::once(self.hash.as_str()).chain(self.range.as_deref())
-    }
-}
-
-impl std::fmt::Display for KeySchema {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match &self.range {
-            Some(r) => write!(f, "HASH {} + RANGE {}", self.hash, r),
-            None => write!(f, "HASH {}", self.hash),
         }
     }
 }
@@ -165,4 +135,38 @@ pub async fn describe_existing(client: &Client, name: &str, field: &str) -> Resu
             ),
         )
     })
+}
+
+/// Polls DescribeTable until the table is ACTIVE, showing its state meanwhile.
+pub async fn wait_active(
+    client: &Client,
+    name: &str,
+    deadline: Duration,
+    phase: &str,
+) -> Result<TableInfo> {
+    let progress = Progress::waiting(phase);
+    let policy = PollPolicy::new(deadline);
+    let info = poll_until(
+        &format!("table {name} to become ACTIVE"),
+        &policy,
+        |state, _| progress.set_message(state),
+        || async {
+            match describe(client, name).await? {
+                // Right after a create the table may not be visible yet.
+                None => Ok(Poll::Pending("not visible yet".into())),
+                Some(t) if t.is_active() => Ok(Poll::Ready(t)),
+                Some(t) if matches!(t.status.as_str(), "CREATING" | "UPDATING") => {
+                    Ok(Poll::Pending(t.status))
+                }
+                Some(t) => Err(Error::BadState {
+                    what: format!("table {name}"),
+                    state: t.status,
+                    hint: "it cannot become ACTIVE; check it in the console".into(),
+                }),
+            }
+        },
+    )
+    .await?;
+    progress.finish();
+    Ok(info)
 }

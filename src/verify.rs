@@ -7,17 +7,18 @@ use std::collections::HashMap;
 
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::operation::scan::ScanOutput;
-use aws_sdk_dynamodb::types::{KeysAndAttributes, ReturnConsumedCapacity, Select};
+use aws_sdk_dynamodb::types::{ReturnConsumedCapacity, Select};
 use std::sync::Arc;
 
 use crate::backoff::RetryPolicy;
-use crate::digest::{Fingerprint, Item, KeyDigest, item_digest};
+use crate::calls::{batch_get, charge_read, retrying};
+use crate::digest::{Fingerprint, KeyDigest, item_digest};
 use crate::error::{Error, Result};
-use crate::journal::key_to_json;
+use crate::item::{Item, key_text};
 use crate::progress::Progress;
 use crate::rate::Limiter;
-use crate::sync::{SyncOptions, charge_read, consumed_units, retrying};
-use crate::table::{KeySchema, TableInfo};
+use crate::sync::SyncOptions;
+use crate::table::TableInfo;
 
 /// Scans `table` in `segments` parallel segments (strongly consistent), folding every page into
 /// a per-segment accumulator and merging those at the end; `fold` returns the items it saw, for
@@ -220,101 +221,6 @@ impl DiffKind {
             DiffKind::Changed => "changed",
         }
     }
-}
-
-/// Reads `keys` from `table` with BatchGetItem (strongly consistent), retrying UnprocessedKeys.
-pub async fn batch_get(
-    client: &Client,
-    table: &str,
-    keys: Vec<Item>,
-    keys_only: Option<&KeySchema>,
-    retry: &RetryPolicy,
-    read: &Limiter,
-    units: Option<&crate::sync::Units>,
-) -> Result<Vec<Item>> {
-    let mut found = Vec::with_capacity(keys.len());
-    for chunk in keys.chunks(100) {
-        let mut pending = chunk.to_vec();
-        let mut backoff = retry.start();
-        while !pending.is_empty() {
-            let mut ka = KeysAndAttributes::builder()
-                .set_keys(Some(pending.clone()))
-                .consistent_read(true);
-            if let Some(key) = keys_only {
-                let names: HashMap<String, String> = key
-                    .attributes()
-                    .enumerate()
-                    .map(|(i, a)| (format!("#k{i}"), a.to_string()))
-                    .collect();
-                let mut p: Vec<&String> = names.keys().collect();
-                p.sort();
-                ka = ka
-                    .projection_expression(
-                        p.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", "),
-                    )
-                    .set_expression_attribute_names(Some(names));
-            }
-            let ka = ka.build().map_err(|e| Error::BadState {
-                what: "BatchGetItem request".into(),
-                state: e.to_string(),
-                hint: "this is a bug in dynamo-dr".into(),
-            })?;
-            let out = retrying(retry, read, "BatchGetItem", table, || {
-                client
-                    .batch_get_item()
-                    .request_items(table, ka.clone())
-                    .return_consumed_capacity(
-                        aws_sdk_dynamodb::types::ReturnConsumedCapacity::Total,
-                    )
-                    .send()
-            })
-            .await?;
-            let consumed = consumed_units(out.consumed_capacity());
-            if let Some(u) = units {
-                u.add_read(consumed);
-            }
-            let got = out
-                .responses
-                .and_then(|mut r| r.remove(table))
-                .unwrap_or_default();
-            charge_read(read, &got, consumed);
-            let progressed = !got.is_empty();
-            found.extend(got);
-            pending = out
-                .unprocessed_keys
-                .and_then(|mut u| u.remove(table))
-                .map(|k| k.keys)
-                .unwrap_or_default();
-            if pending.is_empty() {
-                break;
-            }
-            if progressed {
-                backoff.progressed();
-            }
-            if backoff.wait().await.is_none() {
-                return Err(Error::RetryBudgetExhausted {
-                    operation: "BatchGetItem",
-                    table: table.to_string(),
-                    pending: pending.len(),
-                    attempts: backoff.attempts() + 1,
-                    elapsed: backoff.elapsed(),
-                    last_cause: "UnprocessedKeys".into(),
-                });
-            }
-        }
-    }
-    Ok(found)
-}
-
-/// An item's key as text, the same for the same key whatever the item's other attributes.
-pub(crate) fn key_text(key: &KeySchema, item: &Item) -> String {
-    let k: Item = key
-        .attributes()
-        .filter_map(|a| item.get(a).map(|v| (a.to_string(), v.clone())))
-        .collect();
-    key_to_json(&k)
-        .map(|v| v.to_string())
-        .unwrap_or_else(|_| "<unprintable key>".into())
 }
 
 /// One differing item: its key (as DynamoDB JSON) and its versions in the source and destination.

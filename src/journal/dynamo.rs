@@ -9,10 +9,10 @@ use aws_sdk_dynamodb::types::{
     ScalarAttributeType,
 };
 
+use super::RecoveryMode;
 use super::{Execution, Journal, Lease};
 use crate::aws;
 use crate::error::{Error, Result};
-use crate::recovery_mode::RecoveryMode;
 
 const PK: &str = "pk";
 const RECORD: &str = "record";
@@ -51,7 +51,7 @@ pub async fn init(client: &Client, table: &str) -> Result<bool> {
         Err(e) if aws::error_code(&e) == Some("ResourceInUseException") => false,
         Err(e) => return Err(aws::aws_error("CreateTable", table, &e)),
     };
-    crate::restore::wait_active(
+    crate::table::wait_active(
         client,
         table,
         std::time::Duration::from_secs(600),

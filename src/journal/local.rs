@@ -5,9 +5,9 @@ use std::fs::{self, File};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
+use super::RecoveryMode;
 use super::{Execution, Journal, Lease};
 use crate::error::{Error, Result};
-use crate::recovery_mode::RecoveryMode;
 
 pub struct LocalJournal {
     dir: PathBuf,

@@ -4,8 +4,10 @@
 
 pub mod dynamo;
 pub mod envelope;
+pub mod lease;
 pub mod local;
 pub mod record;
+pub mod recovery;
 pub mod seal;
 
 use std::path::PathBuf;
@@ -16,6 +18,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 pub use record::*;
+pub use recovery::RecoveryMode;
 
 /// Who holds the right to change a destination table, until when.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -46,13 +49,10 @@ pub trait Journal: Send + Sync {
     /// The lease on `table` and its version.
     async fn read_lease(&self, table: &str) -> Result<Option<(Lease, u64)>>;
 
-    async fn load_recovery_mode(
-        &self,
-        environment: &str,
-    ) -> Result<Option<crate::recovery_mode::RecoveryMode>>;
+    async fn load_recovery_mode(&self, environment: &str) -> Result<Option<RecoveryMode>>;
 
     /// Durably replaces the environment's recovery-mode record.
-    async fn save_recovery_mode(&self, record: &crate::recovery_mode::RecoveryMode) -> Result<()>;
+    async fn save_recovery_mode(&self, record: &RecoveryMode) -> Result<()>;
 
     /// Writes (`Some`) or removes (`None`) the lease if its version is still `expected` (`None`:
     /// no lease). Returns false when someone else changed it first.

@@ -1,11 +1,9 @@
 //! The execution record: everything needed to audit a run and to resume it.
 
-use std::collections::HashMap;
-
-use aws_sdk_dynamodb::types::AttributeValue;
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
+pub use crate::aws::AwsIdentity;
 use crate::error::{Error, Result};
 
 /// Bumped when a field changes meaning; a newer record is refused rather than misread.
@@ -165,15 +163,6 @@ pub struct Resources {
     pub restore_requested: bool,
     pub restored_to: Option<Timestamp>,
     pub temp_table_fate: Option<String>,
-}
-
-/// The AWS principal a run acted as (STS GetCallerIdentity), for the audit trail.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct AwsIdentity {
-    pub arn: String,
-    pub account: String,
-    pub user_id: String,
 }
 
 /// Who started or resumed a run: the local user and host, and the AWS principal, or why it could
@@ -385,95 +374,9 @@ fn damaged(origin: &str, why: &str) -> Error {
     ))
 }
 
-/// A key (S, N or B attributes only) as DynamoDB JSON, for checkpoints.
-pub fn key_to_json(key: &HashMap<String, AttributeValue>) -> Result<serde_json::Value> {
-    if let Some((name, _)) = key.iter().find(|(_, v)| {
-        !matches!(
-            v,
-            AttributeValue::S(_) | AttributeValue::N(_) | AttributeValue::B(_)
-        )
-    }) {
-        return Err(Error::Journal(format!(
-            "key attribute {name} is not S, N or B; it cannot be checkpointed"
-        )));
-    }
-    Ok(item_to_json(key))
-}
-
-/// An item as DynamoDB JSON (`{"name": {"S": "..."}}`), binary as base64: the form the AWS CLI
-/// and console use.
-pub fn item_to_json(item: &HashMap<String, AttributeValue>) -> serde_json::Value {
-    // Sorted, so the same item always prints the same text (keys are compared as text).
-    let sorted: std::collections::BTreeMap<&String, &AttributeValue> = item.iter().collect();
-    serde_json::Value::Object(
-        sorted
-            .into_iter()
-            .map(|(k, v)| (k.clone(), attr_to_json(v)))
-            .collect(),
-    )
-}
-
-pub fn attr_to_json(v: &AttributeValue) -> serde_json::Value {
-    use serde_json::json;
-    let b64 = |b: &aws_smithy_types::Blob| aws_smithy_types::base64::encode(b.as_ref());
-    match v {
-        AttributeValue::S(s) => json!({ "S": s }),
-        AttributeValue::N(n) => json!({ "N": n }),
-        AttributeValue::B(b) => json!({ "B": b64(b) }),
-        AttributeValue::Bool(b) => json!({ "BOOL": b }),
-        AttributeValue::Null(n) => json!({ "NULL": n }),
-        AttributeValue::L(l) => json!({ "L": l.iter().map(attr_to_json).collect::<Vec<_>>() }),
-        AttributeValue::M(m) => json!({ "M": item_to_json(m) }),
-        AttributeValue::Ss(s) => json!({ "SS": s }),
-        AttributeValue::Ns(s) => json!({ "NS": s }),
-        AttributeValue::Bs(s) => json!({ "BS": s.iter().map(b64).collect::<Vec<_>>() }),
-        other => json!({ "UNKNOWN": format!("{other:?}") }),
-    }
-}
-
-pub fn key_from_json(value: &serde_json::Value) -> Result<HashMap<String, AttributeValue>> {
-    let bad = || {
-        Error::Journal(format!(
-            "checkpoint key {value} is not a DynamoDB key; the journal is damaged"
-        ))
-    };
-    let obj = value.as_object().ok_or_else(bad)?;
-    let mut key = HashMap::new();
-    for (name, typed) in obj {
-        let (t, v) = typed
-            .as_object()
-            .and_then(|o| o.iter().next())
-            .and_then(|(t, v)| v.as_str().map(|s| (t.as_str(), s)))
-            .ok_or_else(bad)?;
-        let attr = match t {
-            "S" => AttributeValue::S(v.to_string()),
-            "N" => AttributeValue::N(v.to_string()),
-            "B" => AttributeValue::B(aws_smithy_types::Blob::new(
-                aws_smithy_types::base64::decode(v).map_err(|_| bad())?,
-            )),
-            _ => return Err(bad()),
-        };
-        key.insert(name.clone(), attr);
-    }
-    Ok(key)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn keys_round_trip_through_json() {
-        let key = HashMap::from([
-            ("pk".to_string(), AttributeValue::S("a#1".into())),
-            ("n".to_string(), AttributeValue::N("-1.5".into())),
-            (
-                "b".to_string(),
-                AttributeValue::B(aws_smithy_types::Blob::new(vec![0, 255, 7])),
-            ),
-        ]);
-        assert_eq!(key_from_json(&key_to_json(&key).unwrap()).unwrap(), key);
-    }
 
     #[test]
     fn phase_spans_keep_the_first_start_and_close_on_the_next_phase() {

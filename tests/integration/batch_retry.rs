@@ -13,8 +13,9 @@ use aws_sdk_dynamodb::types::error::ProvisionedThroughputExceededException;
 use aws_sdk_dynamodb::types::{AttributeValue, WriteRequest};
 use aws_smithy_mocks::{MockResponse, Rule, RuleMode, mock, mock_client};
 use dynamo_dr::backoff::RetryPolicy;
+use dynamo_dr::item::KeySchema;
 use dynamo_dr::sync::{SyncOptions, hard_reset};
-use dynamo_dr::table::{KeySchema, TableInfo};
+use dynamo_dr::table::TableInfo;
 
 const ITEMS: usize = 60;
 

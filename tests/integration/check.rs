@@ -36,7 +36,7 @@ async fn check_flags_pitr_off_a_time_outside_the_window_an_excluded_table_and_a_
     let before = jiff::Timestamp::new(earliest.secs() - 3600, 0).expect("time");
     // A run in progress on Prod-D holds its lease.
     let journal = Arc::new(LocalJournal::open(&moto.journal_dir).expect("journal"));
-    let (_lease, _) = dynamo_dr::lease::acquire(journal, "Prod-D", "inc-9.Prod-D", false)
+    let (_lease, _) = dynamo_dr::journal::lease::acquire(journal, "Prod-D", "inc-9.Prod-D", false)
         .await
         .expect("lease");
 

@@ -3,11 +3,11 @@
 use std::sync::Arc;
 
 use dynamo_dr::journal::dynamo::{DynamoJournal, init};
+use dynamo_dr::journal::lease;
 use dynamo_dr::journal::local::LocalJournal;
 use dynamo_dr::journal::{
     Execution, Inputs, Journal, Kind, Lease, Operator, Phase, SegmentCheckpoint,
 };
-use dynamo_dr::lease;
 use dynamo_dr_testkit::*;
 use jiff::{SignedDuration, Timestamp};
 

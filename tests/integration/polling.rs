@@ -2,7 +2,7 @@
 
 use std::time::{Duration, Instant};
 
-use dynamo_dr::restore::wait_active;
+use dynamo_dr::table::wait_active;
 use dynamo_dr_testkit::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -6,8 +6,8 @@ use std::time::{Duration, Instant};
 
 use jiff::{SignedDuration, Timestamp};
 
+use super::{Journal, Lease, Operator};
 use crate::error::{Error, Result};
-use crate::journal::{Journal, Lease, Operator};
 
 /// How long a lease lives without renewal.
 pub const TTL: Duration = Duration::from_secs(60);
