@@ -1,0 +1,170 @@
+//! The four phases, run from wherever the journal says the execution is.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use aws_sdk_dynamodb::Client;
+
+use super::backup::forensic_backup;
+use super::temp_table::{delete_if_ours, restore_temp_table};
+use super::*;
+use crate::error::{Error, Result};
+use crate::execution::{self, Recorder};
+use crate::journal::{Execution, Phase};
+use crate::table::{self};
+
+/// What exists now, for the message when a phase fails.
+fn left_in_place(exec: &Execution) -> String {
+    let r = &exec.resources;
+    let backup = match (&r.backup_arn, &r.backup_name) {
+        (Some(a), _) => format!("forensic backup {a} is kept"),
+        (None, Some(n)) => format!("forensic backup {n} may be in progress"),
+        _ => "no forensic backup was requested".into(),
+    };
+    let temp = match (&r.temp_table, r.restore_requested) {
+        (Some(t), true) => format!("temporary table {t} is kept"),
+        _ => "no temporary table was requested".into(),
+    };
+    format!(
+        "{backup}; {temp}. `dynamo-dr resume {}` continues from phase {}",
+        exec.id,
+        exec.phase.as_str()
+    )
+}
+
+/// Runs the phases from wherever the journal says this execution is. Call only after
+/// [`preflight`], the operator's confirmation and taking the lease.
+pub async fn execute(client: &Client, plan: &Plan, rec: &Arc<Recorder>) -> Result<RestoreReport> {
+    let started = Instant::now();
+    let result = run_phases(client, plan, rec).await;
+    let exec = rec.snapshot().await;
+    if let Err(e) = result {
+        return Err(Error::PhaseFailed {
+            phase: exec.phase.as_str(),
+            state: left_in_place(&exec),
+            source: Box::new(e),
+        });
+    }
+    Ok(report(plan, &exec, started.elapsed()))
+}
+
+async fn run_phases(client: &Client, plan: &Plan, rec: &Arc<Recorder>) -> Result<()> {
+    let req = &plan.request;
+    if rec.snapshot().await.phase == Phase::BackupAndRestore {
+        rec.check_lease()?;
+        tracing::info!(execution = %req.names.execution_id, table = %plan.dest.name, "phase 1: forensic backup and restore to temporary table");
+        let backup = async {
+            if req.forensic_backup {
+                forensic_backup(client, plan, rec).await
+            } else {
+                tracing::warn!(table = %plan.dest.name, "no forensic backup: forensic_backup = false in the config");
+                rec.update(|e| {
+                    e.event("forensic backup skipped: forensic_backup = false in the config")
+                })
+                .await
+            }
+        };
+        let ((), restored) = tokio::try_join!(backup, restore_temp_table(client, plan, rec))?;
+        if restored.key != plan.dest.key {
+            return Err(Error::BadState {
+                what: format!("restored table {}", restored.name),
+                state: format!("key schema {}", restored.key),
+                hint: format!(
+                    "{} has {}; the destination was not touched",
+                    plan.dest.name, plan.dest.key
+                ),
+            });
+        }
+        // A backup's data is as of its creation, whatever time the restore itself reports.
+        let restored_to = match &plan.source {
+            SourceDetail::Backup { created, .. } => Some(*created),
+            SourceDetail::Pitr { .. } => restored.restored_to,
+        };
+        rec.update(|e| {
+            e.resources.restored_to = restored_to;
+            e.enter(Phase::Delete);
+        })
+        .await?;
+    }
+    let phase = rec.snapshot().await.phase;
+    if phase < Phase::CleanUp {
+        let restored = table::describe(client, &req.names.temp_table)
+            .await?
+            .ok_or_else(|| Error::BadState {
+                what: format!("temporary table {}", req.names.temp_table),
+                state: "missing".into(),
+                hint:
+                    "it was deleted while the run was stopped; start again with a new incident id"
+                        .into(),
+            })?;
+        tracing::info!(source = %restored.name, dest = %plan.dest.name, "phase 2: delete then copy, then count check");
+        execution::sync_phases(client, &restored, &plan.dest, &req.sync, rec).await?;
+    }
+    if rec.snapshot().await.phase == Phase::CleanUp {
+        tracing::info!("phase 4: clean-up");
+        let fate = if req.keep_restored_table {
+            TempTableFate::Kept
+        } else {
+            rec.check_lease()?;
+            match table::describe(client, &req.names.temp_table).await? {
+                // Deleted only when both its restore summary and its tags show it is ours.
+                Some(t) => match check_provenance(client, plan, &t).await {
+                    Ok(_) => delete_if_ours(client, &t, &req.names.execution_id).await?,
+                    Err(Error::NotOurs { why, .. }) => {
+                        tracing::warn!(table = %t.name, %why, "not deleting it");
+                        TempTableFate::NotOurs
+                    }
+                    Err(e) => return Err(e),
+                },
+                // Deleted by an earlier attempt that stopped before recording it.
+                None => TempTableFate::Deleted,
+            }
+        };
+        rec.update(|e| {
+            e.resources.temp_table_fate = Some(fate.as_str().to_string());
+            e.event(format!("temporary table {}", fate.as_str()));
+            e.enter(Phase::Done);
+        })
+        .await?;
+    }
+    Ok(())
+}
+
+fn report(plan: &Plan, exec: &Execution, duration: Duration) -> RestoreReport {
+    let span = |p: &crate::journal::PhaseProgress| match (p.started_at, p.finished_at) {
+        (Some(a), Some(b)) => Duration::try_from(b.duration_since(a)).unwrap_or_default(),
+        _ => Duration::ZERO,
+    };
+    let fate = match exec.resources.temp_table_fate.as_deref() {
+        Some("kept") => TempTableFate::Kept,
+        Some("deleted") => TempTableFate::Deleted,
+        _ => TempTableFate::NotOurs,
+    };
+    RestoreReport {
+        execution_id: exec.id.clone(),
+        table: plan.dest.name.clone(),
+        restored_table: plan.request.names.temp_table.clone(),
+        restored_table_fate: fate,
+        backup_arn: exec.resources.backup_arn.clone().unwrap_or_default(),
+        restored_to: exec.resources.restored_to,
+        source: plan.request.source.clone(),
+        sync: SyncReport {
+            deleted_items: exec.delete.items(),
+            copied_items: exec.copy.items(),
+            scan_requests: exec.delete.scan_requests + exec.copy.scan_requests,
+            write_requests: exec.delete.write_requests + exec.copy.write_requests,
+            delete_duration: span(&exec.delete),
+            copy_duration: span(&exec.copy),
+        },
+        counts: CountCheck {
+            source: exec.source_count.unwrap_or_default(),
+            dest: exec.dest_count.unwrap_or_default(),
+        },
+        strategy: exec.inputs.strategy,
+        read_units: exec.units().0,
+        write_units: exec.units().1,
+        rewritten_pages: exec.rewritten_pages(),
+        duration,
+    }
+}
+

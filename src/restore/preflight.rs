@@ -1,0 +1,201 @@
+//! Read-only checks before anything changes: the table, the PITR window or the backup.
+
+
+use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::types::{
+    BackupStatus, PointInTimeRecoveryStatus,
+};
+use jiff::Timestamp;
+
+use super::*;
+use crate::aws;
+use crate::error::{Error, Result};
+use crate::item::KeySchema;
+use crate::table::{self, TableInfo};
+use crate::validate::{PitrTime, millis};
+
+/// Read-only checks of everything the run will rely on. Any failure here is an
+/// [`Error::Invalid`]: nothing has been changed.
+pub async fn preflight(
+    client: &Client,
+    mut request: RestoreRequest,
+    resuming: bool,
+) -> Result<Plan> {
+    let dest = table::describe_existing(client, &request.table, "table").await?;
+    if request.sync.segments == 0 {
+        let (n, why) = crate::estimate::segments(
+            dest.approx_items.unwrap_or_default().max(0) as u64,
+            dest.approx_bytes.unwrap_or_default().max(0) as u64,
+            dest.write_capacity.map(|w| w as f64),
+        );
+        request.sync.segments = n;
+        request.segments_why = why;
+    }
+    if !dest.is_active() {
+        return Err(Error::invalid(
+            "table",
+            format!(
+                "{} is {}, not ACTIVE; wait until it is ACTIVE and run again",
+                dest.name, dest.status
+            ),
+        ));
+    }
+    let source = match &request.source {
+        Source::Pitr(time) => pitr_window(client, &dest, *time).await?,
+        Source::Backup(arn) => backup_detail(client, &dest, arn).await?,
+    };
+    if resuming {
+        return Ok(Plan {
+            request,
+            dest,
+            source,
+        });
+    }
+    if let Some(existing) = table::describe(client, &request.names.temp_table).await? {
+        return Err(Error::invalid(
+            "incident id",
+            format!(
+                "the temporary table {} already exists ({}), probably from an earlier run of incident \
+                 {}; inspect it, delete it if it is no longer needed, or use a new incident id",
+                existing.name, existing.status, request.incident
+            ),
+        ));
+    }
+    Ok(Plan {
+        request,
+        dest,
+        source,
+    })
+}
+
+async fn pitr_window(client: &Client, dest: &TableInfo, time: PitrTime) -> Result<SourceDetail> {
+    let out = client
+        .describe_continuous_backups()
+        .table_name(&dest.name)
+        .send()
+        .await
+        .map_err(|e| aws::aws_error("DescribeContinuousBackups", &dest.name, &e))?;
+    let pitr = out
+        .continuous_backups_description()
+        .and_then(|d| d.point_in_time_recovery_description());
+    let status = pitr
+        .and_then(|p| p.point_in_time_recovery_status())
+        .map(|s| s.as_str().to_string())
+        .unwrap_or_else(|| "DISABLED".into());
+    let (Some(p), true) = (pitr, status == PointInTimeRecoveryStatus::Enabled.as_str()) else {
+        return Err(Error::invalid(
+            "PITR time",
+            format!(
+                "point-in-time recovery is {status} on {}, so it has no restorable window; restore \
+                 from an on-demand or AWS Backup backup with --backup-arn instead",
+                dest.name
+            ),
+        ));
+    };
+    let window = p
+        .earliest_restorable_date_time()
+        .and_then(from_aws_time)
+        .zip(p.latest_restorable_date_time().and_then(from_aws_time));
+    let Some((earliest, latest)) = window else {
+        return Err(Error::invalid(
+            "PITR time",
+            format!(
+                "DescribeContinuousBackups gave no restorable window for {}; try again in a few minutes",
+                dest.name
+            ),
+        ));
+    };
+    // Compared, and shown, at DynamoDB's precision: the window's edge as AWS prints it is inside.
+    let (earliest, latest) = (millis(earliest), millis(latest));
+    if let PitrTime::At(t) = time
+        && (millis(t) < earliest || millis(t) > latest)
+    {
+        let period = p
+            .recovery_period_in_days()
+            .map(|d| format!(" (recovery period {d} days)"))
+            .unwrap_or_default();
+        return Err(Error::invalid(
+            "PITR time",
+            format!(
+                "{t} is outside the restorable window of {}: {earliest} to {latest}{period}; choose \
+                 a time inside it, or latest",
+                dest.name
+            ),
+        ));
+    }
+    Ok(SourceDetail::Pitr {
+        time,
+        earliest,
+        latest,
+        recovery_period_days: p.recovery_period_in_days(),
+    })
+}
+
+async fn backup_detail(client: &Client, dest: &TableInfo, arn: &str) -> Result<SourceDetail> {
+    let out = match client.describe_backup().backup_arn(arn).send().await {
+        Ok(out) => out,
+        Err(e) if aws::error_code(&e) == Some("BackupNotFoundException") => {
+            return Err(Error::invalid(
+                "backup ARN",
+                format!(
+                    "no backup {arn} in this account and region; list them with `aws dynamodb list-backups --table-name {}`",
+                    dest.name
+                ),
+            ));
+        }
+        Err(e) => return Err(aws::aws_error("DescribeBackup", arn, &e)),
+    };
+    let desc = out.backup_description();
+    let details = desc.and_then(|d| d.backup_details());
+    let source = desc.and_then(|d| d.source_table_details());
+    let (Some(details), Some(source)) = (details, source) else {
+        return Err(Error::invalid(
+            "backup ARN",
+            format!("DescribeBackup returned no details for {arn}"),
+        ));
+    };
+    if details.backup_status() != &BackupStatus::Available {
+        return Err(Error::invalid(
+            "backup ARN",
+            format!(
+                "backup {arn} is {}, not AVAILABLE; wait for it or choose another",
+                details.backup_status().as_str()
+            ),
+        ));
+    }
+    if source.table_name() != dest.name {
+        return Err(Error::invalid(
+            "backup ARN",
+            format!(
+                "backup {arn} was taken of table {}, not {}; a backup of another table would \
+                 replace this table's data with that table's. Pass a backup of {}, or restore the \
+                 backup to a new table yourself and use `dynamo-dr sync`",
+                source.table_name(),
+                dest.name,
+                dest.name
+            ),
+        ));
+    }
+    let backup_key = KeySchema::from_elements(source.key_schema());
+    if backup_key.as_ref() != Some(&dest.key) {
+        return Err(Error::invalid(
+            "backup ARN",
+            format!(
+                "backup {arn} has key schema {}, but {} has {}; the items could not be written back",
+                backup_key
+                    .map(|k| k.to_string())
+                    .unwrap_or_else(|| "none".into()),
+                dest.name,
+                dest.key
+            ),
+        ));
+    }
+    Ok(SourceDetail::Backup {
+        arn: arn.to_string(),
+        name: details.backup_name().to_string(),
+        created: from_aws_time(details.backup_creation_date_time())
+            .unwrap_or(Timestamp::UNIX_EPOCH),
+        source_table: source.table_name().to_string(),
+    })
+}
+
