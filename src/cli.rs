@@ -8,11 +8,19 @@ use clap::{Args, Parser, Subcommand};
 use tracing_subscriber::Layer;
 
 use crate::aws::AwsOptions;
+use crate::commands::compare::{DiffArgs, VerifyArgs};
+use crate::commands::iam_policy::IamPolicyArgs;
+use crate::commands::journal::JournalCommand;
+use crate::commands::recovery_mode::RecoveryModeCommand;
+use crate::commands::restore::RestoreArgs;
+use crate::commands::resume::ResumeArgs;
+use crate::commands::sync::SyncArgs;
 use crate::commands::{self, Ctx};
 use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::journal;
-use crate::output::{self, Format};
+use crate::output::{self, Format, out, outln};
+use crate::session::Session;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -36,7 +44,7 @@ use crate::output::{self, Format};
         7. dynamo-dr report ID   (the final report, with the recovery-mode window)\n\
         The README's runbook has the details."
 )]
-pub struct Cli {
+pub(crate) struct Cli {
     #[command(flatten)]
     pub global: GlobalArgs,
     #[command(subcommand)]
@@ -44,7 +52,7 @@ pub struct Cli {
 }
 
 #[derive(Debug, Args)]
-pub struct GlobalArgs {
+pub(crate) struct GlobalArgs {
     /// Table configuration file [default: ./dynamo-dr.toml when it exists].
     #[arg(long, global = true, value_name = "FILE")]
     pub config: Option<PathBuf>,
@@ -108,7 +116,7 @@ pub struct GlobalArgs {
 }
 
 #[derive(Debug, Subcommand)]
-pub enum Command {
+pub(crate) enum Command {
     /// Restore a table in place from a point in time or a backup (hard reset).
     Restore(RestoreArgs),
     /// Make DEST hold exactly the items of SOURCE (hard reset of DEST).
@@ -175,221 +183,6 @@ pub enum Command {
     },
 }
 
-#[derive(Debug, Args)]
-pub struct IamPolicyArgs {
-    /// Also grant what `journal init` needs (CreateTable on the journal table), in a statement
-    /// of its own: grant it once, then remove it.
-    #[arg(long)]
-    pub journal_init: bool,
-    /// A table the role may restore in place (physical or logical name); repeat for more.
-    #[arg(long, value_name = "TABLE")]
-    pub table: Vec<String>,
-    /// With --recovery-mode: the environment whose functions the role may pause.
-    #[arg(long, value_name = "ENV", requires = "recovery_mode")]
-    pub environment: Option<String>,
-    /// Grant recovery mode start/end/status for --environment.
-    #[arg(long, requires = "environment")]
-    pub recovery_mode: bool,
-    /// A customer managed KMS key the tables are encrypted with (`check` shows it); repeat for
-    /// more. Without it, tables with such a key cannot be backed up, restored or copied.
-    #[arg(long, value_name = "KEY_ARN")]
-    pub kms_key: Vec<String>,
-    /// The account the resources are in [default: any, `*`].
-    #[arg(long, value_name = "ID")]
-    pub account: Option<String>,
-    /// The AWS partition.
-    #[arg(long, default_value = "aws")]
-    pub partition: String,
-}
-
-#[derive(Debug, Args)]
-pub struct VerifyArgs {
-    /// The table holding the expected items.
-    #[arg(long, value_name = "TABLE")]
-    pub source: String,
-    /// The table to check.
-    #[arg(long, value_name = "TABLE")]
-    pub dest: String,
-    /// Write every differing key here, one JSON object a line.
-    #[arg(long, value_name = "FILE.jsonl")]
-    pub keys_out: Option<PathBuf>,
-    /// Parallel scan segments for the fingerprints.
-    #[arg(long, value_name = "N", default_value_t = 8, value_parser = clap::value_parser!(u32).range(1..=1000))]
-    pub segments: u32,
-}
-
-#[derive(Debug, Args)]
-pub struct DiffArgs {
-    /// Table A, e.g. the forensic backup restored to a new table.
-    #[arg(long, value_name = "TABLE")]
-    pub source: String,
-    /// Table B, e.g. the recovered table.
-    #[arg(long, value_name = "TABLE")]
-    pub dest: String,
-    /// Where to write the differing items, one JSON object a line.
-    #[arg(long, value_name = "FILE.jsonl")]
-    pub out: PathBuf,
-}
-
-#[derive(Debug, Subcommand)]
-pub enum JournalCommand {
-    /// Create the control table named by --journal dynamodb://TABLE (idempotent).
-    Init,
-}
-
-#[derive(Debug, Args)]
-pub struct ResumeArgs {
-    /// Execution id, e.g. inc-1.MyTable
-    pub id: String,
-    /// Where a restore's incident report (Markdown and JSON) is written at the end.
-    #[arg(long, value_name = "DIR", default_value = ".")]
-    pub report_dir: PathBuf,
-    /// Do not ask; required when there is no terminal to ask on.
-    #[arg(long, short = 'y')]
-    pub yes: bool,
-    /// Take over the table's lease even if another run seems to hold it.
-    #[arg(long)]
-    pub break_lock: bool,
-    /// Items per Scan page [default: DynamoDB's 1 MB pages].
-    #[arg(long, value_name = "N", value_parser = clap::value_parser!(i32).range(1..))]
-    pub scan_page_limit: Option<i32>,
-    /// Run even though the table's environment is not in recovery mode (recorded in the journal).
-    #[arg(long)]
-    pub allow_live_traffic: bool,
-}
-
-#[derive(Debug, Subcommand)]
-pub enum RecoveryModeCommand {
-    /// Record every function's reserved concurrency, then set it to 0 and disable its event
-    /// source mappings.
-    Start(RecoveryModeArgs),
-    /// Put back every recorded value and re-enable the mappings start disabled.
-    End(RecoveryModeArgs),
-    /// Each function's current and saved state, with drift.
-    Status {
-        #[arg(long, value_name = "ENV")]
-        environment: String,
-    },
-}
-
-#[derive(Debug, Args)]
-pub struct RecoveryModeArgs {
-    /// The environment, e.g. Prod (functions named Prod-*, unless configured otherwise).
-    #[arg(long, value_name = "ENV")]
-    pub environment: String,
-    /// List every function with the planned action, or why it is excluded; change nothing.
-    #[arg(long)]
-    pub dry_run: bool,
-    /// Do not ask; required when there is no terminal to ask on.
-    #[arg(long, short = 'y')]
-    pub yes: bool,
-}
-
-#[derive(Debug, Args)]
-#[command(group = clap::ArgGroup::new("source").args(["pitr_time", "backup_arn", "input"]).required(true))]
-pub struct RestoreArgs {
-    /// Table to recover: its physical name, or a logical name from the config. Repeat to restore
-    /// several tables to one instant (one --confirm each; every table is validated before any is
-    /// touched, then all run concurrently).
-    #[arg(long, value_name = "TABLE", required = true)]
-    pub table: Vec<String>,
-    /// Incident id: letters, digits and hyphens; names the backup and temporary table.
-    #[arg(long, value_name = "ID", required_unless_present = "input")]
-    pub incident_id: Option<String>,
-    /// Time to restore to: RFC 3339 with Z or an offset (2025-01-15T09:00:00Z), or `latest`.
-    #[arg(long, value_name = "TIME")]
-    pub pitr_time: Option<String>,
-    /// Restore from this DynamoDB backup instead of PITR.
-    #[arg(long, value_name = "ARN")]
-    pub backup_arn: Option<String>,
-    /// The physical table name again, typed out: the guard rail. One per --table.
-    #[arg(
-        long,
-        value_name = "PHYSICAL_TABLE_NAME",
-        required_unless_present = "input"
-    )]
-    pub confirm: Vec<String>,
-    /// The seed's JSON payload, from a file or - for stdin.
-    #[arg(long, value_name = "FILE|-", conflicts_with_all = ["incident_id", "confirm", "pitr_time", "backup_arn"])]
-    pub input: Option<String>,
-    #[command(flatten)]
-    pub run: RunArgs,
-    /// Keep the temporary table after a successful recovery.
-    #[arg(long)]
-    pub keep_restored_table: bool,
-    /// Show the plan, the names it would create and delete, the backup, and the units, cost and
-    /// time to expect under each strategy; change nothing.
-    #[arg(long)]
-    pub dry_run: bool,
-    /// How long to wait for the restore to finish, in minutes.
-    #[arg(long, value_name = "MINUTES", default_value_t = 24 * 60, value_parser = clap::value_parser!(u64).range(1..=7 * 24 * 60))]
-    pub restore_timeout: u64,
-    /// Where the incident report (Markdown and JSON) is written at the end.
-    #[arg(long, value_name = "DIR", default_value = ".")]
-    pub report_dir: PathBuf,
-}
-
-#[derive(Debug, Args)]
-pub struct SyncArgs {
-    /// Table to copy from.
-    #[arg(long, value_name = "TABLE")]
-    pub source: String,
-    /// Table to overwrite: physical name or logical name from the config.
-    #[arg(long, value_name = "TABLE")]
-    pub dest: String,
-    /// The destination's physical name again, typed out.
-    #[arg(long, value_name = "PHYSICAL_TABLE_NAME")]
-    pub confirm: String,
-    /// Names the execution (<ID>.<DEST>) so rerunning the same command resumes it.
-    #[arg(long, value_name = "ID")]
-    pub incident_id: Option<String>,
-    #[command(flatten)]
-    pub run: RunArgs,
-}
-
-#[derive(Debug, Args)]
-pub struct RunArgs {
-    /// Parallel scan segments, each paced on its own key range [default: the config's, else
-    /// chosen from the table's size and write capacity; the plan says how].
-    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=1000))]
-    pub segments: Option<u32>,
-    /// BatchWriteItem requests in flight [default: 32, or the config's].
-    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..=1024))]
-    pub write_concurrency: Option<u64>,
-    /// Do not ask; required when there is no terminal to ask on.
-    #[arg(long, short = 'y')]
-    pub yes: bool,
-    /// Take over the table's lease even if another run seems to hold it (recorded in the journal).
-    #[arg(long)]
-    pub break_lock: bool,
-    /// Items per Scan page [default: DynamoDB's 1 MB pages]; smaller pages checkpoint more often.
-    #[arg(long, value_name = "N", value_parser = clap::value_parser!(i32).range(1..))]
-    pub scan_page_limit: Option<i32>,
-    /// Run even though the table's environment is not in recovery mode (recorded in the journal).
-    #[arg(long)]
-    pub allow_live_traffic: bool,
-    /// Skip the final content verification (the item count check still runs).
-    #[arg(long)]
-    pub no_verify: bool,
-    /// hard-reset: delete every item, then copy every item (the seed's). diff: delete only keys
-    /// absent from the source and put only missing or different items; the table is never empty.
-    #[arg(long, value_enum, default_value_t = crate::journal::Strategy::HardReset)]
-    pub strategy: crate::journal::Strategy,
-}
-
-impl RunArgs {
-    pub fn flags(&self) -> commands::Flags {
-        commands::Flags {
-            yes: self.yes,
-            break_lock: self.break_lock,
-            allow_live_traffic: self.allow_live_traffic,
-            page_limit: self.scan_page_limit,
-            no_verify: self.no_verify,
-            strategy: self.strategy,
-        }
-    }
-}
-
 /// Parses the command line, runs, prints, and returns the documented exit code.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -416,7 +209,7 @@ pub fn main() -> ExitCode {
             if format == Format::Json
                 && !matches!(e, Error::ChecksFailed { .. } | Error::Tables { .. })
             {
-                crate::outln!("{}", output::error_json(&e));
+                outln!("{}", output::error_json(&e));
             }
             ExitCode::from(e.exit_status() as u8)
         }
@@ -479,7 +272,7 @@ fn init_tracing(verbose: u8, log_file: Option<&std::path::Path>) -> Result<()> {
     Ok(())
 }
 
-pub async fn run(cli: Cli) -> Result<()> {
+async fn run(cli: Cli) -> Result<()> {
     let config = Config::load(cli.global.config.as_deref())?;
     let journal_key =
         crate::journal::seal::JournalKey::load(cli.global.journal_key_file.as_deref())?;
@@ -494,48 +287,52 @@ pub async fn run(cli: Cli) -> Result<()> {
         ));
     }
     let ctx = Ctx {
-        aws: AwsOptions {
-            region: cli.global.region.clone().or(config.aws.region.clone()),
-            profile: cli.global.profile.clone().or(config.aws.profile.clone()),
-            endpoint_url: cli
-                .global
-                .endpoint_url
-                .clone()
-                .or(config.aws.endpoint_url.clone()),
-            attempt_timeout: Some(std::time::Duration::from_secs(cli.global.attempt_timeout)),
-            max_attempts: Some(cli.global.retry_budget),
+        session: Session {
+            aws: AwsOptions {
+                region: cli.global.region.clone().or(config.aws.region.clone()),
+                profile: cli.global.profile.clone().or(config.aws.profile.clone()),
+                endpoint_url: cli
+                    .global
+                    .endpoint_url
+                    .clone()
+                    .or(config.aws.endpoint_url.clone()),
+                attempt_timeout: Some(std::time::Duration::from_secs(cli.global.attempt_timeout)),
+                max_attempts: Some(cli.global.retry_budget),
+            },
+            retry: crate::backoff::RetryPolicy {
+                max_attempts: cli.global.retry_budget,
+                ..Default::default()
+            },
+            max_read_rate: cli.global.max_read_rate,
+            max_write_rate: cli.global.max_write_rate,
+            journal_key,
+            journal_kms_key: cli.global.journal_kms_key.clone(),
+            journal: journal::Location::parse(cli.global.journal.as_deref())?,
+            config,
         },
-        retry: crate::backoff::RetryPolicy {
-            max_attempts: cli.global.retry_budget,
-            ..Default::default()
-        },
-        max_read_rate: cli.global.max_read_rate,
-        max_write_rate: cli.global.max_write_rate,
-        journal_key,
-        journal_kms_key: cli.global.journal_kms_key.clone(),
-        journal: journal::Location::parse(cli.global.journal.as_deref())?,
         format: cli.global.output,
-        config,
     };
     match cli.command {
-        Command::Restore(args) => commands::restore(&ctx, args).await,
-        Command::Sync(args) => commands::sync(&ctx, args).await,
-        Command::Resume(args) => commands::resume(&ctx, args).await,
-        Command::Verify(args) => commands::verify(&ctx, args).await,
-        Command::Diff(args) => commands::diff(&ctx, args).await,
-        Command::Status { id } => commands::status(&ctx, &id).await,
-        Command::Executions => commands::executions(&ctx).await,
-        Command::Journal(JournalCommand::Init) => commands::journal_init(&ctx).await,
-        Command::RecoveryMode(cmd) => commands::recovery_mode(&ctx, cmd).await,
-        Command::IamPolicy(args) => commands::iam_policy(&ctx, args).await,
+        Command::Restore(args) => commands::restore::restore(&ctx, args).await,
+        Command::Sync(args) => commands::sync::sync(&ctx, args).await,
+        Command::Resume(args) => commands::resume::resume(&ctx, args).await,
+        Command::Verify(args) => commands::compare::verify(&ctx, args).await,
+        Command::Diff(args) => commands::compare::diff(&ctx, args).await,
+        Command::Status { id } => commands::journal::status(&ctx, &id).await,
+        Command::Executions => commands::journal::executions(&ctx).await,
+        Command::Journal(JournalCommand::Init) => commands::journal::journal_init(&ctx).await,
+        Command::RecoveryMode(cmd) => commands::recovery_mode::recovery_mode(&ctx, cmd).await,
+        Command::IamPolicy(args) => commands::iam_policy::iam_policy(&ctx, args).await,
         Command::KeyDigest { key, execution } => {
-            commands::key_digest(&ctx, &key, execution.as_deref()).await
+            commands::journal::key_digest(&ctx, &key, execution.as_deref()).await
         }
-        Command::Report { id, report_dir } => commands::report(&ctx, &id, &report_dir).await,
+        Command::Report { id, report_dir } => {
+            commands::journal::report(&ctx, &id, &report_dir).await
+        }
         Command::Check {
             environment,
             pitr_time,
-        } => commands::check(&ctx, &environment, pitr_time.as_deref()).await,
+        } => commands::check::check(&ctx, &environment, pitr_time.as_deref()).await,
         Command::Man { dir } => {
             use clap::CommandFactory;
             std::fs::create_dir_all(&dir)
@@ -544,14 +341,14 @@ pub async fn run(cli: Cli) -> Result<()> {
                     path: dir.display().to_string(),
                     source,
                 })?;
-            crate::outln!("man pages written to {}", dir.display());
+            outln!("man pages written to {}", dir.display());
             Ok(())
         }
         Command::Completions { shell } => {
             use clap::CommandFactory;
             let mut script = Vec::new();
             clap_complete::generate(shell, &mut Cli::command(), "dynamo-dr", &mut script);
-            crate::out!("{}", String::from_utf8_lossy(&script));
+            out!("{}", String::from_utf8_lossy(&script));
             Ok(())
         }
     }

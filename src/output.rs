@@ -1,8 +1,22 @@
 //! Final summaries: text for people, one JSON object for scripts.
 
+/// `print!` that survives a closed pipe.
+macro_rules! out {
+    ($($t:tt)*) => { $crate::output::write_stdout(format_args!($($t)*)) };
+}
+
+/// `println!` that survives a closed pipe.
+macro_rules! outln {
+    () => { $crate::output::write_stdout(format_args!("\n")) };
+    ($($t:tt)*) => { $crate::output::write_stdout(format_args!("{}\n", format_args!($($t)*))) };
+}
+
+pub(crate) use {out, outln};
+
 use serde_json::{Value, json};
 
-use crate::restore::{RestoreReport, Source};
+use crate::restore::{Plan, RestoreReport, Source, SourceDetail};
+use crate::table::TableInfo;
 use crate::validate::{millis, seconds};
 use std::time::Duration;
 
@@ -371,15 +385,152 @@ pub fn write_stdout(args: std::fmt::Arguments<'_>) {
     }
 }
 
-/// `print!` that survives a closed pipe.
-#[macro_export]
-macro_rules! out {
-    ($($t:tt)*) => { $crate::output::write_stdout(format_args!($($t)*)) };
+/// The capacity a copy-back writes against, and what the table's GSIs add to it.
+pub fn capacity_text(t: &TableInfo) -> String {
+    let table = match t.write_capacity {
+        Some(w) => format!("{w} provisioned write units/s"),
+        None => format!(
+            "on-demand (each segment starts at its share of the ~{} writes/s a new on-demand \
+             table sustains, then finds its key range's pace)",
+            crate::estimate::ON_DEMAND_START_WRITES
+        ),
+    };
+    match t.gsis {
+        0 => table,
+        n => format!(
+            "{table}; every write also writes each of the {n} global secondary index(es) that \
+             project it, against the same quota: up to {}x the units, and a GSI short of \
+             capacity throttles the table",
+            n + 1
+        ),
+    }
 }
 
-/// `println!` that survives a closed pipe.
-#[macro_export]
-macro_rules! outln {
-    () => { $crate::output::write_stdout(format_args!("\n")) };
-    ($($t:tt)*) => { $crate::output::write_stdout(format_args!("{}\n", format_args!($($t)*))) };
+/// The plan the operator confirms.
+pub fn plan_summary(plan: &Plan) -> String {
+    let r = &plan.request;
+    let approx = plan
+        .dest
+        .approx_items
+        .map(|n| format!("~{n} items (DescribeTable, up to 6 h stale)"))
+        .unwrap_or_else(|| "unknown size".into());
+    let source = match &plan.source {
+        SourceDetail::Pitr {
+            time,
+            earliest,
+            latest,
+            ..
+        } => {
+            format!("point-in-time recovery to {time} (restorable window {earliest} to {latest})")
+        }
+        SourceDetail::Backup {
+            arn,
+            name,
+            created,
+            source_table,
+        } => {
+            format!("backup {name} of {source_table}, taken {created} ({arn})")
+        }
+    };
+    format!(
+        "\nIn-place recovery plan, execution {exec}\n\
+         \x20 table (HARD RESET): {table} ({approx}), key {key}\n\
+         \x20 restore from:       {source}\n\
+         \x20 will create:        {backup}\n\
+         \x20                     temporary table {temp} (on-demand{kms})\n\
+         \x20 will then DELETE every item of {table} and copy the restored items back\n\
+         \x20 segments:           {segments}\n\
+         \x20 write capacity:     {capacity}\n\
+         \x20 temporary table:    {after}\n",
+        segments = if r.segments_why.is_empty() {
+            format!("{} (--segments or the config)", r.sync.segments)
+        } else {
+            r.segments_why.clone()
+        },
+        capacity = capacity_text(&plan.dest),
+        exec = r.names.execution_id,
+        table = plan.dest.name,
+        key = plan.dest.key,
+        backup = if r.forensic_backup {
+            format!("forensic backup {}", r.names.backup)
+        } else {
+            "NO forensic backup (forensic_backup = false in the config)".into()
+        },
+        temp = r.names.temp_table,
+        kms = plan
+            .dest
+            .kms_key_arn
+            .as_ref()
+            .map(|k| format!(", KMS key {k}"))
+            .unwrap_or_default(),
+        after = if r.keep_restored_table {
+            "kept afterwards"
+        } else {
+            "deleted afterwards"
+        },
+    )
+}
+
+/// Every table's outcome and the incident report's paths.
+pub fn print_restores(
+    format: Format,
+    results: &[crate::restore::job::Outcome],
+    report: &crate::Result<crate::report::Written>,
+) {
+    if let Err(e) = report {
+        tracing::warn!(
+            "the incident report was not written: {e}; write it with `dynamo-dr report`"
+        );
+    }
+    let paths = report.as_ref().ok();
+    match format {
+        Format::Json => {
+            let mut tables: Vec<serde_json::Value> = results
+                .iter()
+                .map(|(id, table, r)| match r {
+                    Ok(r) => restore_json(r),
+                    Err(e) => serde_json::json!({
+                        "executionId": id,
+                        "table": table,
+                        "status": "failed",
+                        "error": error_json(e),
+                    }),
+                })
+                .collect();
+            let report = paths.map(crate::report::Written::json).unwrap_or_default();
+            if let [single] = tables.as_mut_slice() {
+                if results.iter().all(|(_, _, r)| r.is_ok()) {
+                    single["report"] = report;
+                    outln!("{single}");
+                }
+                return;
+            }
+            outln!(
+                "{}",
+                serde_json::json!({
+                    "status": if results.iter().all(|(_, _, r)| r.is_ok()) { "succeeded" } else { "failed" },
+                    "tables": tables,
+                    "report": report,
+                })
+            );
+        }
+        Format::Text => {
+            let mut out = String::new();
+            for (_, table, r) in results {
+                match r {
+                    Ok(r) => out.push_str(&restore_text(r)),
+                    Err(_) if results.len() == 1 => {}
+                    Err(e) => out.push_str(&format!("Recovery of {table} FAILED: {e}\n")),
+                }
+            }
+            if results.len() > 1 {
+                let ok = results.iter().filter(|(_, _, r)| r.is_ok()).count();
+                out.push_str(&format!("\n{ok} of {} tables recovered\n", results.len()));
+            }
+            if let Some(w) = paths {
+                out.push_str(&format!("incident report: {}\n", w.text()));
+            }
+            out!("{out}");
+        }
+    }
 }

@@ -170,3 +170,34 @@ pub async fn wait_active(
     progress.finish();
     Ok(info)
 }
+
+impl TableInfo {
+    /// The one place a run's segment count is chosen: `requested` (the operator's, the config's or
+    /// the execution record's) when not 0, else from this table's size and the write capacity of
+    /// `dest`, the table the copy writes, with why.
+    pub fn segments(&self, requested: u32, dest: &TableInfo) -> (u32, Option<String>) {
+        if requested > 0 {
+            return (requested, None);
+        }
+        let (n, why) = crate::estimate::segments(
+            self.approx_items.unwrap_or_default().max(0) as u64,
+            self.approx_bytes.unwrap_or_default().max(0) as u64,
+            dest.write_capacity.map(|w| w as f64),
+        );
+        (n, Some(why))
+    }
+
+    /// Refuses a pair of tables whose keys differ: items cannot move or be compared between them.
+    pub fn require_same_key(&self, other: &TableInfo) -> Result<()> {
+        if self.key == other.key {
+            return Ok(());
+        }
+        Err(Error::invalid(
+            "source",
+            format!(
+                "{} has key {} but {} has key {}; items cannot be copied between them",
+                self.name, self.key, other.name, other.key
+            ),
+        ))
+    }
+}

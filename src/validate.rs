@@ -166,7 +166,7 @@ pub fn names(table: &str, incident: &str) -> Result<Names> {
     let names = Names {
         temp_table: format!("{TEMP_TABLE_PREFIX}{table}{NAME_SEPARATOR}{incident}"),
         backup: format!("{BACKUP_PREFIX}{table}{NAME_SEPARATOR}{incident}"),
-        execution_id: format!("{incident}.{table}"),
+        execution_id: execution_id(incident, table),
     };
     let longest = names.backup.len().max(names.temp_table.len());
     if longest > MAX_NAME {
@@ -181,6 +181,19 @@ pub fn names(table: &str, incident: &str) -> Result<Names> {
         ));
     }
     Ok(names)
+}
+
+/// The id of the execution of `incident` on `table`.
+pub fn execution_id(incident: &str, table: &str) -> String {
+    format!("{incident}.{table}")
+}
+
+/// A sync's execution id: with no incident id, `sync-<UTC time>` stands in for it.
+pub fn sync_execution_id(incident: Option<&str>, table: &str, now: jiff::Timestamp) -> String {
+    match incident {
+        Some(i) => execution_id(i, table),
+        None => execution_id(&format!("sync-{}", now.strftime("%Y%m%dT%H%M%SZ")), table),
+    }
 }
 
 /// The live table a temporary table or forensic backup name was derived from, if it is one.

@@ -16,7 +16,11 @@ use crate::validate::millis;
 
 /// The forensic backup, taken once per execution: a resume adopts the one already requested,
 /// found by its recorded ARN or, if the run died before recording it, by its name.
-pub(super) async fn forensic_backup(client: &Client, plan: &Plan, rec: &Arc<Recorder>) -> Result<()> {
+pub(super) async fn forensic_backup(
+    client: &Client,
+    plan: &Plan,
+    rec: &Arc<Recorder>,
+) -> Result<()> {
     let name = &plan.request.names.backup;
     let exec = rec.snapshot().await;
     let arn = match exec.resources.backup_arn.clone() {
@@ -218,4 +222,3 @@ async fn find_backup(
         (None, None) => Ok(None),
     }
 }
-

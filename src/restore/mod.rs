@@ -8,12 +8,14 @@ use std::time::Duration;
 
 use jiff::Timestamp;
 
+use crate::error::Result;
 use crate::sync::{SyncOptions, SyncReport};
 use crate::table::TableInfo;
 use crate::validate::{Names, PitrTime};
 use crate::verify::CountCheck;
 
 mod backup;
+pub mod job;
 mod phases;
 mod preflight;
 mod temp_table;
@@ -21,7 +23,6 @@ mod temp_table;
 pub use phases::execute;
 pub use preflight::preflight;
 pub use temp_table::{check_provenance, delete_if_ours};
-
 
 /// Tag on every table this tool creates; its value is the execution id.
 pub const EXECUTION_TAG: &str = "dynamo-dr:execution-id";
@@ -33,6 +34,26 @@ pub const SOURCE_TAG: &str = "dynamo-dr:source-table";
 pub enum Source {
     Pitr(PitrTime),
     Backup(String),
+}
+
+/// As the journal records it: the time (`latest` or RFC 3339), or `backup:ARN`.
+impl std::fmt::Display for Source {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Source::Pitr(t) => write!(f, "{t}"),
+            Source::Backup(arn) => write!(f, "backup:{arn}"),
+        }
+    }
+}
+
+impl Source {
+    /// The source a record names (see [`Source`]'s `Display`).
+    pub fn from_record(text: &str) -> Result<Source> {
+        if let Some(arn) = text.strip_prefix("backup:") {
+            return Ok(Source::Backup(arn.to_string()));
+        }
+        crate::validate::pitr_time(text, Timestamp::now()).map(Source::Pitr)
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -130,4 +151,3 @@ pub(crate) fn to_aws_time(t: Timestamp) -> aws_smithy_types::DateTime {
         t.subsec_nanosecond().max(0) as u32,
     )
 }
-

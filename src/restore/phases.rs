@@ -167,4 +167,3 @@ fn report(plan: &Plan, exec: &Execution, duration: Duration) -> RestoreReport {
         duration,
     }
 }
-

@@ -1,10 +1,7 @@
 //! Read-only checks before anything changes: the table, the PITR window or the backup.
 
-
 use aws_sdk_dynamodb::Client;
-use aws_sdk_dynamodb::types::{
-    BackupStatus, PointInTimeRecoveryStatus,
-};
+use aws_sdk_dynamodb::types::{BackupStatus, PointInTimeRecoveryStatus};
 use jiff::Timestamp;
 
 use super::*;
@@ -22,13 +19,9 @@ pub async fn preflight(
     resuming: bool,
 ) -> Result<Plan> {
     let dest = table::describe_existing(client, &request.table, "table").await?;
-    if request.sync.segments == 0 {
-        let (n, why) = crate::estimate::segments(
-            dest.approx_items.unwrap_or_default().max(0) as u64,
-            dest.approx_bytes.unwrap_or_default().max(0) as u64,
-            dest.write_capacity.map(|w| w as f64),
-        );
-        request.sync.segments = n;
+    let (segments, why) = dest.segments(request.sync.segments, &dest);
+    request.sync.segments = segments;
+    if let Some(why) = why {
         request.segments_why = why;
     }
     if !dest.is_active() {
@@ -198,4 +191,3 @@ async fn backup_detail(client: &Client, dest: &TableInfo, arn: &str) -> Result<S
         source_table: source.table_name().to_string(),
     })
 }
-

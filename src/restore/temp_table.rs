@@ -3,9 +3,7 @@
 use std::sync::Arc;
 
 use aws_sdk_dynamodb::Client;
-use aws_sdk_dynamodb::types::{
-    BillingMode, SseSpecification, SseType, Tag,
-};
+use aws_sdk_dynamodb::types::{BillingMode, SseSpecification, SseType, Tag};
 
 use super::*;
 use crate::aws;

@@ -1,0 +1,136 @@
+//! `dynamo-dr iam-policy`: the least-privilege policy for a recovery.
+
+use clap::Args;
+
+use super::Ctx;
+use crate::error::{Error, Result};
+use crate::output::outln;
+use crate::{aws, journal};
+
+#[derive(Debug, Args)]
+pub(crate) struct IamPolicyArgs {
+    /// Also grant what `journal init` needs (CreateTable on the journal table), in a statement
+    /// of its own: grant it once, then remove it.
+    #[arg(long)]
+    pub journal_init: bool,
+    /// A table the role may restore in place (physical or logical name); repeat for more.
+    #[arg(long, value_name = "TABLE")]
+    pub table: Vec<String>,
+    /// With --recovery-mode: the environment whose functions the role may pause.
+    #[arg(long, value_name = "ENV", requires = "recovery_mode")]
+    pub environment: Option<String>,
+    /// Grant recovery mode start/end/status for --environment.
+    #[arg(long, requires = "environment")]
+    pub recovery_mode: bool,
+    /// A customer managed KMS key the tables are encrypted with (`check` shows it); repeat for
+    /// more. Without it, tables with such a key cannot be backed up, restored or copied.
+    #[arg(long, value_name = "KEY_ARN")]
+    pub kms_key: Vec<String>,
+    /// The account the resources are in [default: any, `*`].
+    #[arg(long, value_name = "ID")]
+    pub account: Option<String>,
+    /// The AWS partition.
+    #[arg(long, default_value = "aws")]
+    pub partition: String,
+}
+
+pub(crate) async fn iam_policy(ctx: &Ctx, args: IamPolicyArgs) -> Result<()> {
+    if args.table.is_empty() && !args.recovery_mode {
+        return Err(Error::invalid(
+            "--table",
+            "say what the role is for: --table TABLE (repeatable), and/or --environment ENV \
+             --recovery-mode",
+        ));
+    }
+    if let Some(account) = &args.account
+        && (account.len() != 12 || !account.chars().all(|c| c.is_ascii_digit()))
+    {
+        return Err(Error::invalid(
+            "--account",
+            format!("{account:?} is not an AWS account id: 12 digits"),
+        ));
+    }
+    let tables = args
+        .table
+        .iter()
+        .map(|t| ctx.config.resolve("table", t).map(|r| r.physical))
+        .collect::<Result<Vec<_>>>()?;
+    for key in &args.kms_key {
+        crate::iam::kms_key_arn(key).map_err(|why| {
+            Error::invalid(
+                "--kms-key",
+                format!(
+                    "{why}; give the table's key as `check` or DescribeTable shows it \
+                     (SSEDescription.KMSMasterKeyArn)"
+                ),
+            )
+        })?;
+    }
+    if !args.kms_key.is_empty() && tables.is_empty() {
+        return Err(Error::invalid(
+            "--kms-key",
+            "a KMS key is for the tables' data: give the tables too, with --table",
+        ));
+    }
+    let recovery_mode = match (&args.environment, args.recovery_mode) {
+        (Some(env), true) => Some((env.clone(), ctx.config.environment(env)?)),
+        _ => None,
+    };
+    let region = aws::region(&ctx.aws).await.ok_or_else(|| {
+        Error::invalid(
+            "--region",
+            "no region: the policy names this region's tables and keys; pass --region (e.g. \
+             us-east-1) or set AWS_REGION",
+        )
+    })?;
+    crate::iam::region(&region).map_err(|why| Error::invalid("--region", why))?;
+    let scope = crate::iam::Scope {
+        partition: args.partition.clone(),
+        region,
+        account: args.account.clone().unwrap_or_else(|| "*".into()),
+    };
+    let journal_table = match &ctx.journal {
+        journal::Location::DynamoDb(t) => Some(t.clone()),
+        journal::Location::Dir(_) => None,
+    };
+    if args.journal_init && journal_table.is_none() {
+        return Err(Error::invalid(
+            "--journal-init",
+            "only a shared journal is created by `journal init`: pass --journal \
+             dynamodb://TABLE (or DYNAMO_DR_JOURNAL) too",
+        ));
+    }
+    let request = crate::iam::Request {
+        tables,
+        journal_table,
+        recovery_mode,
+        kms_keys: args.kms_key.clone(),
+        journal_init: args.journal_init,
+        journal_kms_key: match &ctx.journal_kms_key {
+            Some(key) => {
+                crate::iam::kms_key_arn(key).map_err(|why| {
+                    Error::invalid(
+                        "--journal-kms-key",
+                        format!(
+                            "{why}. A policy needs the key's ARN: `aws kms describe-key --key-id \
+                             {key}` shows it"
+                        ),
+                    )
+                })?;
+                Some(key.clone())
+            }
+            None => None,
+        },
+    };
+    let policy = crate::iam::policy(&scope, &request);
+    let text = serde_json::to_string_pretty(&policy).map_err(|e| Error::BadState {
+        what: "IAM policy".into(),
+        state: e.to_string(),
+        hint: "this is a bug in dynamo-dr".into(),
+    })?;
+    outln!("{text}");
+    if args.account.is_none() {
+        eprintln!("note: pass --account to pin the policy to one account (now `*`)");
+    }
+    Ok(())
+}

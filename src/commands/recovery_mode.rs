@@ -1,0 +1,107 @@
+//! `dynamo-dr recovery-mode start|end|status`.
+
+use clap::{Args, Subcommand};
+
+use super::Ctx;
+use crate::error::{Error, Result};
+use crate::output::{self, Format, out, outln};
+use crate::{aws, prompt, recovery_mode};
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum RecoveryModeCommand {
+    /// Record every function's reserved concurrency, then set it to 0 and disable its event
+    /// source mappings.
+    Start(RecoveryModeArgs),
+    /// Put back every recorded value and re-enable the mappings start disabled.
+    End(RecoveryModeArgs),
+    /// Each function's current and saved state, with drift.
+    Status {
+        #[arg(long, value_name = "ENV")]
+        environment: String,
+    },
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct RecoveryModeArgs {
+    /// The environment, e.g. Prod (functions named Prod-*, unless configured otherwise).
+    #[arg(long, value_name = "ENV")]
+    pub environment: String,
+    /// List every function with the planned action, or why it is excluded; change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Do not ask; required when there is no terminal to ask on.
+    #[arg(long, short = 'y')]
+    pub yes: bool,
+}
+
+pub(crate) async fn recovery_mode(ctx: &Ctx, cmd: RecoveryModeCommand) -> Result<()> {
+    let (env_name, dry_run, yes, kind) = match &cmd {
+        RecoveryModeCommand::Start(a) => (&a.environment, a.dry_run, a.yes, "start"),
+        RecoveryModeCommand::End(a) => (&a.environment, a.dry_run, a.yes, "end"),
+        RecoveryModeCommand::Status { environment } => (environment, true, true, "status"),
+    };
+    let env = ctx.config.environment(env_name)?;
+    if !dry_run {
+        prompt::require_terminal_or_yes(yes)?;
+    }
+    let (_, journal) = ctx.open().await?;
+    let lambda = aws::lambda_client(&ctx.aws).await;
+    if kind == "status" {
+        let (record, functions) =
+            recovery_mode::status(&lambda, journal.as_ref(), env_name, &env).await?;
+        match ctx.format {
+            Format::Json => outln!(
+                "{}",
+                output::recovery_status_json(env_name, record.as_ref(), &functions)
+            ),
+            Format::Text => out!(
+                "{}",
+                output::recovery_status_text(env_name, record.as_ref(), &functions)
+            ),
+        }
+        return Ok(());
+    }
+    let run = |dry: bool| {
+        let (lambda, journal, env) = (&lambda, journal.clone(), &env);
+        async move {
+            match kind {
+                "start" => recovery_mode::start(lambda, journal.as_ref(), env_name, env, dry).await,
+                _ => recovery_mode::end(lambda, journal.as_ref(), env_name, dry).await,
+            }
+        }
+    };
+    if !dry_run && !yes {
+        let plan = run(true).await?;
+        prompt::prompt(
+            &output::actions_text(&format!("recovery-mode {kind} plan for {env_name}"), &plan),
+            "environment name",
+            std::slice::from_ref(env_name),
+        )?;
+    }
+    let actions = run(dry_run).await?;
+    let title = if dry_run {
+        format!("recovery-mode {kind} --dry-run for {env_name} (nothing changed)")
+    } else {
+        format!("recovery-mode {kind} for {env_name}")
+    };
+    match ctx.format {
+        Format::Json => outln!(
+            "{}",
+            serde_json::json!({ "environment": env_name, "dryRun": dry_run, "actions": actions })
+        ),
+        Format::Text => out!("{}", output::actions_text(&title, &actions)),
+    }
+    let failures: Vec<String> = actions
+        .iter()
+        .filter_map(|a| a.error.as_ref().map(|e| format!("{}: {e}", a.target)))
+        .collect();
+    if !failures.is_empty() {
+        return Err(Error::Incomplete(format!(
+            "recovery-mode {kind} for {env_name}: {} call(s) failed; the others were done and recorded. \
+             Run `dynamo-dr recovery-mode {kind} --environment {env_name}` again to finish:\n  {}",
+            failures.len(),
+            failures.join("\n  ")
+        )));
+    }
+    Ok(())
+}

@@ -1,0 +1,254 @@
+//! `dynamo-dr restore`: one table, or several to one instant, in place.
+
+use std::path::PathBuf;
+
+use clap::Args;
+
+use super::{Ctx, RunArgs};
+use crate::error::{Error, Result};
+use crate::input::SeedInput;
+use crate::options::{self, BACKUP_DEADLINE, RESTORE_TIMEOUT_MINUTES, RunOptions};
+use crate::output::{self, out, outln};
+use crate::restore::{self, RestoreRequest, Source, job};
+use crate::{aws, lifecycle, prompt, validate};
+
+#[derive(Debug, Args)]
+#[command(group = clap::ArgGroup::new("source").args(["pitr_time", "backup_arn", "input"]).required(true))]
+pub(crate) struct RestoreArgs {
+    /// Table to recover: its physical name, or a logical name from the config. Repeat to restore
+    /// several tables to one instant (one --confirm each; every table is validated before any is
+    /// touched, then all run concurrently).
+    #[arg(long, value_name = "TABLE", required = true)]
+    pub table: Vec<String>,
+    /// Incident id: letters, digits and hyphens; names the backup and temporary table.
+    #[arg(long, value_name = "ID", required_unless_present = "input")]
+    pub incident_id: Option<String>,
+    /// Time to restore to: RFC 3339 with Z or an offset (2025-01-15T09:00:00Z), or `latest`.
+    #[arg(long, value_name = "TIME")]
+    pub pitr_time: Option<String>,
+    /// Restore from this DynamoDB backup instead of PITR.
+    #[arg(long, value_name = "ARN")]
+    pub backup_arn: Option<String>,
+    /// The physical table name again, typed out: the guard rail. One per --table.
+    #[arg(
+        long,
+        value_name = "PHYSICAL_TABLE_NAME",
+        required_unless_present = "input"
+    )]
+    pub confirm: Vec<String>,
+    /// The seed's JSON payload, from a file or - for stdin.
+    #[arg(long, value_name = "FILE|-", conflicts_with_all = ["incident_id", "confirm", "pitr_time", "backup_arn"])]
+    pub input: Option<String>,
+    #[command(flatten)]
+    pub run: RunArgs,
+    /// Keep the temporary table after a successful recovery.
+    #[arg(long)]
+    pub keep_restored_table: bool,
+    /// Show the plan, the names it would create and delete, the backup, and the units, cost and
+    /// time to expect under each strategy; change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// How long to wait for the restore to finish, in minutes.
+    #[arg(long, value_name = "MINUTES", default_value_t = RESTORE_TIMEOUT_MINUTES, value_parser = clap::value_parser!(u64).range(1..=7 * 24 * 60))]
+    pub restore_timeout: u64,
+    /// Where the incident report (Markdown and JSON) is written at the end.
+    #[arg(long, value_name = "DIR", default_value = ".")]
+    pub report_dir: PathBuf,
+}
+
+pub(crate) async fn restore(ctx: &Ctx, args: RestoreArgs) -> Result<()> {
+    let requests = restore_requests(ctx, &args)?;
+    if let [
+        RestoreRequest {
+            source: Source::Backup(arn),
+            table,
+            ..
+        },
+    ] = requests.as_slice()
+    {
+        // Region and account, once known, before any DynamoDB call.
+        let region = aws::region(&ctx.aws).await;
+        validate::backup_arn_belongs(arn, table, region.as_deref(), None)?;
+        let account = aws::caller_identity(&ctx.aws).await.ok().map(|i| i.account);
+        validate::backup_arn_belongs(arn, table, region.as_deref(), account.as_deref())?;
+    }
+    if args.dry_run {
+        // Every table's plan, and every table's reason to refuse, not just the first.
+        let total = requests.len();
+        let mut refused = Vec::new();
+        for request in requests {
+            let table = request.table.clone();
+            if let Err(e) = dry_run(ctx, request, args.run.options()).await {
+                if total > 1 {
+                    outln!("\n{table}: WOULD BE REFUSED: {e}");
+                }
+                refused.push((table, e));
+            }
+        }
+        return match refused.is_empty() {
+            true => Ok(()),
+            false => Err(job::refusal(refused, total)),
+        };
+    }
+    run_restores(ctx, requests, args.run.options(), &args.report_dir).await
+}
+
+/// Every input check that needs no AWS call, for every table, before anything else.
+fn restore_requests(ctx: &Ctx, args: &RestoreArgs) -> Result<Vec<RestoreRequest>> {
+    let tables = args
+        .table
+        .iter()
+        .map(|t| ctx.config.resolve("table", t))
+        .collect::<Result<Vec<_>>>()?;
+    let (incident, time_text, backup, confirms) = match &args.input {
+        Some(path) => {
+            if tables.len() != 1 {
+                return Err(Error::invalid(
+                    "--input",
+                    "the seed's payload confirms one table; restore several tables with --table A \
+                     --table B --pitr-time T --incident-id ID --confirm A --confirm B",
+                ));
+            }
+            let seed = SeedInput::read(path)?;
+            (
+                seed.incident_id,
+                Some(seed.pitr_backup_time),
+                None,
+                vec![seed.table_name_recovery_confirmation],
+            )
+        }
+        None => (
+            args.incident_id.clone().unwrap_or_default(),
+            args.pitr_time.clone(),
+            args.backup_arn.clone(),
+            args.confirm.clone(),
+        ),
+    };
+    let incident = validate::incident_id(&incident)?;
+    let physical: Vec<String> = tables.iter().map(|t| t.physical.clone()).collect();
+    validate::confirmations(&confirms, &physical)?;
+    let source = match (time_text, backup) {
+        (Some(t), None) => Source::Pitr(validate::pitr_time(&t, jiff::Timestamp::now())?),
+        (None, Some(arn)) => Source::Backup(validate::backup_arn(&arn)?),
+        _ => {
+            return Err(Error::invalid(
+                "source",
+                "give exactly one of --pitr-time or --backup-arn",
+            ));
+        }
+    };
+    if tables.len() > 1 {
+        match &source {
+            Source::Backup(_) => {
+                return Err(Error::invalid(
+                    "--backup-arn",
+                    "a backup holds one table; restore several tables to one instant with \
+                     --pitr-time TIME, or each from its own backup in separate runs",
+                ));
+            }
+            Source::Pitr(validate::PitrTime::Latest) => {
+                return Err(Error::invalid(
+                    "--pitr-time",
+                    "`latest` is each table's own latest restorable time, so the tables would not \
+                     be restored to one instant; give one time, e.g. 2025-01-15T09:00:00Z (`dynamo-dr \
+                     check --environment ENV --pitr-time TIME` shows whether it is restorable)",
+                ));
+            }
+            Source::Pitr(_) => {}
+        }
+    }
+    let names = physical
+        .iter()
+        .map(|t| validate::names(t, &incident))
+        .collect::<Result<Vec<_>>>()?;
+    if !args.dry_run {
+        prompt::require_terminal_or_yes(args.run.yes)?;
+    }
+    tables
+        .into_iter()
+        .zip(names)
+        .map(|(table, names)| {
+            let sensitive = table.options.sensitive.unwrap_or(false);
+            ctx.require_key(sensitive, &table.physical)?;
+            Ok(RestoreRequest {
+                sensitive,
+                forensic_backup: table.options.forensic_backup.unwrap_or(true),
+                table: table.physical.clone(),
+                incident: incident.clone(),
+                source: source.clone(),
+                names,
+                keep_restored_table: args.keep_restored_table,
+                sync: options::sync_options(ctx, Some(&table.options), args.run.requested()),
+                backup_deadline: BACKUP_DEADLINE,
+                restore_deadline: options::restore_deadline(args.restore_timeout),
+                segments_why: String::new(),
+            })
+        })
+        .collect()
+}
+
+/// The plan and its estimate, from read-only calls; nothing is created, taken or journaled.
+async fn dry_run(ctx: &Ctx, request: RestoreRequest, run: RunOptions) -> Result<()> {
+    let (client, journal) = ctx.open().await?;
+    let guard = lifecycle::recovery_mode_guard(ctx, journal.as_ref(), &request.table, run).await;
+    let existing = journal.load(&request.names.execution_id).await?;
+    let (read, write) = (request.sync.read_rate.cap(), request.sync.write_rate.cap());
+    let plan = restore::preflight(&client, request, existing.is_some()).await?;
+    let estimate = crate::estimate::estimate(
+        plan.dest.approx_items.unwrap_or_default().max(0) as u64,
+        plan.dest.approx_bytes.unwrap_or_default().max(0) as u64,
+    );
+    let mut text = output::plan_summary(&plan);
+    text.push_str(&format!(
+        "  strategy:           {} (--strategy diff writes only what differs)\n",
+        run.strategy.as_str()
+    ));
+    if let Some(e) = &existing {
+        text.push_str(&format!(
+            "  would RESUME execution {} at phase {}\n",
+            e.id,
+            e.phase.as_str()
+        ));
+    }
+    match guard {
+        Ok(Some(note)) => text.push_str(&format!("  WARNING: {note}\n")),
+        Ok(None) => {}
+        Err(e) => text.push_str(&format!("  WOULD BE REFUSED: {e}\n")),
+    }
+    text.push('\n');
+    text.push_str(&crate::estimate::text(&estimate, read, write));
+    text.push_str("\nDry run: nothing was changed.\n");
+    out!("{text}");
+    Ok(())
+}
+
+/// Checks every table, has the operator confirm them together, runs them, prints the outcome.
+pub(crate) async fn run_restores(
+    ctx: &Ctx,
+    requests: Vec<RestoreRequest>,
+    run: RunOptions,
+    report_dir: &std::path::Path,
+) -> Result<()> {
+    let checked = job::check_all(ctx, requests, run).await?;
+    let mut summary = String::new();
+    for p in &checked.prepared {
+        summary.push_str(&output::plan_summary(&p.plan));
+        if let Some(e) = &p.existing {
+            summary.push_str(&format!(
+                "  RESUMING execution {} at phase {} (journal {})\n",
+                e.id,
+                e.phase.as_str(),
+                checked.journal.describe()
+            ));
+        }
+    }
+    let tables: Vec<String> = checked
+        .prepared
+        .iter()
+        .map(|p| p.plan.dest.name.clone())
+        .collect();
+    prompt::confirm(run.yes, &summary, &tables)?;
+    let (results, report) = job::run_all(ctx, checked, run, report_dir).await?;
+    output::print_restores(ctx.format, &results, &report);
+    job::outcome(results)
+}

@@ -1,0 +1,89 @@
+//! `dynamo-dr resume`: continue an execution from its record and checkpoints.
+
+use std::path::PathBuf;
+
+use clap::Args;
+
+use super::Ctx;
+use crate::error::{Error, Result};
+use crate::journal::{Kind, Strategy};
+use crate::options::{self, BACKUP_DEADLINE, RESTORE_TIMEOUT_MINUTES, RunOptions};
+use crate::restore::{RestoreRequest, Source};
+use crate::{lifecycle, prompt, table_sync};
+
+#[derive(Debug, Args)]
+pub(crate) struct ResumeArgs {
+    /// Execution id, e.g. inc-1.MyTable
+    pub id: String,
+    /// Where a restore's incident report (Markdown and JSON) is written at the end.
+    #[arg(long, value_name = "DIR", default_value = ".")]
+    pub report_dir: PathBuf,
+    /// Do not ask; required when there is no terminal to ask on.
+    #[arg(long, short = 'y')]
+    pub yes: bool,
+    /// Take over the table's lease even if another run seems to hold it.
+    #[arg(long)]
+    pub break_lock: bool,
+    /// Items per Scan page [default: DynamoDB's 1 MB pages].
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(i32).range(1..))]
+    pub scan_page_limit: Option<i32>,
+    /// Run even though the table's environment is not in recovery mode (recorded in the journal).
+    #[arg(long)]
+    pub allow_live_traffic: bool,
+}
+
+pub(crate) async fn resume(ctx: &Ctx, args: ResumeArgs) -> Result<()> {
+    let (client, journal) = ctx.open().await?;
+    let exec = journal.load(&args.id).await?.ok_or_else(|| {
+        Error::invalid(
+            "execution id",
+            format!(
+                "no execution {} in the journal {}; list them with `dynamo-dr executions`",
+                args.id,
+                journal.describe()
+            ),
+        )
+    })?;
+    drop(client);
+    // The config may have excluded the table since the run began.
+    ctx.config.guard("table", &exec.inputs.table)?;
+    if let Some(source) = table_sync::source_table(&exec.inputs.source) {
+        ctx.config.guard("source", source)?;
+    }
+    prompt::require_terminal_or_yes(args.yes)?;
+    // A key KMS wrapped into the record needs nothing from the operator.
+    if exec.data_key.is_none() {
+        ctx.require_key(exec.inputs.sensitive, &exec.inputs.table)?;
+    }
+    let run = RunOptions {
+        yes: args.yes,
+        break_lock: args.break_lock,
+        allow_live_traffic: args.allow_live_traffic,
+        page_limit: args.scan_page_limit,
+        no_verify: false,
+        strategy: Strategy::HardReset,
+    };
+    let opts = options::recorded(ctx, &exec, run.page_limit);
+    match exec.kind {
+        Kind::Restore => {
+            let incident = exec.inputs.incident_id.clone().unwrap_or_default();
+            let request = RestoreRequest {
+                table: exec.inputs.table.clone(),
+                names: lifecycle::recorded_names(&exec, &incident)?,
+                incident,
+                source: Source::from_record(&exec.inputs.source)?,
+                keep_restored_table: exec.inputs.keep_restored_table,
+                sensitive: exec.inputs.sensitive,
+                forensic_backup: exec.inputs.forensic_backup,
+                sync: opts,
+                backup_deadline: BACKUP_DEADLINE,
+                restore_deadline: options::restore_deadline(RESTORE_TIMEOUT_MINUTES),
+                segments_why: String::new(),
+            };
+            super::restore::run_restores(ctx, vec![request], run, &args.report_dir).await
+        }
+        Kind::Sync => {
+            super::sync::run_sync(ctx, exec.id.clone(), exec.inputs.clone(), opts, run).await
+        }
+    }
+}
