@@ -4,6 +4,8 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use crate::error::AwsErrorKind;
+
 use aws_config::BehaviorVersion;
 use aws_config::retry::RetryConfig;
 use aws_config::timeout::TimeoutConfig;
@@ -115,7 +117,7 @@ const THROTTLE_CODES: &[&str] = &[
 
 /// Whether DynamoDB throttled the call.
 pub fn is_throttle<E: ProvideErrorMetadata, R>(err: &SdkError<E, R>) -> bool {
-    error_code(err).is_some_and(|c| THROTTLE_CODES.contains(&c))
+    error_kind(err) == AwsErrorKind::Throttled
 }
 
 /// Where DynamoDB says a throttle's limit is.
@@ -178,6 +180,7 @@ pub fn is_retryable<E: ProvideErrorMetadata>(err: &SdkError<E, HttpResponse>) ->
     }
 }
 
+/// The service error code, for messages; act on [`error_kind`].
 pub fn error_code<E: ProvideErrorMetadata, R>(err: &SdkError<E, R>) -> Option<&str> {
     match err {
         SdkError::ServiceError(service) => service.err().code(),
@@ -204,6 +207,22 @@ where
     }
 }
 
+/// Classifies a failed call by its service error code: the one place codes are matched.
+pub fn error_kind<E: ProvideErrorMetadata, R>(err: &SdkError<E, R>) -> AwsErrorKind {
+    match error_code(err) {
+        Some(c) if THROTTLE_CODES.contains(&c) => AwsErrorKind::Throttled,
+        Some(
+            "ResourceNotFoundException" | "BackupNotFoundException" | "TableNotFoundException",
+        ) => AwsErrorKind::NotFound,
+        // DynamoDB answers CreateTable on an existing name with ResourceInUseException.
+        Some("TableAlreadyExistsException" | "ResourceInUseException") => {
+            AwsErrorKind::AlreadyExists
+        }
+        Some("ConditionalCheckFailedException") => AwsErrorKind::ConditionFailed,
+        _ => AwsErrorKind::Other,
+    }
+}
+
 /// Wraps a failed call as [`crate::Error::Aws`].
 pub fn aws_error<E, R>(
     operation: &'static str,
@@ -217,6 +236,7 @@ where
     crate::Error::Aws {
         operation,
         resource: resource.into(),
+        kind: error_kind(err),
         message: describe(err),
     }
 }

@@ -138,7 +138,7 @@ async fn check_table(
                 return Ok(());
             }
         },
-        Err(e) if aws::error_code(&e) == Some("ResourceNotFoundException") => {
+        Err(e) if aws::error_kind(&e) == crate::error::AwsErrorKind::NotFound => {
             items.push(fail(
                 "exists",
                 "no such table in this account and region; fix the config's name or --region",

@@ -52,6 +52,7 @@ pub(crate) struct Cli {
 }
 
 #[derive(Debug, Args)]
+#[command(next_help_heading = "Global options")]
 pub(crate) struct GlobalArgs {
     /// Table configuration file [default: ./dynamo-dr.toml when it exists].
     #[arg(long, global = true, value_name = "FILE")]

@@ -41,6 +41,8 @@ pub enum Error {
     Aws {
         operation: &'static str,
         resource: String,
+        /// What kind of failure it was, classified once from its error code by `aws::error_kind`.
+        kind: AwsErrorKind,
         message: String,
     },
 
@@ -169,6 +171,20 @@ impl Error {
             _ => ExitStatus::Failed,
         }
     }
+}
+
+/// The kinds of AWS failure the tool acts on; everything else is `Other`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AwsErrorKind {
+    /// DynamoDB asked the caller to slow down.
+    Throttled,
+    /// The table, backup or function does not exist.
+    NotFound,
+    /// A table of that name exists (or is being created or deleted).
+    AlreadyExists,
+    /// A condition expression did not hold.
+    ConditionFailed,
+    Other,
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -127,7 +127,7 @@ pub fn sync_json(e: &Execution, total: Duration) -> Value {
     json!({
         "executionId": e.id,
         "status": "succeeded",
-        "source": e.inputs.source.strip_prefix("table:").unwrap_or(&e.inputs.source),
+        "source": source_name(&e.inputs.source),
         "dest": e.inputs.table,
         "deletedItems": e.delete.items(),
         "copiedItems": e.copy.items(),
@@ -163,13 +163,17 @@ pub fn sync_text(e: &Execution, total: Duration) -> String {
         e.delete.write_requests + e.copy.write_requests,
         total.as_secs_f64(),
         dest = e.inputs.table,
-        source = e
-            .inputs
-            .source
-            .strip_prefix("table:")
-            .unwrap_or(&e.inputs.source),
+        source = source_name(&e.inputs.source),
         id = e.id,
     )
+}
+
+/// A sync's source table by name; any other source as recorded.
+fn source_name(source: &crate::journal::Source) -> String {
+    match source {
+        crate::journal::Source::Table(t) => t.clone(),
+        other => other.to_string(),
+    }
 }
 
 fn status_word(s: Status) -> &'static str {
@@ -204,8 +208,7 @@ pub fn status_text(e: &Execution) -> String {
         out.push_str(&format!(
             "  temp:     {t}{}\n",
             r.temp_table_fate
-                .as_ref()
-                .map(|f| format!(" ({f})"))
+                .map(|f| format!(" ({})", f.as_str()))
                 .unwrap_or_default()
         ));
     }

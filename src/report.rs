@@ -60,7 +60,7 @@ pub struct ExecutionReport {
     pub backup_name: Option<String>,
     pub backup_arn: Option<String>,
     pub temp_table: Option<String>,
-    pub temp_table_fate: Option<String>,
+    pub temp_table_fate: Option<crate::journal::TempTableFate>,
     pub verification: Option<Verification>,
     pub last_error: Option<String>,
     pub audit_trail: Vec<Event>,
@@ -212,7 +212,7 @@ fn execution_report(e: &Execution) -> ExecutionReport {
         table: e.inputs.table.clone(),
         status: e.status,
         phase: e.phase.as_str().into(),
-        source: e.inputs.source.clone(),
+        source: e.inputs.source.to_string(),
         restored_to: e.resources.restored_to,
         strategy: e.inputs.strategy,
         segments: e.inputs.segments,
@@ -247,7 +247,7 @@ fn execution_report(e: &Execution) -> ExecutionReport {
         backup_name: e.resources.backup_name.clone(),
         backup_arn: e.resources.backup_arn.clone(),
         temp_table: e.resources.temp_table.clone(),
-        temp_table_fate: e.resources.temp_table_fate.clone(),
+        temp_table_fate: e.resources.temp_table_fate,
         verification: e.verification.clone(),
         last_error: e.last_error.clone(),
         audit_trail: e.events.clone(),
@@ -349,7 +349,9 @@ impl Report {
                 cell(&format!(
                     "{} ({})",
                     e.temp_table.as_deref().unwrap_or("-"),
-                    e.temp_table_fate.as_deref().unwrap_or("not cleaned up")
+                    e.temp_table_fate
+                        .map(|f| f.as_str())
+                        .unwrap_or("not cleaned up")
                 )),
             ));
         }
@@ -453,7 +455,9 @@ fn execution_markdown(e: &ExecutionReport) -> String {
     if let Some(t) = &e.temp_table {
         md.push_str(&format!(
             "- Temporary table: {t}, {}\n",
-            e.temp_table_fate.as_deref().unwrap_or("not cleaned up yet")
+            e.temp_table_fate
+                .map(|f| f.as_str())
+                .unwrap_or("not cleaned up yet")
         ));
     }
     let c = &e.counts;

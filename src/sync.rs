@@ -177,17 +177,13 @@ pub async fn prune(
     from: &[SegmentCheckpoint],
     cp: Arc<dyn Checkpoint>,
 ) -> Result<Totals> {
-    transfer(
-        client,
+    let job = Job {
+        scan: dest,
         dest,
-        dest,
-        Op::Delete(dest.key.clone(), keep_if_in.cloned().map(Box::new)),
-        opts,
-        Phase::Delete,
-        from,
-        cp,
-    )
-    .await
+        op: Op::Delete(dest.key.clone(), keep_if_in.cloned().map(Box::new)),
+        phase: Phase::Delete,
+    };
+    transfer(client, job, opts, from, cp).await
 }
 
 /// Writes the items of `source` into `dest`: all of them, or with `only_changed` only those
@@ -201,8 +197,13 @@ pub async fn copy(
     from: &[SegmentCheckpoint],
     cp: Arc<dyn Checkpoint>,
 ) -> Result<Totals> {
-    let op = Op::Put(only_changed);
-    transfer(client, source, dest, op, opts, Phase::Copy, from, cp).await
+    let job = Job {
+        scan: source,
+        dest,
+        op: Op::Put(only_changed),
+        phase: Phase::Copy,
+    };
+    transfer(client, job, opts, from, cp).await
 }
 
 #[derive(Debug, Clone)]
@@ -258,17 +259,27 @@ struct Ctx {
 /// KB of memory a scan reserves before it is sent: DynamoDB's page limit.
 const PAGE_KB: u32 = 1024;
 
-#[allow(clippy::too_many_arguments)]
+/// One phase's work: scan one table, and write what the operation makes of it into another.
+struct Job<'a> {
+    scan: &'a TableInfo,
+    dest: &'a TableInfo,
+    op: Op,
+    phase: Phase,
+}
+
 async fn transfer(
     client: &Client,
-    scan: &TableInfo,
-    dest: &TableInfo,
-    op: Op,
+    job: Job<'_>,
     opts: &SyncOptions,
-    phase: Phase,
     from: &[SegmentCheckpoint],
     cp: Arc<dyn Checkpoint>,
 ) -> Result<Totals> {
+    let Job {
+        scan,
+        dest,
+        op,
+        phase,
+    } = job;
     let segments = if from.is_empty() {
         opts.segments.max(1)
     } else {

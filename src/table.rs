@@ -7,7 +7,7 @@ use aws_sdk_dynamodb::types::{TableDescription, TableStatus};
 
 use crate::aws;
 use crate::backoff::{Poll, PollPolicy, poll_until};
-use crate::error::{Error, Result};
+use crate::error::{AwsErrorKind, Error, Result};
 use crate::item::KeySchema;
 use crate::progress::Progress;
 
@@ -118,7 +118,7 @@ pub async fn describe(client: &Client, name: &str) -> Result<Option<TableInfo>> 
             Some(t) => TableInfo::from_description(t).map(Some),
             None => Ok(None),
         },
-        Err(e) if aws::error_code(&e) == Some("ResourceNotFoundException") => Ok(None),
+        Err(e) if aws::error_kind(&e) == AwsErrorKind::NotFound => Ok(None),
         Err(e) => Err(aws::aws_error("DescribeTable", name, &e)),
     }
 }

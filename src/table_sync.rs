@@ -6,25 +6,12 @@ use std::sync::Arc;
 use aws_sdk_dynamodb::Client;
 
 use crate::error::{Error, Result};
-use crate::journal::{Execution, Inputs, Journal, Kind, Phase, lease};
+use crate::journal::{Execution, Inputs, Journal, Kind, Phase, Source, lease};
 use crate::lifecycle::{self, Start};
 use crate::options::RunOptions;
 use crate::session::Session;
 use crate::sync::SyncOptions;
 use crate::table::{self, TableInfo};
-
-/// The record's prefix for a table source.
-const TABLE_SOURCE: &str = "table:";
-
-/// How a sync's record names its source table.
-pub fn source_of(table: &str) -> String {
-    format!("{TABLE_SOURCE}{table}")
-}
-
-/// The source table a record names, if it is a sync's.
-pub fn source_table(recorded: &str) -> Option<&str> {
-    recorded.strip_prefix(TABLE_SOURCE)
-}
 
 /// A sync that passed every read-only check and waits for the operator's go.
 pub struct Prepared {
@@ -62,9 +49,16 @@ pub async fn prepare(
         .as_ref()
         .map(|e| e.inputs.clone())
         .unwrap_or(inputs);
-    let source = source_table(&inputs.source)
-        .unwrap_or(&inputs.source)
-        .to_string();
+    let Source::Table(source) = inputs.source.clone() else {
+        return Err(Error::invalid(
+            "execution id",
+            format!(
+                "execution {id} is a restore from {}, not a sync; resume it with `dynamo-dr \
+                 resume {id}`",
+                inputs.source
+            ),
+        ));
+    };
     let src = table::describe_existing(&client, &source, "source").await?;
     let dst = table::describe_existing(&client, &inputs.table, "dest").await?;
     for t in [&src, &dst] {

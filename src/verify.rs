@@ -23,15 +23,20 @@ use crate::table::TableInfo;
 /// Scans `table` in `segments` parallel segments (strongly consistent), folding every page into
 /// a per-segment accumulator and merging those at the end; `fold` returns the items it saw, for
 /// the progress display.
-#[allow(clippy::too_many_arguments)]
+/// One parallel scan: of which table, in how many segments, paced how, shown as what, and
+/// whether it only counts.
+struct ScanJob<'a> {
+    table: &'a str,
+    segments: u32,
+    retry: &'a RetryPolicy,
+    read: &'a Arc<Limiter>,
+    what: &'a str,
+    count_only: bool,
+}
+
 async fn parallel_scan<T, F>(
     client: &Client,
-    table: &str,
-    segments: u32,
-    retry: &RetryPolicy,
-    read: &Arc<Limiter>,
-    what: &str,
-    count_only: bool,
+    job: ScanJob<'_>,
     fold: F,
     merge: impl Fn(&mut T, T),
 ) -> Result<T>
@@ -39,6 +44,14 @@ where
     T: Default + Send + 'static,
     F: Fn(&mut T, ScanOutput) -> u64 + Copy + Send + 'static,
 {
+    let ScanJob {
+        table,
+        segments,
+        retry,
+        read,
+        what,
+        count_only,
+    } = job;
     let segments = segments.max(1);
     let client = crate::aws::without_retries(client);
     let progress = Progress::items(&format!("{what} {table}"));
@@ -112,18 +125,15 @@ pub async fn count_items(
         *n += c;
         c
     };
-    parallel_scan(
-        client,
+    let job = ScanJob {
         table,
         segments,
         retry,
         read,
-        "count",
-        true,
-        fold,
-        |a, b| *a += b,
-    )
-    .await
+        what: "count",
+        count_only: true,
+    };
+    parallel_scan(client, job, fold, |a, b| *a += b).await
 }
 
 /// The outcome of comparing the two counts.
@@ -170,18 +180,15 @@ pub async fn fingerprint(
         items.iter().for_each(|i| fp.add(&item_digest(i)));
         items.len() as u64
     };
-    parallel_scan(
-        client,
+    let job = ScanJob {
         table,
         segments,
         retry,
         read,
-        "fingerprint",
-        false,
-        fold,
-        |a, b| a.merge(&b),
-    )
-    .await
+        what: "fingerprint",
+        count_only: false,
+    };
+    parallel_scan(client, job, fold, |a, b| a.merge(&b)).await
 }
 
 /// Items that differ between two tables, found without holding either table in memory.

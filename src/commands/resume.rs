@@ -6,10 +6,10 @@ use clap::Args;
 
 use super::Ctx;
 use crate::error::{Error, Result};
-use crate::journal::{Kind, Strategy};
+use crate::journal::{self, Kind, Strategy};
 use crate::options::{self, BACKUP_DEADLINE, RESTORE_TIMEOUT_MINUTES, RunOptions};
 use crate::restore::{RestoreRequest, Source};
-use crate::{lifecycle, prompt, table_sync};
+use crate::{lifecycle, prompt};
 
 #[derive(Debug, Args)]
 pub(crate) struct ResumeArgs {
@@ -47,7 +47,7 @@ pub(crate) async fn resume(ctx: &Ctx, args: ResumeArgs) -> Result<()> {
     drop(client);
     // The config may have excluded the table since the run began.
     ctx.config.guard("table", &exec.inputs.table)?;
-    if let Some(source) = table_sync::source_table(&exec.inputs.source) {
+    if let journal::Source::Table(source) = &exec.inputs.source {
         ctx.config.guard("source", source)?;
     }
     prompt::require_terminal_or_yes(args.yes)?;

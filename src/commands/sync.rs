@@ -6,7 +6,7 @@ use clap::Args;
 
 use super::{Ctx, RunArgs};
 use crate::error::{Error, Result};
-use crate::journal::Inputs;
+use crate::journal::{Inputs, Source};
 use crate::options::{self, RunOptions};
 use crate::output::{self, Format, out, outln};
 use crate::sync::SyncOptions;
@@ -55,7 +55,7 @@ pub(crate) async fn sync(ctx: &Ctx, args: SyncArgs) -> Result<()> {
     let inputs = Inputs {
         table: dest.physical.clone(),
         incident_id: incident,
-        source: table_sync::source_of(&args.source),
+        source: Source::Table(args.source.clone()),
         segments: opts.segments,
         keep_restored_table: false,
         verify: !args.run.no_verify,

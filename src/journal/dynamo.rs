@@ -12,7 +12,7 @@ use aws_sdk_dynamodb::types::{
 use super::RecoveryMode;
 use super::{Execution, Journal, Lease};
 use crate::aws;
-use crate::error::{Error, Result};
+use crate::error::{AwsErrorKind, Error, Result};
 
 const PK: &str = "pk";
 const RECORD: &str = "record";
@@ -48,7 +48,7 @@ pub async fn init(client: &Client, table: &str) -> Result<bool> {
         .await;
     let created = match created {
         Ok(_) => true,
-        Err(e) if aws::error_code(&e) == Some("ResourceInUseException") => false,
+        Err(e) if aws::error_kind(&e) == AwsErrorKind::AlreadyExists => false,
         Err(e) => return Err(aws::aws_error("CreateTable", table, &e)),
     };
     crate::table::wait_active(
@@ -229,12 +229,10 @@ impl Journal for DynamoJournal {
                         .expression_attribute_names("#v", VERSION)
                         .expression_attribute_values(":v", AttributeValue::N(v.to_string())),
                 };
-                put.send().await.map(|_| ()).map_err(|e| {
-                    (
-                        aws::error_code(&e).map(str::to_string),
-                        aws::aws_error("PutItem", &self.table, &e),
-                    )
-                })
+                put.send()
+                    .await
+                    .map(|_| ())
+                    .map_err(|e| aws::aws_error("PutItem", &self.table, &e))
             }
             (None, Some(v)) => self
                 .client
@@ -247,17 +245,15 @@ impl Journal for DynamoJournal {
                 .send()
                 .await
                 .map(|_| ())
-                .map_err(|e| {
-                    (
-                        aws::error_code(&e).map(str::to_string),
-                        aws::aws_error("DeleteItem", &self.table, &e),
-                    )
-                }),
+                .map_err(|e| aws::aws_error("DeleteItem", &self.table, &e)),
         };
         match sent {
             Ok(()) => Ok(true),
-            Err((Some(code), _)) if code == "ConditionalCheckFailedException" => Ok(false),
-            Err((_, e)) => Err(e),
+            Err(Error::Aws {
+                kind: AwsErrorKind::ConditionFailed,
+                ..
+            }) => Ok(false),
+            Err(e) => Err(e),
         }
     }
 }

@@ -30,6 +30,7 @@ pub async fn new_data_key(
         .map_err(|e| Error::Aws {
             operation: "GenerateDataKey",
             resource: kms_key.to_string(),
+            kind: aws::error_kind(&e),
             message: format!(
                 "{}; the role needs kms:GenerateDataKey and kms:Decrypt on it (`dynamo-dr \
                  iam-policy --journal-kms-key ARN …` prints them), or use --journal-key-file",
@@ -74,6 +75,7 @@ pub async fn unwrap(
         .map_err(|e| Error::Aws {
             operation: "Decrypt",
             resource: wrapped.kms_key_id.clone(),
+            kind: aws::error_kind(&e),
             message: format!(
                 "{}; the journal key of {execution} is wrapped under this KMS key: the role needs \
                  kms:Decrypt on it, and the key must be enabled",

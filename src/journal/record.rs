@@ -5,6 +5,7 @@ use serde::{Deserialize, Serialize};
 
 pub use crate::aws::AwsIdentity;
 use crate::error::{Error, Result};
+use crate::validate::PitrTime;
 
 /// Bumped when a field changes meaning; a newer record is refused rather than misread.
 pub const FORMAT_VERSION: u32 = 1;
@@ -75,8 +76,7 @@ impl Operator {
 pub struct Inputs {
     pub table: String,
     pub incident_id: Option<String>,
-    /// `latest`, an RFC 3339 time, `backup:<arn>` or `table:<name>` (sync).
-    pub source: String,
+    pub source: Source,
     pub segments: u32,
     pub keep_restored_table: bool,
     /// Prove content equality at the end (`--no-verify` turns it off; the count check remains).
@@ -162,7 +162,87 @@ pub struct Resources {
     /// Set before RestoreTable* is called, so a resume knows a table of that name is its own.
     pub restore_requested: bool,
     pub restored_to: Option<Timestamp>,
-    pub temp_table_fate: Option<String>,
+    pub temp_table_fate: Option<TempTableFate>,
+}
+
+/// What a run reads its items from, as the record names it: `latest`, an RFC 3339 time,
+/// `backup:<arn>`, or `table:<name>` for a sync.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Source {
+    Pitr(PitrTime),
+    Backup(String),
+    Table(String),
+}
+
+const BACKUP_SOURCE: &str = "backup:";
+const TABLE_SOURCE: &str = "table:";
+
+impl std::fmt::Display for Source {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Source::Pitr(t) => write!(f, "{t}"),
+            Source::Backup(arn) => write!(f, "{BACKUP_SOURCE}{arn}"),
+            Source::Table(t) => write!(f, "{TABLE_SOURCE}{t}"),
+        }
+    }
+}
+
+impl std::str::FromStr for Source {
+    type Err = String;
+
+    /// The recorded form; a recorded time is not checked against now (it was when recorded).
+    fn from_str(text: &str) -> std::result::Result<Source, String> {
+        if let Some(arn) = text.strip_prefix(BACKUP_SOURCE) {
+            return Ok(Source::Backup(arn.to_string()));
+        }
+        if let Some(table) = text.strip_prefix(TABLE_SOURCE) {
+            return Ok(Source::Table(table.to_string()));
+        }
+        if text == "latest" {
+            return Ok(Source::Pitr(PitrTime::Latest));
+        }
+        text.parse::<Timestamp>()
+            .map(|t| Source::Pitr(PitrTime::At(t)))
+            .map_err(|e| {
+                format!("source {text:?} is not latest, a time, backup:ARN or table:NAME: {e}")
+            })
+    }
+}
+
+impl Serialize for Source {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for Source {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Source, D::Error> {
+        let text = String::deserialize(d)?;
+        text.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+/// What became of a restore's temporary table; recorded in the words people read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum TempTableFate {
+    #[serde(rename = "deleted")]
+    Deleted,
+    /// `--keep-restored-table`.
+    #[serde(rename = "kept")]
+    Kept,
+    /// Its restore summary or tags did not name this execution, so it was left alone.
+    #[serde(rename = "kept (tags do not name this execution)")]
+    NotOurs,
+}
+
+impl TempTableFate {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TempTableFate::Deleted => "deleted",
+            TempTableFate::Kept => "kept",
+            TempTableFate::NotOurs => "kept (tags do not name this execution)",
+        }
+    }
 }
 
 /// Who started or resumed a run: the local user and host, and the AWS principal, or why it could
@@ -417,7 +497,7 @@ mod tests {
         Inputs {
             table: "T".into(),
             incident_id: None,
-            source: "table:S".into(),
+            source: Source::Table("S".into()),
             segments: 1,
             keep_restored_table: false,
             verify: true,
@@ -425,6 +505,36 @@ mod tests {
             sensitive: false,
             forensic_backup: true,
         }
+    }
+
+    #[test]
+    fn sources_and_fates_read_as_older_versions_wrote_them() {
+        for text in [
+            "latest",
+            "2025-01-15T09:00:00Z",
+            "backup:arn:aws:dynamodb:us-east-1:123456789012:table/T/backup/01",
+            "table:Source-Table",
+        ] {
+            let json = serde_json::Value::String(text.into());
+            let source: Source = serde_json::from_value(json.clone()).unwrap();
+            assert_eq!(serde_json::to_value(&source).unwrap(), json);
+        }
+        assert_eq!(
+            "table:S".parse::<Source>().unwrap(),
+            Source::Table("S".into())
+        );
+        assert!("yesterday".parse::<Source>().is_err());
+        for fate in [
+            TempTableFate::Deleted,
+            TempTableFate::Kept,
+            TempTableFate::NotOurs,
+        ] {
+            let json = serde_json::to_value(fate).unwrap();
+            assert_eq!(json, serde_json::Value::String(fate.as_str().into()));
+            assert_eq!(serde_json::from_value::<TempTableFate>(json).unwrap(), fate);
+        }
+        // An unknown fate is damage, not a silent "not ours".
+        assert!(serde_json::from_str::<TempTableFate>("\"gone\"").is_err());
     }
 
     #[test]

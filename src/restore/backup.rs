@@ -127,6 +127,7 @@ async fn create_backup(client: &Client, plan: &Plan, requested_at: Timestamp) ->
             return Err(Error::Aws {
                 operation: "CreateBackup",
                 resource: table.clone(),
+                kind: aws::error_kind(&err),
                 message: format!(
                     "{} (after {} attempts; no backup named {name} was made). Run again or resume \
                      once the table accepts backups",

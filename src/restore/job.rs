@@ -50,7 +50,7 @@ async fn prepare(
     let inputs = Inputs {
         table: request.table.clone(),
         incident_id: Some(request.incident.clone()),
-        source: request.source.to_string(),
+        source: (&request.source).into(),
         segments: request.sync.segments,
         keep_restored_table: request.keep_restored_table,
         verify: !run.no_verify,

@@ -9,6 +9,7 @@ use std::time::Duration;
 use jiff::Timestamp;
 
 use crate::error::Result;
+use crate::journal;
 use crate::sync::{SyncOptions, SyncReport};
 use crate::table::TableInfo;
 use crate::validate::{Names, PitrTime};
@@ -36,23 +37,27 @@ pub enum Source {
     Backup(String),
 }
 
-/// As the journal records it: the time (`latest` or RFC 3339), or `backup:ARN`.
-impl std::fmt::Display for Source {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Source::Pitr(t) => write!(f, "{t}"),
-            Source::Backup(arn) => write!(f, "backup:{arn}"),
+impl From<&Source> for journal::Source {
+    fn from(s: &Source) -> journal::Source {
+        match s {
+            Source::Pitr(t) => journal::Source::Pitr(*t),
+            Source::Backup(arn) => journal::Source::Backup(arn.clone()),
         }
     }
 }
 
 impl Source {
-    /// The source a record names (see [`Source`]'s `Display`).
-    pub fn from_record(text: &str) -> Result<Source> {
-        if let Some(arn) = text.strip_prefix("backup:") {
-            return Ok(Source::Backup(arn.to_string()));
+    /// The source a restore's record names.
+    pub fn from_record(recorded: &journal::Source) -> Result<Source> {
+        match recorded {
+            journal::Source::Pitr(t) => Ok(Source::Pitr(*t)),
+            journal::Source::Backup(arn) => Ok(Source::Backup(arn.clone())),
+            journal::Source::Table(t) => Err(crate::error::Error::BadState {
+                what: "the execution's record".into(),
+                state: format!("a restore whose source is table {t}"),
+                hint: "the journal is damaged; inspect the record".into(),
+            }),
         }
-        crate::validate::pitr_time(text, Timestamp::now()).map(Source::Pitr)
     }
 }
 
@@ -99,25 +104,7 @@ pub enum SourceDetail {
     },
 }
 
-/// What became of the temporary table.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum TempTableFate {
-    Deleted,
-    /// `--keep-restored-table`.
-    Kept,
-    /// Its tags did not name this execution, so it was left alone.
-    NotOurs,
-}
-
-impl TempTableFate {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            TempTableFate::Deleted => "deleted",
-            TempTableFate::Kept => "kept",
-            TempTableFate::NotOurs => "kept (tags do not name this execution)",
-        }
-    }
-}
+pub use crate::journal::TempTableFate;
 
 #[derive(Debug, Clone)]
 pub struct RestoreReport {

@@ -45,7 +45,7 @@ pub async fn execute(client: &Client, plan: &Plan, rec: &Arc<Recorder>) -> Resul
             source: Box::new(e),
         });
     }
-    Ok(report(plan, &exec, started.elapsed()))
+    report(plan, &exec, started.elapsed())
 }
 
 async fn run_phases(client: &Client, plan: &Plan, rec: &Arc<Recorder>) -> Result<()> {
@@ -121,7 +121,7 @@ async fn run_phases(client: &Client, plan: &Plan, rec: &Arc<Recorder>) -> Result
             }
         };
         rec.update(|e| {
-            e.resources.temp_table_fate = Some(fate.as_str().to_string());
+            e.resources.temp_table_fate = Some(fate);
             e.event(format!("temporary table {}", fate.as_str()));
             e.enter(Phase::Done);
         })
@@ -130,17 +130,20 @@ async fn run_phases(client: &Client, plan: &Plan, rec: &Arc<Recorder>) -> Result
     Ok(())
 }
 
-fn report(plan: &Plan, exec: &Execution, duration: Duration) -> RestoreReport {
+fn report(plan: &Plan, exec: &Execution, duration: Duration) -> Result<RestoreReport> {
     let span = |p: &crate::journal::PhaseProgress| match (p.started_at, p.finished_at) {
         (Some(a), Some(b)) => Duration::try_from(b.duration_since(a)).unwrap_or_default(),
         _ => Duration::ZERO,
     };
-    let fate = match exec.resources.temp_table_fate.as_deref() {
-        Some("kept") => TempTableFate::Kept,
-        Some("deleted") => TempTableFate::Deleted,
-        _ => TempTableFate::NotOurs,
-    };
-    RestoreReport {
+    let fate = exec
+        .resources
+        .temp_table_fate
+        .ok_or_else(|| Error::BadState {
+            what: format!("execution {}", exec.id),
+            state: "done, with no fate recorded for its temporary table".into(),
+            hint: "the journal is damaged; inspect the record".into(),
+        })?;
+    Ok(RestoreReport {
         execution_id: exec.id.clone(),
         table: plan.dest.name.clone(),
         restored_table: plan.request.names.temp_table.clone(),
@@ -165,5 +168,5 @@ fn report(plan: &Plan, exec: &Execution, duration: Duration) -> RestoreReport {
         write_units: exec.units().1,
         rewritten_pages: exec.rewritten_pages(),
         duration,
-    }
+    })
 }

@@ -6,7 +6,7 @@ use jiff::Timestamp;
 
 use super::*;
 use crate::aws;
-use crate::error::{Error, Result};
+use crate::error::{AwsErrorKind, Error, Result};
 use crate::item::KeySchema;
 use crate::table::{self, TableInfo};
 use crate::validate::{PitrTime, millis};
@@ -127,7 +127,7 @@ async fn pitr_window(client: &Client, dest: &TableInfo, time: PitrTime) -> Resul
 async fn backup_detail(client: &Client, dest: &TableInfo, arn: &str) -> Result<SourceDetail> {
     let out = match client.describe_backup().backup_arn(arn).send().await {
         Ok(out) => out,
-        Err(e) if aws::error_code(&e) == Some("BackupNotFoundException") => {
+        Err(e) if aws::error_kind(&e) == AwsErrorKind::NotFound => {
             return Err(Error::invalid(
                 "backup ARN",
                 format!(

@@ -7,7 +7,7 @@ use aws_sdk_dynamodb::types::{BillingMode, SseSpecification, SseType, Tag};
 
 use super::*;
 use crate::aws;
-use crate::error::{Error, Result};
+use crate::error::{AwsErrorKind, Error, Result};
 use crate::execution::Recorder;
 use crate::table::{self, TableInfo, wait_active};
 use crate::validate::{PitrTime, TEMP_TABLE_PREFIX, millis};
@@ -47,10 +47,10 @@ pub(super) async fn restore_temp_table(
         match start_restore(client, plan).await {
             // Our own request whose answer was lost (the SDK retried it), or somebody else's
             // table of this name: only DynamoDB's description of it can tell.
-            Err(Error::Aws { message, .. })
-                if message.contains("TableAlreadyExistsException")
-                    || message.contains("ResourceInUseException") =>
-            {
+            Err(Error::Aws {
+                kind: AwsErrorKind::AlreadyExists,
+                ..
+            }) => {
                 let existing =
                     table::describe(client, temp)
                         .await?
@@ -271,7 +271,7 @@ pub async fn delete_if_ours(
     match client.delete_table().table_name(&table.name).send().await {
         Ok(_) => {}
         // An attempt whose answer was lost deleted it already (the SDK retried).
-        Err(e) if aws::error_code(&e) == Some("ResourceNotFoundException") => {}
+        Err(e) if aws::error_kind(&e) == AwsErrorKind::NotFound => {}
         Err(e) => return Err(aws::aws_error("DeleteTable", &table.name, &e)),
     }
     tracing::info!(table = %table.name, "temporary table deleted");

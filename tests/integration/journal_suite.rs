@@ -18,7 +18,7 @@ fn execution(id: &str) -> Execution {
         Inputs {
             table: "Orders".into(),
             incident_id: Some("inc-1".into()),
-            source: "latest".into(),
+            source: dynamo_dr::journal::Source::Pitr(dynamo_dr::validate::PitrTime::Latest),
             segments: 2,
             keep_restored_table: false,
             verify: true,

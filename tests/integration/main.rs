@@ -10,6 +10,7 @@ mod fidelity;
 mod guards;
 mod iam_policy;
 mod journal_suite;
+mod layers;
 mod multi_table;
 mod partitions;
 mod polling;

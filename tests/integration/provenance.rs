@@ -164,7 +164,7 @@ async fn planned(moto: &Emulator, table: &str, incident: &str) -> (restore::Plan
         Inputs {
             table: table.into(),
             incident_id: Some(incident.into()),
-            source: "latest".into(),
+            source: dynamo_dr::journal::Source::Pitr(dynamo_dr::validate::PitrTime::Latest),
             segments: 2,
             keep_restored_table: false,
             verify: true,

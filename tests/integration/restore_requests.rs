@@ -210,7 +210,7 @@ async fn run(
         Inputs {
             table: DEST.into(),
             incident_id: Some("inc-7".into()),
-            source: at.to_string(),
+            source: dynamo_dr::journal::Source::Pitr(PitrTime::At(at)),
             segments: 2,
             keep_restored_table: false,
             verify: true,

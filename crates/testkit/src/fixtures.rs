@@ -386,11 +386,23 @@ pub fn normalize(v: &mut AttributeValue) {
 
 /// A stable text form of an item's key, for maps and messages.
 pub fn key_string(key_names: &[&str], item: &Item) -> String {
-    key_names
+    // The form dynamo-dr and the AWS CLI show keys in: DynamoDB JSON, attributes in key order.
+    let attrs: Vec<String> = key_names
         .iter()
-        .map(|k| format!("{k}={:?}", item.get(*k)))
-        .collect::<Vec<_>>()
-        .join(",")
+        .map(|k| {
+            let value = match item.get(*k) {
+                Some(AttributeValue::S(s)) => serde_json::json!({ "S": s }),
+                Some(AttributeValue::N(n)) => serde_json::json!({ "N": n }),
+                Some(AttributeValue::B(b)) => {
+                    serde_json::json!({ "B": aws_smithy_types::base64::encode(b.as_ref()) })
+                }
+                Some(_) => serde_json::json!("not a key type"),
+                None => serde_json::Value::Null,
+            };
+            format!("{}:{value}", serde_json::Value::String(k.to_string()))
+        })
+        .collect();
+    format!("{{{}}}", attrs.join(","))
 }
 
 /// Every item of a table, normalised, by key. Fine for test-sized tables only.
