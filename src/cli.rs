@@ -246,7 +246,7 @@ fn init_tracing(verbose: u8, log_file: Option<&std::path::Path>) -> Result<()> {
             .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default))
     };
     let stderr = tracing_subscriber::fmt::layer()
-        .with_writer(std::io::stderr)
+        .with_writer(|| crate::progress::LogWriter)
         .with_ansi(colour())
         .with_target(false)
         .with_filter(filter());

@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
+use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressState, ProgressStyle};
 
 const LOG_EVERY: Duration = Duration::from_secs(10);
 
@@ -17,6 +17,25 @@ fn bars() -> &'static MultiProgress {
     BARS.get_or_init(|| MultiProgress::with_draw_target(ProgressDrawTarget::stderr()))
 }
 
+/// Where log lines go on stderr: written while the live bars are cleared, which are then drawn
+/// again below them, so the screen never keeps stale copies of a bar (indicatif's
+/// `MultiProgress::suspend`).
+pub struct LogWriter;
+
+impl std::io::Write for LogWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        bars().suspend(|| std::io::stderr().write(buf))
+    }
+
+    fn write_all(&mut self, buf: &[u8]) -> std::io::Result<()> {
+        bars().suspend(|| std::io::stderr().write_all(buf))
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        std::io::stderr().flush()
+    }
+}
+
 /// A counter for one phase. Cheap to clone; every segment adds to the same one.
 #[derive(Clone)]
 pub struct Progress {
@@ -25,6 +44,8 @@ pub struct Progress {
 
 struct Inner {
     phase: String,
+    /// False for a wait, which has no item counts to show.
+    counts_items: bool,
     count: AtomicU64,
     message: Mutex<String>,
     started: Instant,
@@ -47,22 +68,38 @@ impl Drop for Inner {
 impl Progress {
     /// Starts counting items for `phase`.
     pub fn items(phase: &str) -> Progress {
-        Self::new(
-            phase,
-            "{spinner} {prefix}: {human_pos} items ({per_sec}) [{elapsed}] {msg}",
-        )
+        Self::items_of(phase, None)
+    }
+
+    /// Starts counting items for `phase`, of about `approx` (DescribeTable's count, which may be
+    /// hours old, so it is shown as approximate and never as a percentage).
+    pub fn items_of(phase: &str, approx: Option<u64>) -> Progress {
+        let template = match approx {
+            Some(n) if n > 0 => format!(
+                "{{spinner}} {{prefix}}: {{human_pos}} of ~{} items ({{rate}}) [{{elapsed}}] {{msg}}",
+                indicatif::HumanCount(n)
+            ),
+            _ => "{spinner} {prefix}: {human_pos} items ({rate}) [{elapsed}] {msg}".into(),
+        };
+        Self::new(phase, &template, true)
     }
 
     /// A spinner for waiting on AWS; the message carries the state.
     pub fn waiting(phase: &str) -> Progress {
-        Self::new(phase, "{spinner} {prefix} [{elapsed}] {msg}")
+        Self::new(phase, "{spinner} {prefix} [{elapsed}] {msg}", false)
     }
 
-    fn new(phase: &str, template: &str) -> Progress {
+    fn new(phase: &str, template: &str, counts_items: bool) -> Progress {
         let bar = std::io::stderr().is_terminal().then(|| {
             let bar = bars().add(ProgressBar::no_length());
             if let Ok(style) = ProgressStyle::with_template(template) {
-                bar.set_style(style);
+                // Whole items per second: a fraction of an item says nothing.
+                bar.set_style(style.with_key(
+                    "rate",
+                    |s: &ProgressState, w: &mut dyn std::fmt::Write| {
+                        let _ = write!(w, "{:.0}/s", s.per_sec());
+                    },
+                ));
             }
             bar.set_prefix(phase.to_string());
             bar.enable_steady_tick(Duration::from_millis(200));
@@ -87,6 +124,7 @@ impl Progress {
             };
             Inner {
                 phase: phase.to_string(),
+                counts_items,
                 count: AtomicU64::new(0),
                 message: Mutex::new(String::new()),
                 started: Instant::now(),
@@ -123,13 +161,19 @@ impl Progress {
     /// Ends the phase with a log line carrying its totals.
     pub fn finish(self) -> (u64, Duration) {
         let (n, d) = (self.count(), self.elapsed());
-        tracing::info!(
-            phase = %self.inner.phase,
-            items = n,
-            seconds = format!("{:.1}", d.as_secs_f64()),
-            items_per_sec = format!("{:.0}", rate(n, d)),
-            "finished"
-        );
+        let seconds = format!("{:.1}", d.as_secs_f64());
+        // A wait, or a phase with nothing to do, has no item counts to report.
+        if n == 0 {
+            tracing::info!(phase = %self.inner.phase, seconds, "finished");
+        } else {
+            tracing::info!(
+                phase = %self.inner.phase,
+                items = n,
+                seconds,
+                items_per_sec = format!("{:.0}", rate(n, d)),
+                "finished"
+            );
+        }
         (n, d)
     }
 }
@@ -138,12 +182,17 @@ impl Inner {
     fn log_line(&self) {
         let n = self.count.load(Ordering::Relaxed);
         let d = self.started.elapsed();
+        let state = self.message.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        if !self.counts_items {
+            tracing::info!(phase = %self.phase, elapsed_s = d.as_secs(), %state, "waiting");
+            return;
+        }
         tracing::info!(
             phase = %self.phase,
             items = n,
             elapsed_s = d.as_secs(),
             items_per_sec = format!("{:.0}", rate(n, d)),
-            state = %self.message.lock().unwrap_or_else(|p| p.into_inner()),
+            %state,
             "progress"
         );
     }

@@ -306,7 +306,7 @@ async fn transfer(
         retry: opts.retry.clone(),
         read_rate: opts.read_rate.clone(),
         write_rate: opts.write_rate.clone(),
-        progress: Progress::items(&label),
+        progress: Progress::items_of(&label, scan.approx_items.map(|n| n.max(0) as u64)),
         phase,
         cp,
         scans: AtomicU64::new(0),
