@@ -244,32 +244,3 @@ async fn check_table(
     });
     Ok(())
 }
-
-/// The checklist as text.
-pub fn text(r: &Report) -> String {
-    let mark = |i: &Item| match i.result {
-        "ok" => "ok  ",
-        "fail" => "FAIL",
-        _ => "    ",
-    };
-    let mut out = format!(
-        "Preflight for environment {}\n  [{}] {}: {}\n",
-        r.environment,
-        mark(&r.recovery_mode),
-        r.recovery_mode.check,
-        r.recovery_mode.detail
-    );
-    for t in &r.tables {
-        out.push_str(&format!("\n{} ({})\n", t.logical, t.table));
-        for i in &t.items {
-            out.push_str(&format!("  [{}] {}: {}\n", mark(i), i.check, i.detail));
-        }
-    }
-    let failures = r.failures();
-    out.push_str(&if failures == 0 {
-        "\nAll checks passed.\n".to_string()
-    } else {
-        format!("\n{failures} check(s) failed.\n")
-    });
-    out
-}

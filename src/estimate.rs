@@ -133,36 +133,14 @@ pub fn estimate(items: u64, bytes: u64) -> Estimate {
     }
 }
 
-fn time(s: Option<f64>) -> String {
+/// A phase's time at the caps, or why it has no bound.
+pub fn time(s: Option<f64>) -> String {
     match s {
         Some(s) if s >= 3600.0 => format!("{:.1} h", s / 3600.0),
         Some(s) if s >= 60.0 => format!("{:.0} min", s / 60.0),
         Some(s) => format!("{s:.0} s"),
         None => "not capped: set --max-write-rate/--max-read-rate to bound it".into(),
     }
-}
-
-/// The estimate as lines for the plan.
-pub fn text(e: &Estimate, read: Option<RateCap>, write: Option<RateCap>) -> String {
-    let line = |name: &str, u: &Units| {
-        format!(
-            "  {name:<22} {:>14.0} read units, {:>14.0} write units, ${:.2}, time at the caps: {}\n",
-            u.reads,
-            u.writes,
-            u.dollars(),
-            time(u.seconds(read, write))
-        )
-    };
-    format!(
-        "Estimate from DescribeTable (~{} items, ~{} bytes, up to 6 h stale), us-east-1 on-demand \
-         prices:\n  restore to the temporary table: ${:.2}\n{}{}{}",
-        e.items,
-        e.bytes,
-        e.restore_dollars,
-        line("hard-reset", &e.hard_reset),
-        line("diff, nothing changed", &e.diff_best),
-        line("diff, all changed", &e.diff_worst),
-    )
 }
 
 #[cfg(test)]

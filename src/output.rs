@@ -537,3 +537,59 @@ pub fn print_restores(
         }
     }
 }
+
+/// The estimate as lines for the plan.
+pub fn estimate_text(
+    e: &crate::estimate::Estimate,
+    read: Option<crate::rate::RateCap>,
+    write: Option<crate::rate::RateCap>,
+) -> String {
+    let line = |name: &str, u: &crate::estimate::Units| {
+        format!(
+            "  {name:<22} {:>14.0} read units, {:>14.0} write units, ${:.2}, time at the caps: {}\n",
+            u.reads,
+            u.writes,
+            u.dollars(),
+            crate::estimate::time(u.seconds(read, write))
+        )
+    };
+    format!(
+        "Estimate from DescribeTable (~{} items, ~{} bytes, up to 6 h stale), us-east-1 on-demand \
+         prices:\n  restore to the temporary table: ${:.2}\n{}{}{}",
+        e.items,
+        e.bytes,
+        e.restore_dollars,
+        line("hard-reset", &e.hard_reset),
+        line("diff, nothing changed", &e.diff_best),
+        line("diff, all changed", &e.diff_worst),
+    )
+}
+
+/// The checklist as text.
+pub fn check_text(r: &crate::check::Report) -> String {
+    let mark = |i: &crate::check::Item| match i.result {
+        "ok" => "ok  ",
+        "fail" => "FAIL",
+        _ => "    ",
+    };
+    let mut out = format!(
+        "Preflight for environment {}\n  [{}] {}: {}\n",
+        r.environment,
+        mark(&r.recovery_mode),
+        r.recovery_mode.check,
+        r.recovery_mode.detail
+    );
+    for t in &r.tables {
+        out.push_str(&format!("\n{} ({})\n", t.logical, t.table));
+        for i in &t.items {
+            out.push_str(&format!("  [{}] {}: {}\n", mark(i), i.check, i.detail));
+        }
+    }
+    let failures = r.failures();
+    out.push_str(&if failures == 0 {
+        "\nAll checks passed.\n".to_string()
+    } else {
+        format!("\n{failures} check(s) failed.\n")
+    });
+    out
+}

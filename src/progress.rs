@@ -182,7 +182,11 @@ impl Inner {
     fn log_line(&self) {
         let n = self.count.load(Ordering::Relaxed);
         let d = self.started.elapsed();
-        let state = self.message.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        let state = self
+            .message
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
         if !self.counts_items {
             tracing::info!(phase = %self.phase, elapsed_s = d.as_secs(), %state, "waiting");
             return;

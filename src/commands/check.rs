@@ -25,7 +25,7 @@ pub(crate) async fn check(ctx: &Ctx, environment: &str, pitr_time: Option<&str>)
             "{}",
             serde_json::json!({ "ok": report.failures() == 0, "report": report })
         ),
-        Format::Text => out!("{}", crate::check::text(&report)),
+        Format::Text => out!("{}", crate::output::check_text(&report)),
     }
     match report.failures() {
         0 => Ok(()),

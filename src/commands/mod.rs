@@ -51,15 +51,9 @@ impl From<StrategyArg> for Strategy {
     }
 }
 
+/// How a run, new or resumed, may start.
 #[derive(Debug, Args)]
-pub(crate) struct RunArgs {
-    /// Parallel scan segments, each paced on its own key range [default: the config's, else
-    /// chosen from the table's size and write capacity; the plan says how].
-    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=1000))]
-    pub segments: Option<u32>,
-    /// BatchWriteItem requests in flight [default: 32, or the config's].
-    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..=1024))]
-    pub write_concurrency: Option<u64>,
+pub(crate) struct StartArgs {
     /// Do not ask; required when there is no terminal to ask on.
     #[arg(long, short = 'y')]
     pub yes: bool,
@@ -72,6 +66,32 @@ pub(crate) struct RunArgs {
     /// Run even though the table's environment is not in recovery mode (recorded in the journal).
     #[arg(long)]
     pub allow_live_traffic: bool,
+}
+
+impl StartArgs {
+    /// The options a run that resumes from its record may change.
+    pub fn options(&self) -> RunOptions {
+        RunOptions {
+            yes: self.yes,
+            break_lock: self.break_lock,
+            allow_live_traffic: self.allow_live_traffic,
+            page_limit: self.scan_page_limit,
+            ..RunOptions::default()
+        }
+    }
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct RunArgs {
+    /// Parallel scan segments, each paced on its own key range [default: the config's, else
+    /// chosen from the table's size and write capacity; the plan says how].
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=1000))]
+    pub segments: Option<u32>,
+    /// BatchWriteItem requests in flight [default: 32, or the config's].
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..=1024))]
+    pub write_concurrency: Option<u64>,
+    #[command(flatten)]
+    pub start: StartArgs,
     /// Skip the final content verification (the item count check still runs).
     #[arg(long)]
     pub no_verify: bool,
@@ -84,12 +104,9 @@ pub(crate) struct RunArgs {
 impl RunArgs {
     pub fn options(&self) -> RunOptions {
         RunOptions {
-            yes: self.yes,
-            break_lock: self.break_lock,
-            allow_live_traffic: self.allow_live_traffic,
-            page_limit: self.scan_page_limit,
             no_verify: self.no_verify,
             strategy: self.strategy.into(),
+            ..self.start.options()
         }
     }
 
@@ -97,7 +114,7 @@ impl RunArgs {
         Requested {
             segments: self.segments,
             write_concurrency: self.write_concurrency.map(|n| n as usize),
-            page_limit: self.scan_page_limit,
+            page_limit: self.start.scan_page_limit,
         }
     }
 }

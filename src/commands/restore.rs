@@ -162,7 +162,7 @@ fn restore_requests(ctx: &Ctx, args: &RestoreArgs) -> Result<Vec<RestoreRequest>
         .map(|t| validate::names(t, &incident))
         .collect::<Result<Vec<_>>>()?;
     if !args.dry_run {
-        prompt::require_terminal_or_yes(args.run.yes)?;
+        prompt::require_terminal_or_yes(args.run.start.yes)?;
     }
     tables
         .into_iter()
@@ -216,7 +216,7 @@ async fn dry_run(ctx: &Ctx, request: RestoreRequest, run: RunOptions) -> Result<
         Err(e) => text.push_str(&format!("  WOULD BE REFUSED: {e}\n")),
     }
     text.push('\n');
-    text.push_str(&crate::estimate::text(&estimate, read, write));
+    text.push_str(&output::estimate_text(&estimate, read, write));
     text.push_str("\nDry run: nothing was changed.\n");
     out!("{text}");
     Ok(())

@@ -4,10 +4,10 @@ use std::path::PathBuf;
 
 use clap::Args;
 
-use super::Ctx;
+use super::{Ctx, StartArgs};
 use crate::error::{Error, Result};
-use crate::journal::{self, Kind, Strategy};
-use crate::options::{self, BACKUP_DEADLINE, RESTORE_TIMEOUT_MINUTES, RunOptions};
+use crate::journal::{self, Kind};
+use crate::options::{self, BACKUP_DEADLINE, RESTORE_TIMEOUT_MINUTES};
 use crate::restore::{RestoreRequest, Source};
 use crate::{lifecycle, prompt};
 
@@ -18,18 +18,8 @@ pub(crate) struct ResumeArgs {
     /// Where a restore's incident report (Markdown and JSON) is written at the end.
     #[arg(long, value_name = "DIR", default_value = ".")]
     pub report_dir: PathBuf,
-    /// Do not ask; required when there is no terminal to ask on.
-    #[arg(long, short = 'y')]
-    pub yes: bool,
-    /// Take over the table's lease even if another run seems to hold it.
-    #[arg(long)]
-    pub break_lock: bool,
-    /// Items per Scan page [default: DynamoDB's 1 MB pages].
-    #[arg(long, value_name = "N", value_parser = clap::value_parser!(i32).range(1..))]
-    pub scan_page_limit: Option<i32>,
-    /// Run even though the table's environment is not in recovery mode (recorded in the journal).
-    #[arg(long)]
-    pub allow_live_traffic: bool,
+    #[command(flatten)]
+    pub start: StartArgs,
 }
 
 pub(crate) async fn resume(ctx: &Ctx, args: ResumeArgs) -> Result<()> {
@@ -50,19 +40,13 @@ pub(crate) async fn resume(ctx: &Ctx, args: ResumeArgs) -> Result<()> {
     if let journal::Source::Table(source) = &exec.inputs.source {
         ctx.config.guard("source", source)?;
     }
-    prompt::require_terminal_or_yes(args.yes)?;
+    prompt::require_terminal_or_yes(args.start.yes)?;
     // A key KMS wrapped into the record needs nothing from the operator.
     if exec.data_key.is_none() {
         ctx.require_key(exec.inputs.sensitive, &exec.inputs.table)?;
     }
-    let run = RunOptions {
-        yes: args.yes,
-        break_lock: args.break_lock,
-        allow_live_traffic: args.allow_live_traffic,
-        page_limit: args.scan_page_limit,
-        no_verify: false,
-        strategy: Strategy::HardReset,
-    };
+    // Strategy and verification are the record's.
+    let run = args.start.options();
     let opts = options::recorded(ctx, &exec, run.page_limit);
     match exec.kind {
         Kind::Restore => {

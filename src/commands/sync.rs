@@ -46,7 +46,7 @@ pub(crate) async fn sync(ctx: &Ctx, args: SyncArgs) -> Result<()> {
         .as_deref()
         .map(validate::incident_id)
         .transpose()?;
-    prompt::require_terminal_or_yes(args.run.yes)?;
+    prompt::require_terminal_or_yes(args.run.start.yes)?;
     let sensitive = dest.options.sensitive.unwrap_or(false) || ctx.is_sensitive(&args.source);
     ctx.require_key(sensitive, &dest.physical)?;
     let id =
