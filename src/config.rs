@@ -98,7 +98,7 @@ pub struct ResolvedTable {
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct EnvironmentSection {
-    /// Functions of the environment start with this [default: "<Env>-", as in the seed].
+    /// Functions of the environment start with this [default: `"<Env>-"`, as in the seed].
     pub function_prefix: Option<String>,
     /// Only functions carrying all these tags are the environment's.
     #[serde(default)]

@@ -1,37 +1,49 @@
 //! dynamo-dr: in-place point-in-time recovery of DynamoDB tables.
 //!
-//! The binary is a thin shell over [`cli::run`]; everything else is usable as a library.
+//! The library is layered (docs/ARCHITECTURE.md; `tests/integration/layers.rs` enforces it), each
+//! layer importing only its own or lower ones. A program embedding dynamo-dr builds a
+//! [`session::Session`] and runs jobs with it: [`restore::job`] (in-place restores, several tables
+//! to one instant), [`table_sync`], [`recovery_mode`], [`check`], [`report`] and [`iam`]; or uses
+//! the data plane ([`sync`], [`verify`]) and the journal ([`journal`]) directly. The binary is a
+//! thin shell over [`cli::main`]; the command line's own modules are private.
 
-pub mod aws;
+// 0 values
 pub mod backoff;
-pub mod calls;
-pub mod check;
-pub mod cli;
-pub(crate) mod commands;
 pub mod config;
 pub mod digest;
 pub mod error;
 pub mod estimate;
-pub mod execution;
-pub mod iam;
 pub mod input;
 pub mod item;
-pub mod journal;
-pub mod lifecycle;
-pub mod options;
-pub(crate) mod output;
 pub mod private;
 pub mod progress;
-pub(crate) mod prompt;
 pub mod rate;
+pub mod validate;
+// 1 AWS
+pub mod aws;
+pub mod calls;
+pub mod table;
+// 2 storage
+pub mod journal;
+// 3 data plane
+pub mod sync;
+pub mod verify;
+// 4 orchestration
+pub mod check;
+pub mod execution;
+pub mod iam;
+pub mod lifecycle;
+pub mod options;
 pub mod recovery_mode;
 pub mod report;
 pub mod restore;
 pub mod session;
-pub mod sync;
-pub mod table;
 pub mod table_sync;
-pub mod validate;
-pub mod verify;
+// 5 interface
+pub(crate) mod commands;
+pub(crate) mod output;
+pub(crate) mod prompt;
+// 6 binary
+pub mod cli;
 
 pub use error::{Error, ExitStatus, Result};
