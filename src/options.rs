@@ -16,19 +16,26 @@ pub const RESTORE_TIMEOUT_MINUTES: u64 = 24 * 60;
 /// The operator's choices that govern how a run may start and what it does.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct RunOptions {
+    /// The operator confirmed beforehand (`--yes`): show the plan, do not ask.
     pub yes: bool,
+    /// Take the table's lease even if another run seems to hold it.
     pub break_lock: bool,
+    /// Run although the table's environment is not in recovery mode (recorded in the journal).
     pub allow_live_traffic: bool,
-    pub page_limit: Option<i32>,
+    /// Skip the content verification; the count check still runs.
     pub no_verify: bool,
+    /// For a new execution; a resumed one keeps its record's.
     pub strategy: Strategy,
 }
 
 /// What the operator asked of the copy, before the table's config fills the gaps.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Requested {
+    /// Parallel scan segments (`--segments`).
     pub segments: Option<u32>,
+    /// BatchWriteItem requests in flight (`--write-concurrency`).
     pub write_concurrency: Option<usize>,
+    /// Items per Scan page (`--scan-page-limit`).
     pub page_limit: Option<i32>,
 }
 

@@ -16,9 +16,13 @@ use crate::sync::SyncOptions;
 use crate::table::TableInfo;
 
 pub struct Session {
+    /// The tables, environments and exclusions (`dynamo-dr.toml`).
     pub config: Config,
+    /// Region, profile, endpoint and the SDK's per-attempt limits.
     pub aws: AwsOptions,
+    /// Where executions, leases and recovery-mode records are kept.
     pub journal: journal::Location,
+    /// The budget of attempts in a row that get nothing through.
     pub retry: RetryPolicy,
     /// From the command line; a table's config applies where these are unset.
     pub max_read_rate: Option<RateCap>,

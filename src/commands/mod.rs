@@ -75,7 +75,6 @@ impl StartArgs {
             yes: self.yes,
             break_lock: self.break_lock,
             allow_live_traffic: self.allow_live_traffic,
-            page_limit: self.scan_page_limit,
             ..RunOptions::default()
         }
     }

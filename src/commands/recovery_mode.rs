@@ -34,39 +34,49 @@ pub(crate) struct RecoveryModeArgs {
     pub yes: bool,
 }
 
+/// The two commands that change an environment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Change {
+    Start,
+    End,
+}
+
+impl Change {
+    fn as_str(self) -> &'static str {
+        match self {
+            Change::Start => "start",
+            Change::End => "end",
+        }
+    }
+}
+
 pub(crate) async fn recovery_mode(ctx: &Ctx, cmd: RecoveryModeCommand) -> Result<()> {
-    let (env_name, dry_run, yes, kind) = match &cmd {
-        RecoveryModeCommand::Start(a) => (&a.environment, a.dry_run, a.yes, "start"),
-        RecoveryModeCommand::End(a) => (&a.environment, a.dry_run, a.yes, "end"),
-        RecoveryModeCommand::Status { environment } => (environment, true, true, "status"),
+    let (args, change) = match cmd {
+        RecoveryModeCommand::Start(a) => (a, Change::Start),
+        RecoveryModeCommand::End(a) => (a, Change::End),
+        RecoveryModeCommand::Status { environment } => return status(ctx, &environment).await,
     };
+    let RecoveryModeArgs {
+        environment: env_name,
+        dry_run,
+        yes,
+    } = args;
+    let env_name = &env_name;
+    let kind = change.as_str();
     let env = ctx.config.environment(env_name)?;
     if !dry_run {
         prompt::require_terminal_or_yes(yes)?;
     }
     let (_, journal) = ctx.open().await?;
     let lambda = aws::lambda_client(&ctx.aws).await;
-    if kind == "status" {
-        let (record, functions) =
-            recovery_mode::status(&lambda, journal.as_ref(), env_name, &env).await?;
-        match ctx.format {
-            Format::Json => outln!(
-                "{}",
-                output::recovery_status_json(env_name, record.as_ref(), &functions)
-            ),
-            Format::Text => out!(
-                "{}",
-                output::recovery_status_text(env_name, record.as_ref(), &functions)
-            ),
-        }
-        return Ok(());
-    }
     let run = |dry: bool| {
         let (lambda, journal, env) = (&lambda, journal.clone(), &env);
         async move {
-            match kind {
-                "start" => recovery_mode::start(lambda, journal.as_ref(), env_name, env, dry).await,
-                _ => recovery_mode::end(lambda, journal.as_ref(), env_name, dry).await,
+            match change {
+                Change::Start => {
+                    recovery_mode::start(lambda, journal.as_ref(), env_name, env, dry).await
+                }
+                Change::End => recovery_mode::end(lambda, journal.as_ref(), env_name, dry).await,
             }
         }
     };
@@ -102,6 +112,26 @@ pub(crate) async fn recovery_mode(ctx: &Ctx, cmd: RecoveryModeCommand) -> Result
             failures.len(),
             failures.join("\n  ")
         )));
+    }
+    Ok(())
+}
+
+/// `recovery-mode status`: read-only, so neither asked nor confirmed.
+async fn status(ctx: &Ctx, env_name: &str) -> Result<()> {
+    let env = ctx.config.environment(env_name)?;
+    let (_, journal) = ctx.open().await?;
+    let lambda = aws::lambda_client(&ctx.aws).await;
+    let (record, functions) =
+        recovery_mode::status(&lambda, journal.as_ref(), env_name, &env).await?;
+    match ctx.format {
+        Format::Json => outln!(
+            "{}",
+            output::recovery_status_json(env_name, record.as_ref(), &functions)
+        ),
+        Format::Text => out!(
+            "{}",
+            output::recovery_status_text(env_name, record.as_ref(), &functions)
+        ),
     }
     Ok(())
 }

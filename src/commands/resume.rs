@@ -47,7 +47,7 @@ pub(crate) async fn resume(ctx: &Ctx, args: ResumeArgs) -> Result<()> {
     }
     // Strategy and verification are the record's.
     let run = args.start.options();
-    let opts = options::recorded(ctx, &exec, run.page_limit);
+    let opts = options::recorded(ctx, &exec, args.start.scan_page_limit);
     match exec.kind {
         Kind::Restore => {
             let incident = exec.inputs.incident_id.clone().unwrap_or_default();
