@@ -287,15 +287,8 @@ pub async fn sync_phases(
             let fingerprint = checked.as_ref().ok().map(|(s, _)| s.hex());
             ("content", counts, fingerprint, what, checked.map(|_| ()))
         } else {
-            let checked = verify::check_counts(
-                client,
-                &source.name,
-                &dest.name,
-                opts.segments,
-                &opts.retry,
-                &opts.read_rate,
-            )
-            .await;
+            let checked =
+                verify::check_counts(client, &source.name, &dest.name, opts.segments, &opts).await;
             let counts = match &checked {
                 Ok(c) => Some((c.source, c.dest)),
                 Err(Error::CountMismatch {

@@ -8,15 +8,12 @@ use std::collections::HashMap;
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::operation::scan::ScanOutput;
 use aws_sdk_dynamodb::types::{ReturnConsumedCapacity, Select};
-use std::sync::Arc;
 
-use crate::backoff::RetryPolicy;
 use crate::calls::{batch_get, charge_read, retrying};
 use crate::digest::{Fingerprint, KeyDigest, item_digest};
 use crate::error::{Error, Result};
 use crate::item::{Item, key_text};
 use crate::progress::Progress;
-use crate::rate::Limiter;
 use crate::sync::SyncOptions;
 use crate::table::TableInfo;
 
@@ -28,8 +25,7 @@ use crate::table::TableInfo;
 struct ScanJob<'a> {
     table: &'a str,
     segments: u32,
-    retry: &'a RetryPolicy,
-    read: &'a Arc<Limiter>,
+    pace: &'a SyncOptions,
     what: &'a str,
     count_only: bool,
 }
@@ -47,11 +43,12 @@ where
     let ScanJob {
         table,
         segments,
-        retry,
-        read,
+        pace,
         what,
         count_only,
     } = job;
+    // The operator's page size holds for these scans too: a small page is also a short attempt.
+    let (retry, read, page_limit) = (&pace.retry, &pace.read_rate, pace.page_limit);
     let segments = segments.max(1);
     let client = crate::aws::without_retries(client);
     let progress = Progress::items(&format!("{what} {table}"));
@@ -75,6 +72,7 @@ where
                     .segment(segment as i32)
                     .total_segments(segments as i32)
                     .return_consumed_capacity(ReturnConsumedCapacity::Total)
+                    .set_limit(page_limit)
                     .set_exclusive_start_key(start);
                 if count_only {
                     req = req.select(Select::Count);
@@ -117,8 +115,7 @@ pub async fn count_items(
     client: &Client,
     table: &str,
     segments: u32,
-    retry: &RetryPolicy,
-    read: &Arc<Limiter>,
+    pace: &SyncOptions,
 ) -> Result<u64> {
     let fold = |n: &mut u64, out: ScanOutput| {
         let c = u64::try_from(out.count).unwrap_or(0);
@@ -128,8 +125,7 @@ pub async fn count_items(
     let job = ScanJob {
         table,
         segments,
-        retry,
-        read,
+        pace,
         what: "count",
         count_only: true,
     };
@@ -149,12 +145,11 @@ pub async fn check_counts(
     source: &str,
     dest: &str,
     segments: u32,
-    retry: &RetryPolicy,
-    read: &Arc<Limiter>,
+    pace: &SyncOptions,
 ) -> Result<CountCheck> {
     let (s, d) = tokio::try_join!(
-        count_items(client, source, segments, retry, read),
-        count_items(client, dest, segments, retry, read)
+        count_items(client, source, segments, pace),
+        count_items(client, dest, segments, pace)
     )?;
     if s != d {
         return Err(Error::CountMismatch {
@@ -172,8 +167,7 @@ pub async fn fingerprint(
     client: &Client,
     table: &str,
     segments: u32,
-    retry: &RetryPolicy,
-    read: &Arc<Limiter>,
+    pace: &SyncOptions,
 ) -> Result<Fingerprint> {
     let fold = |fp: &mut Fingerprint, out: ScanOutput| {
         let items = out.items.unwrap_or_default();
@@ -183,8 +177,7 @@ pub async fn fingerprint(
     let job = ScanJob {
         table,
         segments,
-        retry,
-        read,
+        pace,
         what: "fingerprint",
         count_only: false,
     };
@@ -342,10 +335,9 @@ pub async fn verify_tables(
     digest: &KeyDigest,
     on_diff: impl FnMut(Difference<'_>) -> Result<()>,
 ) -> Result<(Fingerprint, Fingerprint)> {
-    let (retry, read) = (&pace.retry, &pace.read_rate);
     let (s, d) = tokio::try_join!(
-        fingerprint(client, &source.name, segments, retry, read),
-        fingerprint(client, &dest.name, segments, retry, read)
+        fingerprint(client, &source.name, segments, pace),
+        fingerprint(client, &dest.name, segments, pace)
     )?;
     if s == d {
         return Ok((s, d));
