@@ -81,6 +81,28 @@ pub async fn dynamodb_client(opts: &AwsOptions) -> aws_sdk_dynamodb::Client {
 /// The same client without the SDK's retries, for Scan, BatchWriteItem and BatchGetItem: the
 /// tool retries those itself, under its own budget, so that it sees every throttle (to slow
 /// down) and every UnprocessedItem. Also for CreateBackup, which is not idempotent.
+/// For lookups that only inform a plan: one retry, then the caller reports what it could not see
+/// (an emulator answers an operation it lacks with a 500, which the full budget would retry for
+/// minutes).
+pub fn briefly(client: &aws_sdk_dynamodb::Client) -> aws_sdk_dynamodb::Client {
+    let config = client
+        .config()
+        .to_builder()
+        .retry_config(RetryConfig::standard().with_max_attempts(2))
+        .build();
+    aws_sdk_dynamodb::Client::from_conf(config)
+}
+
+/// [`briefly`] for Lambda.
+pub fn briefly_lambda(client: &aws_sdk_lambda::Client) -> aws_sdk_lambda::Client {
+    let config = client
+        .config()
+        .to_builder()
+        .retry_config(aws_sdk_lambda::config::retry::RetryConfig::standard().with_max_attempts(2))
+        .build();
+    aws_sdk_lambda::Client::from_conf(config)
+}
+
 pub fn without_retries(client: &aws_sdk_dynamodb::Client) -> aws_sdk_dynamodb::Client {
     let config = client
         .config()

@@ -74,18 +74,17 @@ fn info(check: &'static str, detail: impl Into<String>) -> Item {
 /// Checks every configured table of `environment` (and those tied to none), optionally against a
 /// PITR time the operator means to use.
 pub async fn run(
-    client: &Client,
+    (client, lambda): (&Client, &aws_sdk_lambda::Client),
     journal: &dyn Journal,
     config: &Config,
     environment: &str,
     pitr_time: Option<Timestamp>,
 ) -> Result<Report> {
     config.environment(environment)?;
-    let on = journal
-        .load_recovery_mode(environment)
-        .await?
-        .is_some_and(|r| r.is_on());
-    let recovery_mode = if on {
+    let record = journal.load_recovery_mode(environment).await?;
+    let on = record.as_ref().is_some_and(|r| r.is_on());
+    let mut streamed = false;
+    let mut recovery_mode = if on {
         ok("recovery mode", format!("on for {environment}"))
     } else {
         info(
@@ -107,13 +106,28 @@ pub async fn run(
                 "excluded",
                 format!("excluded from disaster recovery: {reason}; not read"),
             )),
-            None => check_table(client, journal, &t.name, pitr_time, &mut items).await?,
+            None => {
+                let c = Checking {
+                    client,
+                    lambda,
+                    journal,
+                    pitr_time,
+                    streamed: &mut streamed,
+                };
+                check_table(c, &t.name, &mut items).await?
+            }
         }
         tables.push(TableReport {
             logical: logical.clone(),
             table: t.name.clone(),
             items,
         });
+    }
+    if let Some(warning) = record
+        .as_ref()
+        .and_then(|r| crate::recovery_mode::stale_streams(r, streamed, Timestamp::now()))
+    {
+        recovery_mode = info("recovery mode", warning);
     }
     Ok(Report {
         environment: environment.to_string(),
@@ -122,13 +136,24 @@ pub async fn run(
     })
 }
 
-async fn check_table(
-    client: &Client,
-    journal: &dyn Journal,
-    name: &str,
+/// What `check` reads a table with, and where it says what it found.
+struct Checking<'a> {
+    client: &'a Client,
+    lambda: &'a aws_sdk_lambda::Client,
+    journal: &'a dyn Journal,
     pitr_time: Option<Timestamp>,
-    items: &mut Vec<Item>,
-) -> Result<()> {
+    /// Set when the table has a stream.
+    streamed: &'a mut bool,
+}
+
+async fn check_table(c: Checking<'_>, name: &str, items: &mut Vec<Item>) -> Result<()> {
+    let Checking {
+        client,
+        lambda,
+        journal,
+        pitr_time,
+        streamed,
+    } = c;
     let described = client.describe_table().table_name(name).send().await;
     let t = match described {
         Ok(out) => match out.table {
@@ -224,13 +249,13 @@ async fn check_table(
     ));
     items.push(info(
         "segments",
-        crate::estimate::segments(
-            info_t.approx_items.unwrap_or_default().max(0) as u64,
-            info_t.approx_bytes.unwrap_or_default().max(0) as u64,
-            info_t.write_capacity.map(|w| w as f64),
-        )
-        .1,
+        info_t.segments(0, &info_t).1.unwrap_or_default(),
     ));
+    let watchers = crate::watchers::describe(client, lambda, &info_t).await?;
+    items.push(info("downstream", watchers.sentence(&info_t)));
+    if info_t.stream.is_some() {
+        *streamed = true;
+    }
     let lease = journal.read_lease(name).await?;
     items.push(match lease {
         Some((l, _)) if l.expires_at > Timestamp::now() => fail(

@@ -122,6 +122,9 @@ pub fn policy(scope: &Scope, req: &Request) -> Value {
                 "dynamodb:Scan",
                 "dynamodb:BatchWriteItem",
                 "dynamodb:BatchGetItem",
+                // What else sees the table's writes, for the plan and the default strategy.
+                "dynamodb:DescribeTimeToLive",
+                "dynamodb:DescribeKinesisStreamingDestination",
             ],
             vec![live.clone()],
         ));
@@ -234,6 +237,14 @@ pub fn policy(scope: &Scope, req: &Request) -> Value {
                 vec![scope.dynamodb(&format!("table/{journal}"))],
             ));
         }
+    }
+    if !req.tables.is_empty() {
+        // The mappings on a table's stream; listing has no resource-level permissions.
+        statements.push(statement(
+            "StreamConsumers",
+            &["lambda:ListEventSourceMappings"],
+            vec!["*".into()],
+        ));
     }
     if let Some((name, env)) = &req.recovery_mode {
         let functions = scope.lambda(&format!("function:{}*", env.function_prefix));

@@ -23,6 +23,7 @@ pub mod validate;
 pub mod aws;
 pub mod calls;
 pub mod table;
+pub mod watchers;
 // 2 storage
 pub mod journal;
 // 3 data plane

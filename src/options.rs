@@ -4,9 +4,12 @@
 use std::time::Duration;
 
 use crate::config::TableOptions;
+use crate::error::{Error, Result};
 use crate::journal::{Execution, Strategy};
 use crate::session::Session;
 use crate::sync::SyncOptions;
+use crate::table::TableInfo;
+use crate::watchers::Watchers;
 
 /// How long a forensic backup may take to become AVAILABLE.
 pub const BACKUP_DEADLINE: Duration = Duration::from_secs(4 * 3600);
@@ -24,8 +27,11 @@ pub struct RunOptions {
     pub allow_live_traffic: bool,
     /// Skip the content verification; the count check still runs.
     pub no_verify: bool,
-    /// For a new execution; a resumed one keeps its record's.
-    pub strategy: Strategy,
+    /// For a new execution (a resumed one keeps its record's); `None`: chosen from what watches
+    /// the table ([`strategy`]).
+    pub strategy: Option<Strategy>,
+    /// Let a hard reset empty a global table, whose replicas see every delete at once.
+    pub allow_empty_replicas: bool,
 }
 
 /// What the operator asked of the copy, before the table's config fills the gaps.
@@ -79,4 +85,36 @@ pub fn recorded(session: &Session, exec: &Execution, page_limit: Option<i32>) ->
 /// The restore deadline for `--restore-timeout` minutes.
 pub fn restore_deadline(minutes: u64) -> Duration {
     Duration::from_secs(minutes * 60)
+}
+
+/// A new execution's strategy: the operator's, else `diff` when anything downstream sees the
+/// table's writes one by one (a stream with consumers, Kinesis destinations, replicas), so they
+/// see only the real changes and never an empty table; else `hard-reset`. A hard reset of a
+/// global table is refused unless the operator allows its replicas to be emptied.
+pub fn strategy(
+    run: RunOptions,
+    table: &TableInfo,
+    watchers: &Watchers,
+) -> Result<(Strategy, String)> {
+    let watched = watchers.has_consumers(table);
+    let (strategy, why) = match run.strategy {
+        Some(s) => (s, "--strategy".to_string()),
+        None if watched => (
+            Strategy::Diff,
+            "the default: the table's writes reach consumers, Kinesis destinations or replicas"
+                .into(),
+        ),
+        None => (Strategy::HardReset, "the default".into()),
+    };
+    if strategy == Strategy::HardReset && !table.replicas.is_empty() && !run.allow_empty_replicas {
+        return Err(Error::invalid(
+            "--strategy",
+            format!(
+                "{} is a global table with replicas in {}: a hard reset deletes every item, and                  every replica would be empty until the copy is done. Use --strategy diff (the                  default for it), or pass --allow-empty-replicas to empty them anyway",
+                table.name,
+                table.replicas.join(", ")
+            ),
+        ));
+    }
+    Ok((strategy, why))
 }

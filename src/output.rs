@@ -15,9 +15,11 @@ pub(crate) use {out, outln};
 
 use serde_json::{Value, json};
 
+use crate::journal::Strategy;
 use crate::restore::{Plan, RestoreReport, Source, SourceDetail};
 use crate::table::TableInfo;
 use crate::validate::{millis, seconds};
+use crate::watchers::{Seen, Watchers};
 use std::time::Duration;
 
 use crate::journal::{Execution, PhaseProgress, Status};
@@ -424,7 +426,13 @@ pub fn plan_summary(plan: &Plan) -> String {
             latest,
             ..
         } => {
-            format!("point-in-time recovery to {time} (restorable window {earliest} to {latest})")
+            // To the millisecond, as AWS prints the window: `.140Z`, not `.14Z`.
+            let ms = |t: &jiff::Timestamp| t.strftime("%Y-%m-%dT%H:%M:%S%.3fZ").to_string();
+            format!(
+                "point-in-time recovery to {time} (restorable window {} to {})",
+                ms(earliest),
+                ms(latest)
+            )
         }
         SourceDetail::Backup {
             arn,
@@ -435,16 +443,36 @@ pub fn plan_summary(plan: &Plan) -> String {
             format!("backup {name} of {source_table}, taken {created} ({arn})")
         }
     };
-    format!(
+    let (strategy, strategy_why) = &plan.strategy;
+    let (mode, then) = match strategy {
+        Strategy::HardReset => (
+            "HARD RESET",
+            format!(
+                "DELETE every item of {} and copy the restored items back",
+                plan.dest.name
+            ),
+        ),
+        Strategy::Diff => (
+            "DIFF",
+            format!(
+                "delete only the items of {} absent from the restore, and put only missing or \
+                 different ones",
+                plan.dest.name
+            ),
+        ),
+    };
+    let mut text = format!(
         "\nIn-place recovery plan, execution {exec}\n\
-         \x20 table (HARD RESET): {table} ({approx}), key {key}\n\
+         \x20 table ({mode}): {table} ({approx}), key {key}\n\
          \x20 restore from:       {source}\n\
          \x20 will create:        {backup}\n\
          \x20                     temporary table {temp} (on-demand{kms})\n\
-         \x20 will then DELETE every item of {table} and copy the restored items back\n\
+         \x20 will then {then}\n\
+         \x20 strategy:           {strategy} ({strategy_why}; --strategy hard-reset|diff)\n\
          \x20 segments:           {segments}\n\
          \x20 write capacity:     {capacity}\n\
          \x20 temporary table:    {after}\n",
+        strategy = strategy.as_str(),
         segments = if r.segments_why.is_empty() {
             format!("{} (--segments or the config)", r.sync.segments)
         } else {
@@ -471,7 +499,88 @@ pub fn plan_summary(plan: &Plan) -> String {
         } else {
             "deleted afterwards"
         },
-    )
+    );
+    text.push_str(&downstream_text(&plan.dest, &plan.watchers));
+    text
+}
+
+/// What else sees the table's writes, and how many stream records each strategy emits.
+pub fn downstream_text(t: &TableInfo, w: &Watchers) -> String {
+    let seen = |s: &Seen<Vec<String>>| match s {
+        Seen::Known(v) if v.is_empty() => "none".to_string(),
+        Seen::Known(v) => v.join("; "),
+        Seen::Unknown(why) => format!("UNKNOWN ({why})"),
+    };
+    let mut text = String::new();
+    match &t.stream {
+        None => text.push_str("  stream:             none\n"),
+        Some(s) => {
+            let mappings = match &w.mappings {
+                Seen::Known(m) => Seen::Known(
+                    m.iter()
+                        .map(|m| {
+                            format!(
+                                "{} ({}, batch {}, window {} s, uuid {})",
+                                m.function,
+                                m.state,
+                                m.batch_size.map_or("default".into(), |b| b.to_string()),
+                                m.batching_window_seconds.unwrap_or(0),
+                                m.uuid
+                            )
+                        })
+                        .collect(),
+                ),
+                Seen::Unknown(why) => Seen::Unknown(why.clone()),
+            };
+            let live = t.approx_items.unwrap_or_default().max(0) as u64;
+            text.push_str(&format!(
+                "  stream:             {} ({})\n\
+                 \x20 its consumers:      {}\n\
+                 \x20 stream records:     hard-reset ~{} ({live} REMOVE then ~{live} INSERT, from \
+                 DescribeTable's count); diff: one per real difference only (a put that changes \
+                 nothing emits no record)\n",
+                s.arn,
+                s.view_type,
+                seen(&mappings),
+                crate::watchers::hard_reset_records(live, live),
+            ));
+        }
+    }
+    let kinesis = match &w.kinesis {
+        Seen::Known(k) => Seen::Known(
+            k.iter()
+                .map(|d| {
+                    format!(
+                        "{} ({}; receives every write of the recovery)",
+                        d.stream_arn, d.status
+                    )
+                })
+                .collect(),
+        ),
+        Seen::Unknown(why) => Seen::Unknown(why.clone()),
+    };
+    text.push_str(&format!("  Kinesis streams:    {}\n", seen(&kinesis)));
+    text.push_str(&format!(
+        "  replicas:           {}\n",
+        if t.replicas.is_empty() {
+            "none".to_string()
+        } else {
+            format!(
+                "{} (every write is replicated to each: {}x the write units)",
+                t.replicas.join(", "),
+                t.replicas.len() + 1
+            )
+        }
+    ));
+    let ttl = match &w.ttl {
+        Seen::Known(Some(a)) => format!(
+            "on, attribute {a} (expired items the restore brings back are deleted again by TTL)"
+        ),
+        Seen::Known(None) => "off".into(),
+        Seen::Unknown(why) => format!("UNKNOWN ({why})"),
+    };
+    text.push_str(&format!("  TTL:                {ttl}\n"));
+    text
 }
 
 /// Every table's outcome and the incident report's paths.

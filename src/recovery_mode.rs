@@ -15,6 +15,25 @@ pub use crate::journal::recovery::{
 };
 use crate::journal::{Journal, Operator};
 
+/// Stream records are trimmed after 24 hours: a consumer paused longer loses them silently.
+pub const STREAM_RETENTION_WARN_HOURS: i64 = 20;
+
+/// A warning when recovery mode has been on for more than 20 hours on an environment whose tables
+/// have streams: its paused consumers are about to lose records the 24-hour retention trims.
+pub fn stale_streams(record: &RecoveryMode, streamed: bool, now: Timestamp) -> Option<String> {
+    let started = record.started_at.filter(|_| record.is_on() && streamed)?;
+    let hours = now.duration_since(started).as_hours();
+    (hours >= STREAM_RETENTION_WARN_HOURS).then(|| {
+        format!(
+            "WARNING: recovery mode has been on for {} for {hours} h, and its tables have streams: \
+             DynamoDB keeps stream records for 24 hours, so records the paused consumers have not \
+             read are trimmed from hour 24 on. End recovery mode soon (`dynamo-dr recovery-mode \
+             end --environment {}`)",
+            record.environment, record.environment
+        )
+    })
+}
+
 /// What recovery mode does to one function.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Decision {
@@ -454,4 +473,25 @@ pub async fn status(
         });
     }
     Ok((rm, out))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_long_recovery_mode_on_streamed_tables_warns_before_records_expire() {
+        let now: Timestamp = "2026-12-02T12:00:00Z".parse().unwrap();
+        let mut record = RecoveryMode::new("Prod");
+        record.state = State::On;
+        record.started_at = Some("2026-12-01T15:00:00Z".parse().unwrap());
+        let warning = stale_streams(&record, true, now).expect("21 h on");
+        assert!(warning.contains("for 21 h"), "{warning}");
+        assert_eq!(stale_streams(&record, false, now), None);
+        record.started_at = Some("2026-12-01T17:00:00Z".parse().unwrap());
+        assert_eq!(stale_streams(&record, true, now), None);
+        record.started_at = Some("2026-12-01T10:00:00Z".parse().unwrap());
+        record.state = State::Off;
+        assert_eq!(stale_streams(&record, true, now), None);
+    }
 }

@@ -34,6 +34,18 @@ pub struct TableInfo {
     pub write_capacity: Option<u64>,
     /// Global secondary indexes: each write to the table also writes each that projects it.
     pub gsis: usize,
+    /// The table's stream, when one is enabled.
+    pub stream: Option<StreamInfo>,
+    /// The regions of a global table's replicas (DescribeTable's Replicas).
+    pub replicas: Vec<String>,
+}
+
+/// An enabled stream: every write to the table appears in it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StreamInfo {
+    pub arn: String,
+    /// KEYS_ONLY, NEW_IMAGE, OLD_IMAGE or NEW_AND_OLD_IMAGES.
+    pub view_type: String,
 }
 
 /// A restored table's sources, from its RestoreSummary: a PITR restore names the table, a
@@ -90,6 +102,22 @@ impl TableInfo {
             sensitive: false,
             write_capacity: provisioned_writes(t),
             gsis: t.global_secondary_indexes().len(),
+            stream: t
+                .stream_specification()
+                .filter(|s| s.stream_enabled())
+                .zip(t.latest_stream_arn())
+                .map(|(s, arn)| StreamInfo {
+                    arn: arn.to_string(),
+                    view_type: s
+                        .stream_view_type()
+                        .map(|v| v.as_str().to_string())
+                        .unwrap_or_default(),
+                }),
+            replicas: t
+                .replicas()
+                .iter()
+                .filter_map(|r| r.region_name().map(str::to_string))
+                .collect(),
             name,
         })
     }

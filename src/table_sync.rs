@@ -70,6 +70,11 @@ pub async fn prepare(
         }
     }
     src.require_same_key(&dst)?;
+    if existing.is_none() {
+        let lambda = crate::aws::lambda_client(&session.aws).await;
+        let watchers = crate::watchers::describe(&client, &lambda, &dst).await?;
+        inputs.strategy = crate::options::strategy(run, &dst, &watchers)?.0;
+    }
     // The source's size decides: it is what the copy reads and writes.
     let (segments, why) = src.segments(inputs.segments, &dst);
     inputs.segments = segments;

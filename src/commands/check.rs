@@ -19,7 +19,14 @@ pub(crate) async fn check(ctx: &Ctx, environment: &str, pitr_time: Option<&str>)
         _ => None,
     };
     let (client, journal) = ctx.open().await?;
-    let report = crate::check::run(&client, journal.as_ref(), &ctx.config, environment, at).await?;
+    let report = crate::check::run(
+        (&client, &crate::aws::lambda_client(&ctx.aws).await),
+        journal.as_ref(),
+        &ctx.config,
+        environment,
+        at,
+    )
+    .await?;
     match ctx.format {
         Format::Json => outln!(
             "{}",

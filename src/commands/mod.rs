@@ -35,9 +35,8 @@ impl std::ops::Deref for Ctx {
 }
 
 /// How to put the table back: the command line's names for [`Strategy`].
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub(crate) enum StrategyArg {
-    #[default]
     HardReset,
     Diff,
 }
@@ -95,16 +94,23 @@ pub(crate) struct RunArgs {
     #[arg(long)]
     pub no_verify: bool,
     /// hard-reset: delete every item, then copy every item (the seed's). diff: delete only keys
-    /// absent from the source and put only missing or different items; the table is never empty.
-    #[arg(long, value_enum, default_value_t = StrategyArg::HardReset)]
-    pub strategy: StrategyArg,
+    /// absent from the source and put only missing or different items; the table is never empty
+    /// [default: diff when the table's writes reach stream consumers, Kinesis destinations or
+    /// replicas, else hard-reset; the plan says which].
+    #[arg(long, value_enum)]
+    pub strategy: Option<StrategyArg>,
+    /// Allow a hard reset of a global table, although every replica is then empty until the
+    /// copy is done.
+    #[arg(long)]
+    pub allow_empty_replicas: bool,
 }
 
 impl RunArgs {
     pub fn options(&self) -> RunOptions {
         RunOptions {
             no_verify: self.no_verify,
-            strategy: self.strategy.into(),
+            strategy: self.strategy.map(Into::into),
+            allow_empty_replicas: self.allow_empty_replicas,
             ..self.start.options()
         }
     }

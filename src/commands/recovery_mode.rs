@@ -123,6 +123,18 @@ async fn status(ctx: &Ctx, env_name: &str) -> Result<()> {
     let lambda = aws::lambda_client(&ctx.aws).await;
     let (record, functions) =
         recovery_mode::status(&lambda, journal.as_ref(), env_name, &env).await?;
+    // Its consumers of DynamoDB streams are paused; their records expire at 24 hours.
+    let streamed = record.as_ref().is_some_and(|r| {
+        r.mappings
+            .values()
+            .any(|m| m.event_source_arn.contains(":dynamodb:"))
+    });
+    if let Some(warning) = record
+        .as_ref()
+        .and_then(|r| recovery_mode::stale_streams(r, streamed, jiff::Timestamp::now()))
+    {
+        tracing::warn!("{warning}");
+    }
     match ctx.format {
         Format::Json => outln!(
             "{}",

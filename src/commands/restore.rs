@@ -193,16 +193,21 @@ async fn dry_run(ctx: &Ctx, request: RestoreRequest, run: RunOptions) -> Result<
     let guard = lifecycle::recovery_mode_guard(ctx, journal.as_ref(), &request.table, run).await;
     let existing = journal.load(&request.names.execution_id).await?;
     let (read, write) = (request.sync.read_rate.cap(), request.sync.write_rate.cap());
-    let plan = restore::preflight(&client, request, existing.is_some()).await?;
+    let mut plan = restore::preflight(&client, request, existing.is_some()).await?;
+    let lambda = aws::lambda_client(&ctx.aws).await;
+    plan.watchers = crate::watchers::describe(&client, &lambda, &plan.dest).await?;
+    let strategy = match &existing {
+        Some(e) => Ok((e.inputs.strategy, "the execution's record".to_string())),
+        None => options::strategy(run, &plan.dest, &plan.watchers),
+    };
+    if let Ok(s) = &strategy {
+        plan.strategy = s.clone();
+    }
     let estimate = crate::estimate::estimate(
         plan.dest.approx_items.unwrap_or_default().max(0) as u64,
         plan.dest.approx_bytes.unwrap_or_default().max(0) as u64,
     );
     let mut text = output::plan_summary(&plan);
-    text.push_str(&format!(
-        "  strategy:           {} (--strategy diff writes only what differs)\n",
-        run.strategy.as_str()
-    ));
     if let Some(e) = &existing {
         text.push_str(&format!(
             "  would RESUME execution {} at phase {}\n",
@@ -210,10 +215,14 @@ async fn dry_run(ctx: &Ctx, request: RestoreRequest, run: RunOptions) -> Result<
             e.phase.as_str()
         ));
     }
-    match guard {
-        Ok(Some(note)) => text.push_str(&format!("  WARNING: {note}\n")),
-        Ok(None) => {}
-        Err(e) => text.push_str(&format!("  WOULD BE REFUSED: {e}\n")),
+    for refusal in [guard.as_ref().err(), strategy.as_ref().err()]
+        .into_iter()
+        .flatten()
+    {
+        text.push_str(&format!("  WOULD BE REFUSED: {refusal}\n"));
+    }
+    if let Ok(Some(note)) = &guard {
+        text.push_str(&format!("  WARNING: {note}\n"));
     }
     text.push('\n');
     text.push_str(&output::estimate_text(&estimate, read, write));

@@ -59,7 +59,8 @@ pub(crate) async fn sync(ctx: &Ctx, args: SyncArgs) -> Result<()> {
         segments: opts.segments,
         keep_restored_table: false,
         verify: !args.run.no_verify,
-        strategy: args.run.strategy.into(),
+        // Chosen when the tables are described (table_sync::prepare).
+        strategy: Default::default(),
         sensitive,
         forensic_backup: true,
     };

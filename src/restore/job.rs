@@ -9,9 +9,9 @@ use aws_sdk_dynamodb::Client;
 
 use super::{Plan, RestoreReport, RestoreRequest};
 use crate::error::{Error, ExitStatus, Result};
-use crate::journal::{Execution, Inputs, Journal, Kind, Phase, lease};
+use crate::journal::{Execution, Inputs, Journal, Kind, Phase, Strategy, lease};
 use crate::lifecycle::{self, Start};
-use crate::options::RunOptions;
+use crate::options::{self, RunOptions};
 use crate::session::Session;
 use crate::sync::SyncOptions;
 
@@ -38,23 +38,24 @@ pub type Outcome = (String, String, Result<RestoreReport>);
 /// of the same id, the table, the source and the names.
 async fn prepare(
     session: &Session,
-    client: &Client,
+    (client, lambda): (&Client, &aws_sdk_lambda::Client),
     journal: &dyn Journal,
     request: RestoreRequest,
     run: RunOptions,
 ) -> Result<Prepared> {
-    let notes: Vec<String> = lifecycle::recovery_mode_guard(session, journal, &request.table, run)
-        .await?
-        .into_iter()
-        .collect();
-    let inputs = Inputs {
+    let mut notes: Vec<String> =
+        lifecycle::recovery_mode_guard(session, journal, &request.table, run)
+            .await?
+            .into_iter()
+            .collect();
+    let mut inputs = Inputs {
         table: request.table.clone(),
         incident_id: Some(request.incident.clone()),
         source: (&request.source).into(),
         segments: request.sync.segments,
         keep_restored_table: request.keep_restored_table,
         verify: !run.no_verify,
-        strategy: run.strategy,
+        strategy: Strategy::default(),
         sensitive: request.sensitive,
         forensic_backup: request.forensic_backup,
     };
@@ -72,7 +73,19 @@ async fn prepare(
         },
         None => request,
     };
-    let plan = super::preflight(client, request, existing.is_some()).await?;
+    let mut plan = super::preflight(client, request, existing.is_some()).await?;
+    plan.watchers = crate::watchers::describe(client, lambda, &plan.dest).await?;
+    plan.strategy = match &existing {
+        Some(e) => (e.inputs.strategy, "the execution's record".into()),
+        None => options::strategy(run, &plan.dest, &plan.watchers)?,
+    };
+    inputs.strategy = plan.strategy.0;
+    notes.push(plan.watchers.sentence(&plan.dest));
+    notes.push(format!(
+        "strategy {} ({})",
+        plan.strategy.0.as_str(),
+        plan.strategy.1
+    ));
     Ok(Prepared {
         plan,
         inputs,
@@ -88,16 +101,17 @@ pub async fn check_all(
     run: RunOptions,
 ) -> Result<Checked> {
     let (client, journal) = session.open().await?;
+    let lambda = crate::aws::lambda_client(&session.aws).await;
     let incident = requests
         .first()
         .map(|r| r.incident.clone())
         .unwrap_or_default();
     let total = requests.len();
     let checked = futures_util::future::join_all(requests.into_iter().map(|r| {
-        let (client, journal) = (&client, journal.as_ref());
+        let (clients, journal) = ((&client, &lambda), journal.as_ref());
         async move {
             let table = r.table.clone();
-            (table, prepare(session, client, journal, r, run).await)
+            (table, prepare(session, clients, journal, r, run).await)
         }
     }))
     .await;

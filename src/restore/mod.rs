@@ -86,6 +86,10 @@ pub struct Plan {
     pub request: RestoreRequest,
     pub dest: TableInfo,
     pub source: SourceDetail,
+    /// What else receives the table's writes (found after preflight, when a job is prepared).
+    pub watchers: crate::watchers::Watchers,
+    /// The strategy the run will use, and why.
+    pub strategy: (journal::Strategy, String),
 }
 
 #[derive(Debug, Clone)]

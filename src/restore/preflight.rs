@@ -39,6 +39,8 @@ pub async fn preflight(
     };
     if resuming {
         return Ok(Plan {
+            watchers: Default::default(),
+            strategy: Default::default(),
             request,
             dest,
             source,
@@ -55,6 +57,8 @@ pub async fn preflight(
         ));
     }
     Ok(Plan {
+        watchers: Default::default(),
+        strategy: Default::default(),
         request,
         dest,
         source,

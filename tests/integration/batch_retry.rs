@@ -36,6 +36,8 @@ fn table(name: &str) -> TableInfo {
         sensitive: false,
         write_capacity: None,
         gsis: 0,
+        stream: None,
+        replicas: Vec::new(),
     }
 }
 

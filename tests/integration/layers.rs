@@ -23,6 +23,7 @@ const LAYERS: &[(&str, u8)] = &[
     ("aws", 1),
     ("table", 1),
     ("calls", 1),
+    ("watchers", 1),
     // 2 storage
     ("journal", 2),
     // 3 data plane

@@ -5,6 +5,7 @@ mod support;
 
 mod batch_retry;
 mod check;
+mod downstream;
 mod faults;
 mod fidelity;
 mod guards;

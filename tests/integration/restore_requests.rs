@@ -62,6 +62,8 @@ fn plan(at: jiff::Timestamp) -> Plan {
     let names = validate::names(DEST, "inc-7").expect("names");
     let dest = TableInfo::from_description(&description(DEST, true)).expect("info");
     Plan {
+        watchers: Default::default(),
+        strategy: Default::default(),
         request: RestoreRequest {
             table: DEST.into(),
             incident: "inc-7".into(),

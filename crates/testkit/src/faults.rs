@@ -56,6 +56,11 @@ pub struct Faults {
     /// (<https://docs.aws.amazon.com/amazondynamodb/latest/APIReference/API_RestoreSummary.html>);
     /// moto reports the moment of the restore instead.
     pub live_pitr_window: bool,
+    /// Not a fault but fidelity: these tables answer DescribeTable as global tables (version
+    /// 2019.11.21) with ACTIVE replicas in these regions, in `Replicas` as DynamoDB lists them
+    /// (<https://docs.aws.amazon.com/amazondynamodb/latest/APIReference/API_ReplicaDescription.html>).
+    /// moto has no global tables.
+    pub replicas: Vec<(String, Vec<String>)>,
 }
 
 impl Faults {
@@ -80,6 +85,7 @@ impl Faults {
             operations: Vec::new(),
             tables: Vec::new(),
             live_pitr_window: false,
+            replicas: Vec::new(),
         }
     }
 
@@ -339,8 +345,7 @@ async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Result<Reply, Bo
         } else {
             0
         };
-        let request: Option<Value> = faults
-            .live_pitr_window
+        let request: Option<Value> = (faults.live_pitr_window || !faults.replicas.is_empty())
             .then(|| serde_json::from_slice(&body).ok())
             .flatten();
         let mut reply = forward(&shared, &parts, body).await?;
@@ -348,10 +353,18 @@ async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Result<Reply, Bo
             inj.written.fetch_add(writes, Ordering::Relaxed);
         }
         if let Some(request) = request.filter(|_| reply.status() == StatusCode::OK) {
+            let pitr = faults.live_pitr_window;
             match operation.as_deref() {
-                Some("DescribeContinuousBackups") => reply = live_window(reply).await?,
-                Some("RestoreTableToPointInTime") => remember_restore_time(&shared, &request)?,
-                Some("DescribeTable") => reply = restore_summary(&shared, &request, reply).await?,
+                Some("DescribeContinuousBackups") if pitr => reply = live_window(reply).await?,
+                Some("RestoreTableToPointInTime") if pitr => {
+                    remember_restore_time(&shared, &request)?
+                }
+                Some("DescribeTable") => {
+                    if pitr {
+                        reply = restore_summary(&shared, &request, reply).await?;
+                    }
+                    reply = with_replicas(&faults.replicas, &request, reply).await?;
+                }
                 _ => {}
             }
         }
@@ -414,6 +427,33 @@ async fn restore_summary(
         .and_then(Value::as_object_mut)
     {
         summary.insert("RestoreDateTime".into(), at.into());
+    }
+    Ok(Response::from_parts(
+        parts,
+        Full::new(Bytes::from(serde_json::to_vec(&value)?)),
+    ))
+}
+
+/// DescribeTable's answer for a table configured as global, with its replicas.
+async fn with_replicas(
+    replicas: &[(String, Vec<String>)],
+    request: &Value,
+    reply: Reply,
+) -> Result<Reply, BoxError> {
+    let table = request.get("TableName").and_then(Value::as_str);
+    let Some((_, regions)) = replicas.iter().find(|(t, _)| Some(t.as_str()) == table) else {
+        return Ok(reply);
+    };
+    let (parts, body) = reply.into_parts();
+    let body = body.collect().await?.to_bytes();
+    let mut value: Value = serde_json::from_slice(&body)?;
+    if let Some(t) = value.pointer_mut("/Table").and_then(Value::as_object_mut) {
+        let list: Vec<Value> = regions
+            .iter()
+            .map(|r| serde_json::json!({ "RegionName": r, "ReplicaStatus": "ACTIVE" }))
+            .collect();
+        t.insert("Replicas".into(), list.into());
+        t.insert("GlobalTableVersion".into(), "2019.11.21".into());
     }
     Ok(Response::from_parts(
         parts,
