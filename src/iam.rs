@@ -325,6 +325,11 @@ mod tests {
         let p: Value = serde_json::from_str(&text).unwrap();
         let arn = "arn:aws:dynamodb:us-east-1:123456789012:table/";
         for (action, resource) in grants(&p) {
+            // The mappings on the table's stream, for the plan; Lambda lists them for any ARN.
+            if action == "lambda:ListEventSourceMappings" {
+                assert_eq!(resource, "*");
+                continue;
+            }
             assert!(action.starts_with("dynamodb:"), "{action}");
             let allowed = resource == format!("{arn}Orders")
                 || resource == format!("{arn}Orders/backup/*")

@@ -94,9 +94,17 @@ impl Watchers {
         let stream = table.stream.as_ref().map_or("none".to_string(), |s| {
             format!("{} ({})", s.arn, s.view_type)
         });
+        let live = table.approx_items.unwrap_or_default().max(0) as u64;
+        let records = match &table.stream {
+            Some(_) => format!(
+                "; stream records expected: hard-reset ~{}, diff one per real difference",
+                hard_reset_records(live, live)
+            ),
+            None => String::new(),
+        };
         format!(
             "downstream of {}: stream {stream}; its mappings {}; Kinesis destinations {}; \
-             replicas {}",
+             replicas {}{records}",
             table.name,
             list(mappings),
             list(kinesis),

@@ -157,6 +157,7 @@ async fn the_plan_names_the_stream_and_its_consumers_and_diff_is_their_default()
         "Prod-SearchIndexer".into(),
         "Prod-WelcomeMailer".into(),
         "strategy diff (the default".into(),
+        format!("stream records expected: hard-reset ~{}", 2 * ITEMS),
     ] {
         assert!(
             report.contains(&expected),
