@@ -248,3 +248,167 @@ async fn a_global_table_is_not_emptied_without_the_flag() {
         default.stdout
     );
 }
+
+/// Every record on the table's stream so far, by event name.
+async fn stream_records(
+    moto: &Emulator,
+    stream_arn: &str,
+) -> std::collections::BTreeMap<String, u64> {
+    use aws_sdk_dynamodbstreams::types::ShardIteratorType;
+    let config = aws_sdk_dynamodbstreams::Config::builder()
+        .behavior_version(aws_sdk_dynamodbstreams::config::BehaviorVersion::latest())
+        .region(aws_sdk_dynamodbstreams::config::Region::new("us-east-1"))
+        .credentials_provider(aws_sdk_dynamodbstreams::config::Credentials::new(
+            "test", "test", None, None, "test",
+        ))
+        .endpoint_url(moto.endpoint())
+        .build();
+    let streams = aws_sdk_dynamodbstreams::Client::from_conf(config);
+    let described = streams
+        .describe_stream()
+        .stream_arn(stream_arn)
+        .send()
+        .await
+        .expect("DescribeStream");
+    let mut counts = std::collections::BTreeMap::new();
+    let shards = described
+        .stream_description
+        .map(|d| d.shards.unwrap_or_default())
+        .unwrap_or_default();
+    for shard in shards {
+        let mut iterator = streams
+            .get_shard_iterator()
+            .stream_arn(stream_arn)
+            .shard_id(shard.shard_id.unwrap_or_default())
+            .shard_iterator_type(ShardIteratorType::TrimHorizon)
+            .send()
+            .await
+            .expect("GetShardIterator")
+            .shard_iterator;
+        while let Some(it) = iterator {
+            let page = streams
+                .get_records()
+                .shard_iterator(it)
+                .send()
+                .await
+                .expect("GetRecords");
+            let records = page.records.unwrap_or_default();
+            if records.is_empty() {
+                break;
+            }
+            for r in records {
+                let name = r
+                    .event_name
+                    .map(|e| e.as_str().to_string())
+                    .unwrap_or_default();
+                *counts.entry(name).or_insert(0) += 1;
+            }
+            iterator = page.next_shard_iterator;
+        }
+    }
+    counts
+}
+
+/// Counted from the stream itself: a hard reset emits a REMOVE and an INSERT per item, a diff one
+/// record per real difference.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hard_reset_emits_two_records_an_item_and_a_diff_one_per_difference() {
+    let moto = Emulator::start(Kind::Moto).await;
+    let stream = table(&moto, "Prod-Ledger", true).await.expect("stream arn");
+    let client = moto.client();
+    let spec = TableSpec::hash_only("Prod-Ledger", Scalar::S);
+    let backup = client
+        .create_backup()
+        .table_name("Prod-Ledger")
+        .backup_name("known-good")
+        .send()
+        .await
+        .expect("CreateBackup")
+        .backup_details
+        .expect("details")
+        .backup_arn;
+    let restore = |strategy: &'static str, incident: &'static str| {
+        let backup = backup.clone();
+        let moto = &moto;
+        move || {
+            dr(
+                moto,
+                &[
+                    "restore",
+                    "--table",
+                    "Prod-Ledger",
+                    "--incident-id",
+                    incident,
+                    "--backup-arn",
+                    &backup,
+                    "--confirm",
+                    "Prod-Ledger",
+                    "--strategy",
+                    strategy,
+                    "--yes",
+                ],
+                None,
+            )
+        }
+    };
+    let before = stream_records(&moto, &stream).await;
+    restore("hard-reset", "inc-h")().assert_code(0);
+    let after_reset = stream_records(&moto, &stream).await;
+    let new = |after: &std::collections::BTreeMap<String, u64>,
+               before: &std::collections::BTreeMap<String, u64>,
+               kind: &str| {
+        after.get(kind).copied().unwrap_or(0) - before.get(kind).copied().unwrap_or(0)
+    };
+    assert_eq!(
+        new(&after_reset, &before, "REMOVE"),
+        ITEMS,
+        "{after_reset:?}"
+    );
+    assert_eq!(
+        new(&after_reset, &before, "INSERT"),
+        ITEMS,
+        "{after_reset:?}"
+    );
+    assert_eq!(new(&after_reset, &before, "MODIFY"), 0, "{after_reset:?}");
+
+    // The application changes 5 items, deletes 3 and adds 2; a diff puts back exactly those.
+    let changed: Vec<_> = (0..5)
+        .map(|i| {
+            let mut item = sized_item(&spec, i, 100);
+            item.insert(
+                "payload".into(),
+                aws_sdk_dynamodb::types::AttributeValue::S("overwritten".into()),
+            );
+            item
+        })
+        .chain((ITEMS..ITEMS + 2).map(|i| sized_item(&spec, i, 100)))
+        .collect();
+    put_all(&client, "Prod-Ledger", changed).await;
+    for i in 5..8 {
+        client
+            .delete_item()
+            .table_name("Prod-Ledger")
+            .set_key(Some(spec.key(i)))
+            .send()
+            .await
+            .expect("DeleteItem");
+    }
+    let before_diff = stream_records(&moto, &stream).await;
+    restore("diff", "inc-d")().assert_code(0);
+    let after_diff = stream_records(&moto, &stream).await;
+    assert_eq!(
+        new(&after_diff, &before_diff, "MODIFY"),
+        5,
+        "{after_diff:?}"
+    );
+    assert_eq!(
+        new(&after_diff, &before_diff, "INSERT"),
+        3,
+        "{after_diff:?}"
+    );
+    assert_eq!(
+        new(&after_diff, &before_diff, "REMOVE"),
+        2,
+        "{after_diff:?}"
+    );
+}
