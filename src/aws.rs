@@ -78,19 +78,11 @@ pub async fn dynamodb_client(opts: &AwsOptions) -> aws_sdk_dynamodb::Client {
     aws_sdk_dynamodb::Client::from_conf(config)
 }
 
-/// The same client without the SDK's retries, for Scan, BatchWriteItem and BatchGetItem: the
-/// tool retries those itself, under its own budget, so that it sees every throttle (to slow
-/// down) and every UnprocessedItem. Also for CreateBackup, which is not idempotent.
 /// For lookups that only inform a plan: one retry, then the caller reports what it could not see
 /// (an emulator answers an operation it lacks with a 500, which the full budget would retry for
 /// minutes).
 pub fn briefly(client: &aws_sdk_dynamodb::Client) -> aws_sdk_dynamodb::Client {
-    let config = client
-        .config()
-        .to_builder()
-        .retry_config(RetryConfig::standard().with_max_attempts(2))
-        .build();
-    aws_sdk_dynamodb::Client::from_conf(config)
+    with_retries(client, RetryConfig::standard().with_max_attempts(2))
 }
 
 /// [`briefly`] for Lambda.
@@ -103,12 +95,15 @@ pub fn briefly_lambda(client: &aws_sdk_lambda::Client) -> aws_sdk_lambda::Client
     aws_sdk_lambda::Client::from_conf(config)
 }
 
+/// The same client without the SDK's retries, for Scan, BatchWriteItem and BatchGetItem: the
+/// tool retries those itself, under its own budget, so that it sees every throttle (to slow
+/// down) and every UnprocessedItem. Also for CreateBackup, which is not idempotent.
 pub fn without_retries(client: &aws_sdk_dynamodb::Client) -> aws_sdk_dynamodb::Client {
-    let config = client
-        .config()
-        .to_builder()
-        .retry_config(RetryConfig::disabled())
-        .build();
+    with_retries(client, RetryConfig::disabled())
+}
+
+fn with_retries(client: &aws_sdk_dynamodb::Client, retry: RetryConfig) -> aws_sdk_dynamodb::Client {
+    let config = client.config().to_builder().retry_config(retry).build();
     aws_sdk_dynamodb::Client::from_conf(config)
 }
 

@@ -506,32 +506,20 @@ pub fn plan_summary(plan: &Plan) -> String {
 
 /// What else sees the table's writes, and how many stream records each strategy emits.
 pub fn downstream_text(t: &TableInfo, w: &Watchers) -> String {
-    let seen = |s: &Seen<Vec<String>>| match s {
-        Seen::Known(v) if v.is_empty() => "none".to_string(),
-        Seen::Known(v) => v.join("; "),
-        Seen::Unknown(why) => format!("UNKNOWN ({why})"),
-    };
     let mut text = String::new();
     match &t.stream {
         None => text.push_str("  stream:             none\n"),
         Some(s) => {
-            let mappings = match &w.mappings {
-                Seen::Known(m) => Seen::Known(
-                    m.iter()
-                        .map(|m| {
-                            format!(
-                                "{} ({}, batch {}, window {} s, uuid {})",
-                                m.function,
-                                m.state,
-                                m.batch_size.map_or("default".into(), |b| b.to_string()),
-                                m.batching_window_seconds.unwrap_or(0),
-                                m.uuid
-                            )
-                        })
-                        .collect(),
-                ),
-                Seen::Unknown(why) => Seen::Unknown(why.clone()),
-            };
+            let mappings = w.mappings.list(|m| {
+                format!(
+                    "{} ({}, batch {}, window {} s, uuid {})",
+                    m.function,
+                    m.state,
+                    m.batch_size.map_or("default".into(), |b| b.to_string()),
+                    m.batching_window_seconds.unwrap_or(0),
+                    m.uuid
+                )
+            });
             let live = t.approx_items.unwrap_or_default().max(0) as u64;
             text.push_str(&format!(
                 "  stream:             {} ({})\n\
@@ -541,25 +529,18 @@ pub fn downstream_text(t: &TableInfo, w: &Watchers) -> String {
                  nothing emits no record)\n",
                 s.arn,
                 s.view_type,
-                seen(&mappings),
+                mappings,
                 crate::watchers::hard_reset_records(live, live),
             ));
         }
     }
-    let kinesis = match &w.kinesis {
-        Seen::Known(k) => Seen::Known(
-            k.iter()
-                .map(|d| {
-                    format!(
-                        "{} ({}; receives every write of the recovery)",
-                        d.stream_arn, d.status
-                    )
-                })
-                .collect(),
-        ),
-        Seen::Unknown(why) => Seen::Unknown(why.clone()),
-    };
-    text.push_str(&format!("  Kinesis streams:    {}\n", seen(&kinesis)));
+    let kinesis = w.kinesis.list(|d| {
+        format!(
+            "{} ({}; receives every write of the recovery)",
+            d.stream_arn, d.status
+        )
+    });
+    text.push_str(&format!("  Kinesis streams:    {kinesis}\n"));
     text.push_str(&format!(
         "  replicas:           {}\n",
         if t.replicas.is_empty() {

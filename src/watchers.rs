@@ -53,6 +53,17 @@ impl<T> Seen<T> {
     }
 }
 
+impl<I> Seen<Vec<I>> {
+    /// The list as text, each entry by `show`: `none`, the entries, or `UNKNOWN (why)`.
+    pub fn list(&self, show: impl Fn(&I) -> String) -> String {
+        match self {
+            Seen::Known(v) if v.is_empty() => "none".to_string(),
+            Seen::Known(v) => v.iter().map(show).collect::<Vec<_>>().join("; "),
+            Seen::Unknown(why) => format!("UNKNOWN ({why})"),
+        }
+    }
+}
+
 /// Everything that receives the table's writes besides the table.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Watchers {
@@ -74,23 +85,10 @@ impl Watchers {
 impl Watchers {
     /// One sentence for the journal and the incident report: what saw the recovery's writes.
     pub fn sentence(&self, table: &TableInfo) -> String {
-        let list = |s: Seen<Vec<String>>| match s {
-            Seen::Known(v) if v.is_empty() => "none".to_string(),
-            Seen::Known(v) => v.join(", "),
-            Seen::Unknown(why) => format!("unknown ({why})"),
-        };
-        let mappings = match &self.mappings {
-            Seen::Known(m) => Seen::Known(
-                m.iter()
-                    .map(|m| format!("{} ({}, uuid {})", m.function, m.state, m.uuid))
-                    .collect(),
-            ),
-            Seen::Unknown(why) => Seen::Unknown(why.clone()),
-        };
-        let kinesis = match &self.kinesis {
-            Seen::Known(k) => Seen::Known(k.iter().map(|d| d.stream_arn.clone()).collect()),
-            Seen::Unknown(why) => Seen::Unknown(why.clone()),
-        };
+        let mappings = self
+            .mappings
+            .list(|m| format!("{} ({}, uuid {})", m.function, m.state, m.uuid));
+        let kinesis = self.kinesis.list(|d| d.stream_arn.clone());
         let stream = table.stream.as_ref().map_or("none".to_string(), |s| {
             format!("{} ({})", s.arn, s.view_type)
         });
@@ -106,8 +104,8 @@ impl Watchers {
             "downstream of {}: stream {stream}; its mappings {}; Kinesis destinations {}; \
              replicas {}{records}",
             table.name,
-            list(mappings),
-            list(kinesis),
+            mappings,
+            kinesis,
             if table.replicas.is_empty() {
                 "none".to_string()
             } else {
