@@ -87,15 +87,20 @@ pub fn restore_deadline(minutes: u64) -> Duration {
     Duration::from_secs(minutes * 60)
 }
 
-/// A new execution's strategy: the operator's, else `diff` when anything downstream sees the
+/// A run's strategy: its record's when it resumes; for a new execution the operator's, else `diff` when anything downstream sees the
 /// table's writes one by one (a stream with consumers, Kinesis destinations, replicas), so they
 /// see only the real changes and never an empty table; else `hard-reset`. A hard reset of a
 /// global table is refused unless the operator allows its replicas to be emptied.
 pub fn strategy(
+    recorded: Option<&Execution>,
     run: RunOptions,
     table: &TableInfo,
     watchers: &Watchers,
 ) -> Result<(Strategy, String)> {
+    // A resumed execution keeps what its checkpoints were made with.
+    if let Some(e) = recorded {
+        return Ok((e.inputs.strategy, "the execution's record".into()));
+    }
     let watched = watchers.has_consumers(table);
     let (strategy, why) = match run.strategy {
         Some(s) => (s, "--strategy".to_string()),

@@ -73,7 +73,7 @@ pub async fn prepare(
     if existing.is_none() {
         let lambda = crate::aws::lambda_client(&session.aws).await;
         let watchers = crate::watchers::describe(&client, &lambda, &dst).await?;
-        inputs.strategy = crate::options::strategy(run, &dst, &watchers)?.0;
+        inputs.strategy = crate::options::strategy(None, run, &dst, &watchers)?.0;
     }
     // The source's size decides: it is what the copy reads and writes.
     let (segments, why) = src.segments(inputs.segments, &dst);

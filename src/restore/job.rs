@@ -75,10 +75,7 @@ async fn prepare(
     };
     let mut plan = super::preflight(client, request, existing.is_some()).await?;
     plan.watchers = crate::watchers::describe(client, lambda, &plan.dest).await?;
-    plan.strategy = match &existing {
-        Some(e) => (e.inputs.strategy, "the execution's record".into()),
-        None => options::strategy(run, &plan.dest, &plan.watchers)?,
-    };
+    plan.strategy = options::strategy(existing.as_ref(), run, &plan.dest, &plan.watchers)?;
     inputs.strategy = plan.strategy.0;
     notes.push(plan.watchers.sentence(&plan.dest));
     notes.push(format!(
