@@ -107,6 +107,10 @@ pub struct EnvironmentSection {
     pub exclude: Option<Vec<String>>,
     /// Also disable the functions' enabled event source mappings [default: true].
     pub disable_event_source_mappings: Option<bool>,
+    /// Function name patterns (`*` wildcards) whose mappings on DynamoDB streams are replaced at
+    /// `recovery-mode end` by twins at `LATEST`, so they never see the recovery's writes.
+    #[serde(default)]
+    pub skip_recovery_events: Vec<String>,
 }
 
 /// An environment with its defaults filled in.
@@ -116,6 +120,7 @@ pub struct EnvironmentConfig {
     pub tags: BTreeMap<String, String>,
     pub exclude: Vec<String>,
     pub disable_event_source_mappings: bool,
+    pub skip_recovery_events: Vec<String>,
 }
 
 impl Config {
@@ -324,6 +329,7 @@ impl Config {
                 .exclude
                 .unwrap_or_else(|| vec!["*DisasterRecovery*".into()]),
             disable_event_source_mappings: section.disable_event_source_mappings.unwrap_or(true),
+            skip_recovery_events: section.skip_recovery_events,
         })
     }
 }
@@ -394,11 +400,18 @@ mod tests {
         assert_eq!(bare.function_prefix, "Prod-");
         assert_eq!(bare.exclude, ["*DisasterRecovery*"]);
         assert!(bare.disable_event_source_mappings);
+        assert!(
+            bare.skip_recovery_events.is_empty(),
+            "every consumer replays by default"
+        );
         let c = Config::parse(
-            "[environments.Prod]\nfunction_prefix = \"prod-app-\"\ntags = { team = \"dr\" }\n",
+            "[environments.Prod]\nfunction_prefix = \"prod-app-\"\ntags = { team = \"dr\" }\n\
+             skip_recovery_events = [\"*Mailer*\"]\n",
         )
         .unwrap();
-        assert_eq!(c.environment("Prod").unwrap().function_prefix, "prod-app-");
+        let prod = c.environment("Prod").unwrap();
+        assert_eq!(prod.function_prefix, "prod-app-");
+        assert_eq!(prod.skip_recovery_events, ["*Mailer*"]);
         assert!(
             c.environment("Prdo")
                 .unwrap_err()

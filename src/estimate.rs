@@ -22,7 +22,11 @@ pub struct Units {
 
 impl Units {
     pub fn dollars(&self) -> f64 {
-        (self.reads * DOLLARS_PER_MILLION_READS + self.writes * DOLLARS_PER_MILLION_WRITES) / 1e6
+        self.reads * DOLLARS_PER_MILLION_READS / 1e6 + self.dollars_of_writes()
+    }
+
+    pub fn dollars_of_writes(&self) -> f64 {
+        self.writes * DOLLARS_PER_MILLION_WRITES / 1e6
     }
 
     /// Seconds at the caps (`None` when the stage that bounds the run is uncapped).
@@ -133,6 +137,15 @@ pub fn estimate(items: u64, bytes: u64) -> Estimate {
     }
 }
 
+/// A global table bills each write in every region, its own included, as replicated write
+/// units priced as write units
+/// (<https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/global-tables-billing.html>):
+/// the replicated write units of `u` on a table with `replicas` other regions, and their price.
+pub fn replicated_writes(u: &Units, replicas: usize) -> (f64, f64) {
+    let units = u.writes * (replicas as f64 + 1.0);
+    (units, units * DOLLARS_PER_MILLION_WRITES / 1e6)
+}
+
 /// A phase's time at the caps, or why it has no bound.
 pub fn time(s: Option<f64>) -> String {
     match s {
@@ -173,6 +186,15 @@ mod tests {
         // 2,000,000 items written at 2,000/s.
         assert_eq!(e.hard_reset.seconds(None, cap("2000")), Some(1000.0));
         assert_eq!(e.hard_reset.seconds(None, None), None);
+    }
+
+    #[test]
+    fn a_global_table_pays_each_write_in_every_region() {
+        let e = estimate(1_000_000, 1_000_000_000);
+        let (units, dollars) = replicated_writes(&e.hard_reset, 2);
+        assert_eq!(units, 3.0 * e.hard_reset.writes);
+        assert!((dollars - 3.0 * e.hard_reset.dollars_of_writes()).abs() < 1e-9);
+        assert_eq!(replicated_writes(&e.diff_best, 2), (0.0, 0.0));
     }
 
     #[test]

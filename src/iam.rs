@@ -264,13 +264,29 @@ pub fn policy(scope: &Scope, req: &Request) -> Value {
             ],
             vec![functions.clone()],
         ));
+        // Only mappings of the environment's functions; Get, Delete and the tags serve the
+        // `skip` policy, which replaces a mapping by a tagged twin.
         let mut mappings = statement(
             &sid("EventSourceMappings", name),
-            &["lambda:UpdateEventSourceMapping"],
+            &[
+                "lambda:UpdateEventSourceMapping",
+                "lambda:GetEventSourceMapping",
+                "lambda:DeleteEventSourceMapping",
+                "lambda:ListTags",
+                "lambda:TagResource",
+            ],
             vec![scope.lambda("event-source-mapping:*")],
         );
-        mappings["Condition"] = json!({ "ArnLike": { "lambda:FunctionArn": functions } });
+        mappings["Condition"] = json!({ "ArnLike": { "lambda:FunctionArn": functions.clone() } });
         statements.push(mappings);
+        // CreateEventSourceMapping names no resource; the condition holds it to the functions.
+        let mut create = statement(
+            &sid("CreateEventSourceMapping", name),
+            &["lambda:CreateEventSourceMapping"],
+            vec!["*".into()],
+        );
+        create["Condition"] = json!({ "ArnLike": { "lambda:FunctionArn": functions } });
+        statements.push(create);
     }
     json!({ "Version": "2012-10-17", "Statement": statements })
 }
@@ -294,6 +310,7 @@ mod tests {
             tags: Default::default(),
             exclude: vec!["*DisasterRecovery*".into()],
             disable_event_source_mappings: true,
+            skip_recovery_events: Vec::new(),
         }
     }
 
@@ -502,9 +519,18 @@ mod tests {
                 "lambda:ListFunctions" | "lambda:ListEventSourceMappings" => {
                     assert_eq!(resource, "*")
                 }
-                "lambda:UpdateEventSourceMapping" => assert_eq!(
+                "lambda:CreateEventSourceMapping" => assert_eq!(resource, "*"),
+                "lambda:UpdateEventSourceMapping"
+                | "lambda:GetEventSourceMapping"
+                | "lambda:DeleteEventSourceMapping"
+                | "lambda:TagResource" => assert_eq!(
                     resource,
                     "arn:aws:lambda:us-east-1:123456789012:event-source-mapping:*"
+                ),
+                "lambda:ListTags" => assert!(
+                    resource == "arn:aws:lambda:us-east-1:123456789012:event-source-mapping:*"
+                        || resource == "arn:aws:lambda:us-east-1:123456789012:function:Prod-*",
+                    "{resource}"
                 ),
                 _ => assert_eq!(
                     resource,
@@ -512,15 +538,25 @@ mod tests {
                 ),
             }
         }
-        assert!(
-            !grants(&p)
-                .iter()
-                .any(|(a, _)| a == "lambda:GetEventSourceMapping")
-        );
-        let mappings = &p["Statement"][2];
-        assert_eq!(
-            mappings["Condition"]["ArnLike"]["lambda:FunctionArn"],
-            "arn:aws:lambda:us-east-1:123456789012:function:Prod-*"
-        );
+        // Every statement on mappings is held to the environment's functions.
+        let statements = p["Statement"].as_array().unwrap();
+        let on_mappings: Vec<&Value> = statements
+            .iter()
+            .filter(|s| {
+                s["Action"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .any(|a| a.as_str().unwrap().ends_with("EventSourceMapping"))
+            })
+            .collect();
+        assert_eq!(on_mappings.len(), 2, "{p:#}");
+        for s in on_mappings {
+            assert_eq!(
+                s["Condition"]["ArnLike"]["lambda:FunctionArn"],
+                "arn:aws:lambda:us-east-1:123456789012:function:Prod-*",
+                "{s:#}"
+            );
+        }
     }
 }

@@ -22,6 +22,7 @@ pub mod validate;
 // 1 AWS
 pub mod aws;
 pub mod calls;
+pub mod mappings;
 pub mod table;
 pub mod watchers;
 // 2 storage

@@ -357,6 +357,21 @@ pub fn recovery_status_text(
         out.push_str(&format!(
             "  event source mappings disabled by dynamo-dr: {disabled}\n"
         ));
+        for (uuid, m) in &r.mappings {
+            let Some(rep) = &m.replacement else {
+                continue;
+            };
+            let new = match (&rep.new_uuid, rep.old_deleted) {
+                (Some(new), _) => format!("replaced by {new} at LATEST"),
+                (None, true) => "deleted; its twin is not created yet (run end again)".into(),
+                (None, false) => "configuration recorded; not replaced yet (run end again)".into(),
+            };
+            out.push_str(&format!(
+                "  skip (pattern {:?}): {} mapping {uuid} {new}; its configuration is in the \
+                 journal\n",
+                rep.pattern, m.function
+            ));
+        }
     }
     out
 }
@@ -546,8 +561,19 @@ pub fn downstream_text(t: &TableInfo, w: &Watchers) -> String {
         if t.replicas.is_empty() {
             "none".to_string()
         } else {
+            let e = crate::estimate::estimate(
+                t.approx_items.unwrap_or_default().max(0) as u64,
+                t.approx_bytes.unwrap_or_default().max(0) as u64,
+            );
+            let (reset, reset_cost) =
+                crate::estimate::replicated_writes(&e.hard_reset, t.replicas.len());
+            let (diff, diff_cost) =
+                crate::estimate::replicated_writes(&e.diff_worst, t.replicas.len());
             format!(
-                "{} (every write is replicated to each: {}x the write units)",
+                "{} (every write is billed in all {} regions as replicated write units: \
+                 hard-reset ~{reset:.0} replicated write units (${reset_cost:.2}); diff from 0 \
+                 to ~{diff:.0} (${diff_cost:.2}) as the differences go; plus cross-Region data \
+                 transfer)",
                 t.replicas.join(", "),
                 t.replicas.len() + 1
             )

@@ -11,9 +11,10 @@ use serde::Serialize;
 use crate::config::EnvironmentConfig;
 use crate::error::{Error, Result};
 pub use crate::journal::recovery::{
-    FORMAT_VERSION, FunctionState, MappingState, RecoveryMode, State,
+    FORMAT_VERSION, FunctionState, MappingState, RecoveryMode, Replacement, State,
 };
 use crate::journal::{Journal, Operator};
+use crate::mappings;
 
 /// Stream records are trimmed after 24 hours: a consumer paused longer loses them silently.
 pub const STREAM_RETENTION_WARN_HOURS: i64 = 20;
@@ -316,6 +317,7 @@ async fn pause_function(
                 event_source_arn: source.clone(),
                 disabled: false,
                 restored: false,
+                replacement: None,
             });
             journal.save_recovery_mode(rm).await?;
             set_mapping(client, &uuid, false).await?;
@@ -334,11 +336,21 @@ async fn pause_function(
     Ok(())
 }
 
-/// `recovery-mode end`: puts back every saved value and re-enables only the mappings it disabled.
+/// The first of `patterns` (`*` wildcards) that `function` matches.
+fn matching<'a>(patterns: &'a [String], function: &str) -> Option<&'a String> {
+    patterns
+        .iter()
+        .find(|p| wildmatch::WildMatch::new(p).matches(function))
+}
+
+/// `recovery-mode end`: puts back every saved value and re-enables only the mappings it disabled,
+/// except that a mapping on a DynamoDB stream whose function matches one of `skip` is replaced by
+/// a twin at `LATEST` (see [`mappings`]).
 pub async fn end(
     client: &Client,
     journal: &dyn Journal,
     name: &str,
+    skip: &[String],
     dry_run: bool,
 ) -> Result<Vec<Action>> {
     let Some(mut rm) = journal.load_recovery_mode(name).await? else {
@@ -394,10 +406,46 @@ pub async fn end(
         .map(|(k, v)| (k.clone(), v.clone()))
         .collect();
     for (uuid, m) in mappings.into_iter().filter(|(_, m)| !m.restored) {
-        let result = if dry_run {
-            Ok(())
-        } else {
-            set_mapping(client, &uuid, true).await
+        let stream = mappings::is_dynamodb_stream(&m.event_source_arn);
+        // A replacement once recorded is finished, whatever this run's patterns say.
+        let pattern = match &m.replacement {
+            Some(r) => Some(r.pattern.clone()),
+            None => matching(skip, &m.function).filter(|_| stream).cloned(),
+        };
+        let (action, result) = match pattern {
+            Some(pattern) => {
+                let result = if dry_run {
+                    Ok(String::new())
+                } else {
+                    replace(client, journal, &mut rm, &uuid, &pattern).await
+                };
+                let action = match &result {
+                    Ok(new) if !dry_run => format!(
+                        "replaced by mapping {new} at LATEST (skip, pattern {pattern:?}; the old \
+                         configuration is in the journal) ({})",
+                        m.event_source_arn
+                    ),
+                    _ => format!(
+                        "replace by a twin at LATEST, so it skips the recovery's stream records \
+                         (skip, pattern {pattern:?}) ({})",
+                        m.event_source_arn
+                    ),
+                };
+                (action, result.map(|_| ()))
+            }
+            None => {
+                let result = if dry_run {
+                    Ok(())
+                } else {
+                    set_mapping(client, &uuid, true).await
+                };
+                let note = if !stream && matching(skip, &m.function).is_some() {
+                    "; skip applies only to DynamoDB streams"
+                } else {
+                    ""
+                };
+                (format!("re-enable ({}){note}", m.event_source_arn), result)
+            }
         };
         if result.is_ok() && !dry_run {
             if let Some(s) = rm.mappings.get_mut(&uuid) {
@@ -407,7 +455,7 @@ pub async fn end(
         }
         actions.push(Action {
             target: format!("{} mapping {uuid}", m.function),
-            action: format!("re-enable ({})", m.event_source_arn),
+            action,
             done: !dry_run && result.is_ok(),
             error: result.err().map(|e| e.to_string()),
         });
@@ -426,6 +474,78 @@ pub async fn end(
         journal.save_recovery_mode(&rm).await?;
     }
     Ok(actions)
+}
+
+/// Replaces mapping `uuid` by its twin at `LATEST`, recording each step before the next: the
+/// old configuration, the deletion, the twin's UUID. Returns the twin's UUID.
+async fn replace(
+    client: &Client,
+    journal: &dyn Journal,
+    rm: &mut RecoveryMode,
+    uuid: &str,
+    pattern: &str,
+) -> Result<String> {
+    let recorded = rm.mappings.get(uuid).and_then(|m| m.replacement.clone());
+    let mut step = match recorded {
+        Some(r) => r,
+        None => {
+            let Some(old) = mappings::get(client, uuid).await? else {
+                return Err(Error::invalid(
+                    "--skip-recovery-events",
+                    format!(
+                        "mapping {uuid} no longer exists: it was deleted after recovery mode \
+                         started, so there is nothing to replace. Recreate it from the function's \
+                         infrastructure code"
+                    ),
+                ));
+            };
+            let r = Replacement {
+                old,
+                pattern: pattern.to_string(),
+                old_deleted: false,
+                new_uuid: None,
+            };
+            record_replacement(journal, rm, uuid, &r, "configuration recorded").await?;
+            r
+        }
+    };
+    if !step.old_deleted {
+        mappings::delete(client, uuid).await?;
+        step.old_deleted = true;
+        record_replacement(journal, rm, uuid, &step, "deleted").await?;
+    }
+    if let Some(new) = &step.new_uuid {
+        return Ok(new.clone());
+    }
+    // A twin an interrupted run created before it could record it is adopted by its tag.
+    let new = match mappings::find_twin(client, &step.old).await? {
+        Some(new) => new,
+        None => mappings::create_twin(client, &step.old).await?,
+    };
+    step.new_uuid = Some(new.clone());
+    record_replacement(
+        journal,
+        rm,
+        uuid,
+        &step,
+        &format!("replaced by {new} at LATEST"),
+    )
+    .await?;
+    Ok(new)
+}
+
+async fn record_replacement(
+    journal: &dyn Journal,
+    rm: &mut RecoveryMode,
+    uuid: &str,
+    step: &Replacement,
+    what: &str,
+) -> Result<()> {
+    if let Some(m) = rm.mappings.get_mut(uuid) {
+        m.replacement = Some(step.clone());
+    }
+    rm.event(format!("skip mapping {uuid}: {what}"));
+    journal.save_recovery_mode(rm).await
 }
 
 /// One function's current and saved state for `recovery-mode status`.

@@ -101,6 +101,18 @@ pub struct RecoveryModeWindow {
     pub ended_at: Option<Timestamp>,
     pub functions_paused: usize,
     pub mappings_disabled: usize,
+    /// Mappings replaced by twins at `LATEST` at `end` (the `skip` policy).
+    pub mappings_replaced: Vec<ReplacedMapping>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ReplacedMapping {
+    pub function: String,
+    pub pattern: String,
+    pub old_uuid: String,
+    /// `None` until `end` has created the twin.
+    pub new_uuid: Option<String>,
 }
 
 /// The executions `id` names: the execution of that id, or else every execution of the incident.
@@ -197,6 +209,19 @@ fn window(
         functions_paused: record
             .map_or(0, |r| r.functions.values().filter(|f| f.throttled).count()),
         mappings_disabled: record.map_or(0, |r| r.mappings.values().filter(|m| m.disabled).count()),
+        mappings_replaced: record
+            .into_iter()
+            .flat_map(|r| &r.mappings)
+            .filter_map(|(uuid, m)| {
+                let rep = m.replacement.as_ref()?;
+                Some(ReplacedMapping {
+                    function: m.function.clone(),
+                    pattern: rep.pattern.clone(),
+                    old_uuid: uuid.clone(),
+                    new_uuid: rep.new_uuid.clone(),
+                })
+            })
+            .collect(),
     }
 }
 
@@ -375,6 +400,20 @@ impl Report {
                     w.functions_paused,
                     w.mappings_disabled
                 ));
+            }
+            for w in &self.recovery_mode {
+                for m in &w.mappings_replaced {
+                    md.push_str(&format!(
+                        "\nSkipped the recovery's stream records: mapping `{}` of {} (pattern \
+                         `{}`) was replaced by `{}`, which starts at LATEST; the old mapping's \
+                         configuration is in the journal's recovery-mode record of {}.\n",
+                        m.old_uuid,
+                        cell(&m.function),
+                        cell(&m.pattern),
+                        m.new_uuid.as_deref().unwrap_or("(not created yet)"),
+                        cell(&w.environment)
+                    ));
+                }
             }
             if self.recovery_mode.iter().any(|w| w.ended_at.is_none()) {
                 md.push_str(

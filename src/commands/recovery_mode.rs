@@ -12,8 +12,9 @@ pub(crate) enum RecoveryModeCommand {
     /// Record every function's reserved concurrency, then set it to 0 and disable its event
     /// source mappings.
     Start(RecoveryModeArgs),
-    /// Put back every recorded value and re-enable the mappings start disabled.
-    End(RecoveryModeArgs),
+    /// Put back every recorded value and re-enable the mappings start disabled (or replace those
+    /// chosen to skip the recovery's records).
+    End(EndArgs),
     /// Each function's current and saved state, with drift.
     Status {
         #[arg(long, value_name = "ENV")]
@@ -34,6 +35,18 @@ pub(crate) struct RecoveryModeArgs {
     pub yes: bool,
 }
 
+#[derive(Debug, Args)]
+pub(crate) struct EndArgs {
+    #[command(flatten)]
+    pub common: RecoveryModeArgs,
+    /// Replace the mappings on DynamoDB streams of the functions matching PATTERN (`*`
+    /// wildcards) by twins that start at LATEST, so those consumers never see the recovery's
+    /// writes (nor records written before the pause that they had not read). Repeatable; added to
+    /// the environment's `skip_recovery_events`.
+    #[arg(long = "skip-recovery-events", value_name = "PATTERN")]
+    pub skip_recovery_events: Vec<String>,
+}
+
 /// The two commands that change an environment.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Change {
@@ -51,9 +64,9 @@ impl Change {
 }
 
 pub(crate) async fn recovery_mode(ctx: &Ctx, cmd: RecoveryModeCommand) -> Result<()> {
-    let (args, change) = match cmd {
-        RecoveryModeCommand::Start(a) => (a, Change::Start),
-        RecoveryModeCommand::End(a) => (a, Change::End),
+    let (args, change, skip) = match cmd {
+        RecoveryModeCommand::Start(a) => (a, Change::Start, Vec::new()),
+        RecoveryModeCommand::End(a) => (a.common, Change::End, a.skip_recovery_events),
         RecoveryModeCommand::Status { environment } => return status(ctx, &environment).await,
     };
     let RecoveryModeArgs {
@@ -64,19 +77,27 @@ pub(crate) async fn recovery_mode(ctx: &Ctx, cmd: RecoveryModeCommand) -> Result
     let env_name = &env_name;
     let kind = change.as_str();
     let env = ctx.config.environment(env_name)?;
+    let skip: Vec<String> = env
+        .skip_recovery_events
+        .iter()
+        .cloned()
+        .chain(skip)
+        .collect();
     if !dry_run {
         prompt::require_terminal_or_yes(yes)?;
     }
     let (_, journal) = ctx.open().await?;
     let lambda = aws::lambda_client(&ctx.aws).await;
     let run = |dry: bool| {
-        let (lambda, journal, env) = (&lambda, journal.clone(), &env);
+        let (lambda, journal, env, skip) = (&lambda, journal.clone(), &env, &skip);
         async move {
             match change {
                 Change::Start => {
                     recovery_mode::start(lambda, journal.as_ref(), env_name, env, dry).await
                 }
-                Change::End => recovery_mode::end(lambda, journal.as_ref(), env_name, dry).await,
+                Change::End => {
+                    recovery_mode::end(lambda, journal.as_ref(), env_name, skip, dry).await
+                }
             }
         }
     };

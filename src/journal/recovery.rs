@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{Event, Operator};
 use crate::error::Result;
+use crate::mappings::MappingConfig;
 
 pub const FORMAT_VERSION: u32 = 1;
 
@@ -40,6 +41,22 @@ pub struct MappingState {
     pub event_source_arn: String,
     pub disabled: bool,
     pub restored: bool,
+    /// Set when `end` replaces the mapping by a twin at `LATEST` (the `skip` policy).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replacement: Option<Replacement>,
+}
+
+/// A mapping replaced by a twin that starts at `LATEST`, recorded step by step so that a rerun
+/// of `end` finishes it from any machine.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Replacement {
+    /// The old mapping's whole configuration, recorded before anything changed.
+    pub old: MappingConfig,
+    /// The skip pattern that chose it.
+    pub pattern: String,
+    pub old_deleted: bool,
+    pub new_uuid: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -11,7 +11,7 @@ const ITEMS: u64 = 60;
 
 /// A hash-key table of `ITEMS` string items with PITR, and with a stream when `streamed`;
 /// returns the stream's ARN.
-async fn table(moto: &Emulator, name: &str, streamed: bool) -> Option<String> {
+pub(crate) async fn table(moto: &Emulator, name: &str, streamed: bool) -> Option<String> {
     let client = moto.client();
     let spec = TableSpec::hash_only(name, Scalar::S);
     create_table(&client, &spec).await;
@@ -228,6 +228,16 @@ async fn a_global_table_is_not_emptied_without_the_flag() {
         plan.stdout
             .contains("replicas:           eu-west-1, ap-southeast-2")
             && !plan.stdout.contains("WOULD BE REFUSED"),
+        "{}",
+        plan.stdout
+    );
+    // Each of the 2 x 60 one-unit writes of a hard reset is billed in all three regions.
+    assert!(
+        plan.stdout.contains("billed in all 3 regions")
+            && plan.stdout.contains(&format!(
+                "hard-reset ~{} replicated write units",
+                3 * 2 * ITEMS
+            )),
         "{}",
         plan.stdout
     );

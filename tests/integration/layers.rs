@@ -24,6 +24,7 @@ const LAYERS: &[(&str, u8)] = &[
     ("table", 1),
     ("calls", 1),
     ("watchers", 1),
+    ("mappings", 1),
     // 2 storage
     ("journal", 2),
     // 3 data plane

@@ -22,5 +22,6 @@ mod restore_moto;
 mod restore_requests;
 mod resume;
 mod sensitive;
+mod skip_events;
 mod sync_dynalite;
 mod verify;
