@@ -314,6 +314,22 @@ mod tests {
         }
     }
 
+    /// The policy's statements granting an action that `wanted` accepts.
+    fn statements_with(p: &Value, wanted: impl Fn(&str) -> bool) -> Vec<&Value> {
+        p["Statement"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|s| {
+                s["Action"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .any(|a| wanted(a.as_str().unwrap()))
+            })
+            .collect()
+    }
+
     /// Every (action, resource) pair the policy grants.
     fn grants(p: &Value) -> BTreeSet<(String, String)> {
         let mut out = BTreeSet::new();
@@ -407,17 +423,7 @@ mod tests {
                 ..Request::default()
             },
         );
-        let statements = p["Statement"].as_array().unwrap();
-        let taggers: Vec<_> = statements
-            .iter()
-            .filter(|s| {
-                s["Action"]
-                    .as_array()
-                    .unwrap()
-                    .iter()
-                    .any(|a| a == "dynamodb:TagResource")
-            })
-            .collect();
+        let taggers = statements_with(&p, |a| a == "dynamodb:TagResource");
         assert_eq!(taggers.len(), 1, "one statement grants TagResource");
         let c = &taggers[0]["Condition"];
         assert_eq!(c["Null"]["aws:ResourceTag/dynamo-dr:execution-id"], "true");
@@ -539,17 +545,7 @@ mod tests {
             }
         }
         // Every statement on mappings is held to the environment's functions.
-        let statements = p["Statement"].as_array().unwrap();
-        let on_mappings: Vec<&Value> = statements
-            .iter()
-            .filter(|s| {
-                s["Action"]
-                    .as_array()
-                    .unwrap()
-                    .iter()
-                    .any(|a| a.as_str().unwrap().ends_with("EventSourceMapping"))
-            })
-            .collect();
+        let on_mappings = statements_with(&p, |a| a.ends_with("EventSourceMapping"));
         assert_eq!(on_mappings.len(), 2, "{p:#}");
         for s in on_mappings {
             assert_eq!(
