@@ -119,6 +119,34 @@ pub enum Error {
         sample: String,
     },
 
+    #[error(
+        "{conflicts} item(s) of {table} changed after the tool read them, so their targeted writes \
+         were refused and the application's versions were kept; for example {sample}. Review them \
+         (the incident report lists them); `dynamo-dr resume {execution}` plans them again \
+         against the restore point, which keeps {restored}"
+    )]
+    Conflicts {
+        table: String,
+        execution: String,
+        restored: String,
+        conflicts: u64,
+        sample: String,
+    },
+
+    #[error(
+        "verification of the scope failed: {differing} of the {in_scope} items in scope of {table} \
+         differ from the restore point in {restored}; for example {sample}. Keep {restored} and \
+         investigate; `dynamo-dr resume {execution}` plans the scope again"
+    )]
+    ScopeMismatch {
+        table: String,
+        execution: String,
+        restored: String,
+        in_scope: u64,
+        differing: u64,
+        sample: String,
+    },
+
     /// A phase failed after earlier phases changed things; `state` says what exists now.
     #[error("{phase} failed: {source}. Left in place: {state}")]
     PhaseFailed {
@@ -161,7 +189,10 @@ impl Error {
     pub fn exit_status(&self) -> ExitStatus {
         match self {
             Error::Invalid { .. } => ExitStatus::Refused,
-            Error::CountMismatch { .. } | Error::VerifyMismatch { .. } => ExitStatus::Mismatch,
+            Error::CountMismatch { .. }
+            | Error::VerifyMismatch { .. }
+            | Error::Conflicts { .. }
+            | Error::ScopeMismatch { .. } => ExitStatus::Mismatch,
             Error::Tables { status, .. } => *status,
             // A refusal after changes were made is no longer "nothing changed".
             Error::PhaseFailed { source, .. } => match source.exit_status() {

@@ -12,10 +12,11 @@ use crate::item::{Item, key_to_json};
 use crate::journal::lease::LeaseGuard;
 use crate::journal::seal::{self, JournalKey};
 use crate::journal::{
-    Execution, Journal, Phase, SegmentCheckpoint, Status, Strategy, Verification,
+    Execution, Journal, Phase, Scope, SegmentCheckpoint, Status, Strategy, Targeted, Verification,
 };
 use crate::sync::{self, Checkpoint, SyncOptions, Totals};
 use crate::table::TableInfo;
+use crate::targeted::{self, Pass};
 use crate::verify;
 
 /// Owns the in-memory execution record and saves every change before reporting it done.
@@ -182,6 +183,20 @@ impl Checkpoint for Recorder {
     fn may_write(&self) -> Result<()> {
         self.check_lease()
     }
+
+    async fn targeted(&self, puts: u64, deletes: u64, unchanged: u64) -> Result<()> {
+        self.update(|e| {
+            e.targeted.puts += puts;
+            e.targeted.deletes += deletes;
+            e.targeted.unchanged += unchanged;
+        })
+        .await
+    }
+
+    async fn conflict(&self, key: &str) -> Result<()> {
+        self.update(|e| e.targeted.add_conflict(key.to_string()))
+            .await
+    }
 }
 
 /// Runs the delete, copy and check phases from wherever the record says the run is.
@@ -329,4 +344,159 @@ pub async fn sync_phases(
         rec.update(|e| e.enter(Phase::CleanUp)).await?;
     }
     Ok(())
+}
+
+/// A targeted restore's phases (see [`targeted`]) from wherever the record says the run is:
+/// deletes (for partitions), then puts, then the check of the scope. A finished run whose
+/// check found conflicts plans its scope again when resumed.
+pub async fn targeted_phases(
+    client: &Client,
+    restored: &TableInfo,
+    live: &TableInfo,
+    opts: &SyncOptions,
+    rec: &Arc<Recorder>,
+) -> Result<()> {
+    let exec = rec.snapshot().await;
+    let inputs = exec.inputs.clone();
+    let opts = SyncOptions {
+        segments: inputs.segments.max(1),
+        ..opts.clone()
+    };
+    let partitions = match &inputs.scope {
+        Scope::Partition { values } => targeted::partition_values(live, values)?,
+        _ => Vec::new(),
+    };
+    let digest = inputs.sensitive.then(|| rec.key_digest());
+    let pass = |known: &Targeted| Pass {
+        restored,
+        live,
+        scope: &inputs.scope,
+        partitions: &partitions,
+        digest: digest.as_ref(),
+        known_conflicts: known.conflict_keys.iter().cloned().collect(),
+    };
+    if exec.phase == Phase::Check && exec.verification.as_ref().is_some_and(|v| !v.passed) {
+        rec.update(|e| {
+            let conflicts = e.targeted.conflicts;
+            e.event(format!(
+                "planning the scope again: {conflicts} conflict(s) of the last pass"
+            ));
+            e.targeted.replanned += conflicts;
+            e.targeted.conflicts = 0;
+            e.targeted.conflict_keys.clear();
+            e.delete = Default::default();
+            e.copy = Default::default();
+            e.verification = None;
+            e.enter(Phase::Delete);
+        })
+        .await?;
+    }
+    for phase in [Phase::Delete, Phase::Copy] {
+        let exec = rec.snapshot().await;
+        if exec.phase != phase {
+            continue;
+        }
+        rec.check_lease()?;
+        let recorded = if phase == Phase::Delete {
+            &exec.delete.segments
+        } else {
+            &exec.copy.segments
+        };
+        let segments = targeted::segments(&inputs.scope, phase, opts.segments);
+        let from = if recorded.is_empty() {
+            let fresh = vec![SegmentCheckpoint::default(); segments as usize];
+            rec.update(|e| {
+                if let Some(p) = e.progress_mut(phase) {
+                    p.segments = fresh;
+                    p.started_at = Some(Timestamp::now());
+                }
+            })
+            .await?;
+            Vec::new()
+        } else {
+            rec.opened(recorded).await?
+        };
+        let totals = if segments == 0 {
+            None
+        } else {
+            let cp: Arc<dyn Checkpoint> = rec.clone();
+            let pass = pass(&exec.targeted);
+            Some(targeted::run(client, pass, phase, &opts, &from, cp).await?)
+        };
+        let next = if phase == Phase::Delete {
+            Phase::Copy
+        } else {
+            Phase::Check
+        };
+        rec.update(|e| {
+            if let Some(p) = e.progress_mut(phase) {
+                p.finished_at = Some(Timestamp::now());
+                if let Some(t) = totals {
+                    p.scan_requests += t.scans;
+                    p.write_requests += t.writes;
+                    p.read_units += t.read_units;
+                    p.write_units += t.write_units;
+                }
+            }
+            e.enter(next);
+        })
+        .await?;
+    }
+    let exec = rec.snapshot().await;
+    if exec.phase != Phase::Check {
+        return Ok(());
+    }
+    rec.check_lease()?;
+    let found = targeted::check(client, pass(&exec.targeted), &opts).await?;
+    let conflicts = exec.targeted.conflicts;
+    let detail = format!(
+        "scope checked ({}): {} items in scope, {} equal to the restore point, {} differing, {} \
+         conflict(s) kept as the application wrote them",
+        inputs.scope.as_str(),
+        found.in_scope,
+        found.equal,
+        found.differing,
+        conflicts
+    );
+    let verification = Verification {
+        method: "scope".into(),
+        passed: found.differing == 0 && conflicts == 0,
+        source_items: Some(found.in_scope),
+        dest_items: Some(found.equal),
+        fingerprint: None,
+        detail: detail.clone(),
+        at: Timestamp::now(),
+    };
+    rec.update(|e| {
+        e.event(detail);
+        e.verification = Some(verification);
+    })
+    .await?;
+    if found.differing > 0 {
+        return Err(Error::ScopeMismatch {
+            table: live.name.clone(),
+            execution: exec.id.clone(),
+            restored: restored.name.clone(),
+            in_scope: found.in_scope,
+            differing: found.differing,
+            sample: found.sample.join(", "),
+        });
+    }
+    if conflicts > 0 {
+        return Err(Error::Conflicts {
+            table: live.name.clone(),
+            execution: exec.id.clone(),
+            restored: restored.name.clone(),
+            conflicts,
+            sample: exec
+                .targeted
+                .conflict_keys
+                .iter()
+                .take(crate::verify::SAMPLE)
+                .cloned()
+                .collect::<Vec<_>>()
+                .join(", "),
+        });
+    }
+    rec.update(|e| e.enter(Phase::CleanUp)).await
 }

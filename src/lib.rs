@@ -29,6 +29,7 @@ pub mod watchers;
 pub mod journal;
 // 3 data plane
 pub mod sync;
+pub mod targeted;
 pub mod verify;
 // 4 orchestration
 pub mod check;

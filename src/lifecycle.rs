@@ -35,13 +35,18 @@ pub fn check_existing(
     if e.kind != kind
         || (&e.inputs.table, &e.inputs.incident_id, &e.inputs.source)
             != (&inputs.table, &inputs.incident_id, &inputs.source)
+        || !e.inputs.scope.same_request(&inputs.scope)
     {
         return Err(Error::invalid(
             "incident id",
             format!(
-                "execution {} exists with other inputs (table {}, source {}); resume it with \
-                 `dynamo-dr resume {}`, or use a new incident id",
-                e.id, e.inputs.table, e.inputs.source, e.id
+                "execution {} exists with other inputs (table {}, source {}, scope {}); resume \
+                 it with `dynamo-dr resume {}`, or use a new incident id",
+                e.id,
+                e.inputs.table,
+                e.inputs.source,
+                e.inputs.scope.as_str(),
+                e.id
             ),
         ));
     }

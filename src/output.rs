@@ -459,15 +459,27 @@ pub fn plan_summary(plan: &Plan) -> String {
         }
     };
     let (strategy, strategy_why) = &plan.strategy;
-    let (mode, then) = match strategy {
-        Strategy::HardReset => (
+    let targeted = r.scope.is_targeted().then(|| {
+        (
+            "TARGETED",
+            format!(
+                "write only {}, each put or delete conditional on the live item being as read \
+                 (a changed item is kept and reported as a conflict); every other item is left \
+                 alone, so recovery mode is not required",
+                r.scope.describe()
+            ),
+        )
+    });
+    let (mode, then) = match (targeted, strategy) {
+        (Some(t), _) => t,
+        (None, Strategy::HardReset) => (
             "HARD RESET",
             format!(
                 "DELETE every item of {} and copy the restored items back",
                 plan.dest.name
             ),
         ),
-        Strategy::Diff => (
+        (None, Strategy::Diff) => (
             "DIFF",
             format!(
                 "delete only the items of {} absent from the restore, and put only missing or \
@@ -483,11 +495,17 @@ pub fn plan_summary(plan: &Plan) -> String {
          \x20 will create:        {backup}\n\
          \x20                     temporary table {temp} (on-demand{kms})\n\
          \x20 will then {then}\n\
+         \x20 scope:              {scope} (--scope table|missing|keys|partition)\n\
          \x20 strategy:           {strategy} ({strategy_why}; --strategy hard-reset|diff)\n\
          \x20 segments:           {segments}\n\
          \x20 write capacity:     {capacity}\n\
          \x20 temporary table:    {after}\n",
-        strategy = strategy.as_str(),
+        strategy = if r.scope.is_targeted() {
+            "none, targeted writes"
+        } else {
+            strategy.as_str()
+        },
+        scope = r.scope.as_str(),
         segments = if r.segments_why.is_empty() {
             format!("{} (--segments or the config)", r.sync.segments)
         } else {

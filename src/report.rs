@@ -46,6 +46,9 @@ pub struct ExecutionReport {
     /// The instant the restored data is from, as DynamoDB reported it.
     pub restored_to: Option<Timestamp>,
     pub strategy: Strategy,
+    pub scope: crate::journal::Scope,
+    /// A targeted restore's puts, deletes, unchanged items and conflicts.
+    pub targeted: Option<crate::journal::Targeted>,
     pub segments: u32,
     pub content_verification: bool,
     pub sensitive: bool,
@@ -240,6 +243,8 @@ fn execution_report(e: &Execution) -> ExecutionReport {
         source: e.inputs.source.to_string(),
         restored_to: e.resources.restored_to,
         strategy: e.inputs.strategy,
+        scope: e.inputs.scope.clone(),
+        targeted: e.inputs.scope.is_targeted().then(|| e.targeted.clone()),
         segments: e.inputs.segments,
         content_verification: e.inputs.verify,
         sensitive: e.inputs.sensitive,
@@ -444,10 +449,50 @@ fn execution_markdown(e: &ExecutionReport) -> String {
         Kind::Restore => "restore in place",
         Kind::Sync => "sync from another table",
     };
-    md.push_str(&format!(
-        "- Kind: {kind}, strategy {}\n",
-        e.strategy.as_str()
-    ));
+    if e.scope.is_targeted() {
+        md.push_str(&format!(
+            "- Kind: {kind}, targeted: {}\n",
+            e.scope.describe()
+        ));
+    } else {
+        md.push_str(&format!(
+            "- Kind: {kind}, strategy {}\n",
+            e.strategy.as_str()
+        ));
+    }
+    if let Some(t) = &e.targeted {
+        md.push_str(&format!(
+            "- Targeted writes: {} put, {} deleted, {} already equal, {} conflict(s){}\n",
+            t.puts,
+            t.deletes,
+            t.unchanged,
+            t.conflicts,
+            if t.replanned > 0 {
+                format!(
+                    " ({} conflict(s) of earlier passes planned again)",
+                    t.replanned
+                )
+            } else {
+                String::new()
+            }
+        ));
+        if !t.conflict_keys.is_empty() {
+            md.push_str(
+                "- Conflicts: changed by the application after the tool read them, and kept as \
+                 the application wrote them:\n",
+            );
+            for k in &t.conflict_keys {
+                md.push_str(&format!("  - `{}`\n", cell(k)));
+            }
+            if t.conflicts as usize > t.conflict_keys.len() {
+                md.push_str(&format!(
+                    "  - and {} more (the record keeps the first {})\n",
+                    t.conflicts as usize - t.conflict_keys.len(),
+                    t.conflict_keys.len()
+                ));
+            }
+        }
+    }
     md.push_str(&format!("- Source: {}\n", e.source));
     if let Some(t) = e.restored_to.map(millis) {
         md.push_str(&format!(

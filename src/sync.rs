@@ -99,6 +99,17 @@ pub trait Checkpoint: Send + Sync {
     fn may_write(&self) -> Result<()> {
         Ok(())
     }
+
+    /// A targeted page's writes, told before its `page_done`.
+    async fn targeted(&self, _puts: u64, _deletes: u64, _unchanged: u64) -> Result<()> {
+        Ok(())
+    }
+
+    /// A targeted write refused by its condition, told at once: a redo of its page must not plan
+    /// it again.
+    async fn conflict(&self, _key: &str) -> Result<()> {
+        Ok(())
+    }
 }
 
 /// For runs that are not journaled.

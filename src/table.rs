@@ -38,6 +38,8 @@ pub struct TableInfo {
     pub stream: Option<StreamInfo>,
     /// The regions of a global table's replicas (DescribeTable's Replicas).
     pub replicas: Vec<String>,
+    /// The hash key's type (`S`, `N` or `B`), from AttributeDefinitions.
+    pub hash_type: Option<String>,
 }
 
 /// An enabled stream: every write to the table appears in it.
@@ -74,6 +76,11 @@ impl TableInfo {
             state: "no HASH key in DescribeTable's KeySchema".into(),
             hint: "this is not a table the tool can copy".into(),
         })?;
+        let hash_type = t
+            .attribute_definitions()
+            .iter()
+            .find(|d| d.attribute_name() == key.hash)
+            .map(|d| d.attribute_type().as_str().to_string());
         let kms_key_arn = t
             .sse_description()
             .and_then(|s| s.kms_master_key_arn())
@@ -118,6 +125,7 @@ impl TableInfo {
                 .iter()
                 .filter_map(|r| r.region_name().map(str::to_string))
                 .collect(),
+            hash_type,
             name,
         })
     }

@@ -7,6 +7,7 @@ use clap::Args;
 use super::{Ctx, RunArgs};
 use crate::error::{Error, Result};
 use crate::input::SeedInput;
+use crate::journal::Scope;
 use crate::options::{self, BACKUP_DEADLINE, RESTORE_TIMEOUT_MINUTES, RunOptions};
 use crate::output::{self, out, outln};
 use crate::restore::{self, RestoreRequest, Source, job};
@@ -54,6 +55,78 @@ pub(crate) struct RestoreArgs {
     /// Where the incident report (Markdown and JSON) is written at the end.
     #[arg(long, value_name = "DIR", default_value = ".")]
     pub report_dir: PathBuf,
+    /// What to put back: `table` (everything), `missing` (restore-point items absent now; never
+    /// overwrites or deletes), `keys` (the keys of --keys), `partition` (the items under each
+    /// --partition-key). Targeted scopes write conditionally and need no recovery mode.
+    #[arg(long, value_enum, default_value_t = ScopeArg::Table)]
+    pub scope: ScopeArg,
+    /// With --scope keys: a file of keys, one per line, in DynamoDB JSON, or the lines
+    /// `verify --keys-out` and `diff --out` write.
+    #[arg(long, value_name = "FILE")]
+    pub keys: Option<PathBuf>,
+    /// With --scope partition: a partition key value (a number for a numeric key, base64 for a
+    /// binary one). Repeatable.
+    #[arg(long = "partition-key", value_name = "VALUE")]
+    pub partition_key: Vec<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum ScopeArg {
+    Table,
+    Missing,
+    Keys,
+    Partition,
+}
+
+/// The scope the flags ask for; a flag of another scope is refused, not ignored.
+fn scope(args: &RestoreArgs, tables: usize) -> Result<Scope> {
+    let wrong = |flag: &str, scope: &str| {
+        Err(Error::invalid(
+            flag,
+            format!("{flag} goes with --scope {scope}; give both, or neither"),
+        ))
+    };
+    if args.keys.is_some() && args.scope != ScopeArg::Keys {
+        return wrong("--keys", "keys");
+    }
+    if !args.partition_key.is_empty() && args.scope != ScopeArg::Partition {
+        return wrong("--partition-key", "partition");
+    }
+    let scope = match args.scope {
+        ScopeArg::Table => return Ok(Scope::Table),
+        ScopeArg::Missing => Scope::Missing,
+        ScopeArg::Keys => match &args.keys {
+            Some(file) => Scope::Keys {
+                file: file.display().to_string(),
+                sha256: String::new(),
+                keys: 0,
+            },
+            None => return wrong("--keys", "keys"),
+        },
+        ScopeArg::Partition if args.partition_key.is_empty() => {
+            return wrong("--partition-key", "partition");
+        }
+        ScopeArg::Partition => Scope::Partition {
+            values: args.partition_key.clone(),
+        },
+    };
+    if tables > 1 {
+        return Err(Error::invalid(
+            "--scope",
+            "a targeted scope names one table's items; restore one table per run",
+        ));
+    }
+    if args.run.strategy.is_some() {
+        return Err(Error::invalid(
+            "--strategy",
+            format!(
+                "--strategy chooses how a whole table is copied back; --scope {} writes only the \
+                 items in scope, conditionally. Drop --strategy",
+                scope.as_str()
+            ),
+        ));
+    }
+    Ok(scope)
 }
 
 pub(crate) async fn restore(ctx: &Ctx, args: RestoreArgs) -> Result<()> {
@@ -125,6 +198,7 @@ fn restore_requests(ctx: &Ctx, args: &RestoreArgs) -> Result<Vec<RestoreRequest>
         ),
     };
     let incident = validate::incident_id(&incident)?;
+    let scope = scope(args, tables.len())?;
     let physical: Vec<String> = tables.iter().map(|t| t.physical.clone()).collect();
     validate::confirmations(&confirms, &physical)?;
     let source = match (time_text, backup) {
@@ -182,6 +256,7 @@ fn restore_requests(ctx: &Ctx, args: &RestoreArgs) -> Result<Vec<RestoreRequest>
                 backup_deadline: BACKUP_DEADLINE,
                 restore_deadline: options::restore_deadline(args.restore_timeout),
                 segments_why: String::new(),
+                scope: scope.clone(),
             })
         })
         .collect()
@@ -190,7 +265,10 @@ fn restore_requests(ctx: &Ctx, args: &RestoreArgs) -> Result<Vec<RestoreRequest>
 /// The plan and its estimate, from read-only calls; nothing is created, taken or journaled.
 async fn dry_run(ctx: &Ctx, request: RestoreRequest, run: RunOptions) -> Result<()> {
     let (client, journal) = ctx.open().await?;
-    let guard = lifecycle::recovery_mode_guard(ctx, journal.as_ref(), &request.table, run).await;
+    let guard = match request.scope.is_targeted() {
+        true => Ok(None),
+        false => lifecycle::recovery_mode_guard(ctx, journal.as_ref(), &request.table, run).await,
+    };
     let existing = journal.load(&request.names.execution_id).await?;
     let (read, write) = (request.sync.read_rate.cap(), request.sync.write_rate.cap());
     let mut plan = restore::preflight(&client, request, existing.is_some()).await?;
@@ -221,11 +299,45 @@ async fn dry_run(ctx: &Ctx, request: RestoreRequest, run: RunOptions) -> Result<
     if let Ok(Some(note)) = &guard {
         text.push_str(&format!("  WARNING: {note}\n"));
     }
+    if let Some(line) = targeted_counts(&client, &plan).await? {
+        text.push_str(&line);
+    }
     text.push('\n');
     text.push_str(&output::estimate_text(&estimate, read, write));
     text.push_str("\nDry run: nothing was changed.\n");
     out!("{text}");
     Ok(())
+}
+
+/// What a dry run can count of a targeted scope without the restore point, which exists only
+/// once it is restored.
+async fn targeted_counts(
+    client: &aws_sdk_dynamodb::Client,
+    plan: &restore::Plan,
+) -> Result<Option<String>> {
+    let live = plan.dest.approx_items.unwrap_or_default().max(0);
+    Ok(Some(match &plan.request.scope {
+        Scope::Table => return Ok(None),
+        Scope::Keys { keys, .. } => format!(
+            "  targeted writes:    at most {keys}: one put or delete per key that differs from \
+             the restore point; equal keys are left alone\n"
+        ),
+        Scope::Partition { values } => {
+            let typed = crate::targeted::partition_values(&plan.dest, values)?;
+            let now =
+                crate::targeted::live_count(client, &plan.dest, &typed, &plan.request.sync).await?;
+            format!(
+                "  targeted writes:    {now} live item(s) under the value(s) now; each differing \
+                 one is put back or deleted, and the restore point's items under them are put \
+                 back (counted once it is restored)\n"
+            )
+        }
+        Scope::Missing => format!(
+            "  targeted writes:    one put per restore-point item absent from the live table \
+             (~{live} items now); none deleted or overwritten. The count is known once the \
+             restore point is restored\n"
+        ),
+    }))
 }
 
 /// Checks every table, has the operator confirm them together, runs them, prints the outcome.

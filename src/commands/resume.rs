@@ -63,6 +63,7 @@ pub(crate) async fn resume(ctx: &Ctx, args: ResumeArgs) -> Result<()> {
                 backup_deadline: BACKUP_DEADLINE,
                 restore_deadline: options::restore_deadline(RESTORE_TIMEOUT_MINUTES),
                 segments_why: String::new(),
+                scope: exec.inputs.scope.clone(),
             };
             super::restore::run_restores(ctx, vec![request], run, &args.report_dir).await
         }

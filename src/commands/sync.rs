@@ -63,6 +63,7 @@ pub(crate) async fn sync(ctx: &Ctx, args: SyncArgs) -> Result<()> {
         strategy: Default::default(),
         sensitive,
         forensic_backup: true,
+        scope: Default::default(),
     };
     run_sync(ctx, id, inputs, opts, args.run.options()).await
 }

@@ -8,6 +8,7 @@ pub mod lease;
 pub mod local;
 pub mod record;
 pub mod recovery;
+pub mod scope;
 pub mod seal;
 
 use std::path::PathBuf;
@@ -19,6 +20,7 @@ use serde::{Deserialize, Serialize};
 use crate::error::{Error, Result};
 pub use record::*;
 pub use recovery::RecoveryMode;
+pub use scope::{Scope, Targeted};
 
 /// Who holds the right to change a destination table, until when.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

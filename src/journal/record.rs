@@ -92,6 +92,9 @@ pub struct Inputs {
     /// Whether phase 1 takes a forensic backup (a table's config may forbid it).
     #[serde(default = "default_true")]
     pub forensic_backup: bool,
+    /// The part of the table the restore puts back.
+    #[serde(default)]
+    pub scope: super::Scope,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -329,6 +332,9 @@ pub struct Execution {
     /// Set when the journal key of a sensitive table comes from KMS (`--journal-kms-key`).
     #[serde(default)]
     pub data_key: Option<WrappedKey>,
+    /// A targeted restore's writes and conflicts.
+    #[serde(default)]
+    pub targeted: super::Targeted,
 }
 
 impl Execution {
@@ -355,6 +361,7 @@ impl Execution {
             phases: Vec::new(),
             verification: None,
             data_key: None,
+            targeted: Default::default(),
         };
         e.event(format!("execution created, phase {}", first.as_str()));
         e.open_span(first, now);
@@ -504,6 +511,7 @@ mod tests {
             strategy: Default::default(),
             sensitive: false,
             forensic_backup: true,
+            scope: Default::default(),
         }
     }
 

@@ -43,11 +43,17 @@ async fn prepare(
     request: RestoreRequest,
     run: RunOptions,
 ) -> Result<Prepared> {
-    let mut notes: Vec<String> =
+    let mut notes: Vec<String> = if request.scope.is_targeted() {
+        vec![format!(
+            "scope {}: targeted writes touch no other item, so recovery mode is not required",
+            request.scope.describe()
+        )]
+    } else {
         lifecycle::recovery_mode_guard(session, journal, &request.table, run)
             .await?
             .into_iter()
-            .collect();
+            .collect()
+    };
     let mut inputs = Inputs {
         table: request.table.clone(),
         incident_id: Some(request.incident.clone()),
@@ -58,6 +64,7 @@ async fn prepare(
         strategy: Strategy::default(),
         sensitive: request.sensitive,
         forensic_backup: request.forensic_backup,
+        scope: request.scope.clone(),
     };
     let existing = journal.load(&request.names.execution_id).await?;
     lifecycle::check_existing(&existing, Kind::Restore, &inputs, journal)?;
@@ -65,6 +72,8 @@ async fn prepare(
     let request = match &existing {
         Some(e) => RestoreRequest {
             keep_restored_table: e.inputs.keep_restored_table,
+            // The recorded hash: preflight refuses a keys file changed since.
+            scope: e.inputs.scope.clone(),
             sync: SyncOptions {
                 segments: e.inputs.segments,
                 ..request.sync
@@ -77,6 +86,7 @@ async fn prepare(
     plan.watchers = crate::watchers::describe(client, lambda, &plan.dest).await?;
     plan.strategy = options::strategy(existing.as_ref(), run, &plan.dest, &plan.watchers)?;
     inputs.strategy = plan.strategy.0;
+    inputs.scope = plan.request.scope.clone();
     notes.push(plan.watchers.sentence(&plan.dest));
     notes.push(format!(
         "strategy {} ({})",

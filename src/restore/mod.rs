@@ -78,6 +78,8 @@ pub struct RestoreRequest {
     pub restore_deadline: Duration,
     /// How the segment count was chosen, for the plan.
     pub segments_why: String,
+    /// The part of the table to put back.
+    pub scope: journal::Scope,
 }
 
 /// Everything preflight learned; shown to the operator before anything changes.

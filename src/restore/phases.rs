@@ -97,8 +97,13 @@ async fn run_phases(client: &Client, plan: &Plan, rec: &Arc<Recorder>) -> Result
                     "it was deleted while the run was stopped; start again with a new incident id"
                         .into(),
             })?;
-        tracing::info!(source = %restored.name, dest = %plan.dest.name, "phase 2: delete then copy, then count check");
-        execution::sync_phases(client, &restored, &plan.dest, &req.sync, rec).await?;
+        if req.scope.is_targeted() {
+            tracing::info!(source = %restored.name, dest = %plan.dest.name, scope = req.scope.as_str(), "phase 2: targeted writes, then the check of the scope");
+            execution::targeted_phases(client, &restored, &plan.dest, &req.sync, rec).await?;
+        } else {
+            tracing::info!(source = %restored.name, dest = %plan.dest.name, "phase 2: delete then copy, then count check");
+            execution::sync_phases(client, &restored, &plan.dest, &req.sync, rec).await?;
+        }
     }
     if rec.snapshot().await.phase == Phase::CleanUp {
         tracing::info!("phase 4: clean-up");

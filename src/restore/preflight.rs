@@ -33,6 +33,7 @@ pub async fn preflight(
             ),
         ));
     }
+    scope(&mut request.scope, &dest)?;
     let source = match &request.source {
         Source::Pitr(time) => pitr_window(client, &dest, *time).await?,
         Source::Backup(arn) => backup_detail(client, &dest, arn).await?,
@@ -63,6 +64,33 @@ pub async fn preflight(
         dest,
         source,
     })
+}
+
+/// A targeted scope's inputs, checked against the table: every line of a keys file is one of
+/// its keys (and, on a resume, the file is the one the run started with), every partition value
+/// is of its hash key's type.
+fn scope(scope: &mut journal::Scope, dest: &TableInfo) -> Result<()> {
+    match scope {
+        journal::Scope::Keys { file, sha256, keys } => {
+            let (count, hash) =
+                crate::targeted::read_keys_file(std::path::Path::new(file.as_str()), &dest.key)?;
+            if !sha256.is_empty() && *sha256 != hash {
+                return Err(Error::invalid(
+                    "--keys",
+                    format!(
+                        "{file} changed since this execution started (SHA-256 {sha256}, now                          {hash}); its checkpoints count its lines, so put the original file back,                          or restore the new keys under a new incident id"
+                    ),
+                ));
+            }
+            *sha256 = hash;
+            *keys = count;
+        }
+        journal::Scope::Partition { values } => {
+            crate::targeted::partition_values(dest, values)?;
+        }
+        journal::Scope::Table | journal::Scope::Missing => {}
+    }
+    Ok(())
 }
 
 async fn pitr_window(client: &Client, dest: &TableInfo, time: PitrTime) -> Result<SourceDetail> {

@@ -38,6 +38,7 @@ fn table(name: &str) -> TableInfo {
         gsis: 0,
         stream: None,
         replicas: Vec::new(),
+        hash_type: Some("S".into()),
     }
 }
 

@@ -25,6 +25,7 @@ fn execution(id: &str) -> Execution {
             strategy: Default::default(),
             sensitive: false,
             forensic_backup: true,
+            scope: Default::default(),
         },
         Phase::BackupAndRestore,
     );

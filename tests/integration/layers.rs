@@ -30,6 +30,7 @@ const LAYERS: &[(&str, u8)] = &[
     // 3 data plane
     ("sync", 3),
     ("verify", 3),
+    ("targeted", 3),
     // 4 orchestration
     ("session", 4),
     ("options", 4),

@@ -24,4 +24,5 @@ mod resume;
 mod sensitive;
 mod skip_events;
 mod sync_dynalite;
+mod targeted;
 mod verify;

@@ -152,6 +152,7 @@ async fn planned(moto: &Emulator, table: &str, incident: &str) -> (restore::Plan
         backup_deadline: Duration::from_secs(60),
         restore_deadline: Duration::from_secs(60),
         segments_why: String::new(),
+        scope: Default::default(),
     };
     let plan = restore::preflight(&client, request, false)
         .await
@@ -171,6 +172,7 @@ async fn planned(moto: &Emulator, table: &str, incident: &str) -> (restore::Plan
             strategy: Default::default(),
             sensitive: false,
             forensic_backup: false,
+            scope: Default::default(),
         },
         Phase::BackupAndRestore,
     );

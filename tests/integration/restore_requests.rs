@@ -79,6 +79,7 @@ fn plan(at: jiff::Timestamp) -> Plan {
             backup_deadline: Duration::from_secs(5),
             restore_deadline: Duration::from_secs(5),
             segments_why: String::new(),
+            scope: Default::default(),
         },
         dest,
         source: SourceDetail::Pitr {
@@ -219,6 +220,7 @@ async fn run(
             strategy: Default::default(),
             sensitive: false,
             forensic_backup: true,
+            scope: Default::default(),
         },
         Phase::BackupAndRestore,
     );

@@ -61,6 +61,11 @@ pub struct Faults {
     /// (<https://docs.aws.amazon.com/amazondynamodb/latest/APIReference/API_ReplicaDescription.html>).
     /// moto has no global tables.
     pub replicas: Vec<(String, Vec<String>)>,
+    /// Not a fault but the application: before each of the first `race` conditional PutItem or
+    /// DeleteItem requests, the proxy writes the same item itself (its key, the request's
+    /// attributes and `raced = "by the application"`), as an application write landing between
+    /// the tool's read and its write would.
+    pub race: u64,
 }
 
 impl Faults {
@@ -86,6 +91,7 @@ impl Faults {
             tables: Vec::new(),
             live_pitr_window: false,
             replicas: Vec::new(),
+            race: 0,
         }
     }
 
@@ -112,6 +118,10 @@ pub struct Injected {
     /// Write requests of BatchWriteItem calls forwarded to the backend and answered 200, for
     /// measuring achieved write rates.
     pub written: AtomicU64,
+    /// Application writes made ahead of conditional writes (`race`).
+    pub raced: AtomicU64,
+    /// Requests by DynamoDB operation.
+    operations: Mutex<BTreeMap<String, u64>>,
 }
 
 impl Injected {
@@ -129,6 +139,16 @@ impl Injected {
             ("unprocessed_items", get(&self.unprocessed_items)),
             ("latency", get(&self.latency)),
         ])
+    }
+
+    /// How many requests of `operation` (e.g. "Query") arrived.
+    pub fn count(&self, operation: &str) -> u64 {
+        self.operations
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(operation)
+            .copied()
+            .unwrap_or(0)
     }
 
     /// Faults injected in all, latency not counted.
@@ -305,6 +325,23 @@ async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Result<Reply, Bo
         .clone();
     let inj = &shared.injected;
     inj.requests.fetch_add(1, Ordering::Relaxed);
+    if let Some(op) = &operation {
+        *inj.operations
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .entry(op.clone())
+            .or_default() += 1;
+    }
+    if matches!(operation.as_deref(), Some("PutItem" | "DeleteItem"))
+        && inj
+            .raced
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| {
+                (n < faults.race).then_some(n + 1)
+            })
+            .is_ok()
+    {
+        race(&shared, &parts, &body).await?;
+    }
     let eligible = operation.as_deref().is_some_and(|op| {
         faults.operations.is_empty() || faults.operations.iter().any(|o| o == op)
     }) && (faults.tables.is_empty()
@@ -375,6 +412,35 @@ async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Result<Reply, Bo
         tokio::time::sleep(faults.hang_for).await;
     }
     Ok(reply)
+}
+
+/// An application's write of the item a conditional PutItem or DeleteItem names, sent first.
+async fn race(
+    shared: &Shared,
+    parts: &hyper::http::request::Parts,
+    body: &Bytes,
+) -> Result<(), BoxError> {
+    let request: Value = serde_json::from_slice(body)?;
+    if request.get("ConditionExpression").is_none() {
+        return Ok(());
+    }
+    let mut item = request
+        .get("Item")
+        .or_else(|| request.get("Key"))
+        .cloned()
+        .unwrap_or_else(|| json!({}));
+    item["raced"] = json!({ "S": "by the application" });
+    let put = json!({ "TableName": request["TableName"], "Item": item });
+    let mut parts = parts.clone();
+    parts.headers.insert(
+        "x-amz-target",
+        hyper::header::HeaderValue::from_static("DynamoDB_20120810.PutItem"),
+    );
+    let reply = forward(shared, &parts, Bytes::from(serde_json::to_vec(&put)?)).await?;
+    if reply.status() != StatusCode::OK {
+        return Err(format!("the racing application write failed: {}", reply.status()).into());
+    }
+    Ok(())
 }
 
 fn now_secs() -> Result<f64, BoxError> {

@@ -1,0 +1,144 @@
+//! What part of a table a restore puts back, and what a targeted restore did.
+
+use serde::{Deserialize, Serialize};
+
+/// The part of the table a restore makes equal to the restore point.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", tag = "kind")]
+pub enum Scope {
+    /// Every item: delete and copy back (or diff). Needs recovery mode.
+    #[default]
+    Table,
+    /// Put back every item of the restore point that is absent now; never overwrite or delete.
+    Missing,
+    /// Make each key of the file equal to its restore-point version (put or delete).
+    Keys {
+        file: String,
+        /// SHA-256 of the file as the run read it: a resume refuses a changed file.
+        sha256: String,
+        /// Keys in the file.
+        keys: u64,
+    },
+    /// The same for every item under these partition key values, read with Query.
+    Partition {
+        /// As given on the command line; typed by the table's hash key.
+        values: Vec<String>,
+    },
+}
+
+impl Scope {
+    pub fn is_targeted(&self) -> bool {
+        *self != Scope::Table
+    }
+
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Scope::Table => "table",
+            Scope::Missing => "missing",
+            Scope::Keys { .. } => "keys",
+            Scope::Partition { .. } => "partition",
+        }
+    }
+
+    /// The same request: the same kind and file or values (a keys file's hash is checked apart).
+    pub fn same_request(&self, other: &Scope) -> bool {
+        match (self, other) {
+            (Scope::Keys { file: a, .. }, Scope::Keys { file: b, .. }) => a == b,
+            (a, b) => a == b,
+        }
+    }
+
+    /// One line for plans, journals and reports.
+    pub fn describe(&self) -> String {
+        match self {
+            Scope::Table => "the whole table".into(),
+            Scope::Missing => {
+                "missing items: every restore-point item absent from the live table is put back; \
+                 nothing existing is overwritten or deleted"
+                    .into()
+            }
+            Scope::Keys { file, keys, .. } => format!(
+                "{keys} keys from {file}: each made equal to its restore-point version (put, or \
+                 deleted when it did not exist then)"
+            ),
+            Scope::Partition { values } => format!(
+                "partition key value(s) {}: every item under them made equal to the restore point",
+                values.join(", ")
+            ),
+        }
+    }
+}
+
+/// Conflict keys kept in the record; past this only the count grows (a record must stay well
+/// under DynamoDB's 400 KB item limit).
+pub const CONFLICTS_KEPT: usize = 1_000;
+
+/// What a targeted restore wrote and what it left alone.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Targeted {
+    pub puts: u64,
+    pub deletes: u64,
+    /// In scope and already equal to the restore point.
+    pub unchanged: u64,
+    /// Writes refused by their condition: the application changed the item after it was read.
+    pub conflicts: u64,
+    /// The conflicts' keys (DynamoDB JSON text, or digests for a sensitive table), the first
+    /// [`CONFLICTS_KEPT`].
+    #[serde(default)]
+    pub conflict_keys: Vec<String>,
+    /// Earlier passes' conflicts, re-planned by a rerun.
+    #[serde(default)]
+    pub replanned: u64,
+}
+
+impl Targeted {
+    pub fn add_conflict(&mut self, key: String) {
+        self.conflicts += 1;
+        if self.conflict_keys.len() < CONFLICTS_KEPT && !self.conflict_keys.contains(&key) {
+            self.conflict_keys.push(key);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scopes_read_back_and_an_old_record_is_the_whole_table() {
+        for scope in [
+            Scope::Table,
+            Scope::Missing,
+            Scope::Keys {
+                file: "keys.jsonl".into(),
+                sha256: "ab".into(),
+                keys: 2,
+            },
+            Scope::Partition {
+                values: vec!["c#1".into()],
+            },
+        ] {
+            let text = serde_json::to_string(&scope).unwrap();
+            assert_eq!(serde_json::from_str::<Scope>(&text).unwrap(), scope);
+        }
+        #[derive(Deserialize)]
+        struct Old {
+            #[serde(default)]
+            scope: Scope,
+        }
+        let old: Old = serde_json::from_str("{}").unwrap();
+        assert_eq!(old.scope, Scope::Table);
+    }
+
+    #[test]
+    fn conflict_keys_are_bounded_but_all_are_counted() {
+        let mut t = Targeted::default();
+        for i in 0..CONFLICTS_KEPT + 5 {
+            t.add_conflict(format!("k{i}"));
+        }
+        t.add_conflict("k0".into());
+        assert_eq!(t.conflicts as usize, CONFLICTS_KEPT + 6);
+        assert_eq!(t.conflict_keys.len(), CONFLICTS_KEPT);
+    }
+}

@@ -1,0 +1,865 @@
+//! A targeted restore: make part of the live table equal to the restore point and leave every
+//! other item alone. The part is the items missing now, the keys of a file, or the items under
+//! some partition key values (read with Query).
+//!
+//! Every write is conditional on the live item still being what was read just before: an
+//! application write in between makes the condition fail, and the item is kept as the
+//! application wrote it and reported as a conflict. A condition is the equality of every
+//! attribute read (or the item's absence), so an application write that only adds an attribute
+//! is not seen; a table with a version attribute is guarded by it among the rest.
+
+use std::collections::{HashMap, HashSet};
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::types::{AttributeValue, ReturnConsumedCapacity};
+use futures_util::stream::{self, StreamExt, TryStreamExt};
+use sha2::{Digest, Sha256};
+
+use crate::aws;
+use crate::calls::{self, Units, charge_read, retrying};
+use crate::digest::{KeyDigest, item_digest};
+use crate::error::{AwsErrorKind, Error, Result};
+use crate::item::{Item, KeySchema, key_from_json, key_only, key_text, write_units};
+use crate::journal::{Phase, Scope, SegmentCheckpoint};
+use crate::progress::Progress;
+use crate::sync::{Checkpoint, SyncOptions, Totals};
+use crate::table::TableInfo;
+
+/// The attribute of a keys-file checkpoint: the number of lines done.
+const LINE: &str = "dynamo-dr:line";
+/// Keys read per BatchGetItem, and per page of a keys file.
+const KEYS_PER_PAGE: usize = 100;
+/// DynamoDB's limit on an expression's length.
+const MAX_EXPRESSION: usize = 4096;
+
+/// Reads a keys file through once before anything is changed: every line is a key of `key`
+/// (DynamoDB JSON, alone or as the `key` of a `verify --keys-out` or `diff` line). Returns the
+/// number of keys and the file's SHA-256.
+pub fn read_keys_file(path: &Path, key: &KeySchema) -> Result<(u64, String)> {
+    let file = std::fs::File::open(path).map_err(|e| {
+        Error::invalid(
+            "--keys",
+            format!("cannot read {}: {e}; pass an existing file", path.display()),
+        )
+    })?;
+    let mut hash = Sha256::new();
+    let mut keys = 0;
+    for (n, line) in BufReader::new(file).lines().enumerate() {
+        let line = line.map_err(|e| {
+            Error::invalid("--keys", format!("cannot read {}: {e}", path.display()))
+        })?;
+        hash.update(line.as_bytes());
+        hash.update(b"\n");
+        if parse_key(&line, key)
+            .map_err(|why| {
+                Error::invalid(
+                    "--keys",
+                    format!(
+                        "{} line {}: {why}. Each line is a key in DynamoDB JSON, such as \
+                         {{\"{}\":{{\"S\":\"k#1\"}}}}, or a line `verify --keys-out` or `diff` \
+                         wrote",
+                        path.display(),
+                        n + 1,
+                        key.hash
+                    ),
+                )
+            })?
+            .is_some()
+        {
+            keys += 1;
+        }
+    }
+    if keys == 0 {
+        return Err(Error::invalid(
+            "--keys",
+            format!(
+                "{} holds no keys; nothing would be restored",
+                path.display()
+            ),
+        ));
+    }
+    Ok((keys, hex::encode(hash.finalize())))
+}
+
+/// The key on one line of a keys file; `None` for a blank line.
+fn parse_key(line: &str, key: &KeySchema) -> std::result::Result<Option<Item>, String> {
+    if line.trim().is_empty() {
+        return Ok(None);
+    }
+    let value: serde_json::Value =
+        serde_json::from_str(line).map_err(|e| format!("not JSON ({e})"))?;
+    let value = match value.get("key") {
+        Some(k) if k.is_object() => k,
+        Some(k) if k.is_string() => {
+            return Err("its key is a digest (a sensitive table's output), not a key".into());
+        }
+        _ => &value,
+    };
+    let item = key_from_json(value).map_err(|_| "not a key in DynamoDB JSON".to_string())?;
+    let expected: HashSet<&str> = key.attributes().collect();
+    let found: HashSet<&str> = item.keys().map(String::as_str).collect();
+    if expected != found {
+        return Err(format!(
+            "its attributes are {found:?}, the table's key is {expected:?}"
+        ));
+    }
+    Ok(Some(item))
+}
+
+/// The partition key values typed by the table's hash key.
+pub fn partition_values(table: &TableInfo, values: &[String]) -> Result<Vec<AttributeValue>> {
+    let kind = table.hash_type.as_deref().unwrap_or("S");
+    values
+        .iter()
+        .map(|v| {
+            match kind {
+                "N" if v.parse::<f64>().is_ok_and(f64::is_finite) => {
+                    Ok(AttributeValue::N(v.clone()))
+                }
+                "B" => aws_smithy_types::base64::decode(v)
+                    .map(|b| AttributeValue::B(aws_smithy_types::Blob::new(b)))
+                    .map_err(|_| ()),
+                "S" if !v.is_empty() => Ok(AttributeValue::S(v.clone())),
+                _ => Err(()),
+            }
+            .map_err(|()| {
+                Error::invalid(
+                    "--partition-key",
+                    format!(
+                        "{v:?} is not a value of {}'s partition key {} (type {kind}); give a \
+                     {}",
+                        table.name,
+                        table.key.hash,
+                        match kind {
+                            "N" => "number",
+                            "B" => "base64 binary value",
+                            _ => "non-empty string",
+                        }
+                    ),
+                )
+            })
+        })
+        .collect()
+}
+
+/// The live items under `partitions` now (Query with `Select=COUNT`), for a dry run.
+pub async fn live_count(
+    client: &Client,
+    live: &TableInfo,
+    partitions: &[AttributeValue],
+    opts: &SyncOptions,
+) -> Result<u64> {
+    let mut total = 0;
+    for value in partitions {
+        let mut start = None;
+        loop {
+            let req = client
+                .query()
+                .table_name(&live.name)
+                .key_condition_expression("#pk = :pk")
+                .expression_attribute_names("#pk", &live.key.hash)
+                .expression_attribute_values(":pk", value.clone())
+                .select(aws_sdk_dynamodb::types::Select::Count)
+                .set_exclusive_start_key(start);
+            let out = retrying(&opts.retry, &opts.read_rate, "Query", &live.name, || {
+                req.clone().send()
+            })
+            .await?;
+            total += out.count.max(0) as u64;
+            match out.last_evaluated_key.filter(|k| !k.is_empty()) {
+                Some(k) => start = Some(k),
+                None => break,
+            }
+        }
+    }
+    Ok(total)
+}
+
+/// The segments of a targeted phase: scan segments for `missing`, one per partition value, one
+/// for a keys file. The delete phase runs only for partitions (the keys' deletes are planned
+/// with their puts; `missing` never deletes).
+pub fn segments(scope: &Scope, phase: Phase, scan_segments: u32) -> u32 {
+    match (scope, phase) {
+        (Scope::Partition { values }, _) => values.len() as u32,
+        (_, Phase::Delete) => 0,
+        (Scope::Missing, _) => scan_segments.max(1),
+        _ => 1,
+    }
+}
+
+/// One targeted phase.
+#[derive(Clone)]
+pub struct Pass<'a> {
+    /// The restore point: the temporary table.
+    pub restored: &'a TableInfo,
+    pub live: &'a TableInfo,
+    pub scope: &'a Scope,
+    /// Typed by [`partition_values`], for a partition scope.
+    pub partitions: &'a [AttributeValue],
+    /// Names a sensitive table's keys.
+    pub digest: Option<&'a KeyDigest>,
+    /// Conflicts already recorded: never planned again by this execution's passes.
+    pub known_conflicts: HashSet<String>,
+}
+
+/// What a scope check found.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ScopeCheck {
+    pub in_scope: u64,
+    pub equal: u64,
+    /// In scope, not equal to the restore point, and not a recorded conflict.
+    pub differing: u64,
+    /// A few of them, named as outputs name keys.
+    pub sample: Vec<String>,
+}
+
+/// A key in scope: its restore-point and live versions (`live` is key-only for `missing`).
+struct Candidate {
+    key: Item,
+    restored: Option<Item>,
+    live: Option<Item>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Outcome {
+    Put,
+    Delete,
+    Unchanged,
+    Conflict,
+}
+
+struct Ctx<'a> {
+    client: Client,
+    pass: Pass<'a>,
+    phase: Phase,
+    opts: &'a SyncOptions,
+    cp: Arc<dyn Checkpoint>,
+    /// Writes nothing: counts what differs.
+    check_only: bool,
+    conflicts: std::sync::Mutex<HashSet<String>>,
+    keys_file: tokio::sync::Mutex<Option<(std::io::Lines<BufReader<std::fs::File>>, u64)>>,
+    progress: Progress,
+    units: Units,
+    reads: AtomicU64,
+    writes: AtomicU64,
+    check: std::sync::Mutex<ScopeCheck>,
+}
+
+/// Runs one targeted phase from `from`'s checkpoints, recording each page's counts and every
+/// conflict through `cp`.
+pub async fn run(
+    client: &Client,
+    pass: Pass<'_>,
+    phase: Phase,
+    opts: &SyncOptions,
+    from: &[SegmentCheckpoint],
+    cp: Arc<dyn Checkpoint>,
+) -> Result<Totals> {
+    let n = segments(pass.scope, phase, opts.segments);
+    let ctx = Ctx::new(client, pass, phase, opts, cp, false);
+    ctx.segments(n, from).await?;
+    let (items, duration) = ctx.progress.clone().finish();
+    Ok(Totals {
+        items,
+        scans: ctx.reads.load(Ordering::Relaxed),
+        writes: ctx.writes.load(Ordering::Relaxed),
+        duration,
+        read_units: ctx.units.read(),
+        write_units: ctx.units.write(),
+    })
+}
+
+/// Reads the scope in both tables and counts the items that differ from the restore point,
+/// leaving out recorded conflicts.
+pub async fn check(client: &Client, pass: Pass<'_>, opts: &SyncOptions) -> Result<ScopeCheck> {
+    let cp: Arc<dyn Checkpoint> = Arc::new(crate::sync::NoCheckpoint);
+    let mut total = ScopeCheck::default();
+    for phase in [Phase::Delete, Phase::Copy] {
+        let pass = pass.clone();
+        let n = segments(pass.scope, phase, opts.segments);
+        let ctx = Ctx::new(client, pass, phase, opts, cp.clone(), true);
+        ctx.segments(n, &[]).await?;
+        ctx.progress.clone().finish();
+        let found = ctx.check.into_inner().unwrap_or_else(|p| p.into_inner());
+        total.in_scope += found.in_scope;
+        total.equal += found.equal;
+        total.differing += found.differing;
+        total
+            .sample
+            .extend(found.sample.into_iter().take(crate::verify::SAMPLE));
+        total.sample.truncate(crate::verify::SAMPLE);
+    }
+    Ok(total)
+}
+
+impl<'a> Ctx<'a> {
+    fn new(
+        client: &Client,
+        pass: Pass<'a>,
+        phase: Phase,
+        opts: &'a SyncOptions,
+        cp: Arc<dyn Checkpoint>,
+        check_only: bool,
+    ) -> Ctx<'a> {
+        let total = match pass.scope {
+            Scope::Keys { keys, .. } if phase == Phase::Copy => Some(*keys),
+            Scope::Missing => pass.restored.approx_items.map(|n| n.max(0) as u64),
+            _ => None,
+        };
+        let verb = if check_only { "check" } else { phase.as_str() };
+        Ctx {
+            client: aws::without_retries(client),
+            conflicts: std::sync::Mutex::new(pass.known_conflicts.clone()),
+            progress: Progress::items_of(
+                &format!("{verb} {} ({})", pass.live.name, pass.scope.as_str()),
+                total,
+            ),
+            pass,
+            phase,
+            opts,
+            cp,
+            check_only,
+            keys_file: tokio::sync::Mutex::new(None),
+            units: Units::default(),
+            reads: AtomicU64::new(0),
+            writes: AtomicU64::new(0),
+            check: std::sync::Mutex::new(ScopeCheck::default()),
+        }
+    }
+
+    async fn segments(&self, n: u32, from: &[SegmentCheckpoint]) -> Result<()> {
+        let starts: Vec<Option<(Option<Item>, bool)>> = if from.is_empty() {
+            (0..n).map(|_| Some((None, false))).collect()
+        } else {
+            from.iter()
+                .map(|c| {
+                    (!c.done)
+                        .then(|| c.next_key.as_ref().map(key_from_json).transpose())
+                        .transpose()
+                        .map(|k| k.map(|k| (k, true)))
+                })
+                .collect::<Result<_>>()?
+        };
+        stream::iter(starts.into_iter().enumerate())
+            .filter_map(|(i, s)| async move { s.map(|s| (i as u32, s)) })
+            .map(|(segment, (start, rewritten))| self.segment(segment, start, rewritten))
+            .buffer_unordered(n.max(1) as usize)
+            .try_collect::<Vec<()>>()
+            .await?;
+        Ok(())
+    }
+
+    async fn segment(&self, segment: u32, mut start: Option<Item>, mut redo: bool) -> Result<()> {
+        loop {
+            let (page, next) = self.page(segment, start).await?;
+            let n = page.len() as u64;
+            let outcomes = self.apply(page).await?;
+            if !self.check_only {
+                let count = |o| outcomes.iter().filter(|x| **x == o).count() as u64;
+                self.cp
+                    .targeted(
+                        count(Outcome::Put),
+                        count(Outcome::Delete),
+                        count(Outcome::Unchanged),
+                    )
+                    .await?;
+                self.cp
+                    .page_done(self.phase, segment, next.as_ref(), n, redo)
+                    .await?;
+            }
+            redo = false;
+            match next {
+                Some(k) => start = Some(k),
+                None => return Ok(()),
+            }
+        }
+    }
+
+    /// One page of candidates from the scope's source, and where the next page starts.
+    async fn page(
+        &self,
+        segment: u32,
+        start: Option<Item>,
+    ) -> Result<(Vec<Candidate>, Option<Item>)> {
+        let key = &self.pass.live.key;
+        match (self.pass.scope, self.phase) {
+            (Scope::Keys { file, .. }, _) => {
+                let (keys, next) = self.keys_page(Path::new(file), start).await?;
+                let restored = self.get(&self.pass.restored.name, &keys, false).await?;
+                let live = self.get(&self.pass.live.name, &keys, false).await?;
+                Ok((join(key, keys, restored, live), next))
+            }
+            (Scope::Partition { .. }, Phase::Delete) => {
+                // Live items under the value that the restore point does not have.
+                let value = &self.pass.partitions[segment as usize];
+                let (live, next) = self.query(&self.pass.live.name, value, start).await?;
+                let keys: Vec<Item> = live.iter().map(|i| key_only(key, i)).collect();
+                let restored = self.get(&self.pass.restored.name, &keys, true).await?;
+                let had: HashSet<String> = restored.iter().map(|i| key_text(key, i)).collect();
+                let page = live
+                    .into_iter()
+                    .filter(|i| !had.contains(&key_text(key, i)))
+                    .map(|l| Candidate {
+                        key: key_only(key, &l),
+                        restored: None,
+                        live: Some(l),
+                    })
+                    .collect();
+                Ok((page, next))
+            }
+            (Scope::Partition { .. }, _) => {
+                let value = &self.pass.partitions[segment as usize];
+                let (restored, next) = self.query(&self.pass.restored.name, value, start).await?;
+                let keys: Vec<Item> = restored.iter().map(|i| key_only(key, i)).collect();
+                let live = self.get(&self.pass.live.name, &keys, false).await?;
+                Ok((join(key, keys, restored, live), next))
+            }
+            _ => {
+                let (restored, next) = self.scan(segment, start).await?;
+                let keys: Vec<Item> = restored.iter().map(|i| key_only(key, i)).collect();
+                let live = self.get(&self.pass.live.name, &keys, true).await?;
+                Ok((join(key, keys, restored, live), next))
+            }
+        }
+    }
+
+    async fn keys_page(
+        &self,
+        path: &Path,
+        start: Option<Item>,
+    ) -> Result<(Vec<Item>, Option<Item>)> {
+        let mut guard = self.keys_file.lock().await;
+        if guard.is_none() {
+            let skip = match start.as_ref().and_then(|s| s.get(LINE)) {
+                Some(AttributeValue::N(n)) => n.parse::<u64>().map_err(|_| {
+                    Error::Journal(format!("keys-file checkpoint {n} is not a line number"))
+                })?,
+                _ => 0,
+            };
+            let file = std::fs::File::open(path).map_err(|e| {
+                Error::invalid("--keys", format!("cannot read {}: {e}", path.display()))
+            })?;
+            let mut lines = BufReader::new(file).lines();
+            for _ in 0..skip {
+                lines.next();
+            }
+            *guard = Some((lines, skip));
+        }
+        let (lines, at) = guard.as_mut().expect("opened above");
+        let mut keys = Vec::with_capacity(KEYS_PER_PAGE);
+        let mut more = false;
+        for line in lines.by_ref() {
+            *at += 1;
+            let line = line.map_err(|e| Error::invalid("--keys", e.to_string()))?;
+            // Read and checked before the run; a file changed since is refused by its hash.
+            let parsed = parse_key(&line, &self.pass.live.key)
+                .map_err(|why| Error::invalid("--keys", format!("line {at}: {why}")))?;
+            keys.extend(parsed);
+            if keys.len() == KEYS_PER_PAGE {
+                more = true;
+                break;
+            }
+        }
+        let next =
+            more.then(|| HashMap::from([(LINE.to_string(), AttributeValue::N(at.to_string()))]));
+        Ok((keys, next))
+    }
+
+    async fn scan(&self, segment: u32, start: Option<Item>) -> Result<(Vec<Item>, Option<Item>)> {
+        let table = &self.pass.restored.name;
+        let req = self
+            .client
+            .scan()
+            .table_name(table)
+            .segment(segment as i32)
+            .total_segments(segments(self.pass.scope, self.phase, self.opts.segments) as i32)
+            .consistent_read(true)
+            .set_limit(self.opts.page_limit)
+            .return_consumed_capacity(ReturnConsumedCapacity::Total)
+            .set_exclusive_start_key(start);
+        let out = retrying(
+            &self.opts.retry,
+            &self.opts.read_rate,
+            "Scan",
+            table,
+            || {
+                self.reads.fetch_add(1, Ordering::Relaxed);
+                req.clone().send()
+            },
+        )
+        .await?;
+        let consumed = out
+            .consumed_capacity
+            .as_ref()
+            .and_then(|c| c.capacity_units);
+        self.units.add_read(consumed);
+        charge_read(&self.opts.read_rate, out.items(), consumed);
+        Ok((
+            out.items.unwrap_or_default(),
+            out.last_evaluated_key.filter(|k| !k.is_empty()),
+        ))
+    }
+
+    async fn query(
+        &self,
+        table: &str,
+        value: &AttributeValue,
+        start: Option<Item>,
+    ) -> Result<(Vec<Item>, Option<Item>)> {
+        let req = self
+            .client
+            .query()
+            .table_name(table)
+            .key_condition_expression("#pk = :pk")
+            .expression_attribute_names("#pk", &self.pass.live.key.hash)
+            .expression_attribute_values(":pk", value.clone())
+            .consistent_read(true)
+            .set_limit(self.opts.page_limit)
+            .return_consumed_capacity(ReturnConsumedCapacity::Total)
+            .set_exclusive_start_key(start);
+        let out = retrying(
+            &self.opts.retry,
+            &self.opts.read_rate,
+            "Query",
+            table,
+            || {
+                self.reads.fetch_add(1, Ordering::Relaxed);
+                req.clone().send()
+            },
+        )
+        .await?;
+        let consumed = out
+            .consumed_capacity
+            .as_ref()
+            .and_then(|c| c.capacity_units);
+        self.units.add_read(consumed);
+        charge_read(&self.opts.read_rate, out.items(), consumed);
+        Ok((
+            out.items.unwrap_or_default(),
+            out.last_evaluated_key.filter(|k| !k.is_empty()),
+        ))
+    }
+
+    async fn get(&self, table: &str, keys: &[Item], keys_only: bool) -> Result<Vec<Item>> {
+        if keys.is_empty() {
+            return Ok(Vec::new());
+        }
+        self.reads
+            .fetch_add(keys.len().div_ceil(KEYS_PER_PAGE) as u64, Ordering::Relaxed);
+        calls::batch_get(
+            &self.client,
+            table,
+            keys.to_vec(),
+            keys_only.then_some(&self.pass.live.key),
+            &self.opts.retry,
+            &self.opts.read_rate,
+            Some(&self.units),
+        )
+        .await
+    }
+
+    /// How outputs name a key: DynamoDB JSON, or a digest for a sensitive table.
+    fn name(&self, key: &Item) -> String {
+        let text = key_text(&self.pass.live.key, key);
+        match self.pass.digest {
+            Some(d) => d.name(&text),
+            None => text,
+        }
+    }
+
+    async fn apply(&self, page: Vec<Candidate>) -> Result<Vec<Outcome>> {
+        let concurrency = self.opts.write_concurrency.max(1);
+        stream::iter(page)
+            .map(|c| self.decide(c))
+            .buffer_unordered(concurrency)
+            .try_collect()
+            .await
+    }
+
+    async fn decide(&self, c: Candidate) -> Result<Outcome> {
+        let name = self.name(&c.key);
+        if self
+            .conflicts
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .contains(&name)
+        {
+            return Ok(Outcome::Conflict);
+        }
+        let missing_only = *self.pass.scope == Scope::Missing;
+        let equal = match (&c.restored, &c.live) {
+            (_, Some(_)) if missing_only => true,
+            (Some(r), Some(l)) => item_digest(r) == item_digest(l),
+            (None, None) => true,
+            _ => false,
+        };
+        if self.check_only {
+            let mut check = self.check.lock().unwrap_or_else(|p| p.into_inner());
+            check.in_scope += 1;
+            if equal {
+                check.equal += 1;
+            } else {
+                check.differing += 1;
+                if check.sample.len() < crate::verify::SAMPLE {
+                    check.sample.push(name);
+                }
+            }
+            return Ok(Outcome::Unchanged);
+        }
+        if equal {
+            self.progress.add(1);
+            return Ok(Outcome::Unchanged);
+        }
+        let outcome = self.write(&c).await?;
+        if outcome == Outcome::Conflict {
+            self.conflicts
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .insert(name.clone());
+            tracing::warn!(table = %self.pass.live.name, key = %name, "conflict: the item changed after it was read; kept as it is");
+            self.cp.conflict(&name).await?;
+        }
+        self.progress.add(1);
+        Ok(outcome)
+    }
+
+    /// One conditional put or delete. A failed condition is read again: the item may already be
+    /// what this write makes it (an earlier attempt whose answer was lost).
+    async fn write(&self, c: &Candidate) -> Result<Outcome> {
+        let table = &self.pass.live.name;
+        let Some(Guard {
+            expression: condition,
+            names,
+            values,
+        }) = guard(&self.pass.live.key, c.live.as_ref())
+        else {
+            tracing::warn!(table = %table, key = %self.name(&c.key), "too many attributes to guard a write; left as a conflict");
+            return Ok(Outcome::Conflict);
+        };
+        let cost = c.restored.as_ref().map_or(1.0, write_units);
+        self.opts.write_rate.take(1, cost).await;
+        self.cp.may_write()?;
+        self.writes.fetch_add(1, Ordering::Relaxed);
+        let values = (!values.is_empty()).then_some(values);
+        let sent = match &c.restored {
+            Some(item) => {
+                let req = self
+                    .client
+                    .put_item()
+                    .table_name(table)
+                    .set_item(Some(item.clone()))
+                    .condition_expression(&condition)
+                    .set_expression_attribute_names(Some(names))
+                    .set_expression_attribute_values(values)
+                    .return_consumed_capacity(ReturnConsumedCapacity::Total);
+                retrying(
+                    &self.opts.retry,
+                    &self.opts.write_rate,
+                    "PutItem",
+                    table,
+                    || req.clone().send(),
+                )
+                .await
+                .map(|o| o.consumed_capacity.and_then(|c| c.capacity_units))
+            }
+            None => {
+                let req = self
+                    .client
+                    .delete_item()
+                    .table_name(table)
+                    .set_key(Some(c.key.clone()))
+                    .condition_expression(&condition)
+                    .set_expression_attribute_names(Some(names))
+                    .set_expression_attribute_values(values)
+                    .return_consumed_capacity(ReturnConsumedCapacity::Total);
+                retrying(
+                    &self.opts.retry,
+                    &self.opts.write_rate,
+                    "DeleteItem",
+                    table,
+                    || req.clone().send(),
+                )
+                .await
+                .map(|o| o.consumed_capacity.and_then(|c| c.capacity_units))
+            }
+        };
+        let done = if c.restored.is_some() {
+            Outcome::Put
+        } else {
+            Outcome::Delete
+        };
+        match sent {
+            Ok(consumed) => {
+                self.units.add_write(consumed);
+                Ok(done)
+            }
+            Err(Error::Aws {
+                kind: AwsErrorKind::ConditionFailed,
+                ..
+            }) => {
+                let now = self.get(table, std::slice::from_ref(&c.key), false).await?;
+                let now = now.first().map(item_digest);
+                Ok(if now == c.restored.as_ref().map(item_digest) {
+                    done
+                } else {
+                    Outcome::Conflict
+                })
+            }
+            Err(e) => Err(e),
+        }
+    }
+}
+
+/// The restore-point and live versions of each key.
+fn join(key: &KeySchema, keys: Vec<Item>, restored: Vec<Item>, live: Vec<Item>) -> Vec<Candidate> {
+    let mut restored: HashMap<String, Item> = restored
+        .into_iter()
+        .map(|i| (key_text(key, &i), i))
+        .collect();
+    let mut live: HashMap<String, Item> =
+        live.into_iter().map(|i| (key_text(key, &i), i)).collect();
+    keys.into_iter()
+        .map(|k| {
+            let text = key_text(key, &k);
+            Candidate {
+                restored: restored.remove(&text),
+                live: live.remove(&text),
+                key: k,
+            }
+        })
+        .collect()
+}
+
+/// A condition expression with its names and values.
+struct Guard {
+    expression: String,
+    names: HashMap<String, String>,
+    values: HashMap<String, AttributeValue>,
+}
+
+/// The condition that the live item is still `live` as read: absent, or every attribute equal.
+/// `None` when the expression would pass DynamoDB's 4 KB limit.
+fn guard(key: &KeySchema, live: Option<&Item>) -> Option<Guard> {
+    let mut names = HashMap::from([("#k".to_string(), key.hash.clone())]);
+    let mut values = HashMap::new();
+    let Some(live) = live else {
+        return Some(Guard {
+            expression: "attribute_not_exists(#k)".into(),
+            names,
+            values,
+        });
+    };
+    let mut terms = vec!["attribute_exists(#k)".to_string()];
+    let mut attributes: Vec<(&String, &AttributeValue)> = live.iter().collect();
+    attributes.sort_by(|a, b| a.0.cmp(b.0));
+    for (i, (name, value)) in attributes.into_iter().enumerate() {
+        names.insert(format!("#a{i}"), name.clone());
+        values.insert(format!(":v{i}"), value.clone());
+        terms.push(format!("#a{i} = :v{i}"));
+    }
+    let expression = terms.join(" AND ");
+    (expression.len() <= MAX_EXPRESSION).then_some(Guard {
+        expression,
+        names,
+        values,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn schema() -> KeySchema {
+        KeySchema {
+            hash: "pk".into(),
+            range: Some("sk".into()),
+        }
+    }
+
+    #[test]
+    fn a_keys_file_takes_plain_keys_and_keys_out_lines_and_refuses_the_rest() {
+        let key = schema();
+        let plain = r#"{"pk":{"S":"a"},"sk":{"N":"1"}}"#;
+        let out = r#"{"kind":"changed","key":{"pk":{"S":"a"},"sk":{"N":"1"}}}"#;
+        assert_eq!(
+            parse_key(plain, &key).unwrap(),
+            parse_key(out, &key).unwrap()
+        );
+        assert!(parse_key("   ", &key).unwrap().is_none());
+        for bad in [
+            r#"{"pk":{"S":"a"}}"#,
+            r#"{"pk":{"S":"a"},"sk":{"N":"1"},"x":{"S":"y"}}"#,
+            r#"{"kind":"missing","key":"key-hmac:00"}"#,
+            "not json",
+        ] {
+            assert!(parse_key(bad, &key).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn a_guard_names_every_attribute_or_the_items_absence() {
+        let key = schema();
+        let Guard {
+            expression: absent,
+            names,
+            values,
+        } = guard(&key, None).unwrap();
+        assert_eq!(absent, "attribute_not_exists(#k)");
+        assert_eq!(names["#k"], "pk");
+        assert!(values.is_empty());
+        let live: Item = [
+            ("pk".to_string(), AttributeValue::S("a".into())),
+            ("sk".to_string(), AttributeValue::N("1".into())),
+            ("v".to_string(), AttributeValue::N("7".into())),
+        ]
+        .into();
+        let Guard {
+            expression: expr,
+            names,
+            values,
+        } = guard(&key, Some(&live)).unwrap();
+        assert_eq!(expr.matches(" = ").count(), 3, "{expr}");
+        assert_eq!(values.len(), 3);
+        assert_eq!(names.len(), 4);
+        let wide: Item = (0..400)
+            .map(|i| (format!("attribute{i}"), AttributeValue::N("1".into())))
+            .collect();
+        assert!(guard(&key, Some(&wide)).is_none());
+    }
+
+    #[test]
+    fn partition_values_follow_the_hash_keys_type() {
+        let mut t = crate::table::TableInfo {
+            name: "T".into(),
+            arn: String::new(),
+            status: "ACTIVE".into(),
+            key: schema(),
+            kms_key_arn: None,
+            approx_items: None,
+            approx_bytes: None,
+            restored_to: None,
+            restored_from: None,
+            sensitive: false,
+            write_capacity: None,
+            gsis: 0,
+            stream: None,
+            replicas: Vec::new(),
+            hash_type: Some("N".into()),
+        };
+        assert_eq!(
+            partition_values(&t, &["42".into()]).unwrap(),
+            [AttributeValue::N("42".into())]
+        );
+        assert!(partition_values(&t, &["c#1".into()]).is_err());
+        t.hash_type = Some("S".into());
+        assert_eq!(
+            partition_values(&t, &["c#1".into()]).unwrap(),
+            [AttributeValue::S("c#1".into())]
+        );
+        assert!(partition_values(&t, &[String::new()]).is_err());
+    }
+}
