@@ -65,6 +65,7 @@ pub fn restore_json(r: &RestoreReport) -> Value {
         "writeRequests": r.sync.write_requests,
         "rewrittenPages": r.rewritten_pages,
         "strategy": r.strategy.as_str(),
+        "scope": r.scope.as_str(),
         "readUnits": r.read_units,
         "writeUnits": r.write_units,
         "phaseSeconds": {

@@ -128,6 +128,7 @@ pub struct RestoreReport {
     /// Pages written a second time because a previous run stopped before acknowledging them.
     pub rewritten_pages: u64,
     pub strategy: crate::journal::Strategy,
+    pub scope: crate::journal::Scope,
     /// Capacity units the sync consumed, as DynamoDB reported them.
     pub read_units: f64,
     pub write_units: f64,

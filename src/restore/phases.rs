@@ -157,8 +157,15 @@ fn report(plan: &Plan, exec: &Execution, duration: Duration) -> Result<RestoreRe
         restored_to: exec.resources.restored_to,
         source: plan.request.source.clone(),
         sync: SyncReport {
-            deleted_items: exec.delete.items(),
-            copied_items: exec.copy.items(),
+            // A targeted phase's pages count the keys it looked at; its writes are counted apart.
+            deleted_items: match exec.inputs.scope.is_targeted() {
+                true => exec.targeted.deletes,
+                false => exec.delete.items(),
+            },
+            copied_items: match exec.inputs.scope.is_targeted() {
+                true => exec.targeted.puts,
+                false => exec.copy.items(),
+            },
             scan_requests: exec.delete.scan_requests + exec.copy.scan_requests,
             write_requests: exec.delete.write_requests + exec.copy.write_requests,
             delete_duration: span(&exec.delete),
@@ -169,6 +176,7 @@ fn report(plan: &Plan, exec: &Execution, duration: Duration) -> Result<RestoreRe
             dest: exec.dest_count.unwrap_or_default(),
         },
         strategy: exec.inputs.strategy,
+        scope: exec.inputs.scope.clone(),
         read_units: exec.units().0,
         write_units: exec.units().1,
         rewritten_pages: exec.rewritten_pages(),

@@ -154,6 +154,9 @@ async fn missing_puts_back_exactly_the_deleted_items() {
         None,
     );
     run.assert_code(0);
+    assert_eq!(run.json()["scope"], "missing", "{}", run.stdout);
+    assert_eq!(run.json()["copiedItems"], 300, "{}", run.stdout);
+    assert_eq!(run.json()["deletedItems"], 0, "{}", run.stdout);
     let live = scan_all(&s.moto.client(), TABLE).await;
     assert_table(&live, &expected(&s, |_, now| now.is_none()));
     let rec = record(&s.moto, &format!("inc-m.{TABLE}")).expect("record");
