@@ -14,6 +14,7 @@ use crate::commands::journal::JournalCommand;
 use crate::commands::recovery_mode::RecoveryModeCommand;
 use crate::commands::restore::RestoreArgs;
 use crate::commands::resume::ResumeArgs;
+use crate::commands::stack::StackArgs;
 use crate::commands::sync::SyncArgs;
 use crate::commands::{self, Ctx};
 use crate::config::Config;
@@ -171,6 +172,11 @@ pub(crate) enum Command {
     },
     /// Print the least-privilege IAM policy for restoring tables and/or running recovery mode.
     IamPolicy(IamPolicyArgs),
+    /// Print the CloudFormation template of the seed's form: a pair of state machines, a
+    /// function and a role per configured table. Hidden until the Lambda handler it deploys is
+    /// built (issue 17).
+    #[command(hide = true)]
+    Stack(StackArgs),
     /// Write the man pages (dynamo-dr.1 and one per subcommand) into a directory.
     Man {
         /// e.g. /usr/local/share/man/man1
@@ -324,6 +330,7 @@ async fn run(cli: Cli) -> Result<()> {
         Command::Journal(JournalCommand::Init) => commands::journal::journal_init(&ctx).await,
         Command::RecoveryMode(cmd) => commands::recovery_mode::recovery_mode(&ctx, cmd).await,
         Command::IamPolicy(args) => commands::iam_policy::iam_policy(&ctx, args).await,
+        Command::Stack(args) => commands::stack::stack(&ctx, args).await,
         Command::KeyDigest { key, execution } => {
             commands::journal::key_digest(&ctx, &key, execution.as_deref()).await
         }

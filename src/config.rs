@@ -178,7 +178,7 @@ impl Config {
         Ok(config)
     }
 
-    fn describe_path(&self) -> String {
+    pub fn describe_path(&self) -> String {
         self.path
             .as_ref()
             .map(|p| p.display().to_string())

@@ -41,6 +41,7 @@ pub mod recovery_mode;
 pub mod report;
 pub mod restore;
 pub mod session;
+pub mod stack;
 pub mod table_sync;
 // 5 interface
 pub(crate) mod commands;

@@ -8,6 +8,7 @@ pub(crate) mod journal;
 pub(crate) mod recovery_mode;
 pub(crate) mod restore;
 pub(crate) mod resume;
+pub(crate) mod stack;
 pub(crate) mod sync;
 
 use std::io::Write;

@@ -42,6 +42,7 @@ const LAYERS: &[(&str, u8)] = &[
     ("check", 4),
     ("report", 4),
     ("iam", 4),
+    ("stack", 4),
     // 5 interface
     ("commands", 5),
     ("output", 5),

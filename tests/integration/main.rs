@@ -23,6 +23,7 @@ mod restore_requests;
 mod resume;
 mod sensitive;
 mod skip_events;
+mod stack;
 mod sync_dynalite;
 mod targeted;
 mod verify;

@@ -176,18 +176,52 @@ impl Emulator {
 
     /// A raw HTTP POST, for the few moto services the tests need without an SDK crate (IAM, SQS).
     pub fn post(&self, path: &str, extra_headers: &str, body: &str) -> String {
+        self.send("POST", path, extra_headers, body.as_bytes())
+    }
+
+    /// One HTTP request to the emulator; the whole reply as text.
+    pub fn send(&self, method: &str, path: &str, extra_headers: &str, body: &[u8]) -> String {
         use std::io::{Read, Write};
         let addr = SocketAddr::from(([127, 0, 0, 1], self.port));
         let mut s = TcpStream::connect(addr).expect("connect to emulator");
         write!(
             s,
-            "POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n{extra_headers}Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n{extra_headers}Content-Length: {}\r\nConnection: close\r\n\r\n",
             body.len()
         )
         .expect("send request");
-        let mut reply = String::new();
-        let _ = s.read_to_string(&mut reply);
+        s.write_all(body).expect("send body");
+        let mut reply = Vec::new();
+        let _ = s.read_to_end(&mut reply);
+        String::from_utf8_lossy(&reply).into_owned()
+    }
+
+    /// A path-style S3 request to moto (`PUT /bucket`, `PUT /bucket/key`).
+    pub fn s3(&self, method: &str, path: &str, body: &[u8]) -> String {
+        let headers = format!(
+            "Authorization: AWS4-HMAC-SHA256 Credential=test/20260101/{REGION}/s3/aws4_request, \
+             SignedHeaders=host, Signature=0\r\nx-amz-content-sha256: UNSIGNED-PAYLOAD\r\n"
+        );
+        let reply = self.send(method, path, &headers, body);
+        assert!(
+            reply.starts_with("HTTP/1.1 200"),
+            "S3 {method} {path}: {reply}"
+        );
         reply
+    }
+
+    /// A JSON-protocol call (`AWSStepFunctions.ListStateMachines` to `states`), signed just
+    /// enough for routing.
+    pub fn json_call(&self, service: &str, target: &str, body: &str) -> serde_json::Value {
+        let headers = format!(
+            "Content-Type: application/x-amz-json-1.0\r\nX-Amz-Target: {target}\r\n\
+             Authorization: AWS4-HMAC-SHA256 Credential=test/20260101/{REGION}/{service}/aws4_request, \
+             SignedHeaders=host, Signature=0\r\n"
+        );
+        let reply = self.post("/", &headers, body);
+        assert!(reply.starts_with("HTTP/1.1 200"), "{target}: {reply}");
+        let json = reply.split("\r\n\r\n").nth(1).unwrap_or_default();
+        serde_json::from_str(json).unwrap_or_else(|e| panic!("{target}: not JSON ({e}): {reply}"))
     }
 
     /// A query-protocol call to a moto service (`iam`, `sqs`), signed just enough for routing.

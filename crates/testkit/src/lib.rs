@@ -9,6 +9,6 @@ pub mod faults;
 pub mod fixtures;
 
 pub use capacity::Capacity;
-pub use emulator::{Emulator, Kind};
+pub use emulator::{Emulator, Kind, cache_dir};
 pub use faults::{FaultProxy, Faults};
 pub use fixtures::*;
