@@ -101,6 +101,55 @@ impl Recorder {
 }
 
 impl Recorder {
+    /// Where a delete or copy phase starts: its recorded checkpoints, opened; or, on first entry,
+    /// `segments` fresh ones recorded (nothing was written before, so nothing is re-written).
+    async fn phase_start(
+        &self,
+        exec: &Execution,
+        phase: Phase,
+        segments: u32,
+    ) -> Result<Vec<SegmentCheckpoint>> {
+        let recorded = if phase == Phase::Delete {
+            &exec.delete.segments
+        } else {
+            &exec.copy.segments
+        };
+        if !recorded.is_empty() {
+            return self.opened(recorded).await;
+        }
+        let fresh = vec![SegmentCheckpoint::default(); segments as usize];
+        self.update(|e| {
+            if let Some(p) = e.progress_mut(phase) {
+                p.segments = fresh;
+                p.started_at = Some(Timestamp::now());
+            }
+        })
+        .await?;
+        Ok(Vec::new())
+    }
+
+    /// Records a finished delete or copy phase with what it did, and enters the next one.
+    async fn phase_done(&self, phase: Phase, totals: Option<Totals>) -> Result<()> {
+        let next = if phase == Phase::Delete {
+            Phase::Copy
+        } else {
+            Phase::Check
+        };
+        self.update(|e| {
+            if let Some(p) = e.progress_mut(phase) {
+                p.finished_at = Some(Timestamp::now());
+                if let Some(t) = totals {
+                    p.scan_requests += t.scans;
+                    p.write_requests += t.writes;
+                    p.read_units += t.read_units;
+                    p.write_units += t.write_units;
+                }
+            }
+            e.enter(next);
+        })
+        .await
+    }
+
     /// A sensitive table's checkpoint key, sealed; any other table's, as it is.
     async fn seal(&self, key: serde_json::Value) -> Result<serde_json::Value> {
         let exec = self.exec.lock().await;
@@ -223,26 +272,7 @@ pub async fn sync_phases(
             continue;
         }
         rec.check_lease()?;
-        let recorded = if phase == Phase::Delete {
-            &exec.delete.segments
-        } else {
-            &exec.copy.segments
-        };
-        let from = if recorded.is_empty() {
-            // First entry into the phase: one fresh checkpoint per segment. Nothing was written
-            // before, so the segments start from the beginning without counting a re-write.
-            let fresh = vec![SegmentCheckpoint::default(); segments as usize];
-            rec.update(|e| {
-                if let Some(p) = e.progress_mut(phase) {
-                    p.segments = fresh;
-                    p.started_at = Some(Timestamp::now());
-                }
-            })
-            .await?;
-            Vec::new()
-        } else {
-            rec.opened(recorded).await?
-        };
+        let from = rec.phase_start(&exec, phase, segments).await?;
         let cp: Arc<dyn Checkpoint> = rec.clone();
         let diff = exec.inputs.strategy == Strategy::Diff;
         let totals: Totals = if phase == Phase::Delete {
@@ -251,22 +281,7 @@ pub async fn sync_phases(
         } else {
             sync::copy(client, source, dest, diff, &opts, &from, cp).await?
         };
-        let next = if phase == Phase::Delete {
-            Phase::Copy
-        } else {
-            Phase::Check
-        };
-        rec.update(|e| {
-            if let Some(p) = e.progress_mut(phase) {
-                p.finished_at = Some(Timestamp::now());
-                p.scan_requests += totals.scans;
-                p.write_requests += totals.writes;
-                p.read_units += totals.read_units;
-                p.write_units += totals.write_units;
-            }
-            e.enter(next);
-        })
-        .await?;
+        rec.phase_done(phase, Some(totals)).await?;
     }
     let exec = rec.snapshot().await;
     if exec.phase == Phase::Check {
@@ -397,25 +412,8 @@ pub async fn targeted_phases(
             continue;
         }
         rec.check_lease()?;
-        let recorded = if phase == Phase::Delete {
-            &exec.delete.segments
-        } else {
-            &exec.copy.segments
-        };
         let segments = targeted::segments(&inputs.scope, phase, opts.segments);
-        let from = if recorded.is_empty() {
-            let fresh = vec![SegmentCheckpoint::default(); segments as usize];
-            rec.update(|e| {
-                if let Some(p) = e.progress_mut(phase) {
-                    p.segments = fresh;
-                    p.started_at = Some(Timestamp::now());
-                }
-            })
-            .await?;
-            Vec::new()
-        } else {
-            rec.opened(recorded).await?
-        };
+        let from = rec.phase_start(&exec, phase, segments).await?;
         let totals = if segments == 0 {
             None
         } else {
@@ -423,24 +421,7 @@ pub async fn targeted_phases(
             let pass = pass(&exec.targeted);
             Some(targeted::run(client, pass, phase, &opts, &from, cp).await?)
         };
-        let next = if phase == Phase::Delete {
-            Phase::Copy
-        } else {
-            Phase::Check
-        };
-        rec.update(|e| {
-            if let Some(p) = e.progress_mut(phase) {
-                p.finished_at = Some(Timestamp::now());
-                if let Some(t) = totals {
-                    p.scan_requests += t.scans;
-                    p.write_requests += t.writes;
-                    p.read_units += t.read_units;
-                    p.write_units += t.write_units;
-                }
-            }
-            e.enter(next);
-        })
-        .await?;
+        rec.phase_done(phase, totals).await?;
     }
     let exec = rec.snapshot().await;
     if exec.phase != Phase::Check {

@@ -545,8 +545,18 @@ pub fn downstream_text(t: &TableInfo, w: &Watchers) -> String {
         None => text.push_str("  stream:             none\n"),
         Some(s) => {
             let mappings = w.mappings.list(|m| {
+                let at_end = match &m.at_end {
+                    None => String::new(),
+                    Some(crate::watchers::EndPolicy::Replay) => {
+                        ", replays the recovery's records at recovery-mode end".into()
+                    }
+                    Some(crate::watchers::EndPolicy::Skip(p)) => format!(
+                        ", SKIPS them: replaced at recovery-mode end by a mapping at LATEST \
+                         (skip_recovery_events {p:?})"
+                    ),
+                };
                 format!(
-                    "{} ({}, batch {}, window {} s, uuid {})",
+                    "{} ({}, batch {}, window {} s, uuid {}{at_end})",
                     m.function,
                     m.state,
                     m.batch_size.map_or("default".into(), |b| b.to_string()),

@@ -34,6 +34,20 @@ pub struct Session {
 }
 
 impl Session {
+    /// For a table of an environment, marks each mapping on its stream with what
+    /// `recovery-mode end` will do with it (the environment's `skip_recovery_events`).
+    pub fn mark_end_policies(
+        &self,
+        table: &str,
+        watchers: &mut crate::watchers::Watchers,
+    ) -> crate::error::Result<()> {
+        if let Some(env) = self.config.environment_of(table) {
+            let skip = self.config.environment(&env)?.skip_recovery_events;
+            watchers.mark_end_policies(&skip);
+        }
+        Ok(())
+    }
+
     /// Whether the config marks `table` sensitive (excluded or not).
     pub fn is_sensitive(&self, table: &str) -> bool {
         self.config.is_sensitive(table)

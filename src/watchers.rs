@@ -22,6 +22,16 @@ pub struct Mapping {
     pub batch_size: Option<i32>,
     pub batching_window_seconds: Option<i32>,
     pub starting_position: Option<String>,
+    /// For a table of an environment: the `skip_recovery_events` pattern that makes
+    /// `recovery-mode end` replace this mapping by one at LATEST (`None`: it replays).
+    pub at_end: Option<EndPolicy>,
+}
+
+/// What `recovery-mode end` will do with a mapping, by the environment's config.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EndPolicy {
+    Replay,
+    Skip(String),
 }
 
 /// A Kinesis data stream the table's changes are also written to.
@@ -74,6 +84,20 @@ pub struct Watchers {
 }
 
 impl Watchers {
+    /// Marks each mapping with what `recovery-mode end` will do with it, by the environment's
+    /// `skip_recovery_events` patterns.
+    pub fn mark_end_policies(&mut self, skip: &[String]) {
+        if let Seen::Known(mappings) = &mut self.mappings {
+            for m in mappings {
+                m.at_end = Some(
+                    skip.iter()
+                        .find(|p| wildmatch::WildMatch::new(p).matches(&m.function))
+                        .map_or(EndPolicy::Replay, |p| EndPolicy::Skip(p.clone())),
+                );
+            }
+        }
+    }
+
     /// Whether anything downstream would learn of the recovery's writes one by one.
     pub fn has_consumers(&self, table: &TableInfo) -> bool {
         !table.replicas.is_empty()
@@ -162,15 +186,18 @@ async fn mappings(lambda: &aws_sdk_lambda::Client, stream_arn: &str) -> Seen<Vec
         found.extend(page.event_source_mappings().iter().map(|m| {
             Mapping {
                 uuid: m.uuid().unwrap_or_default().to_string(),
+                // `…:function:NAME` or `…:function:NAME:ALIAS`.
                 function: m
                     .function_arn()
-                    .and_then(|a| a.rsplit(':').next())
+                    .and_then(|a| a.split(":function:").nth(1))
+                    .and_then(|rest| rest.split(':').next())
                     .unwrap_or_default()
                     .to_string(),
                 state: m.state().unwrap_or("unknown").to_string(),
                 batch_size: m.batch_size(),
                 batching_window_seconds: m.maximum_batching_window_in_seconds(),
                 starting_position: m.starting_position().map(|p| p.as_str().to_string()),
+                at_end: None,
             }
         }));
         match page.next_marker() {

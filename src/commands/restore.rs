@@ -274,6 +274,7 @@ async fn dry_run(ctx: &Ctx, request: RestoreRequest, run: RunOptions) -> Result<
     let mut plan = restore::preflight(&client, request, existing.is_some()).await?;
     let lambda = aws::lambda_client(&ctx.aws).await;
     plan.watchers = crate::watchers::describe(&client, &lambda, &plan.dest).await?;
+    ctx.mark_end_policies(&plan.dest.name, &mut plan.watchers)?;
     let strategy = options::strategy(existing.as_ref(), run, &plan.dest, &plan.watchers);
     if let Ok(s) = &strategy {
         plan.strategy = s.clone();

@@ -125,6 +125,21 @@ pub fn partition_values(table: &TableInfo, values: &[String]) -> Result<Vec<Attr
         .collect()
 }
 
+/// A Query of `table` for the items under one partition key value.
+pub(super) fn partition_query(
+    client: &Client,
+    table: &str,
+    key: &KeySchema,
+    value: &AttributeValue,
+) -> aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder {
+    client
+        .query()
+        .table_name(table)
+        .key_condition_expression("#pk = :pk")
+        .expression_attribute_names("#pk", &key.hash)
+        .expression_attribute_values(":pk", value.clone())
+}
+
 /// The live items under `partitions` now (Query with `Select=COUNT`), for a dry run.
 pub async fn live_count(
     client: &Client,
@@ -136,12 +151,7 @@ pub async fn live_count(
     for value in partitions {
         let mut start = None;
         loop {
-            let req = client
-                .query()
-                .table_name(&live.name)
-                .key_condition_expression("#pk = :pk")
-                .expression_attribute_names("#pk", &live.key.hash)
-                .expression_attribute_values(":pk", value.clone())
+            let req = partition_query(client, &live.name, &live.key, value)
                 .select(aws_sdk_dynamodb::types::Select::Count)
                 .set_exclusive_start_key(start);
             let out = retrying(&opts.retry, &opts.read_rate, "Query", &live.name, || {

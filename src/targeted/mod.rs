@@ -352,16 +352,8 @@ impl<'a> Ctx<'a> {
             },
         )
         .await?;
-        let consumed = out
-            .consumed_capacity
-            .as_ref()
-            .and_then(|c| c.capacity_units);
-        self.units.add_read(consumed);
-        charge_read(&self.opts.read_rate, out.items(), consumed);
-        Ok((
-            out.items.unwrap_or_default(),
-            out.last_evaluated_key.filter(|k| !k.is_empty()),
-        ))
+        let consumed = out.consumed_capacity.and_then(|c| c.capacity_units);
+        Ok(self.paid(out.items, out.last_evaluated_key, consumed))
     }
 
     async fn query(
@@ -370,13 +362,7 @@ impl<'a> Ctx<'a> {
         value: &AttributeValue,
         start: Option<Item>,
     ) -> Result<(Vec<Item>, Option<Item>)> {
-        let req = self
-            .client
-            .query()
-            .table_name(table)
-            .key_condition_expression("#pk = :pk")
-            .expression_attribute_names("#pk", &self.pass.live.key.hash)
-            .expression_attribute_values(":pk", value.clone())
+        let req = input::partition_query(&self.client, table, &self.pass.live.key, value)
             .consistent_read(true)
             .set_limit(self.opts.page_limit)
             .return_consumed_capacity(ReturnConsumedCapacity::Total)
@@ -392,16 +378,21 @@ impl<'a> Ctx<'a> {
             },
         )
         .await?;
-        let consumed = out
-            .consumed_capacity
-            .as_ref()
-            .and_then(|c| c.capacity_units);
+        let consumed = out.consumed_capacity.and_then(|c| c.capacity_units);
+        Ok(self.paid(out.items, out.last_evaluated_key, consumed))
+    }
+
+    /// A read page's items and where the next one starts, its capacity paid.
+    fn paid(
+        &self,
+        items: Option<Vec<Item>>,
+        next: Option<Item>,
+        consumed: Option<f64>,
+    ) -> (Vec<Item>, Option<Item>) {
+        let items = items.unwrap_or_default();
         self.units.add_read(consumed);
-        charge_read(&self.opts.read_rate, out.items(), consumed);
-        Ok((
-            out.items.unwrap_or_default(),
-            out.last_evaluated_key.filter(|k| !k.is_empty()),
-        ))
+        charge_read(&self.opts.read_rate, &items, consumed);
+        (items, next.filter(|k| !k.is_empty()))
     }
 
     async fn get(&self, table: &str, keys: &[Item], keys_only: bool) -> Result<Vec<Item>> {

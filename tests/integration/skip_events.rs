@@ -116,6 +116,34 @@ async fn a_skipped_consumer_gets_a_twin_at_latest_and_a_replayed_one_is_re_enabl
         &["recovery-mode", "start", "--environment", "Prod", "--yes"],
     )
     .assert_code(0);
+    // The plan says what `end` will do with each consumer.
+    let plan = with(
+        &moto,
+        config,
+        &[
+            "restore",
+            "--table",
+            "Prod-Orders",
+            "--incident-id",
+            "inc-skip",
+            "--pitr-time",
+            "latest",
+            "--confirm",
+            "Prod-Orders",
+            "--dry-run",
+        ],
+    );
+    plan.assert_code(0);
+    assert!(
+        plan.stdout.contains(&format!(
+            "{indexer}, replays the recovery's records at recovery-mode end"
+        )) && plan.stdout.contains(&format!(
+            "{mailer}, SKIPS them: replaced at recovery-mode end by a mapping at LATEST \
+             (skip_recovery_events \"*Mailer*\")"
+        )),
+        "{}",
+        plan.stdout
+    );
     let recovery = with(
         &moto,
         config,
