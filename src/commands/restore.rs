@@ -96,8 +96,12 @@ fn scope(args: &RestoreArgs, tables: usize) -> Result<Scope> {
         ScopeArg::Table => return Ok(Scope::Table),
         ScopeArg::Missing => Scope::Missing,
         ScopeArg::Keys => match &args.keys {
+            // Absolute, so that a resume from another directory reads the same file.
             Some(file) => Scope::Keys {
-                file: file.display().to_string(),
+                file: std::path::absolute(file)
+                    .unwrap_or_else(|_| file.clone())
+                    .display()
+                    .to_string(),
                 sha256: String::new(),
                 keys: 0,
             },
