@@ -170,14 +170,8 @@ pub async fn live_count(
 
 #[cfg(test)]
 mod tests {
+    use super::super::tests::schema;
     use super::*;
-
-    fn schema() -> KeySchema {
-        KeySchema {
-            hash: "pk".into(),
-            range: Some("sk".into()),
-        }
-    }
 
     #[test]
     fn a_keys_file_takes_plain_keys_and_keys_out_lines_and_refuses_the_rest() {

@@ -139,9 +139,11 @@ pub async fn check(client: &Client, pass: Pass<'_>, opts: &SyncOptions) -> Resul
     let cp: Arc<dyn Checkpoint> = Arc::new(crate::sync::NoCheckpoint);
     let mut total = ScopeCheck::default();
     for phase in [Phase::Delete, Phase::Copy] {
-        let pass = pass.clone();
         let n = segments(pass.scope, phase, opts.segments);
-        let ctx = Ctx::new(client, pass, phase, opts, cp.clone(), true);
+        if n == 0 {
+            continue;
+        }
+        let ctx = Ctx::new(client, pass.clone(), phase, opts, cp.clone(), true);
         ctx.segments(n, &[]).await?;
         ctx.progress.clone().finish();
         let found = ctx.check.into_inner().unwrap_or_else(|p| p.into_inner());
@@ -624,7 +626,8 @@ fn guard(key: &KeySchema, live: Option<&Item>) -> Option<Guard> {
 mod tests {
     use super::*;
 
-    fn schema() -> KeySchema {
+    /// A `pk`/`sk` key, for this module's tests and its children's.
+    pub(super) fn schema() -> KeySchema {
         KeySchema {
             hash: "pk".into(),
             range: Some("sk".into()),

@@ -117,10 +117,8 @@ async fn a_skipped_consumer_gets_a_twin_at_latest_and_a_replayed_one_is_re_enabl
     )
     .assert_code(0);
     // The plan says what `end` will do with each consumer.
-    let plan = with(
-        &moto,
-        config,
-        &[
+    let restore = |last: &[&str]| {
+        let mut args = vec![
             "restore",
             "--table",
             "Prod-Orders",
@@ -130,9 +128,11 @@ async fn a_skipped_consumer_gets_a_twin_at_latest_and_a_replayed_one_is_re_enabl
             "latest",
             "--confirm",
             "Prod-Orders",
-            "--dry-run",
-        ],
-    );
+        ];
+        args.extend_from_slice(last);
+        with(&moto, config, &args)
+    };
+    let plan = restore(&["--dry-run"]);
     plan.assert_code(0);
     assert!(
         plan.stdout.contains(&format!(
@@ -144,24 +144,8 @@ async fn a_skipped_consumer_gets_a_twin_at_latest_and_a_replayed_one_is_re_enabl
         "{}",
         plan.stdout
     );
-    let recovery = with(
-        &moto,
-        config,
-        &[
-            "restore",
-            "--table",
-            "Prod-Orders",
-            "--incident-id",
-            "inc-skip",
-            "--pitr-time",
-            "latest",
-            "--confirm",
-            "Prod-Orders",
-            "--yes",
-            "--report-dir",
-            &dir.path().display().to_string(),
-        ],
-    );
+    let report_dir = dir.path().display().to_string();
+    let recovery = restore(&["--yes", "--report-dir", &report_dir]);
     recovery.assert_code(0);
 
     // A dry run names both policies and changes nothing; with no config, the flag chooses.
