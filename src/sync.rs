@@ -51,6 +51,9 @@ pub struct SyncOptions {
     /// The destination's write capacity, units per second: its provisioned capacity, else what a
     /// new on-demand table sustains. Each segment starts at its share and finds its own pace.
     pub table_write_units: Option<f64>,
+    /// When set, each segment stops at the first page boundary past this instant, its
+    /// checkpoint written: a Lambda invocation ends before its deadline and the next continues.
+    pub stop_at: Option<std::time::Instant>,
 }
 
 impl Default for SyncOptions {
@@ -64,6 +67,7 @@ impl Default for SyncOptions {
             read_rate: Arc::new(Limiter::unlimited()),
             write_rate: Arc::new(Limiter::unlimited()),
             table_write_units: None,
+            stop_at: None,
         }
     }
 }
@@ -265,6 +269,7 @@ struct Ctx {
     segment_ceiling: f64,
     /// Segments still running: as they finish, the others take over their share.
     active: AtomicU64,
+    stop_at: Option<std::time::Instant>,
 }
 
 /// KB of memory a scan reserves before it is sent: DynamoDB's page limit.
@@ -335,6 +340,7 @@ async fn transfer(
             PARTITION_WRITE_UNITS
         },
         active: AtomicU64::new(0),
+        stop_at: opts.stop_at,
     });
     let mut tasks = tokio::task::JoinSet::new();
     for (segment, start) in starts.into_iter().enumerate() {
@@ -437,6 +443,10 @@ impl Ctx {
                         .page_done(self.phase, segment, Some(&start), n, rewritten)
                         .await?;
                     rewritten = false;
+                    if self.stop_at.is_some_and(|t| std::time::Instant::now() >= t) {
+                        // The page read ahead is dropped unwritten; the checkpoint points at it.
+                        return Ok(());
+                    }
                     page = next;
                 }
                 None => {

@@ -1,5 +1,6 @@
 //! The journal in a DynamoDB control table shared by every operator of the account: items
-//! `execution#<id>` and `lease#<table>`, leases changed only by conditional writes.
+//! `execution#<id>`, `lease#<table>` and `segment#<id>#<phase>#<n>`, leases and segments changed
+//! only by conditional writes.
 
 use std::collections::HashMap;
 
@@ -10,7 +11,7 @@ use aws_sdk_dynamodb::types::{
 };
 
 use super::RecoveryMode;
-use super::{Execution, Journal, Lease};
+use super::{Execution, Journal, Lease, Phase, SegmentRecord};
 use crate::aws;
 use crate::error::{AwsErrorKind, Error, Result};
 
@@ -93,6 +94,47 @@ impl DynamoJournal {
             .await
             .map_err(|e| aws::aws_error("GetItem", &self.table, &e))?;
         Ok(out.item)
+    }
+}
+
+fn version_of(item: &HashMap<String, AttributeValue>, origin: &str) -> Result<u64> {
+    match item.get(VERSION) {
+        Some(AttributeValue::N(n)) => n
+            .parse()
+            .map_err(|_| Error::Journal(format!("{origin} has a bad version"))),
+        _ => Err(Error::Journal(format!("{origin} has no version"))),
+    }
+}
+
+fn segment_pk(id: &str, phase: Phase, segment: u32) -> String {
+    format!("segment#{id}#{}#{segment}", phase.as_str())
+}
+
+/// A conditional write's refusal as `false`.
+fn swapped(sent: Result<()>) -> Result<bool> {
+    match sent {
+        Ok(()) => Ok(true),
+        Err(Error::Aws {
+            kind: AwsErrorKind::ConditionFailed,
+            ..
+        }) => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
+/// The condition that the item's version is still `expected` (0 or `None`: no item).
+fn expect_version(
+    put: aws_sdk_dynamodb::operation::put_item::builders::PutItemFluentBuilder,
+    expected: Option<u64>,
+) -> aws_sdk_dynamodb::operation::put_item::builders::PutItemFluentBuilder {
+    match expected {
+        None | Some(0) => put
+            .condition_expression("attribute_not_exists(#pk)")
+            .expression_attribute_names("#pk", PK),
+        Some(v) => put
+            .condition_expression("#v = :v")
+            .expression_attribute_names("#v", VERSION)
+            .expression_attribute_values(":v", AttributeValue::N(v.to_string())),
     }
 }
 
@@ -192,13 +234,7 @@ impl Journal for DynamoJournal {
         };
         let lease: Lease = serde_json::from_str(&record_of(&item, &origin)?)
             .map_err(|e| Error::Journal(format!("{origin} is damaged ({e})")))?;
-        let version = match item.get(VERSION) {
-            Some(AttributeValue::N(n)) => n
-                .parse()
-                .map_err(|_| Error::Journal(format!("{origin} has a bad version")))?,
-            _ => return Err(Error::Journal(format!("{origin} has no version"))),
-        };
-        Ok(Some((lease, version)))
+        Ok(Some((lease, version_of(&item, &origin)?)))
     }
 
     async fn swap_lease(
@@ -213,23 +249,15 @@ impl Journal for DynamoJournal {
             (Some(l), _) => {
                 let record = serde_json::to_string(l).map_err(|e| Error::Journal(e.to_string()))?;
                 let next = expected.map_or(1, |v| v + 1);
-                let mut put = self
+                let put = self
                     .client
                     .put_item()
                     .table_name(&self.table)
                     .item(PK, pk)
                     .item(RECORD, s(record))
                     .item(VERSION, AttributeValue::N(next.to_string()));
-                put = match expected {
-                    None => put
-                        .condition_expression("attribute_not_exists(#pk)")
-                        .expression_attribute_names("#pk", PK),
-                    Some(v) => put
-                        .condition_expression("#v = :v")
-                        .expression_attribute_names("#v", VERSION)
-                        .expression_attribute_values(":v", AttributeValue::N(v.to_string())),
-                };
-                put.send()
+                expect_version(put, expected)
+                    .send()
                     .await
                     .map(|_| ())
                     .map_err(|e| aws::aws_error("PutItem", &self.table, &e))
@@ -247,13 +275,47 @@ impl Journal for DynamoJournal {
                 .map(|_| ())
                 .map_err(|e| aws::aws_error("DeleteItem", &self.table, &e)),
         };
-        match sent {
-            Ok(()) => Ok(true),
-            Err(Error::Aws {
-                kind: AwsErrorKind::ConditionFailed,
-                ..
-            }) => Ok(false),
-            Err(e) => Err(e),
-        }
+        swapped(sent)
+    }
+
+    async fn load_segment(
+        &self,
+        id: &str,
+        phase: Phase,
+        segment: u32,
+    ) -> Result<Option<(SegmentRecord, u64)>> {
+        let pk = segment_pk(id, phase, segment);
+        let origin = format!("journal item {pk} in {}", self.table);
+        let Some(item) = self.get(pk).await? else {
+            return Ok(None);
+        };
+        let record: SegmentRecord = serde_json::from_str(&record_of(&item, &origin)?)
+            .map_err(|e| Error::Journal(format!("{origin} is damaged ({e})")))?;
+        Ok(Some((record, version_of(&item, &origin)?)))
+    }
+
+    async fn swap_segment(
+        &self,
+        id: &str,
+        phase: Phase,
+        segment: u32,
+        record: &SegmentRecord,
+        expected: u64,
+    ) -> Result<bool> {
+        let body = serde_json::to_string(record).map_err(|e| Error::Journal(e.to_string()))?;
+        let put = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .item(PK, s(segment_pk(id, phase, segment)))
+            .item(RECORD, s(body))
+            .item(VERSION, AttributeValue::N((expected + 1).to_string()));
+        swapped(
+            expect_version(put, Some(expected))
+                .send()
+                .await
+                .map(|_| ())
+                .map_err(|e| aws::aws_error("PutItem", &self.table, &e)),
+        )
     }
 }

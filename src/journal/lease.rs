@@ -29,6 +29,18 @@ impl Default for Timing {
     }
 }
 
+impl Timing {
+    /// An execution's lease, held across its workers: it outlives an invocation of the longest
+    /// Lambda timeout (15 minutes) and the waits and retries between invocations, and lapses this
+    /// long after the state machine stopped calling.
+    pub fn execution() -> Timing {
+        Timing {
+            ttl: Duration::from_secs(20 * 60),
+            renew_every: Duration::from_secs(60),
+        }
+    }
+}
+
 /// A held lease. Renewed in the background; released by [`LeaseGuard::release`].
 pub struct LeaseGuard {
     journal: Arc<dyn Journal>,
@@ -133,6 +145,7 @@ pub async fn acquire_with(
                 journal.clone(),
                 lease,
                 Renewal {
+                    shared: false,
                     version: version.clone(),
                     lost: lost.clone(),
                     held_until: held_until.clone(),
@@ -161,8 +174,100 @@ pub async fn acquire_with(
     ))
 }
 
+/// Takes or renews the lease on `table` as execution `execution_id`'s own, not this process's:
+/// for an execution that short-lived workers (Lambda invocations) advance in turn and at once.
+/// Any worker of the execution renews it, and it lasts `timing.ttl` past the last of them; a
+/// worker ends with [`LeaseGuard::detach`], the execution's end with [`LeaseGuard::release`].
+/// Another execution's live lease is refused, as by [`acquire`]; an expired one is taken over.
+pub async fn hold_for_execution(
+    journal: Arc<dyn Journal>,
+    table: &str,
+    execution_id: &str,
+    timing: Timing,
+) -> Result<(LeaseGuard, Option<String>)> {
+    let me = Operator::current();
+    for _ in 0..10 {
+        let base = Instant::now();
+        let now = Timestamp::now();
+        let current = journal.read_lease(table).await?;
+        let (expected, acquired_at, note) = match &current {
+            None => (None, now, None),
+            Some((held, v)) if held.execution_id == execution_id => {
+                (Some(*v), held.acquired_at, None)
+            }
+            Some((held, v)) if held.expires_at < now => (
+                Some(*v),
+                now,
+                Some(format!(
+                    "took over the expired lease on {table} of execution {} (user {}, host {}, \
+                     expired {})",
+                    held.execution_id, held.holder.user, held.holder.host, held.expires_at
+                )),
+            ),
+            Some((held, _)) => {
+                return Err(Error::invalid(
+                    "table",
+                    format!(
+                        "{table} is being recovered by execution {} (user {}, host {}, until {}); \
+                         one run per table at a time. Wait for it (dynamo-dr status {}), or stop \
+                         it and let its lease lapse",
+                        held.execution_id,
+                        held.holder.user,
+                        held.holder.host,
+                        held.expires_at,
+                        held.execution_id
+                    ),
+                ));
+            }
+        };
+        let lease = Lease {
+            table: table.to_string(),
+            execution_id: execution_id.to_string(),
+            holder: me.clone(),
+            acquired_at,
+            expires_at: expiry(now, timing.ttl),
+        };
+        if !journal.swap_lease(table, Some(&lease), expected).await? {
+            // Another worker of this execution renewed it first, or another run took it.
+            continue;
+        }
+        let version = Arc::new(AtomicU64::new(expected.map_or(1, |v| v + 1)));
+        let lost = Arc::new(AtomicBool::new(false));
+        let held_until = Arc::new(AtomicU64::new(timing.ttl.as_millis() as u64));
+        let renewer = tokio::spawn(renew(
+            journal.clone(),
+            lease,
+            Renewal {
+                shared: true,
+                version: version.clone(),
+                lost: lost.clone(),
+                held_until: held_until.clone(),
+                base,
+                timing,
+            },
+        ));
+        let guard = LeaseGuard {
+            journal,
+            table: table.to_string(),
+            version,
+            lost,
+            held_until,
+            base,
+            timing,
+            renewer,
+        };
+        return Ok((guard, note));
+    }
+    Err(Error::Journal(format!(
+        "{table}: the lease kept changing under this worker; Step Functions retries the step"
+    )))
+}
+
 /// What the renewer shares with the guard.
 struct Renewal {
+    /// Held by the execution, renewed by any of its workers: a write that lost the race to
+    /// another worker of the same execution is no loss.
+    shared: bool,
     version: Arc<AtomicU64>,
     lost: Arc<AtomicBool>,
     held_until: Arc<AtomicU64>,
@@ -186,6 +291,21 @@ async fn renew(journal: Arc<dyn Journal>, mut lease: Lease, r: Renewal) {
                 let until = (sent + r.timing.ttl).as_millis() as u64;
                 r.held_until.store(until, Ordering::SeqCst);
             }
+            Ok(false) if r.shared => match journal.read_lease(&lease.table).await {
+                Ok(Some((held, v))) if held.execution_id == lease.execution_id => {
+                    r.version.store(v, Ordering::SeqCst);
+                    let until = (sent + r.timing.ttl).as_millis() as u64;
+                    r.held_until.fetch_max(until, Ordering::SeqCst);
+                }
+                Ok(_) => {
+                    tracing::error!(table = %lease.table, "the lease was taken by another run; stopping");
+                    r.lost.store(true, Ordering::SeqCst);
+                    return;
+                }
+                Err(e) => {
+                    tracing::warn!(table = %lease.table, error = %e, "lease renewal failed; retrying")
+                }
+            },
             Ok(false) => {
                 tracing::error!(table = %lease.table, "the lease was taken by someone else; stopping");
                 r.lost.store(true, Ordering::SeqCst);
@@ -224,6 +344,11 @@ impl LeaseGuard {
             )));
         }
         Ok(())
+    }
+
+    /// Stops renewing without giving the lease up: the execution's next worker renews it.
+    pub fn detach(self) {
+        self.renewer.abort();
     }
 
     pub async fn release(self) -> Result<()> {

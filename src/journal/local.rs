@@ -6,7 +6,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use super::RecoveryMode;
-use super::{Execution, Journal, Lease};
+use super::{Execution, Journal, Lease, Phase, SegmentRecord};
 use crate::error::{Error, Result};
 
 pub struct LocalJournal {
@@ -40,7 +40,7 @@ impl LocalJournal {
     pub fn open(dir: &Path) -> Result<LocalJournal> {
         for d in [dir.to_path_buf()]
             .into_iter()
-            .chain(["executions", "leases", "recovery-mode"].map(|s| dir.join(s)))
+            .chain(["executions", "leases", "recovery-mode", "segments"].map(|s| dir.join(s)))
         {
             crate::private::own_dir(&d).map_err(|e| io(&d, "create", e))?;
         }
@@ -57,9 +57,20 @@ impl LocalJournal {
         Ok(self.dir.join("leases").join(file_name(table)?))
     }
 
+    fn segment_path(&self, id: &str, phase: Phase, segment: u32) -> Result<PathBuf> {
+        let name = file_name(&format!("{id}.{}.{segment}", phase.as_str()))?;
+        Ok(self.dir.join("segments").join(name))
+    }
+
     /// Serialises lease swaps between processes on this machine.
     fn lock(&self) -> Result<File> {
-        let path = self.dir.join("leases").join(".lock");
+        self.lock_in("leases")
+    }
+
+    /// Serialises compare-and-swaps of the files of `sub`, between threads and processes alike
+    /// (each call opens its own description of the lock file).
+    fn lock_in(&self, sub: &str) -> Result<File> {
+        let path = self.dir.join(sub).join(".lock");
         let f = crate::private::keep(&path).map_err(|e| io(&path, "open", e))?;
         f.lock().map_err(|e| io(&path, "lock", e))?;
         Ok(f)
@@ -189,6 +200,60 @@ impl Journal for LocalJournal {
             Ok(true)
         }
     }
+
+    async fn load_segment(
+        &self,
+        id: &str,
+        phase: Phase,
+        segment: u32,
+    ) -> Result<Option<(SegmentRecord, u64)>> {
+        let path = self.segment_path(id, phase, segment)?;
+        let Some(bytes) = read_optional(&path)? else {
+            return Ok(None);
+        };
+        let stored: StoredSegment = serde_json::from_slice(&bytes).map_err(|e| {
+            Error::Journal(format!(
+                "segment file {} is damaged ({e}); the execution's record still holds the \
+                 checkpoint of the last finished phase",
+                path.display()
+            ))
+        })?;
+        Ok(Some((stored.record, stored.version)))
+    }
+
+    async fn swap_segment(
+        &self,
+        id: &str,
+        phase: Phase,
+        segment: u32,
+        record: &SegmentRecord,
+        expected: u64,
+    ) -> Result<bool> {
+        let path = self.segment_path(id, phase, segment)?;
+        let _guard = self.lock_in("segments")?;
+        let current = self
+            .load_segment(id, phase, segment)
+            .await?
+            .map_or(0, |(_, v)| v);
+        if current != expected {
+            return Ok(false);
+        }
+        let stored = StoredSegment {
+            version: expected + 1,
+            record: record.clone(),
+        };
+        let bytes =
+            serde_json::to_vec_pretty(&stored).map_err(|e| Error::Journal(e.to_string()))?;
+        write_atomic(&path, &bytes)?;
+        Ok(true)
+    }
+}
+
+#[derive(serde::Serialize, serde::Deserialize)]
+struct StoredSegment {
+    version: u64,
+    #[serde(flatten)]
+    record: SegmentRecord,
 }
 
 #[derive(serde::Serialize, serde::Deserialize)]

@@ -64,6 +64,66 @@ pub trait Journal: Send + Sync {
         lease: Option<&Lease>,
         expected: Option<u64>,
     ) -> Result<bool>;
+
+    /// Segment `segment` of `phase` of execution `id`, kept apart from the record, with its
+    /// version; `None` when no worker has written it.
+    async fn load_segment(
+        &self,
+        id: &str,
+        phase: Phase,
+        segment: u32,
+    ) -> Result<Option<(SegmentRecord, u64)>>;
+
+    /// Writes the segment's record if its version is still `expected` (0: never written), as
+    /// version `expected + 1`. Returns false when another worker wrote it first.
+    async fn swap_segment(
+        &self,
+        id: &str,
+        phase: Phase,
+        segment: u32,
+        record: &SegmentRecord,
+        expected: u64,
+    ) -> Result<bool>;
+}
+
+/// Segments `0..count` of a phase as the workers left them (`None`: never written), loaded a
+/// few at a time.
+pub async fn load_segments(
+    journal: &dyn Journal,
+    id: &str,
+    phase: Phase,
+    count: u32,
+) -> Result<Vec<Option<SegmentRecord>>> {
+    use futures_util::StreamExt;
+    let loaded: Vec<Result<Option<(SegmentRecord, u64)>>> =
+        futures_util::stream::iter((0..count).map(|n| journal.load_segment(id, phase, n)))
+            .buffered(16)
+            .collect()
+            .await;
+    loaded
+        .into_iter()
+        .map(|r| r.map(|o| o.map(|(rec, _)| rec)))
+        .collect()
+}
+
+/// The record with the checkpoints the segment workers wrote apart from it, where they are
+/// further on: what `status`, `resume` and a phase's end read.
+pub async fn merged(journal: &dyn Journal, mut exec: Execution) -> Result<Execution> {
+    for phase in [Phase::Delete, Phase::Copy] {
+        let count = exec.progress(phase).map_or(0, |p| p.segments.len()) as u32;
+        if count == 0 {
+            continue;
+        }
+        let loaded = load_segments(journal, &exec.id, phase, count).await?;
+        if let Some(p) = exec.progress_mut(phase) {
+            for (mine, theirs) in p.segments.iter_mut().zip(loaded) {
+                if let Some(r) = theirs {
+                    *mine = mine.further(&r.checkpoint).clone();
+                }
+            }
+        }
+    }
+    Ok(exec)
 }
 
 /// `--journal`: a directory, or `dynamodb://TABLE`.

@@ -131,6 +131,34 @@ pub struct SegmentCheckpoint {
     pub rewritten_pages: u64,
 }
 
+/// One segment's checkpoint kept apart from its execution's record, so that workers advancing
+/// different segments at once (a Step Functions Map) never overwrite one another. Changed only by
+/// compare-and-swap on a version, so two workers on one segment cannot both advance it.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SegmentRecord {
+    pub checkpoint: SegmentCheckpoint,
+    pub scan_requests: u64,
+    pub write_requests: u64,
+    pub read_units: f64,
+    pub write_units: f64,
+    pub updated_at: Option<Timestamp>,
+    /// Who advanced it last: a Lambda request id, or `user@host pid`.
+    pub worker: String,
+}
+
+impl SegmentCheckpoint {
+    /// Of two checkpoints of one segment, the one further on: pages only grow, whoever writes.
+    pub fn further<'a>(&'a self, other: &'a SegmentCheckpoint) -> &'a SegmentCheckpoint {
+        match (self.done, other.done) {
+            (true, _) => self,
+            (false, true) => other,
+            _ if other.pages > self.pages => other,
+            _ => self,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct PhaseProgress {
@@ -416,6 +444,14 @@ impl Execution {
             self.delete.read_units + self.copy.read_units,
             self.delete.write_units + self.copy.write_units,
         )
+    }
+
+    pub fn progress(&self, phase: Phase) -> Option<&PhaseProgress> {
+        match phase {
+            Phase::Delete => Some(&self.delete),
+            Phase::Copy => Some(&self.copy),
+            _ => None,
+        }
     }
 
     pub fn progress_mut(&mut self, phase: Phase) -> Option<&mut PhaseProgress> {

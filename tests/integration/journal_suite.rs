@@ -6,7 +6,7 @@ use dynamo_dr::journal::dynamo::{DynamoJournal, init};
 use dynamo_dr::journal::lease;
 use dynamo_dr::journal::local::LocalJournal;
 use dynamo_dr::journal::{
-    Execution, Inputs, Journal, Kind, Lease, Operator, Phase, SegmentCheckpoint,
+    Execution, Inputs, Journal, Kind, Lease, Operator, Phase, SegmentCheckpoint, SegmentRecord,
 };
 use dynamo_dr_testkit::*;
 use jiff::{SignedDuration, Timestamp};
@@ -187,6 +187,151 @@ async fn suite(j: Arc<dyn Journal>) {
             .is_err(),
         "a holder on another host may be alive"
     );
+    segments(j.clone()).await;
+    execution_leases(j).await;
+}
+
+fn at_page(pages: u64, key: &str) -> SegmentRecord {
+    SegmentRecord {
+        checkpoint: SegmentCheckpoint {
+            done: false,
+            next_key: Some(serde_json::json!({"pk": {"S": key}})),
+            items: pages * 10,
+            pages,
+            rewritten_pages: 0,
+        },
+        worker: format!("worker-{key}"),
+        ..SegmentRecord::default()
+    }
+}
+
+/// Segment checkpoints: apart from the record, one per segment, changed only by version.
+async fn segments(j: Arc<dyn Journal>) {
+    let id = "inc-9.Orders";
+    assert_eq!(
+        j.load_segment(id, Phase::Copy, 0).await.expect("load"),
+        None
+    );
+    // 16 workers, each on its own segment, all at once: none overwrites another.
+    let writes = (0..16u32).map(|n| {
+        let j = j.clone();
+        async move {
+            for page in 1..=5u64 {
+                let rec = at_page(page, &format!("k#{n}"));
+                assert!(
+                    j.swap_segment(id, Phase::Copy, n, &rec, page - 1)
+                        .await
+                        .expect("swap"),
+                    "segment {n} page {page}"
+                );
+            }
+        }
+    });
+    futures_util::future::join_all(writes).await;
+    let loaded = dynamo_dr::journal::load_segments(j.as_ref(), id, Phase::Copy, 16)
+        .await
+        .expect("load");
+    for (n, rec) in loaded.iter().enumerate() {
+        assert_eq!(rec.as_ref(), Some(&at_page(5, &format!("k#{n}"))), "{n}");
+    }
+    assert_eq!(
+        j.load_segment(id, Phase::Copy, 3)
+            .await
+            .expect("load")
+            .map(|(_, v)| v),
+        Some(5)
+    );
+    // The other phase's segment of the same number is another item.
+    assert_eq!(
+        j.load_segment(id, Phase::Delete, 3).await.expect("load"),
+        None
+    );
+    // A stale worker (it read version 4) cannot overwrite the newer checkpoint.
+    assert!(
+        !j.swap_segment(id, Phase::Copy, 3, &at_page(1, "stale"), 4)
+            .await
+            .expect("swap")
+    );
+    assert!(
+        !j.swap_segment(id, Phase::Copy, 3, &at_page(1, "stale"), 0)
+            .await
+            .expect("swap"),
+        "a second first write"
+    );
+    assert_eq!(
+        j.load_segment(id, Phase::Copy, 3).await.expect("load"),
+        Some((at_page(5, "k#3"), 5))
+    );
+    // Two workers racing on one segment from the same version: exactly one wins.
+    let race = (0..2).map(|w| {
+        let j = j.clone();
+        async move {
+            j.swap_segment(id, Phase::Copy, 7, &at_page(6, &format!("w{w}")), 5)
+                .await
+                .expect("swap")
+        }
+    });
+    let won: Vec<bool> = futures_util::future::join_all(race).await;
+    assert_eq!(won.iter().filter(|w| **w).count(), 1, "{won:?}");
+    // The record merges what the workers wrote where they are further on.
+    let mut e = execution(id);
+    e.enter(Phase::Copy);
+    e.copy.segments = vec![SegmentCheckpoint::default(); 16];
+    e.copy.segments[2].pages = 9;
+    e.copy.segments[2].items = 90;
+    let merged = dynamo_dr::journal::merged(j.as_ref(), e)
+        .await
+        .expect("merge");
+    assert_eq!(merged.copy.segments[0].pages, 5);
+    assert_eq!(
+        merged.copy.segments[2].items, 90,
+        "the record's was further"
+    );
+    // Segment 7 is at page 6 after the race.
+    assert_eq!(merged.copy.items(), 14 * 50 + 60 + 90);
+}
+
+/// An execution's lease is renewed by any of its workers, and refused to another execution.
+async fn execution_leases(j: Arc<dyn Journal>) {
+    let timing = lease::Timing::execution();
+    let (a, _) = lease::hold_for_execution(j.clone(), "Shared", "inc-5.Shared", timing)
+        .await
+        .expect("first worker");
+    let (b, _) = lease::hold_for_execution(j.clone(), "Shared", "inc-5.Shared", timing)
+        .await
+        .expect("a second worker of the same execution");
+    a.check().expect("a still holds it");
+    b.check().expect("b holds it");
+    a.detach();
+    b.detach();
+    let (held, _) = j
+        .read_lease("Shared")
+        .await
+        .expect("read")
+        .expect("outlives its workers");
+    assert_eq!(held.execution_id, "inc-5.Shared");
+    assert!(
+        held.expires_at
+            > Timestamp::now()
+                .checked_add(SignedDuration::from_mins(15))
+                .expect("t")
+    );
+    let err = lease::hold_for_execution(j.clone(), "Shared", "inc-6.Shared", timing)
+        .await
+        .err()
+        .expect("another execution is refused");
+    assert!(err.to_string().contains("inc-5.Shared"), "{err}");
+    assert!(
+        lease::acquire(j.clone(), "Shared", "inc-6.Shared", false)
+            .await
+            .is_err(),
+        "and so is a CLI run of another execution"
+    );
+    let (last, _) = lease::hold_for_execution(j.clone(), "Shared", "inc-5.Shared", timing)
+        .await
+        .expect("the last worker");
+    last.release().await.expect("release");
+    assert_eq!(j.read_lease("Shared").await.expect("read"), None);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -309,6 +454,26 @@ impl Journal for Partitioned {
             return Err(dynamo_dr::Error::Journal("journal unreachable".into()));
         }
         self.inner.swap_lease(table, lease, expected).await
+    }
+    async fn load_segment(
+        &self,
+        id: &str,
+        phase: Phase,
+        segment: u32,
+    ) -> dynamo_dr::Result<Option<(SegmentRecord, u64)>> {
+        self.inner.load_segment(id, phase, segment).await
+    }
+    async fn swap_segment(
+        &self,
+        id: &str,
+        phase: Phase,
+        segment: u32,
+        record: &SegmentRecord,
+        expected: u64,
+    ) -> dynamo_dr::Result<bool> {
+        self.inner
+            .swap_segment(id, phase, segment, record, expected)
+            .await
     }
 }
 
