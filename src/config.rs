@@ -29,6 +29,9 @@ pub struct Config {
     /// Where the config was read from, for messages.
     #[serde(skip)]
     pub path: Option<PathBuf>,
+    /// The text it was parsed from.
+    #[serde(skip)]
+    pub text: String,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -46,6 +49,9 @@ pub struct TableOptions {
     pub segments: Option<u32>,
     /// BatchWriteItem requests in flight.
     pub write_concurrency: Option<usize>,
+    /// Items per Scan page, as `--scan-page-limit`: smaller pages checkpoint more often. A
+    /// Lambda function, which has no command line, reads it here.
+    pub scan_page_limit: Option<i32>,
     /// Cap on reads: items/s (2000) or capacity units/s ("800cu").
     pub max_read_rate: Option<crate::rate::RateCap>,
     /// Cap on writes: items/s (2000) or capacity units/s ("800cu").
@@ -64,6 +70,7 @@ impl TableOptions {
         TableOptions {
             segments: self.segments.or(fallback.segments),
             write_concurrency: self.write_concurrency.or(fallback.write_concurrency),
+            scan_page_limit: self.scan_page_limit.or(fallback.scan_page_limit),
             max_read_rate: self.max_read_rate.or(fallback.max_read_rate),
             max_write_rate: self.max_write_rate.or(fallback.max_write_rate),
             sensitive: self.sensitive.or(fallback.sensitive),
@@ -156,7 +163,7 @@ impl Config {
     }
 
     pub fn parse(text: &str) -> Result<Config> {
-        let config: Config = toml::from_str(text).map_err(|e| {
+        let mut config: Config = toml::from_str(text).map_err(|e| {
             Error::invalid(
                 "config",
                 format!("{e}; see examples/compact-connect.toml for the format"),
@@ -175,7 +182,48 @@ impl Config {
                 ));
             }
         }
+        config.text = text.to_string();
         Ok(config)
+    }
+
+    /// The config of one table alone (`Some(logical)`), or of one environment alone, as TOML:
+    /// the table's section, `[defaults]` and its environment's section, so that a function built
+    /// for it knows nothing of the other tables.
+    pub fn excerpt(&self, logical: Option<&str>, environment: Option<&str>) -> Result<String> {
+        let mut all: toml::Table =
+            toml::from_str(&self.text).map_err(|e| Error::invalid("config", e.to_string()))?;
+        let mut section = |group: &str, name: &str| {
+            all.get_mut(group)
+                .and_then(|t| t.as_table_mut())
+                .and_then(|t| t.remove(name))
+                .ok_or_else(|| {
+                    Error::invalid("config", format!("[{group}.{name}] is not in the config"))
+                })
+        };
+        let mut out = toml::Table::new();
+        let mut environment = environment.map(str::to_string);
+        if let Some(logical) = logical {
+            let table = section("tables", logical)?;
+            environment = table
+                .get("environment")
+                .and_then(|e| e.as_str())
+                .map(str::to_string);
+            out.insert(
+                "tables".into(),
+                toml::Table::from_iter([(logical.to_string(), table)]).into(),
+            );
+        }
+        if let Some(env) = environment {
+            let section = section("environments", &env)?;
+            out.insert(
+                "environments".into(),
+                toml::Table::from_iter([(env, section)]).into(),
+            );
+        }
+        if let Some(d) = all.remove("defaults") {
+            out.insert("defaults".into(), d);
+        }
+        toml::to_string(&out).map_err(|e| Error::invalid("config", e.to_string()))
     }
 
     pub fn describe_path(&self) -> String {

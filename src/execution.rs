@@ -72,6 +72,14 @@ impl Recorder {
             .map_or(Ok(()), LeaseGuard::check)
     }
 
+    /// Ends this worker's part: the lease stays the execution's, for its next worker.
+    pub fn detach_lease(&self) {
+        let lease = self.lease.lock().unwrap_or_else(|p| p.into_inner()).take();
+        if let Some(lease) = lease {
+            lease.detach();
+        }
+    }
+
     /// Records the outcome and releases the lease.
     pub async fn finish(&self, error: Option<&Error>) -> Result<Execution> {
         let saved = self

@@ -43,11 +43,13 @@ pub mod restore;
 pub mod session;
 pub mod stack;
 pub mod table_sync;
+pub mod worker;
 // 5 interface
 pub(crate) mod commands;
 pub(crate) mod output;
 pub(crate) mod prompt;
 // 6 binary
 pub mod cli;
+pub mod lambda;
 
 pub use error::{Error, ExitStatus, Result};

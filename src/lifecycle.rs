@@ -102,7 +102,7 @@ pub struct Start {
 }
 
 /// Writes the start (or resume) into the journal under the held lease, and returns the recorder.
-async fn begin(start: Start, fresh: impl FnOnce() -> Execution) -> Result<Arc<Recorder>> {
+pub async fn begin(start: Start, fresh: impl FnOnce() -> Execution) -> Result<Arc<Recorder>> {
     let Start {
         journal,
         existing,

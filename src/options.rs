@@ -62,7 +62,9 @@ pub fn sync_options(
             .write_concurrency
             .or(table.and_then(|t| t.write_concurrency))
             .unwrap_or(defaults.write_concurrency),
-        page_limit: requested.page_limit,
+        page_limit: requested
+            .page_limit
+            .or(table.and_then(|t| t.scan_page_limit)),
         ..defaults
     }
 }
@@ -77,7 +79,7 @@ pub fn recorded(session: &Session, exec: &Execution, page_limit: Option<i32>) ->
         .map(|t| t.options);
     SyncOptions {
         segments: exec.inputs.segments,
-        page_limit,
+        page_limit: page_limit.or(table.as_ref().and_then(|t| t.scan_page_limit)),
         ..session.pacing(table.as_ref())
     }
 }

@@ -42,6 +42,25 @@ struct Table {
     logical: String,
     physical: String,
     environment: Option<String>,
+    /// Its function's `DYNAMO_DR_CONFIG`.
+    config: String,
+}
+
+/// Lambda allows 4 KB of environment variables per function.
+const CONFIG_LIMIT: usize = 3500;
+
+fn checked_config(text: String, what: &str) -> Result<String> {
+    if text.len() > CONFIG_LIMIT {
+        return Err(Error::invalid(
+            "--config",
+            format!(
+                "the config of {what} is {} bytes, more than the {CONFIG_LIMIT} its function's \
+                 environment holds (Lambda allows 4 KB); shorten its patterns and tags",
+                text.len()
+            ),
+        ));
+    }
+    Ok(text)
 }
 
 /// The names of one table's resources.
@@ -67,12 +86,18 @@ pub fn template(config: &Config, req: &StackRequest) -> Result<Value> {
         .tables
         .iter()
         .filter(|(_, t)| t.excluded.is_none())
-        .map(|(logical, t)| Table {
-            logical: logical.clone(),
-            physical: t.name.clone(),
-            environment: t.environment.clone(),
+        .map(|(logical, t)| {
+            Ok(Table {
+                logical: logical.clone(),
+                physical: t.name.clone(),
+                environment: t.environment.clone(),
+                config: checked_config(
+                    config.excerpt(Some(logical), None)?,
+                    &format!("[tables.{logical}]"),
+                )?,
+            })
         })
-        .collect();
+        .collect::<Result<_>>()?;
     if tables.is_empty() {
         return Err(Error::invalid(
             "--config",
@@ -115,7 +140,11 @@ pub fn template(config: &Config, req: &StackRequest) -> Result<Value> {
     environments.dedup();
     for name in environments {
         let env = config.environment(name)?;
-        recovery_mode_resources(name, &env, req, &mut resources, &mut outputs);
+        let text = checked_config(
+            config.excerpt(None, Some(name))?,
+            &format!("[environments.{name}]"),
+        )?;
+        recovery_mode_resources(name, &env, &text, req, &mut resources, &mut outputs);
     }
     Ok(json!({
         "AWSTemplateFormatVersion": "2010-09-09",
@@ -284,19 +313,23 @@ pub fn restore_definition(logical: &str) -> Value {
                     "state.$": "$.Payload.state", "waitSeconds.$": "$.Payload.waitSeconds",
                     "segments.$": "$.Payload.segments" },
                 "ResultPath": "$.run",
-                "Catch": [{ "ErrorEquals": ["States.ALL"], "ResultPath": "$.error", "Next": "Refused" }],
+                // The handler's refusals (exit 2 at the CLI) have this error type.
+                "Catch": [{ "ErrorEquals": ["Refused"], "ResultPath": "$.error", "Next": "Refused" },
+                          { "ErrorEquals": ["States.ALL"], "ResultPath": "$.error", "Next": "Failed" }],
                 "Next": "BackupAndRestore",
             },
             "BackupAndRestore": invoke(advance.clone(), "AfterBackupAndRestore"),
             "AfterBackupAndRestore": {
                 "Type": "Choice",
+                // The phase first: once phase 1 is done the handler answers `continue` in the
+                // delete (or, resumed, the copy) phase, which the child runs.
                 "Choices": [
-                    { "Variable": "$.run.state", "StringEquals": "wait", "Next": "WaitForRestore" },
-                    { "Variable": "$.run.state", "StringEquals": "continue", "Next": "BackupAndRestore" },
                     { "Or": [
                         { "Variable": "$.run.phase", "StringEquals": "delete" },
                         { "Variable": "$.run.phase", "StringEquals": "copy" },
                       ], "Next": "SyncTableData" },
+                    { "Variable": "$.run.state", "StringEquals": "wait", "Next": "WaitForRestore" },
+                    { "Variable": "$.run.state", "StringEquals": "continue", "Next": "BackupAndRestore" },
                     { "Variable": "$.run.state", "StringEquals": "done", "Next": "CheckAndCleanUp" },
                 ],
                 "Default": "Failed",
@@ -433,7 +466,7 @@ fn table_resources(
     );
     let env = json!({
         "DYNAMO_DR_JOURNAL": format!("dynamodb://{}", req.journal_table),
-        "DYNAMO_DR_TABLE": t.logical,
+        "DYNAMO_DR_CONFIG": t.config,
     });
     function(&fid, &names.function, policy, env, resources);
     let states_role = format!("{}StatesRole", t.logical);
@@ -502,6 +535,7 @@ fn table_resources(
 fn recovery_mode_resources(
     name: &str,
     env: &crate::config::EnvironmentConfig,
+    config: &str,
     req: &StackRequest,
     resources: &mut serde_json::Map<String, Value>,
     outputs: &mut serde_json::Map<String, Value>,
@@ -519,7 +553,7 @@ fn recovery_mode_resources(
     );
     let vars = json!({
         "DYNAMO_DR_JOURNAL": format!("dynamodb://{}", req.journal_table),
-        "DYNAMO_DR_ENVIRONMENT": name,
+        "DYNAMO_DR_CONFIG": config,
     });
     function(&fid, &function_name, policy, vars, resources);
     let machine_name = format!("DRRecoveryMode{clean}StateMachine");
@@ -648,6 +682,16 @@ mod tests {
             assert!(!all.contains(other), "{other} in {all}");
         }
         assert!(!all.contains("table/*"), "{all}");
+        // Its function's config holds its own table alone, and parses.
+        let vars = &r["TransactionHistoryTableFunction"]["Properties"]["Environment"]["Variables"];
+        let text = vars["DYNAMO_DR_CONFIG"].as_str().unwrap();
+        let own = Config::parse(text).unwrap();
+        assert_eq!(
+            own.tables.keys().collect::<Vec<_>>(),
+            ["TransactionHistoryTable"]
+        );
+        assert!(own.environments.contains_key("Prod"), "{text}");
+        assert!(!text.contains("Prod-Provider-DEF"), "{text}");
         // Its states role invokes its own function and starts its own child only.
         let mut texts = Vec::new();
         strings(&r["TransactionHistoryTableStatesRole"], &mut texts);

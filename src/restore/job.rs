@@ -9,6 +9,7 @@ use aws_sdk_dynamodb::Client;
 
 use super::{Plan, RestoreReport, RestoreRequest};
 use crate::error::{Error, ExitStatus, Result};
+use crate::execution::Recorder;
 use crate::journal::{Execution, Inputs, Journal, Kind, Phase, Strategy, lease};
 use crate::lifecycle::{self, Start};
 use crate::options::{self, RunOptions};
@@ -232,6 +233,54 @@ pub async fn run_all(
     )
     .await;
     Ok((results, report))
+}
+
+/// Writes one checked restore's start record under its execution's lease and runs nothing: the
+/// state machines' workers advance it ([`crate::worker`]). The lease stays with the recorder.
+pub async fn record_start(session: &Session, checked: Checked) -> Result<Arc<Recorder>> {
+    let Checked {
+        journal, prepared, ..
+    } = checked;
+    let Some(p) = prepared.into_iter().next() else {
+        return Err(Error::invalid("table", "no table to restore"));
+    };
+    let id = p.plan.request.names.execution_id.clone();
+    let held = lease::hold_for_execution(
+        journal.clone(),
+        &p.plan.dest.name,
+        &id,
+        lease::Timing::execution(),
+    )
+    .await?;
+    let (key, data_key) = match session
+        .execution_key(
+            p.existing.as_ref(),
+            p.inputs.sensitive,
+            &id,
+            &p.inputs.table,
+        )
+        .await
+    {
+        Ok(k) => k,
+        Err(e) => {
+            held.0.detach();
+            return Err(e);
+        }
+    };
+    let start = Start {
+        journal,
+        existing: p.existing,
+        lease: held,
+        notes: p.notes,
+        key,
+        data_key,
+        identity: crate::aws::caller_identity(&session.aws).await,
+    };
+    let inputs = p.inputs;
+    lifecycle::begin(start, || {
+        Execution::new(id.clone(), Kind::Restore, inputs, Phase::BackupAndRestore)
+    })
+    .await
 }
 
 /// The error a set of outcomes ends with, if any failed.

@@ -21,7 +21,7 @@ mod phases;
 mod preflight;
 mod temp_table;
 
-pub use phases::execute;
+pub use phases::{clean_up, execute, phase_one, restored_table};
 pub use preflight::preflight;
 pub use temp_table::{check_provenance, delete_if_ours};
 

@@ -11,7 +11,7 @@ use super::*;
 use crate::error::{Error, Result};
 use crate::execution::{self, Recorder};
 use crate::journal::{Execution, Phase};
-use crate::table::{self};
+use crate::table::{self, TableInfo};
 
 /// What exists now, for the message when a phase fails.
 fn left_in_place(exec: &Execution) -> String {
@@ -49,6 +49,38 @@ pub async fn execute(client: &Client, plan: &Plan, rec: &Arc<Recorder>) -> Resul
 }
 
 async fn run_phases(client: &Client, plan: &Plan, rec: &Arc<Recorder>) -> Result<()> {
+    phase_one(client, plan, rec).await?;
+    let phase = rec.snapshot().await.phase;
+    if phase < Phase::CleanUp {
+        let restored = restored_table(client, plan).await?;
+        if plan.request.scope.is_targeted() {
+            tracing::info!(source = %restored.name, dest = %plan.dest.name, scope = plan.request.scope.as_str(), "phase 2: targeted writes, then the check of the scope");
+            execution::targeted_phases(client, &restored, &plan.dest, &plan.request.sync, rec)
+                .await?;
+        } else {
+            tracing::info!(source = %restored.name, dest = %plan.dest.name, "phase 2: delete then copy, then count check");
+            execution::sync_phases(client, &restored, &plan.dest, &plan.request.sync, rec).await?;
+        }
+    }
+    clean_up(client, plan, rec).await
+}
+
+/// The temporary table, which must still exist after phase 1.
+pub async fn restored_table(client: &Client, plan: &Plan) -> Result<TableInfo> {
+    let temp = &plan.request.names.temp_table;
+    table::describe(client, temp)
+        .await?
+        .ok_or_else(|| Error::BadState {
+            what: format!("temporary table {temp}"),
+            state: "missing".into(),
+            hint: "it was deleted while the run was stopped; start again with a new incident id"
+                .into(),
+        })
+}
+
+/// Phase 1, when the record is there: the forensic backup and the restore into the temporary
+/// table, concurrently; then the record enters the delete phase.
+pub async fn phase_one(client: &Client, plan: &Plan, rec: &Arc<Recorder>) -> Result<()> {
     let req = &plan.request;
     if rec.snapshot().await.phase == Phase::BackupAndRestore {
         rec.check_lease()?;
@@ -86,25 +118,13 @@ async fn run_phases(client: &Client, plan: &Plan, rec: &Arc<Recorder>) -> Result
         })
         .await?;
     }
-    let phase = rec.snapshot().await.phase;
-    if phase < Phase::CleanUp {
-        let restored = table::describe(client, &req.names.temp_table)
-            .await?
-            .ok_or_else(|| Error::BadState {
-                what: format!("temporary table {}", req.names.temp_table),
-                state: "missing".into(),
-                hint:
-                    "it was deleted while the run was stopped; start again with a new incident id"
-                        .into(),
-            })?;
-        if req.scope.is_targeted() {
-            tracing::info!(source = %restored.name, dest = %plan.dest.name, scope = req.scope.as_str(), "phase 2: targeted writes, then the check of the scope");
-            execution::targeted_phases(client, &restored, &plan.dest, &req.sync, rec).await?;
-        } else {
-            tracing::info!(source = %restored.name, dest = %plan.dest.name, "phase 2: delete then copy, then count check");
-            execution::sync_phases(client, &restored, &plan.dest, &req.sync, rec).await?;
-        }
-    }
+    Ok(())
+}
+
+/// Phase 4, when the record is there: the temporary table deleted if it is provably ours (or
+/// kept), then the record enters done.
+pub async fn clean_up(client: &Client, plan: &Plan, rec: &Arc<Recorder>) -> Result<()> {
+    let req = &plan.request;
     if rec.snapshot().await.phase == Phase::CleanUp {
         tracing::info!("phase 4: clean-up");
         let fate = if req.keep_restored_table {

@@ -43,12 +43,14 @@ const LAYERS: &[(&str, u8)] = &[
     ("report", 4),
     ("iam", 4),
     ("stack", 4),
+    ("worker", 4),
     // 5 interface
     ("commands", 5),
     ("output", 5),
     ("prompt", 5),
     // 6 binary
     ("cli", 6),
+    ("lambda", 6),
 ];
 
 /// What only layers 5 and 6 may do.

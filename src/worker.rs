@@ -1,0 +1,833 @@
+//! One step of a restore, for the state machines `stack` writes: each Lambda invocation is one
+//! [`Action`], advances the execution for as long as its deadline allows, checkpoints in the
+//! journal, and answers with an [`Answer`] the state machine routes on. The checks, guard rails,
+//! refusals and journal are the CLI's own: `start` runs the same preflight as `dynamo-dr
+//! restore`, so an execution started in AWS can be inspected, resumed or reported from the CLI,
+//! and the reverse.
+//!
+//! - `start` checks the seed's payload and writes the start record under the execution's lease.
+//! - `advance` runs phase 1 (the backup and the restore, answering `wait` while AWS works), then
+//!   after the child the check and the clean-up.
+//! - `phase` (the child's first state) gives the current sync phase and its unfinished segments,
+//!   folding the segments' own records into the execution's when a phase is complete.
+//! - `segment` advances one segment from its checkpoint until it is done or the deadline is
+//!   near; its checkpoints go into the segment's own journal item, so many run at once.
+//! - `recovery-mode` starts or ends an environment's recovery mode.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+use crate::execution::Recorder;
+use crate::input::SeedInput;
+use crate::item::{Item, key_to_json};
+use crate::journal::lease::{self, LeaseGuard, Timing};
+use crate::journal::seal::{self, JournalKey};
+use crate::journal::{
+    self, Execution, Journal, Kind, Phase, Scope, SegmentCheckpoint, SegmentRecord, Status,
+    Strategy,
+};
+use crate::options::{self, BACKUP_DEADLINE, RESTORE_TIMEOUT_MINUTES, RunOptions};
+use crate::restore::{self, RestoreRequest, Source, job};
+use crate::session::Session;
+use crate::sync::{self, Checkpoint, SyncOptions};
+use crate::{lifecycle, recovery_mode, table, validate};
+
+/// How long phase 1 looks at the backup and the restore in one invocation before it answers
+/// `wait`: a quick restore finishes in one go, a long one costs a few seconds per look.
+pub const POLL_WINDOW: Duration = Duration::from_secs(20);
+/// The Wait state between two looks.
+pub const WAIT_SECONDS: u64 = 30;
+
+/// What the state machine asks of one invocation.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(tag = "action", rename_all = "kebab-case")]
+pub enum Action {
+    /// The parent's first state: `table` is the logical name, `input` the seed's payload.
+    Start {
+        table: String,
+        input: serde_json::Value,
+    },
+    #[serde(rename_all = "camelCase")]
+    Advance {
+        execution_id: String,
+    },
+    #[serde(rename_all = "camelCase")]
+    Phase {
+        execution_id: String,
+    },
+    #[serde(rename_all = "camelCase")]
+    Segment {
+        execution_id: String,
+        phase: String,
+        segment: u32,
+    },
+    RecoveryMode {
+        environment: String,
+        change: String,
+    },
+}
+
+impl Action {
+    /// The payload as a Task sends it; anything else is refused with the valid forms.
+    pub fn parse(payload: serde_json::Value) -> Result<Action> {
+        serde_json::from_value(payload).map_err(|e| {
+            Error::invalid(
+                "payload",
+                format!(
+                    "{e}; the handler takes {{\"action\": \"start\", \"table\": LOGICAL, \"input\": \
+                     {{\"incidentId\", \"pitrBackupTime\", \"tableNameRecoveryConfirmation\"}}}}, \
+                     {{\"action\": \"advance\" | \"phase\", \"executionId\"}}, {{\"action\": \
+                     \"segment\", \"executionId\", \"phase\", \"segment\"}} or {{\"action\": \
+                     \"recovery-mode\", \"environment\", \"change\": \"start\" | \"end\"}}, as the \
+                     state machines of `dynamo-dr stack` send them"
+                ),
+            )
+        })
+    }
+}
+
+/// What the state machine does next.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Next {
+    /// Wait `waitSeconds`, then ask again.
+    Wait,
+    /// Ask again (or, from `phase`, run the segments).
+    Continue,
+    Done,
+}
+
+/// An invocation's answer; every field is always present, as the Tasks' `ResultSelector`s need.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Answer {
+    pub execution_id: String,
+    pub phase: String,
+    pub state: Next,
+    pub wait_seconds: u64,
+    /// From `phase`: the segments the Map runs.
+    pub segments: Vec<u32>,
+    /// From `segment`: the segment advanced.
+    pub segment: Option<u32>,
+    /// Items the phase (or the segment) has written so far.
+    pub items: u64,
+    pub detail: String,
+}
+
+impl Answer {
+    fn of(exec: &Execution, state: Next, detail: impl Into<String>) -> Answer {
+        Answer {
+            execution_id: exec.id.clone(),
+            phase: exec.phase.as_str().to_string(),
+            state,
+            wait_seconds: 0,
+            segments: Vec::new(),
+            segment: None,
+            items: exec.progress(exec.phase).map_or(0, |p| p.items()),
+            detail: detail.into(),
+        }
+    }
+}
+
+/// One invocation's time: it stops `margin` before `deadline`, checkpointed.
+#[derive(Debug, Clone)]
+pub struct Invocation {
+    pub deadline: Instant,
+    pub margin: Duration,
+    /// The Lambda request id, recorded with each segment checkpoint.
+    pub worker: String,
+}
+
+impl Invocation {
+    fn stop_at(&self) -> Instant {
+        self.deadline
+            .checked_sub(self.margin)
+            .unwrap_or_else(Instant::now)
+    }
+}
+
+/// Runs one action.
+pub async fn handle(session: &Session, action: Action, inv: &Invocation) -> Result<Answer> {
+    match action {
+        Action::Start { table, input } => start(session, &table, input).await,
+        Action::Advance { execution_id } => advance(session, &execution_id, inv).await,
+        Action::Phase { execution_id } => phase(session, &execution_id).await,
+        Action::Segment {
+            execution_id,
+            phase,
+            segment,
+        } => segment_step(session, &execution_id, &phase, segment, inv).await,
+        Action::RecoveryMode {
+            environment,
+            change,
+        } => recovery(session, &environment, &change).await,
+    }
+}
+
+/// The restore the seed's payload asks for, checked as `restore --input` checks it.
+fn seed_request(
+    session: &Session,
+    logical: &str,
+    input: serde_json::Value,
+) -> Result<RestoreRequest> {
+    let seed = SeedInput::parse(&input.to_string(), "the execution's input")?;
+    let table = session.config.resolve("table", logical)?;
+    validate::confirmation(&seed.table_name_recovery_confirmation, &table.physical)?;
+    let incident = validate::incident_id(&seed.incident_id)?;
+    let time = validate::pitr_time(&seed.pitr_backup_time, jiff::Timestamp::now())?;
+    let sensitive = table.options.sensitive.unwrap_or(false);
+    session.require_key(sensitive, &table.physical)?;
+    Ok(RestoreRequest {
+        sensitive,
+        forensic_backup: table.options.forensic_backup.unwrap_or(true),
+        names: validate::names(&table.physical, &incident)?,
+        table: table.physical.clone(),
+        incident,
+        source: Source::Pitr(time),
+        keep_restored_table: false,
+        sync: options::sync_options(
+            session,
+            Some(&table.options),
+            options::Requested {
+                page_limit: table.options.scan_page_limit,
+                ..Default::default()
+            },
+        ),
+        backup_deadline: BACKUP_DEADLINE,
+        restore_deadline: options::restore_deadline(RESTORE_TIMEOUT_MINUTES),
+        segments_why: String::new(),
+        scope: Scope::Table,
+    })
+}
+
+/// The request a recorded restore continues with, as `resume` builds it.
+fn recorded_request(session: &Session, exec: &Execution) -> Result<RestoreRequest> {
+    session.config.guard("table", &exec.inputs.table)?;
+    if exec.kind != Kind::Restore || exec.inputs.scope != Scope::Table {
+        return Err(Error::invalid(
+            "executionId",
+            format!(
+                "{} is a {} of scope {}; the state machines run whole-table restores only. \
+                 Continue it with `dynamo-dr resume {}`",
+                exec.id,
+                if exec.kind == Kind::Restore {
+                    "restore"
+                } else {
+                    "sync"
+                },
+                exec.inputs.scope.as_str(),
+                exec.id
+            ),
+        ));
+    }
+    let incident = exec.inputs.incident_id.clone().unwrap_or_default();
+    let page_limit = session
+        .config
+        .resolve("table", &exec.inputs.table)
+        .ok()
+        .and_then(|t| t.options.scan_page_limit);
+    Ok(RestoreRequest {
+        table: exec.inputs.table.clone(),
+        names: lifecycle::recorded_names(exec, &incident)?,
+        incident,
+        source: Source::from_record(&exec.inputs.source)?,
+        keep_restored_table: exec.inputs.keep_restored_table,
+        sensitive: exec.inputs.sensitive,
+        forensic_backup: exec.inputs.forensic_backup,
+        sync: options::recorded(session, exec, page_limit),
+        backup_deadline: BACKUP_DEADLINE,
+        restore_deadline: options::restore_deadline(RESTORE_TIMEOUT_MINUTES),
+        segments_why: String::new(),
+        scope: Scope::Table,
+    })
+}
+
+async fn start(session: &Session, logical: &str, input: serde_json::Value) -> Result<Answer> {
+    let request = seed_request(session, logical, input)?;
+    let checked = job::check_all(session, vec![request], RunOptions::default()).await?;
+    let rec = job::record_start(session, checked).await?;
+    rec.detach_lease();
+    let exec = rec.snapshot().await;
+    tracing::info!(execution = %exec.id, phase = exec.phase.as_str(), "started");
+    Ok(Answer::of(&exec, Next::Continue, "started"))
+}
+
+async fn load(journal: &dyn Journal, id: &str) -> Result<Execution> {
+    journal.load(id).await?.ok_or_else(|| {
+        Error::invalid(
+            "executionId",
+            format!(
+                "no execution {id} in the journal {}; a state machine's `start` writes it",
+                journal.describe()
+            ),
+        )
+    })
+}
+
+/// A recorder of `exec` under the execution's lease, with its sealing key; no event is added,
+/// so many invocations do not grow the record.
+async fn recorder(
+    session: &Session,
+    journal: &Arc<dyn Journal>,
+    exec: Execution,
+) -> Result<Arc<Recorder>> {
+    let (guard, note) = hold(journal, &exec).await?;
+    let (key, _) = match session
+        .execution_key(
+            Some(&exec),
+            exec.inputs.sensitive,
+            &exec.id,
+            &exec.inputs.table,
+        )
+        .await
+    {
+        Ok(k) => k,
+        Err(e) => {
+            guard.detach();
+            return Err(e);
+        }
+    };
+    let rec = Arc::new(Recorder::new(journal.clone(), exec, Some(guard), key));
+    if let Some(n) = note {
+        rec.update(|e| e.event(n)).await?;
+    }
+    Ok(rec)
+}
+
+async fn hold(
+    journal: &Arc<dyn Journal>,
+    exec: &Execution,
+) -> Result<(LeaseGuard, Option<String>)> {
+    lease::hold_for_execution(
+        journal.clone(),
+        &exec.inputs.table,
+        &exec.id,
+        Timing::execution(),
+    )
+    .await
+}
+
+/// The end of an execution in this invocation: the outcome recorded, the lease released.
+async fn ended(rec: &Recorder, error: Option<Error>) -> Result<Answer> {
+    let exec = rec.finish(error.as_ref()).await?;
+    match error {
+        Some(e) => Err(e),
+        None => Ok(Answer::of(&exec, Next::Done, "recovered")),
+    }
+}
+
+async fn advance(session: &Session, id: &str, inv: &Invocation) -> Result<Answer> {
+    let (_, journal) = session.open().await?;
+    let exec = load(journal.as_ref(), id).await?;
+    match (exec.status, exec.phase) {
+        (Status::Succeeded, _) => return Ok(Answer::of(&exec, Next::Done, "already succeeded")),
+        (Status::Failed, _) => {
+            return Err(Error::invalid(
+                "executionId",
+                format!(
+                    "execution {id} failed ({}); start the state machine again with the same \
+                     input to continue it, or `dynamo-dr resume {id}`",
+                    exec.last_error.as_deref().unwrap_or("no error recorded")
+                ),
+            ));
+        }
+        (_, Phase::Delete | Phase::Copy) => {
+            return Ok(Answer::of(
+                &exec,
+                Next::Continue,
+                "the sync phases run in the child",
+            ));
+        }
+        _ => {}
+    }
+    let mut request = recorded_request(session, &exec)?;
+    // Phase 1 looks briefly, then the state machine waits: AWS does the work meanwhile.
+    let window = POLL_WINDOW.min(inv.stop_at().saturating_duration_since(Instant::now()));
+    let phase_one = exec.phase == Phase::BackupAndRestore;
+    if phase_one {
+        request.backup_deadline = window;
+        request.restore_deadline = window;
+    }
+    let checked = job::check_all(session, vec![request], RunOptions::default()).await?;
+    let client = checked.client.clone();
+    let plan = checked
+        .prepared
+        .into_iter()
+        .next()
+        .map(|p| p.plan)
+        .ok_or(Error::Interrupted)?;
+    let exec = journal::merged(journal.as_ref(), exec).await?;
+    let rec = recorder(session, &journal, exec).await?;
+    let stop = tokio::time::Instant::from_std(inv.stop_at());
+    if phase_one {
+        let done = tokio::time::timeout_at(stop, restore::phase_one(&client, &plan, &rec)).await;
+        let waited = match done {
+            Ok(Ok(())) => None,
+            Ok(Err(Error::WaitTimeout { last_state, .. })) => Some(last_state),
+            Err(_) => Some("the invocation's deadline".to_string()),
+            Ok(Err(e)) => return ended(&rec, Some(e)).await,
+        };
+        let exec = rec.snapshot().await;
+        if let Some(state) = waited {
+            let began = exec.created_at;
+            let limit = options::restore_deadline(RESTORE_TIMEOUT_MINUTES).max(BACKUP_DEADLINE);
+            let elapsed = jiff::Timestamp::now().duration_since(began);
+            if elapsed.as_secs() as u64 > limit.as_secs() {
+                let e = Error::Incomplete(format!(
+                    "phase 1 of {id} has waited {}s, past its limit of {}s ({state}); the \
+                     backup and the temporary table are kept. Look at them in the console, then \
+                     `dynamo-dr resume {id}`",
+                    elapsed.as_secs(),
+                    limit.as_secs()
+                ));
+                return ended(&rec, Some(e)).await;
+            }
+            rec.detach_lease();
+            let mut answer = Answer::of(&exec, Next::Wait, format!("waiting: {state}"));
+            answer.wait_seconds = WAIT_SECONDS;
+            return Ok(answer);
+        }
+        rec.detach_lease();
+        return Ok(Answer::of(&exec, Next::Continue, "phase 1 done"));
+    }
+    let rest = async {
+        if rec.snapshot().await.phase < Phase::CleanUp {
+            let restored = restore::restored_table(&client, &plan).await?;
+            crate::execution::sync_phases(&client, &restored, &plan.dest, &plan.request.sync, &rec)
+                .await?;
+        }
+        restore::clean_up(&client, &plan, &rec).await
+    };
+    match tokio::time::timeout_at(stop, rest).await {
+        Ok(Ok(())) => ended(&rec, None).await,
+        Ok(Err(e)) => ended(&rec, Some(e)).await,
+        Err(_) => {
+            let e = Error::Incomplete(format!(
+                "the check of {id} did not finish within one invocation; raise the function's \
+                 timeout (at most 900 s), or run it from a machine with `dynamo-dr resume {id}`"
+            ));
+            ended(&rec, Some(e)).await
+        }
+    }
+}
+
+/// The child's coordinator: the current sync phase's unfinished segments, or the next phase's
+/// once every segment of this one is done.
+async fn phase(session: &Session, id: &str) -> Result<Answer> {
+    let (_, journal) = session.open().await?;
+    let exec = load(journal.as_ref(), id).await?;
+    recorded_request(session, &exec)?;
+    if exec.status != Status::Running || !matches!(exec.phase, Phase::Delete | Phase::Copy) {
+        return Ok(Answer::of(&exec, Next::Done, "no sync phase to run"));
+    }
+    let rec = recorder(session, &journal, exec).await?;
+    let answer = loop {
+        let exec = rec.snapshot().await;
+        let phase = exec.phase;
+        let Some(progress) = exec.progress(phase) else {
+            break Answer::of(&exec, Next::Done, "the sync phases are done");
+        };
+        let count = exec.inputs.segments.max(1);
+        if progress.segments.is_empty() {
+            rec.update(|e| {
+                if let Some(p) = e.progress_mut(phase) {
+                    p.segments = vec![SegmentCheckpoint::default(); count as usize];
+                    p.started_at = Some(jiff::Timestamp::now());
+                }
+            })
+            .await?;
+            continue;
+        }
+        let count = progress.segments.len() as u32;
+        let loaded = journal::load_segments(journal.as_ref(), &exec.id, phase, count).await?;
+        let mut open = Vec::new();
+        let mut merged = progress.segments.clone();
+        for (n, (mine, theirs)) in merged.iter_mut().zip(&loaded).enumerate() {
+            if let Some(r) = theirs {
+                *mine = mine.further(&r.checkpoint).clone();
+            }
+            if !mine.done {
+                open.push(n as u32);
+            }
+        }
+        if !open.is_empty() {
+            let mut answer = Answer::of(
+                &exec,
+                Next::Continue,
+                format!("{} segment(s) to run", open.len()),
+            );
+            answer.items = merged.iter().map(|s| s.items).sum();
+            answer.segments = open;
+            break answer;
+        }
+        let next = if phase == Phase::Delete {
+            Phase::Copy
+        } else {
+            Phase::Check
+        };
+        rec.update(|e| {
+            if let Some(p) = e.progress_mut(phase) {
+                p.segments = merged;
+                p.finished_at = Some(jiff::Timestamp::now());
+                for r in loaded.iter().flatten() {
+                    p.scan_requests += r.scan_requests;
+                    p.write_requests += r.write_requests;
+                    p.read_units += r.read_units;
+                    p.write_units += r.write_units;
+                }
+            }
+            e.event(format!(
+                "phase {} done by {count} segment worker(s)",
+                phase.as_str()
+            ));
+            e.enter(next);
+        })
+        .await?;
+    };
+    rec.detach_lease();
+    Ok(answer)
+}
+
+/// Writes one segment's checkpoints into its own journal item, by version.
+struct SegmentWriter {
+    journal: Arc<dyn Journal>,
+    id: String,
+    phase: Phase,
+    segment: u32,
+    record: tokio::sync::Mutex<SegmentRecord>,
+    version: AtomicU64,
+    /// Another worker wrote the segment first: this one stops, and its iteration asks again.
+    lost: AtomicBool,
+    lease: std::sync::Mutex<Option<LeaseGuard>>,
+    sealer: Option<JournalKey>,
+}
+
+impl SegmentWriter {
+    fn check_lease(&self) -> Result<()> {
+        self.lease
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .as_ref()
+            .map_or(Ok(()), LeaseGuard::check)
+    }
+
+    fn detach(&self) {
+        if let Some(l) = self.lease.lock().unwrap_or_else(|p| p.into_inner()).take() {
+            l.detach();
+        }
+    }
+}
+
+impl SegmentWriter {
+    async fn save(&self, change: impl FnOnce(&mut SegmentRecord)) -> Result<()> {
+        let mut record = self.record.lock().await;
+        change(&mut record);
+        record.updated_at = Some(jiff::Timestamp::now());
+        let v = self.version.load(Ordering::SeqCst);
+        let saved = self
+            .journal
+            .swap_segment(&self.id, self.phase, self.segment, &record, v)
+            .await?;
+        if !saved {
+            self.lost.store(true, Ordering::SeqCst);
+            return Err(Error::Journal(format!(
+                "segment {} of phase {} of {} was advanced by another worker; this one stopped",
+                self.segment,
+                self.phase.as_str(),
+                self.id
+            )));
+        }
+        self.version.store(v + 1, Ordering::SeqCst);
+        Ok(())
+    }
+}
+
+#[async_trait::async_trait]
+impl Checkpoint for SegmentWriter {
+    async fn page_done(
+        &self,
+        _phase: Phase,
+        _segment: u32,
+        next: Option<&Item>,
+        items: u64,
+        rewritten: bool,
+    ) -> Result<()> {
+        self.check_lease()?;
+        let key = next.map(key_to_json).transpose()?;
+        let key = match (key, &self.sealer) {
+            (Some(k), Some(s)) => Some(s.seal(&k, &self.id)?),
+            (k, _) => k,
+        };
+        self.save(|r| {
+            let c = &mut r.checkpoint;
+            c.done = key.is_none();
+            c.next_key = key;
+            c.items += items;
+            c.pages += 1;
+            c.rewritten_pages += u64::from(rewritten);
+        })
+        .await
+    }
+
+    fn may_write(&self) -> Result<()> {
+        self.check_lease()
+    }
+}
+
+fn parse_phase(text: &str) -> Result<Phase> {
+    match text {
+        "delete" => Ok(Phase::Delete),
+        "copy" => Ok(Phase::Copy),
+        other => Err(Error::invalid(
+            "phase",
+            format!("{other:?} is not a phase with segments; give \"delete\" or \"copy\""),
+        )),
+    }
+}
+
+/// Advances one segment from its checkpoint until it is done or the deadline is near.
+async fn segment_step(
+    session: &Session,
+    id: &str,
+    phase_text: &str,
+    segment: u32,
+    inv: &Invocation,
+) -> Result<Answer> {
+    let phase = parse_phase(phase_text)?;
+    let (client, journal) = session.open().await?;
+    let exec = load(journal.as_ref(), id).await?;
+    let mut answer = Answer::of(&exec, Next::Done, "");
+    answer.segment = Some(segment);
+    answer.phase = phase.as_str().to_string();
+    if exec.status != Status::Running || exec.phase != phase {
+        answer.detail = format!("the execution is in phase {}", exec.phase.as_str());
+        return Ok(answer);
+    }
+    let request = recorded_request(session, &exec)?;
+    let recorded = exec
+        .progress(phase)
+        .map(|p| p.segments.clone())
+        .unwrap_or_default();
+    let Some(mine) = recorded.get(segment as usize).cloned() else {
+        return Err(Error::invalid(
+            "segment",
+            format!(
+                "phase {} of {id} has {} segment(s); {segment} is none of them",
+                phase.as_str(),
+                recorded.len()
+            ),
+        ));
+    };
+    let stored = journal.load_segment(id, phase, segment).await?;
+    let (mut record, version) = stored.unwrap_or_default();
+    record.checkpoint = mine.further(&record.checkpoint).clone();
+    record.worker = inv.worker.clone();
+    if record.checkpoint.done {
+        answer.items = record.checkpoint.items;
+        answer.detail = "done".into();
+        return Ok(answer);
+    }
+    let (key, _) = session
+        .execution_key(Some(&exec), exec.inputs.sensitive, id, &exec.inputs.table)
+        .await?;
+    let mut from = vec![
+        SegmentCheckpoint {
+            done: true,
+            ..Default::default()
+        };
+        recorded.len()
+    ];
+    let mut start = record.checkpoint.clone();
+    if let Some(k) = start.next_key.as_ref().filter(|k| seal::is_sealed(k)) {
+        let sealer = key
+            .as_ref()
+            .ok_or_else(|| crate::execution::missing_key(&exec.inputs.table))?;
+        start.next_key = Some(sealer.open(k, id)?);
+    }
+    from[segment as usize] = start;
+    let mut source =
+        table::describe_existing(&client, &request.names.temp_table, "temporary table").await?;
+    let mut dest = table::describe_existing(&client, &exec.inputs.table, "table").await?;
+    source.sensitive |= exec.inputs.sensitive;
+    dest.sensitive |= exec.inputs.sensitive;
+    let (guard, _) = hold(&journal, &exec).await?;
+    let writer = Arc::new(SegmentWriter {
+        journal: journal.clone(),
+        id: id.to_string(),
+        phase,
+        segment,
+        record: tokio::sync::Mutex::new(record),
+        version: AtomicU64::new(version),
+        lost: AtomicBool::new(false),
+        lease: std::sync::Mutex::new(Some(guard)),
+        sealer: key.filter(|_| exec.inputs.sensitive),
+    });
+    let opts = SyncOptions {
+        segments: recorded.len() as u32,
+        stop_at: Some(inv.stop_at()),
+        ..request.sync
+    };
+    let cp: Arc<dyn Checkpoint> = writer.clone();
+    let diff = exec.inputs.strategy == Strategy::Diff;
+    let stop = tokio::time::Instant::from_std(inv.stop_at() + inv.margin / 2);
+    let work = async {
+        match phase {
+            Phase::Delete => {
+                let keep_if_in = diff.then_some(&source);
+                sync::prune(&client, &dest, keep_if_in, &opts, &from, cp).await
+            }
+            _ => sync::copy(&client, &source, &dest, diff, &opts, &from, cp).await,
+        }
+    };
+    // A page cut mid-way is written again by the next invocation, from the checkpoint.
+    let result = tokio::time::timeout_at(stop, work).await;
+    let outcome = match result {
+        Ok(Ok(totals)) => {
+            writer
+                .save(|r| {
+                    r.scan_requests += totals.scans;
+                    r.write_requests += totals.writes;
+                    r.read_units += totals.read_units;
+                    r.write_units += totals.write_units;
+                })
+                .await
+        }
+        Ok(Err(e)) => Err(e),
+        Err(_) => Ok(()),
+    };
+    let lost = writer.lost.load(Ordering::SeqCst);
+    let checkpoint = writer.record.lock().await.checkpoint.clone();
+    writer.detach();
+    match outcome {
+        Err(_) if lost => {
+            answer.state = Next::Continue;
+            answer.detail = "another worker advanced this segment; asking again".into();
+        }
+        Err(e) => return Err(e),
+        Ok(()) => {
+            answer.state = if checkpoint.done {
+                Next::Done
+            } else {
+                Next::Continue
+            };
+            answer.detail = format!("{} page(s)", checkpoint.pages);
+        }
+    }
+    answer.items = checkpoint.items;
+    Ok(answer)
+}
+
+async fn recovery(session: &Session, environment: &str, change: &str) -> Result<Answer> {
+    let env = session.config.environment(environment)?;
+    let (_, journal) = session.open().await?;
+    let lambda = crate::aws::lambda_client(&session.aws).await;
+    let actions = match change {
+        "start" => {
+            recovery_mode::start(&lambda, journal.as_ref(), environment, &env, false).await?
+        }
+        "end" => {
+            recovery_mode::end(
+                &lambda,
+                journal.as_ref(),
+                environment,
+                &env.skip_recovery_events,
+                false,
+            )
+            .await?
+        }
+        other => {
+            return Err(Error::invalid(
+                "change",
+                format!("{other:?} is not a change of recovery mode; give \"start\" or \"end\""),
+            ));
+        }
+    };
+    let failures: Vec<String> = actions
+        .iter()
+        .filter_map(|a| a.error.as_ref().map(|e| format!("{}: {e}", a.target)))
+        .collect();
+    if !failures.is_empty() {
+        return Err(Error::Incomplete(format!(
+            "recovery-mode {change} for {environment}: {} call(s) failed; the others were done \
+             and recorded. Start the state machine again to finish:\n  {}",
+            failures.len(),
+            failures.join("\n  ")
+        )));
+    }
+    Ok(Answer {
+        execution_id: String::new(),
+        phase: format!("recovery-mode-{change}"),
+        state: Next::Done,
+        wait_seconds: 0,
+        segments: Vec::new(),
+        segment: None,
+        items: 0,
+        detail: format!("{} action(s) done for {environment}", actions.len()),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_state_machines_payloads_parse_and_others_are_refused() {
+        let a = Action::parse(serde_json::json!({"action": "segment", "executionId": "i.T", "phase": "copy", "segment": 3}))
+            .unwrap();
+        assert_eq!(
+            a,
+            Action::Segment {
+                execution_id: "i.T".into(),
+                phase: "copy".into(),
+                segment: 3
+            }
+        );
+        let a = Action::parse(
+            serde_json::json!({"action": "start", "table": "T", "input": {"incidentId": "i"}}),
+        )
+        .unwrap();
+        assert!(matches!(a, Action::Start { .. }));
+        let err = Action::parse(serde_json::json!({"action": "explode"})).unwrap_err();
+        assert_eq!(err.exit_status(), crate::error::ExitStatus::Refused);
+        assert!(err.to_string().contains("advance"), "{err}");
+        assert!(parse_phase("check").is_err());
+    }
+
+    #[test]
+    fn an_answer_has_every_field_the_result_selectors_read() {
+        let exec = Execution::new(
+            "i.T".into(),
+            Kind::Restore,
+            journal::Inputs {
+                table: "T".into(),
+                incident_id: Some("i".into()),
+                source: journal::Source::Pitr(validate::PitrTime::Latest),
+                segments: 2,
+                keep_restored_table: false,
+                verify: true,
+                strategy: Strategy::Diff,
+                sensitive: false,
+                forensic_backup: true,
+                scope: Scope::Table,
+            },
+            Phase::BackupAndRestore,
+        );
+        let v = serde_json::to_value(Answer::of(&exec, Next::Wait, "x")).unwrap();
+        for field in [
+            "executionId",
+            "phase",
+            "state",
+            "waitSeconds",
+            "segments",
+            "segment",
+        ] {
+            assert!(v.get(field).is_some(), "{field} in {v}");
+        }
+        assert_eq!(v["state"], "wait");
+        assert_eq!(v["phase"], "backup-and-restore");
+    }
+}

@@ -1,0 +1,146 @@
+//! The binary's real runtime loop (`lambda_runtime`), through a local Runtime API: one
+//! invocation of each kind, and a whole restore.
+
+use std::time::Duration;
+
+use super::*;
+
+/// Runs the state machines' sequence of invocations through the Runtime API.
+async fn invoke(api: &RuntimeApi, payload: serde_json::Value) -> serde_json::Value {
+    match api.invoke(payload.clone(), Duration::from_secs(120)).await {
+        Outcome::Response(v) => v,
+        Outcome::Error(e) => panic!("{payload}: {e}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_binary_serves_every_kind_of_invocation_through_the_runtime_api() {
+    init();
+    let moto = Emulator::start(Kind::Moto).await;
+    let (before, input) = scenario(&moto).await;
+    let lambda = moto.lambda();
+    let role = create_role(&moto, "app-role");
+    create_function(&lambda, "Prod-Mailer", &role, Some(5), &[]).await;
+    let api = RuntimeApi::start();
+    let mut function = std::process::Command::new(env!("CARGO_BIN_EXE_dynamo-dr"));
+    function
+        .envs(moto.cli_env())
+        .env("AWS_LAMBDA_RUNTIME_API", api.addr())
+        .env("AWS_LAMBDA_FUNCTION_NAME", "dynamo-dr-OrdersTable")
+        .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "1024")
+        .env("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
+        .env("DYNAMO_DR_JOURNAL", format!("dynamodb://{JOURNAL}"))
+        .env("DYNAMO_DR_CONFIG", config_text())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null());
+    let mut child = function.spawn().expect("function");
+
+    // A refusal is a function error of type Refused, which the parent's first state catches.
+    let mut wrong = input.clone();
+    wrong["tableNameRecoveryConfirmation"] = json!("nope");
+    match api
+        .invoke(
+            json!({"action": "start", "table": "OrdersTable", "input": wrong}),
+            Duration::from_secs(60),
+        )
+        .await
+    {
+        Outcome::Error(e) => {
+            assert_eq!(e["errorType"], "Refused", "{e}");
+            assert!(
+                e["errorMessage"]
+                    .as_str()
+                    .unwrap_or("")
+                    .contains("does not match"),
+                "{e}"
+            );
+        }
+        other => panic!("a wrong confirmation was accepted: {other:?}"),
+    }
+    match api
+        .invoke(json!({"action": "explode"}), Duration::from_secs(60))
+        .await
+    {
+        Outcome::Error(e) => assert_eq!(e["errorType"], "Refused", "{e}"),
+        other => panic!("an unknown action was accepted: {other:?}"),
+    }
+
+    let started = invoke(
+        &api,
+        json!({"action": "start", "table": "OrdersTable", "input": input}),
+    )
+    .await;
+    assert_eq!(started["state"], "continue", "{started}");
+    let id = started["executionId"].as_str().expect("id").to_string();
+    let mut advanced = invoke(&api, json!({"action": "advance", "executionId": id})).await;
+    for _ in 0..20 {
+        if advanced["phase"] != "backup-and-restore" {
+            break;
+        }
+        advanced = invoke(&api, json!({"action": "advance", "executionId": id})).await;
+    }
+    assert_eq!(advanced["phase"], "delete", "{advanced}");
+    for field in [
+        "executionId",
+        "phase",
+        "state",
+        "waitSeconds",
+        "segments",
+        "segment",
+    ] {
+        assert!(advanced.get(field).is_some(), "{field} in {advanced}");
+    }
+    damage(&moto).await;
+    let mut segment_invocations = 0;
+    loop {
+        let phase = invoke(&api, json!({"action": "phase", "executionId": id})).await;
+        if phase["state"] == "done" {
+            break;
+        }
+        for n in phase["segments"].as_array().expect("segments") {
+            loop {
+                segment_invocations += 1;
+                let s = invoke(
+                    &api,
+                    json!({"action": "segment", "executionId": id, "phase": phase["phase"], "segment": n}),
+                )
+                .await;
+                assert_eq!(&s["segment"], n, "{s}");
+                if s["state"] == "done" {
+                    break;
+                }
+            }
+        }
+        assert!(segment_invocations < 100);
+    }
+    let done = invoke(&api, json!({"action": "advance", "executionId": id})).await;
+    assert_eq!(done["state"], "done", "{done}");
+    assert_eq!(scan_all(&moto.client(), TABLE).await, before);
+
+    // Recovery mode, by the environment's function.
+    let rm = invoke(
+        &api,
+        json!({"action": "recovery-mode", "environment": "Prod", "change": "start"}),
+    )
+    .await;
+    assert_eq!(rm["state"], "done", "{rm}");
+    let reserved = |lambda: aws_sdk_lambda::Client| async move {
+        lambda
+            .get_function_concurrency()
+            .function_name("Prod-Mailer")
+            .send()
+            .await
+            .expect("concurrency")
+            .reserved_concurrent_executions
+    };
+    assert_eq!(reserved(lambda.clone()).await, Some(0), "paused");
+    invoke(
+        &api,
+        json!({"action": "recovery-mode", "environment": "Prod", "change": "end"}),
+    )
+    .await;
+    assert_eq!(reserved(lambda.clone()).await, Some(5), "put back");
+    assert_eq!(api.init_error(), None);
+    let _ = child.kill();
+    let _ = child.wait();
+}
