@@ -15,7 +15,6 @@
 //! - `recovery-mode` starts or ends an environment's recovery mode.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
@@ -23,18 +22,15 @@ use serde::{Deserialize, Serialize};
 use crate::error::{Error, Result};
 use crate::execution::Recorder;
 use crate::input::SeedInput;
-use crate::item::{Item, key_to_json};
 use crate::journal::lease::{self, LeaseGuard, Timing};
-use crate::journal::seal::{self, JournalKey};
-use crate::journal::{
-    self, Execution, Journal, Kind, Phase, Scope, SegmentCheckpoint, SegmentRecord, Status,
-    Strategy,
-};
+use crate::journal::{self, Execution, Journal, Kind, Phase, Scope, SegmentCheckpoint, Status};
 use crate::options::{self, BACKUP_DEADLINE, RESTORE_TIMEOUT_MINUTES, RunOptions};
 use crate::restore::{self, RestoreRequest, Source, job};
 use crate::session::Session;
-use crate::sync::{self, Checkpoint, SyncOptions};
-use crate::{lifecycle, recovery_mode, table, validate};
+use crate::{lifecycle, recovery_mode, validate};
+
+mod segment;
+use segment::segment_step;
 
 /// How long phase 1 looks at the backup and the restore in one invocation before it answers
 /// `wait`: a quick restore finishes in one go, a long one costs a few seconds per look.
@@ -492,235 +488,6 @@ async fn phase(session: &Session, id: &str) -> Result<Answer> {
     Ok(answer)
 }
 
-/// Writes one segment's checkpoints into its own journal item, by version.
-struct SegmentWriter {
-    journal: Arc<dyn Journal>,
-    id: String,
-    phase: Phase,
-    segment: u32,
-    record: tokio::sync::Mutex<SegmentRecord>,
-    version: AtomicU64,
-    /// Another worker wrote the segment first: this one stops, and its iteration asks again.
-    lost: AtomicBool,
-    lease: std::sync::Mutex<Option<LeaseGuard>>,
-    sealer: Option<JournalKey>,
-}
-
-impl SegmentWriter {
-    fn check_lease(&self) -> Result<()> {
-        self.lease
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .as_ref()
-            .map_or(Ok(()), LeaseGuard::check)
-    }
-
-    fn detach(&self) {
-        if let Some(l) = self.lease.lock().unwrap_or_else(|p| p.into_inner()).take() {
-            l.detach();
-        }
-    }
-}
-
-impl SegmentWriter {
-    async fn save(&self, change: impl FnOnce(&mut SegmentRecord)) -> Result<()> {
-        let mut record = self.record.lock().await;
-        change(&mut record);
-        record.updated_at = Some(jiff::Timestamp::now());
-        let v = self.version.load(Ordering::SeqCst);
-        let saved = self
-            .journal
-            .swap_segment(&self.id, self.phase, self.segment, &record, v)
-            .await?;
-        if !saved {
-            self.lost.store(true, Ordering::SeqCst);
-            return Err(Error::Journal(format!(
-                "segment {} of phase {} of {} was advanced by another worker; this one stopped",
-                self.segment,
-                self.phase.as_str(),
-                self.id
-            )));
-        }
-        self.version.store(v + 1, Ordering::SeqCst);
-        Ok(())
-    }
-}
-
-#[async_trait::async_trait]
-impl Checkpoint for SegmentWriter {
-    async fn page_done(
-        &self,
-        _phase: Phase,
-        _segment: u32,
-        next: Option<&Item>,
-        items: u64,
-        rewritten: bool,
-    ) -> Result<()> {
-        self.check_lease()?;
-        let key = next.map(key_to_json).transpose()?;
-        let key = match (key, &self.sealer) {
-            (Some(k), Some(s)) => Some(s.seal(&k, &self.id)?),
-            (k, _) => k,
-        };
-        self.save(|r| {
-            let c = &mut r.checkpoint;
-            c.done = key.is_none();
-            c.next_key = key;
-            c.items += items;
-            c.pages += 1;
-            c.rewritten_pages += u64::from(rewritten);
-        })
-        .await
-    }
-
-    fn may_write(&self) -> Result<()> {
-        self.check_lease()
-    }
-}
-
-fn parse_phase(text: &str) -> Result<Phase> {
-    match text {
-        "delete" => Ok(Phase::Delete),
-        "copy" => Ok(Phase::Copy),
-        other => Err(Error::invalid(
-            "phase",
-            format!("{other:?} is not a phase with segments; give \"delete\" or \"copy\""),
-        )),
-    }
-}
-
-/// Advances one segment from its checkpoint until it is done or the deadline is near.
-async fn segment_step(
-    session: &Session,
-    id: &str,
-    phase_text: &str,
-    segment: u32,
-    inv: &Invocation,
-) -> Result<Answer> {
-    let phase = parse_phase(phase_text)?;
-    let (client, journal) = session.open().await?;
-    let exec = load(journal.as_ref(), id).await?;
-    let mut answer = Answer::of(&exec, Next::Done, "");
-    answer.segment = Some(segment);
-    answer.phase = phase.as_str().to_string();
-    if exec.status != Status::Running || exec.phase != phase {
-        answer.detail = format!("the execution is in phase {}", exec.phase.as_str());
-        return Ok(answer);
-    }
-    let request = recorded_request(session, &exec)?;
-    let recorded = exec
-        .progress(phase)
-        .map(|p| p.segments.clone())
-        .unwrap_or_default();
-    let Some(mine) = recorded.get(segment as usize).cloned() else {
-        return Err(Error::invalid(
-            "segment",
-            format!(
-                "phase {} of {id} has {} segment(s); {segment} is none of them",
-                phase.as_str(),
-                recorded.len()
-            ),
-        ));
-    };
-    let stored = journal.load_segment(id, phase, segment).await?;
-    let (mut record, version) = stored.unwrap_or_default();
-    record.checkpoint = mine.further(&record.checkpoint).clone();
-    record.worker = inv.worker.clone();
-    if record.checkpoint.done {
-        answer.items = record.checkpoint.items;
-        answer.detail = "done".into();
-        return Ok(answer);
-    }
-    let (key, _) = session
-        .execution_key(Some(&exec), exec.inputs.sensitive, id, &exec.inputs.table)
-        .await?;
-    let mut from = vec![
-        SegmentCheckpoint {
-            done: true,
-            ..Default::default()
-        };
-        recorded.len()
-    ];
-    let mut start = record.checkpoint.clone();
-    if let Some(k) = start.next_key.as_ref().filter(|k| seal::is_sealed(k)) {
-        let sealer = key
-            .as_ref()
-            .ok_or_else(|| crate::execution::missing_key(&exec.inputs.table))?;
-        start.next_key = Some(sealer.open(k, id)?);
-    }
-    from[segment as usize] = start;
-    let mut source =
-        table::describe_existing(&client, &request.names.temp_table, "temporary table").await?;
-    let mut dest = table::describe_existing(&client, &exec.inputs.table, "table").await?;
-    source.sensitive |= exec.inputs.sensitive;
-    dest.sensitive |= exec.inputs.sensitive;
-    let (guard, _) = hold(&journal, &exec).await?;
-    let writer = Arc::new(SegmentWriter {
-        journal: journal.clone(),
-        id: id.to_string(),
-        phase,
-        segment,
-        record: tokio::sync::Mutex::new(record),
-        version: AtomicU64::new(version),
-        lost: AtomicBool::new(false),
-        lease: std::sync::Mutex::new(Some(guard)),
-        sealer: key.filter(|_| exec.inputs.sensitive),
-    });
-    let opts = SyncOptions {
-        segments: recorded.len() as u32,
-        stop_at: Some(inv.stop_at()),
-        ..request.sync
-    };
-    let cp: Arc<dyn Checkpoint> = writer.clone();
-    let diff = exec.inputs.strategy == Strategy::Diff;
-    let stop = tokio::time::Instant::from_std(inv.stop_at() + inv.margin / 2);
-    let work = async {
-        match phase {
-            Phase::Delete => {
-                let keep_if_in = diff.then_some(&source);
-                sync::prune(&client, &dest, keep_if_in, &opts, &from, cp).await
-            }
-            _ => sync::copy(&client, &source, &dest, diff, &opts, &from, cp).await,
-        }
-    };
-    // A page cut mid-way is written again by the next invocation, from the checkpoint.
-    let result = tokio::time::timeout_at(stop, work).await;
-    let outcome = match result {
-        Ok(Ok(totals)) => {
-            writer
-                .save(|r| {
-                    r.scan_requests += totals.scans;
-                    r.write_requests += totals.writes;
-                    r.read_units += totals.read_units;
-                    r.write_units += totals.write_units;
-                })
-                .await
-        }
-        Ok(Err(e)) => Err(e),
-        Err(_) => Ok(()),
-    };
-    let lost = writer.lost.load(Ordering::SeqCst);
-    let checkpoint = writer.record.lock().await.checkpoint.clone();
-    writer.detach();
-    match outcome {
-        Err(_) if lost => {
-            answer.state = Next::Continue;
-            answer.detail = "another worker advanced this segment; asking again".into();
-        }
-        Err(e) => return Err(e),
-        Ok(()) => {
-            answer.state = if checkpoint.done {
-                Next::Done
-            } else {
-                Next::Continue
-            };
-            answer.detail = format!("{} page(s)", checkpoint.pages);
-        }
-    }
-    answer.items = checkpoint.items;
-    Ok(answer)
-}
-
 async fn recovery(session: &Session, environment: &str, change: &str) -> Result<Answer> {
     let env = session.config.environment(environment)?;
     let (_, journal) = session.open().await?;
@@ -773,6 +540,7 @@ async fn recovery(session: &Session, environment: &str, change: &str) -> Result<
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::journal::Strategy;
 
     #[test]
     fn the_state_machines_payloads_parse_and_others_are_refused() {
@@ -794,7 +562,7 @@ mod tests {
         let err = Action::parse(serde_json::json!({"action": "explode"})).unwrap_err();
         assert_eq!(err.exit_status(), crate::error::ExitStatus::Refused);
         assert!(err.to_string().contains("advance"), "{err}");
-        assert!(parse_phase("check").is_err());
+        assert!(segment::parse_phase("check").is_err());
     }
 
     #[test]
