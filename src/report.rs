@@ -121,7 +121,7 @@ pub struct ReplacedMapping {
 /// The executions `id` names: the execution of that id, or else every execution of the incident.
 pub async fn executions(journal: &dyn Journal, id: &str) -> Result<(Vec<Execution>, bool)> {
     if let Some(exec) = journal.load(id).await? {
-        return Ok((vec![exec], false));
+        return Ok((vec![crate::journal::merged(journal, exec).await?], false));
     }
     let mut all: Vec<Execution> = journal
         .list()

@@ -37,6 +37,8 @@ pub(crate) async fn status(ctx: &Ctx, id: &str) -> Result<()> {
             ),
         )
     })?;
+    // Segment workers in AWS checkpoint apart from the record.
+    let exec = crate::journal::merged(journal.as_ref(), exec).await?;
     match ctx.format {
         Format::Json => outln!(
             "{}",

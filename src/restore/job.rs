@@ -67,7 +67,11 @@ async fn prepare(
         forensic_backup: request.forensic_backup,
         scope: request.scope.clone(),
     };
-    let existing = journal.load(&request.names.execution_id).await?;
+    // With the checkpoints segment workers in AWS wrote apart from the record.
+    let existing = match journal.load(&request.names.execution_id).await? {
+        Some(e) => Some(crate::journal::merged(journal, e).await?),
+        None => None,
+    };
     lifecycle::check_existing(&existing, Kind::Restore, &inputs, journal)?;
     // Checkpoints belong to the recorded segment count and choices.
     let request = match &existing {

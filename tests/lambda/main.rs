@@ -15,6 +15,7 @@ use dynamo_dr_testkit::*;
 use serde_json::json;
 
 mod runtime;
+mod sfn;
 
 const TABLE: &str = "Orders-Prod-ABC123";
 const ITEMS: u64 = 1200;

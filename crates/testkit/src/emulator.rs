@@ -74,6 +74,12 @@ impl Emulator {
 
     /// As [`Emulator::start`], with extra arguments (e.g. dynalite's `--createTableMs`).
     pub async fn start_with(kind: Kind, extra: &[&str]) -> Emulator {
+        Self::start_with_env(kind, extra, &[]).await
+    }
+
+    /// As [`Emulator::start_with`], with environment variables for the emulator's process
+    /// (e.g. moto's `MOTO_PORT`, where its Step Functions engine sends service calls).
+    pub async fn start_with_env(kind: Kind, extra: &[&str], env: &[(&str, &str)]) -> Emulator {
         let exe = executable(kind);
         let mut last_failure = String::new();
         // The port is free when chosen but another process may take it before the emulator binds
@@ -86,6 +92,7 @@ impl Emulator {
                 Kind::Dynalite => cmd.args(["--host", "127.0.0.1", "--port", &port.to_string()]),
             };
             cmd.args(extra)
+                .envs(env.iter().copied())
                 .stdin(Stdio::null())
                 .stdout(Stdio::null())
                 .stderr(Stdio::null());

@@ -7,6 +7,7 @@ pub mod capacity;
 pub mod emulator;
 pub mod faults;
 pub mod fixtures;
+pub mod lambda_router;
 pub mod runtime_api;
 
 pub use capacity::Capacity;
