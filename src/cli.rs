@@ -173,9 +173,8 @@ pub(crate) enum Command {
     /// Print the least-privilege IAM policy for restoring tables and/or running recovery mode.
     IamPolicy(IamPolicyArgs),
     /// Print the CloudFormation template of the seed's form: a pair of state machines, a
-    /// function and a role per configured table. Hidden until the Lambda handler it deploys is
-    /// built (issue 17).
-    #[command(hide = true)]
+    /// function and a role per configured table, the journal table and a recovery-mode state
+    /// machine per environment (see "In AWS" in the README).
     Stack(StackArgs),
     /// Write the man pages (dynamo-dr.1 and one per subcommand) into a directory.
     Man {
