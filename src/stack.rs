@@ -258,6 +258,14 @@ fn function(
     );
 }
 
+/// Lambda's own transient errors, retried with backoff and full jitter; the handler's errors are
+/// not: its steps are safe to repeat, but an error it returns needs the operator.
+fn lambda_retry() -> Value {
+    json!([{ "ErrorEquals": ["Lambda.ServiceException", "Lambda.AWSLambdaException",
+        "Lambda.SdkClientException", "Lambda.TooManyRequestsException"],
+        "IntervalSeconds": 2, "MaxAttempts": 6, "BackoffRate": 2, "JitterStrategy": "FULL" }])
+}
+
 /// A Task invoking the table's function with `payload`; its answer replaces `$.run`.
 fn invoke(payload: Value, next: &str) -> Value {
     json!({
@@ -268,9 +276,7 @@ fn invoke(payload: Value, next: &str) -> Value {
             "state.$": "$.Payload.state", "waitSeconds.$": "$.Payload.waitSeconds",
             "segments.$": "$.Payload.segments" },
         "ResultPath": "$.run",
-        "Retry": [{ "ErrorEquals": ["Lambda.ServiceException", "Lambda.AWSLambdaException",
-            "Lambda.SdkClientException", "Lambda.TooManyRequestsException"],
-            "IntervalSeconds": 2, "MaxAttempts": 6, "BackoffRate": 2, "JitterStrategy": "FULL" }],
+        "Retry": lambda_retry(),
         "Catch": [{ "ErrorEquals": ["States.ALL"], "ResultPath": "$.error", "Next": "Failed" }],
         "Next": next,
     })
@@ -313,6 +319,7 @@ pub fn restore_definition(logical: &str) -> Value {
                     "state.$": "$.Payload.state", "waitSeconds.$": "$.Payload.waitSeconds",
                     "segments.$": "$.Payload.segments" },
                 "ResultPath": "$.run",
+                "Retry": lambda_retry(),
                 // The handler's refusals (exit 2 at the CLI) have this error type.
                 "Catch": [{ "ErrorEquals": ["Refused"], "ResultPath": "$.error", "Next": "Refused" },
                           { "ErrorEquals": ["States.ALL"], "ResultPath": "$.error", "Next": "Failed" }],
@@ -394,9 +401,7 @@ pub fn sync_definition(logical: &str, max_concurrency: u32) -> Value {
                             "ResultSelector": { "executionId.$": "$.Payload.executionId",
                                 "phase.$": "$.Payload.phase", "segment.$": "$.Payload.segment",
                                 "state.$": "$.Payload.state" },
-                            "Retry": [{ "ErrorEquals": ["Lambda.ServiceException", "Lambda.AWSLambdaException",
-                                "Lambda.SdkClientException", "Lambda.TooManyRequestsException"],
-                                "IntervalSeconds": 2, "MaxAttempts": 6, "BackoffRate": 2, "JitterStrategy": "FULL" }],
+                            "Retry": lambda_retry(),
                             "Next": "SegmentDone",
                         },
                         "SegmentDone": {

@@ -22,6 +22,8 @@ struct SegmentWriter {
     segment: u32,
     record: tokio::sync::Mutex<SegmentRecord>,
     version: AtomicU64,
+    /// No worker has touched the segment before: its first page is not written twice.
+    fresh: AtomicBool,
     /// Another worker wrote the segment first: this one stops, and its iteration asks again.
     lost: AtomicBool,
     lease: std::sync::Mutex<Option<LeaseGuard>>,
@@ -84,13 +86,14 @@ impl Checkpoint for SegmentWriter {
             (Some(k), Some(s)) => Some(s.seal(&k, &self.id)?),
             (k, _) => k,
         };
+        let fresh = self.fresh.swap(false, Ordering::SeqCst);
         self.save(|r| {
             let c = &mut r.checkpoint;
             c.done = key.is_none();
             c.next_key = key;
             c.items += items;
             c.pages += 1;
-            c.rewritten_pages += u64::from(rewritten);
+            c.rewritten_pages += u64::from(rewritten && !fresh);
         })
         .await
     }
@@ -145,6 +148,7 @@ pub(super) async fn segment_step(
         ));
     };
     let stored = journal.load_segment(id, phase, segment).await?;
+    let pristine = stored.is_none() && mine == SegmentCheckpoint::default();
     let (mut record, version) = stored.unwrap_or_default();
     record.checkpoint = mine.further(&record.checkpoint).clone();
     record.worker = inv.worker.clone();
@@ -184,6 +188,7 @@ pub(super) async fn segment_step(
         segment,
         record: tokio::sync::Mutex::new(record),
         version: AtomicU64::new(version),
+        fresh: AtomicBool::new(pristine),
         lost: AtomicBool::new(false),
         lease: std::sync::Mutex::new(Some(guard)),
         sealer: key.filter(|_| exec.inputs.sensitive),
@@ -193,6 +198,16 @@ pub(super) async fn segment_step(
         stop_at: Some(inv.stop_at()),
         ..request.sync
     };
+    // Claimed before any write, so that a worker after a kill counts its redone page.
+    if pristine && let Err(e) = writer.save(|_| {}).await {
+        writer.detach();
+        if writer.lost.load(Ordering::SeqCst) {
+            answer.state = Next::Continue;
+            answer.detail = "another worker claimed this segment; asking again".into();
+            return Ok(answer);
+        }
+        return Err(e);
+    }
     let cp: Arc<dyn Checkpoint> = writer.clone();
     let diff = exec.inputs.strategy == Strategy::Diff;
     let stop = tokio::time::Instant::from_std(inv.stop_at() + inv.margin / 2);

@@ -397,3 +397,100 @@ async fn the_handler_driven_as_the_state_machines_drive_it_puts_the_table_back()
     );
     assert!(text.contains("succeeded"), "{text}");
 }
+
+/// An execution started in AWS and stopped mid-copy is finished from the CLI: `resume` reads the
+/// segment workers' checkpoints, skips the segments they finished and continues the other.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_execution_started_in_aws_is_resumed_from_the_cli_at_its_workers_checkpoints() {
+    init();
+    let moto = Emulator::start(Kind::Moto).await;
+    let (before, input) = scenario(&moto).await;
+    let s = session(&moto);
+    let started = run(
+        &s,
+        Action::Start {
+            table: "OrdersTable".into(),
+            input,
+        },
+        &long(),
+    )
+    .await;
+    let id = started.execution_id;
+    let advanced = run(
+        &s,
+        Action::Advance {
+            execution_id: id.clone(),
+        },
+        &long(),
+    )
+    .await;
+    assert_eq!(advanced.phase, "delete", "{advanced:?}");
+    damage(&moto).await;
+    let segment = |phase: &str, n: u32| Action::Segment {
+        execution_id: id.clone(),
+        phase: phase.into(),
+        segment: n,
+    };
+    let delete = run(
+        &s,
+        Action::Phase {
+            execution_id: id.clone(),
+        },
+        &long(),
+    )
+    .await;
+    for n in delete.segments {
+        assert_eq!(
+            run(&s, segment("delete", n), &long()).await.state,
+            Next::Done
+        );
+    }
+    let copy = run(
+        &s,
+        Action::Phase {
+            execution_id: id.clone(),
+        },
+        &long(),
+    )
+    .await;
+    assert_eq!(copy.phase, "copy");
+    for n in 0..SEGMENTS - 1 {
+        assert_eq!(run(&s, segment("copy", n), &long()).await.state, Next::Done);
+    }
+    let last = run(&s, segment("copy", SEGMENTS - 1), &short()).await;
+    assert_eq!(
+        last.state,
+        Next::Continue,
+        "stopped after one page: {last:?}"
+    );
+
+    // The state machine is stopped; its lease lives on, so the operator breaks it.
+    let reports = tempfile::tempdir().expect("dir");
+    let resumed = std::process::Command::new(env!("CARGO_BIN_EXE_dynamo-dr"))
+        .args(["resume", &id, "--yes", "--break-lock", "--journal"])
+        .arg(format!("dynamodb://{JOURNAL}"))
+        .arg("--report-dir")
+        .arg(reports.path())
+        .envs(moto.cli_env())
+        .output()
+        .expect("resume");
+    assert!(
+        resumed.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&resumed.stdout),
+        String::from_utf8_lossy(&resumed.stderr)
+    );
+    assert_eq!(scan_all(&moto.client(), TABLE).await, before);
+    let (_, journal) = s.open().await.expect("journal");
+    let exec = journal.load(&id).await.expect("load").expect("record");
+    assert_eq!(exec.status, Status::Succeeded);
+    assert_eq!(exec.copy.items(), ITEMS);
+    for n in 0..SEGMENTS as usize - 1 {
+        assert_eq!(
+            exec.copy.segments[n].rewritten_pages, 0,
+            "segment {n}, finished in AWS, was not copied again: {:?}",
+            exec.copy.segments
+        );
+    }
+    assert_eq!(exec.copy.segments[SEGMENTS as usize - 1].rewritten_pages, 1);
+}
