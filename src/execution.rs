@@ -227,11 +227,7 @@ impl Checkpoint for Recorder {
                 .progress_mut(phase)
                 .and_then(|p| p.segments.get_mut(segment as usize))
             {
-                seg.done = key.is_none();
-                seg.next_key = key;
-                seg.items += items;
-                seg.pages += 1;
-                seg.rewritten_pages += u64::from(rewritten);
+                seg.advance(key, items, rewritten);
             }
         })
         .await

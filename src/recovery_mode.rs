@@ -192,6 +192,14 @@ fn describe_reserved(v: Option<i32>) -> String {
     v.map_or("none".into(), |v| v.to_string())
 }
 
+/// The calls of a change that failed, one line each: `target: error`.
+pub fn failures(actions: &[Action]) -> Vec<String> {
+    actions
+        .iter()
+        .filter_map(|a| a.error.as_ref().map(|e| format!("{}: {e}", a.target)))
+        .collect()
+}
+
 /// `recovery-mode start`. With `dry_run`, reads only and reports what it would do.
 pub async fn start(
     client: &Client,

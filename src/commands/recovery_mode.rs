@@ -122,10 +122,7 @@ pub(crate) async fn recovery_mode(ctx: &Ctx, cmd: RecoveryModeCommand) -> Result
         ),
         Format::Text => out!("{}", output::actions_text(&title, &actions)),
     }
-    let failures: Vec<String> = actions
-        .iter()
-        .filter_map(|a| a.error.as_ref().map(|e| format!("{}: {e}", a.target)))
-        .collect();
+    let failures = recovery_mode::failures(&actions);
     if !failures.is_empty() {
         return Err(Error::Incomplete(format!(
             "recovery-mode {kind} for {env_name}: {} call(s) failed; the others were done and recorded. \

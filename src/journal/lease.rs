@@ -138,34 +138,8 @@ pub async fn acquire_with(
             if let Some(n) = &note {
                 tracing::warn!("{n}");
             }
-            let version = Arc::new(AtomicU64::new(expected.map_or(1, |v| v + 1)));
-            let lost = Arc::new(AtomicBool::new(false));
-            let held_until = Arc::new(AtomicU64::new(timing.ttl.as_millis() as u64));
-            let renewer = tokio::spawn(renew(
-                journal.clone(),
-                lease,
-                Renewal {
-                    shared: false,
-                    version: version.clone(),
-                    lost: lost.clone(),
-                    held_until: held_until.clone(),
-                    base,
-                    timing,
-                },
-            ));
-            return Ok((
-                LeaseGuard {
-                    journal,
-                    table: table.to_string(),
-                    version,
-                    lost,
-                    held_until,
-                    base,
-                    timing,
-                    renewer,
-                },
-                note,
-            ));
+            let guard = LeaseGuard::held(journal, lease, expected, base, timing, false);
+            return Ok((guard, note));
         }
     }
     Err(Error::invalid(
@@ -231,31 +205,7 @@ pub async fn hold_for_execution(
             // Another worker of this execution renewed it first, or another run took it.
             continue;
         }
-        let version = Arc::new(AtomicU64::new(expected.map_or(1, |v| v + 1)));
-        let lost = Arc::new(AtomicBool::new(false));
-        let held_until = Arc::new(AtomicU64::new(timing.ttl.as_millis() as u64));
-        let renewer = tokio::spawn(renew(
-            journal.clone(),
-            lease,
-            Renewal {
-                shared: true,
-                version: version.clone(),
-                lost: lost.clone(),
-                held_until: held_until.clone(),
-                base,
-                timing,
-            },
-        ));
-        let guard = LeaseGuard {
-            journal,
-            table: table.to_string(),
-            version,
-            lost,
-            held_until,
-            base,
-            timing,
-            renewer,
-        };
+        let guard = LeaseGuard::held(journal, lease, expected, base, timing, true);
         return Ok((guard, note));
     }
     Err(Error::Journal(format!(
@@ -320,6 +270,43 @@ async fn renew(journal: Arc<dyn Journal>, mut lease: Lease, r: Renewal) {
 }
 
 impl LeaseGuard {
+    /// The guard of a lease just written over version `expected`, renewed from now on.
+    fn held(
+        journal: Arc<dyn Journal>,
+        lease: Lease,
+        expected: Option<u64>,
+        base: Instant,
+        timing: Timing,
+        shared: bool,
+    ) -> LeaseGuard {
+        let version = Arc::new(AtomicU64::new(expected.map_or(1, |v| v + 1)));
+        let lost = Arc::new(AtomicBool::new(false));
+        let held_until = Arc::new(AtomicU64::new(timing.ttl.as_millis() as u64));
+        let table = lease.table.clone();
+        let renewer = tokio::spawn(renew(
+            journal.clone(),
+            lease,
+            Renewal {
+                shared,
+                version: version.clone(),
+                lost: lost.clone(),
+                held_until: held_until.clone(),
+                base,
+                timing,
+            },
+        ));
+        LeaseGuard {
+            journal,
+            table,
+            version,
+            lost,
+            held_until,
+            base,
+            timing,
+            renewer,
+        }
+    }
+
     /// Fails once another run has taken the lease, so this one stops writing.
     /// Also fails once renewals have failed for so long that the lease has less than one
     /// renewal period left: another run may take it when it lapses, so this one stops writing

@@ -148,6 +148,15 @@ pub struct SegmentRecord {
 }
 
 impl SegmentCheckpoint {
+    /// A page acknowledged: the segment continues at `next` (`None`: it is finished).
+    pub fn advance(&mut self, next: Option<serde_json::Value>, items: u64, rewritten: bool) {
+        self.done = next.is_none();
+        self.next_key = next;
+        self.items += items;
+        self.pages += 1;
+        self.rewritten_pages += u64::from(rewritten);
+    }
+
     /// Of two checkpoints of one segment, the one further on: pages only grow, whoever writes.
     pub fn further<'a>(&'a self, other: &'a SegmentCheckpoint) -> &'a SegmentCheckpoint {
         match (self.done, other.done) {

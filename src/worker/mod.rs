@@ -513,10 +513,7 @@ async fn recovery(session: &Session, environment: &str, change: &str) -> Result<
             ));
         }
     };
-    let failures: Vec<String> = actions
-        .iter()
-        .filter_map(|a| a.error.as_ref().map(|e| format!("{}: {e}", a.target)))
-        .collect();
+    let failures = recovery_mode::failures(&actions);
     if !failures.is_empty() {
         return Err(Error::Incomplete(format!(
             "recovery-mode {change} for {environment}: {} call(s) failed; the others were done \

@@ -87,15 +87,8 @@ impl Checkpoint for SegmentWriter {
             (k, _) => k,
         };
         let fresh = self.fresh.swap(false, Ordering::SeqCst);
-        self.save(|r| {
-            let c = &mut r.checkpoint;
-            c.done = key.is_none();
-            c.next_key = key;
-            c.items += items;
-            c.pages += 1;
-            c.rewritten_pages += u64::from(rewritten && !fresh);
-        })
-        .await
+        self.save(|r| r.checkpoint.advance(key, items, rewritten && !fresh))
+            .await
     }
 
     fn may_write(&self) -> Result<()> {

@@ -14,7 +14,7 @@ use hyper::body::Incoming;
 use hyper::{Request, Response, StatusCode};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::rt::TokioExecutor;
 use serde_json::{Value, json};
 
 use crate::capacity::{Capacity, Counters, Model, WriteVerdict, throttle_body};
@@ -201,9 +201,6 @@ impl FaultProxy {
     }
 
     fn start_with(backend: &str, faults: Faults, capacity: Option<Capacity>) -> FaultProxy {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind proxy port");
-        listener.set_nonblocking(true).expect("nonblocking");
-        let url = format!("http://{}", listener.local_addr().expect("local addr"));
         let shared = Arc::new(Shared {
             backend: backend.trim_end_matches('/').to_string(),
             faults: Mutex::new(faults),
@@ -212,22 +209,8 @@ impl FaultProxy {
             restore_times: Mutex::default(),
             capacity: capacity.map(|c| Mutex::new(Model::new(c))),
         });
-        let (stop, stopped) = tokio::sync::oneshot::channel();
-        let serving = shared.clone();
-        std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_multi_thread()
-                .worker_threads(2)
-                .enable_all()
-                .build()
-                .expect("proxy runtime");
-            rt.block_on(async move {
-                let listener = tokio::net::TcpListener::from_std(listener).expect("tokio listener");
-                tokio::select! {
-                    _ = stopped => {}
-                    _ = serve(listener, serving) => {}
-                }
-            });
-        });
+        let (addr, stop) = crate::serve::on_thread(shared.clone(), 2, handle);
+        let url = format!("http://{addr}");
         FaultProxy {
             url,
             shared,
@@ -254,22 +237,6 @@ impl Drop for FaultProxy {
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
         }
-    }
-}
-
-async fn serve(listener: tokio::net::TcpListener, shared: Arc<Shared>) {
-    loop {
-        let Ok((stream, _)) = listener.accept().await else {
-            continue;
-        };
-        let shared = shared.clone();
-        tokio::spawn(async move {
-            let svc = hyper::service::service_fn(move |req| handle(shared.clone(), req));
-            // An error here is a reset we injected, or the client giving up on a hang.
-            let _ = hyper::server::conn::http1::Builder::new()
-                .serve_connection(TokioIo::new(stream), svc)
-                .await;
-        });
     }
 }
 

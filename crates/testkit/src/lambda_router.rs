@@ -15,7 +15,7 @@ use hyper::body::Incoming;
 use hyper::{Request, Response, StatusCode};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::rt::TokioExecutor;
 use serde_json::Value;
 
 /// The answer to one invocation: the payload, or the function error's document.
@@ -42,31 +42,14 @@ pub struct LambdaRouter {
 impl LambdaRouter {
     /// Listens on a free port; requests that are not invocations wait for [`Self::forward_to`].
     pub fn start(handler: Handler) -> LambdaRouter {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind router");
-        listener.set_nonblocking(true).expect("nonblocking");
-        let port = listener.local_addr().expect("addr").port();
         let shared = Arc::new(Shared {
             backend: OnceLock::new(),
             handler,
             client: Client::builder(TokioExecutor::new()).build_http(),
             calls: Mutex::default(),
         });
-        let (stop, stopped) = tokio::sync::oneshot::channel();
-        let serving = shared.clone();
-        std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_multi_thread()
-                .worker_threads(4)
-                .enable_all()
-                .build()
-                .expect("router runtime");
-            rt.block_on(async move {
-                let listener = tokio::net::TcpListener::from_std(listener).expect("listener");
-                tokio::select! {
-                    _ = stopped => {}
-                    _ = serve(listener, serving) => {}
-                }
-            });
-        });
+        let (addr, stop) = crate::serve::on_thread(shared.clone(), 4, handle);
+        let port = addr.port();
         LambdaRouter {
             port,
             shared,
@@ -101,21 +84,6 @@ impl Drop for LambdaRouter {
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
         }
-    }
-}
-
-async fn serve(listener: tokio::net::TcpListener, shared: Arc<Shared>) {
-    loop {
-        let Ok((stream, _)) = listener.accept().await else {
-            continue;
-        };
-        let shared = shared.clone();
-        tokio::spawn(async move {
-            let svc = hyper::service::service_fn(move |req| handle(shared.clone(), req));
-            let _ = hyper::server::conn::http1::Builder::new()
-                .serve_connection(TokioIo::new(stream), svc)
-                .await;
-        });
     }
 }
 

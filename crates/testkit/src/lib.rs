@@ -9,6 +9,7 @@ pub mod faults;
 pub mod fixtures;
 pub mod lambda_router;
 pub mod runtime_api;
+mod serve;
 
 pub use capacity::Capacity;
 pub use emulator::{Emulator, Kind, cache_dir};

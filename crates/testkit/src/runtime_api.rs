@@ -19,7 +19,6 @@ use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper::{Request, Response, StatusCode};
-use hyper_util::rt::TokioIo;
 use tokio::sync::{mpsc, oneshot};
 
 /// What the function answered to one invocation.
@@ -58,29 +57,13 @@ pub struct RuntimeApi {
 impl RuntimeApi {
     /// Serves on a free loopback port, on a thread of its own.
     pub fn start() -> RuntimeApi {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind runtime api");
-        listener.set_nonblocking(true).expect("nonblocking");
-        let addr = listener.local_addr().expect("addr").to_string();
         let (queue, rx) = mpsc::unbounded_channel();
         let shared = Arc::new(Shared {
             next: tokio::sync::Mutex::new(rx),
             state: Mutex::default(),
         });
-        let (stop, stopped) = oneshot::channel();
-        let serving = shared.clone();
-        std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .expect("runtime api runtime");
-            rt.block_on(async move {
-                let listener = tokio::net::TcpListener::from_std(listener).expect("listener");
-                tokio::select! {
-                    _ = stopped => {}
-                    _ = serve(listener, serving) => {}
-                }
-            });
-        });
+        let (addr, stop) = crate::serve::on_thread(shared.clone(), 1, handle);
+        let addr = addr.to_string();
         RuntimeApi {
             addr,
             queue,
@@ -143,21 +126,6 @@ impl Drop for RuntimeApi {
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
         }
-    }
-}
-
-async fn serve(listener: tokio::net::TcpListener, shared: Arc<Shared>) {
-    loop {
-        let Ok((stream, _)) = listener.accept().await else {
-            continue;
-        };
-        let shared = shared.clone();
-        tokio::spawn(async move {
-            let svc = hyper::service::service_fn(move |req| handle(shared.clone(), req));
-            let _ = hyper::server::conn::http1::Builder::new()
-                .serve_connection(TokioIo::new(stream), svc)
-                .await;
-        });
     }
 }
 

@@ -1,0 +1,61 @@
+//! The HTTP servers of the testkit (the fault proxy, the Lambda router, the Runtime API): each on
+//! a free loopback port, on a thread with its own runtime, so a test's runtime never starves it.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::body::Incoming;
+use hyper::{Request, Response};
+use hyper_util::rt::TokioIo;
+
+/// Serves `handle` until the returned sender fires or is dropped.
+pub(crate) fn on_thread<S, F, Fut, E>(
+    shared: Arc<S>,
+    workers: usize,
+    handle: F,
+) -> (SocketAddr, tokio::sync::oneshot::Sender<()>)
+where
+    S: Send + Sync + 'static,
+    F: Fn(Arc<S>, Request<Incoming>) -> Fut + Send + Sync + Copy + 'static,
+    Fut: Future<Output = Result<Response<Full<Bytes>>, E>> + Send + 'static,
+    E: Into<Box<dyn std::error::Error + Send + Sync>> + 'static,
+{
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind a loopback port");
+    listener.set_nonblocking(true).expect("nonblocking");
+    let addr = listener.local_addr().expect("local addr");
+    let (stop, stopped) = tokio::sync::oneshot::channel();
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(workers)
+            .enable_all()
+            .build()
+            .expect("server runtime");
+        rt.block_on(async move {
+            let listener = tokio::net::TcpListener::from_std(listener).expect("tokio listener");
+            let serve = async {
+                loop {
+                    let Ok((stream, _)) = listener.accept().await else {
+                        continue;
+                    };
+                    let shared = shared.clone();
+                    tokio::spawn(async move {
+                        let svc =
+                            hyper::service::service_fn(move |req| handle(shared.clone(), req));
+                        // An error here is a reset the proxy injected, or a client giving up.
+                        let _ = hyper::server::conn::http1::Builder::new()
+                            .serve_connection(TokioIo::new(stream), svc)
+                            .await;
+                    });
+                }
+            };
+            tokio::select! {
+                _ = stopped => {}
+                () = serve => {}
+            }
+        });
+    });
+    (addr, stop)
+}
