@@ -537,6 +537,25 @@ fn table_resources(
     }
 }
 
+/// The recovery-mode machine of an environment: one Task, `{"change": "start" | "end"}`.
+pub fn recovery_mode_definition(name: &str) -> Value {
+    json!({
+        "Comment": format!("Recovery mode of environment {name} by dynamo-dr. Input: {{\"change\": \"start\" | \"end\"}}"),
+        "StartAt": "Change",
+        "States": {
+            "Change": {
+                "Type": "Task",
+                "Resource": "arn:aws:states:::lambda:invoke",
+                "Parameters": { "FunctionName": "${Function}",
+                    "Payload": { "action": "recovery-mode", "environment": name, "change.$": "$.change" } },
+                "Retry": lambda_retry(),
+                "OutputPath": "$.Payload",
+                "End": true,
+            },
+        },
+    })
+}
+
 fn recovery_mode_resources(
     name: &str,
     env: &crate::config::EnvironmentConfig,
@@ -582,20 +601,7 @@ fn recovery_mode_resources(
             },
         }),
     );
-    let definition = json!({
-        "Comment": format!("Recovery mode of environment {name} by dynamo-dr. Input: {{\"change\": \"start\" | \"end\"}}"),
-        "StartAt": "Change",
-        "States": {
-            "Change": {
-                "Type": "Task",
-                "Resource": "arn:aws:states:::lambda:invoke",
-                "Parameters": { "FunctionName": "${Function}",
-                    "Payload": { "action": "recovery-mode", "environment": name, "change.$": "$.change" } },
-                "OutputPath": "$.Payload",
-                "End": true,
-            },
-        },
-    });
+    let definition = recovery_mode_definition(name);
     resources.insert(
         format!("{machine_name}Logs"),
         log_group(json!(format!("/aws/vendedlogs/states/{machine_name}"))),

@@ -70,10 +70,13 @@ async fn moto_runs_the_parent_and_the_child_with_the_handler_answering_their_tas
     let session: Arc<OnceLock<Arc<Session>>> = Arc::default();
     let endpoint: Arc<OnceLock<Emulator>> = Arc::default();
     let damaged = Arc::new(AtomicBool::new(false));
+    let cut = Arc::new(AtomicBool::new(false));
     let handler: Handler = {
         let (session, endpoint, damaged) = (session.clone(), endpoint.clone(), damaged.clone());
+        let cut = cut.clone();
         Arc::new(move |_function, payload| {
             let (session, endpoint, damaged) = (session.clone(), endpoint.clone(), damaged.clone());
+            let cut = cut.clone();
             Box::pin(async move {
                 let s = session.get().expect("session").clone();
                 let action = Action::parse(payload).map_err(|e| diag(&e))?;
@@ -139,6 +142,7 @@ async fn moto_runs_the_parent_and_the_child_with_the_handler_answering_their_tas
     assert!(!damaged.load(Ordering::SeqCst));
 
     let mut ended = run_to_end(moto, &parent, "recovery", &input).await;
+    let first_run = ended["executionArn"].clone();
     if ended["status"] == "FAILED" {
         // moto 5.2.5 passes a service integration's ASL field names to boto3 unconverted, so
         // `states:startExecution.sync:2` fails with `'StateMachineArn'` (reproduced with a Pass
