@@ -86,13 +86,19 @@ async fn moto_runs_the_parent_and_the_child_with_the_handler_answering_their_tas
                     damage(endpoint.get().expect("moto")).await;
                 }
                 // Segments stop at their first page boundary: the Map iterations loop.
+                // The first look at phase 1 is cut by its deadline: the parent waits.
                 let inv = match action {
                     Action::Segment { .. } => short(),
+                    Action::Advance { .. } if !cut.swap(true, Ordering::SeqCst) => killed(),
                     _ => long(),
                 };
-                let answer = worker::handle(&s, action, &inv)
+                let mut answer = worker::handle(&s, action, &inv)
                     .await
                     .map_err(|e| diag(&e))?;
+                if answer.state == Next::Wait {
+                    // A second, not the handler's 30, keeps the test short.
+                    answer.wait_seconds = 1;
+                }
                 Ok(serde_json::to_value(answer).expect("answer"))
             })
         })
@@ -199,6 +205,49 @@ async fn moto_runs_the_parent_and_the_child_with_the_handler_answering_their_tas
         .expect("load")
         .expect("record");
     assert_eq!(exec.status, Status::Succeeded);
+    let history = |arn: &serde_json::Value| {
+        moto.json_call(
+            "states",
+            "AWSStepFunctions.GetExecutionHistory",
+            &json!({ "executionArn": arn, "maxResults": 1000 }).to_string(),
+        )
+    };
+    let first = history(&first_run);
+    let waited = first["events"]
+        .as_array()
+        .expect("events")
+        .iter()
+        .any(|e| e["type"] == "WaitStateEntered");
+    assert!(waited, "the parent waited for the restore: {first:#}");
+
+    // The environment's recovery-mode machine pauses and puts back its functions.
+    let lambda = moto.lambda();
+    create_function(&lambda, "Prod-Mailer", &role, Some(5), &[]).await;
+    let rm_function = "arn:aws:lambda:us-east-1:123456789012:function:dynamo-dr-recovery-mode-Prod";
+    let rm = create_machine(
+        moto,
+        "DRRecoveryModeProdStateMachine",
+        &definition(
+            dynamo_dr::stack::recovery_mode_definition("Prod"),
+            &[("Function", rm_function)],
+        ),
+        &role,
+    );
+    let reserved = || async {
+        lambda
+            .get_function_concurrency()
+            .function_name("Prod-Mailer")
+            .send()
+            .await
+            .expect("concurrency")
+            .reserved_concurrent_executions
+    };
+    let started = run_to_end(moto, &rm, "rm-start", &json!({ "change": "start" })).await;
+    assert_eq!(started["status"], "SUCCEEDED", "{started}");
+    assert_eq!(reserved().await, Some(0), "paused");
+    let ended = run_to_end(moto, &rm, "rm-end", &json!({ "change": "end" })).await;
+    assert_eq!(ended["status"], "SUCCEEDED", "{ended}");
+    assert_eq!(reserved().await, Some(5), "put back");
 }
 
 fn diag(e: &dynamo_dr::Error) -> serde_json::Value {
