@@ -35,6 +35,9 @@ pub struct StackRequest {
     pub journal_table: String,
     /// Segment workers one table's Map runs at once.
     pub max_concurrency: u32,
+    /// The KMS key (ARN) that wraps sensitive tables' journal keys: required when a configured
+    /// table is sensitive, since a function has no key file.
+    pub journal_kms_key: Option<String>,
 }
 
 /// One table of the template.
@@ -42,6 +45,7 @@ struct Table {
     logical: String,
     physical: String,
     environment: Option<String>,
+    sensitive: bool,
     /// Its function's `DYNAMO_DR_CONFIG`.
     config: String,
 }
@@ -91,6 +95,7 @@ pub fn template(config: &Config, req: &StackRequest) -> Result<Value> {
                 logical: logical.clone(),
                 physical: t.name.clone(),
                 environment: t.environment.clone(),
+                sensitive: config.is_sensitive(&t.name),
                 config: checked_config(
                     config.excerpt(Some(logical), None)?,
                     &format!("[tables.{logical}]"),
@@ -125,6 +130,22 @@ pub fn template(config: &Config, req: &StackRequest) -> Result<Value> {
                 ),
             ));
         }
+    }
+    if let Some(t) = tables.iter().find(|t| t.sensitive)
+        && req.journal_kms_key.is_none()
+    {
+        return Err(Error::invalid(
+            "--journal-kms-key",
+            format!(
+                "[tables.{}] is sensitive, so its function must seal its checkpoint keys, and a \
+                 function has no key file; pass --journal-kms-key KMS_KEY_ARN (its role may then \
+                 generate and decrypt data keys with that key alone)",
+                t.logical
+            ),
+        ));
+    }
+    if let Some(key) = &req.journal_kms_key {
+        iam::kms_key_arn(key).map_err(|why| Error::invalid("--journal-kms-key", why))?;
     }
     let mut resources = serde_json::Map::new();
     let mut outputs = serde_json::Map::new();
@@ -466,13 +487,17 @@ fn table_resources(
         &Request {
             tables: vec![t.physical.clone()],
             journal_table: Some(req.journal_table.clone()),
+            journal_kms_key: req.journal_kms_key.clone().filter(|_| t.sensitive),
             ..Request::default()
         },
     );
-    let env = json!({
+    let mut env = json!({
         "DYNAMO_DR_JOURNAL": format!("dynamodb://{}", req.journal_table),
         "DYNAMO_DR_CONFIG": t.config,
     });
+    if let Some(key) = req.journal_kms_key.as_ref().filter(|_| t.sensitive) {
+        env["DYNAMO_DR_JOURNAL_KMS_KEY"] = json!(key);
+    }
     function(&fid, &names.function, policy, env, resources);
     let states_role = format!("{}StatesRole", t.logical);
     let arn = |service: &str, rest: &str| {
@@ -642,6 +667,7 @@ mod tests {
         StackRequest {
             journal_table: "dynamo-dr-journal".into(),
             max_concurrency: 16,
+            journal_kms_key: None,
         }
     }
 
@@ -765,6 +791,33 @@ mod tests {
             sync_definition("T", 100)["States"]["Segments"]["ItemProcessor"]["ProcessorConfig"]["Mode"],
             "DISTRIBUTED"
         );
+    }
+
+    #[test]
+    fn a_sensitive_tables_function_gets_the_journal_kms_key_and_only_it() {
+        let text = CONFIG.replace(
+            "name = \"Prod-Provider-DEF\"",
+            "name = \"Prod-Provider-DEF\"\nsensitive = true",
+        );
+        let config = Config::parse(&text).unwrap();
+        assert!(config.is_sensitive("Prod-Provider-DEF"));
+        let err = template(&config, &request()).unwrap_err();
+        assert!(err.to_string().contains("--journal-kms-key"), "{err}");
+        let key = "arn:aws:kms:us-east-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab";
+        let req = StackRequest {
+            journal_kms_key: Some(key.into()),
+            ..request()
+        };
+        let t = template(&config, &req).unwrap();
+        let r = &t["Resources"];
+        let vars = &r["ProviderTableFunction"]["Properties"]["Environment"]["Variables"];
+        assert_eq!(vars["DYNAMO_DR_JOURNAL_KMS_KEY"], key);
+        let mut texts = Vec::new();
+        strings(&r["ProviderTableFunctionRole"], &mut texts);
+        assert!(texts.iter().any(|s| s == key), "{texts:?}");
+        let others =
+            &r["TransactionHistoryTableFunction"]["Properties"]["Environment"]["Variables"];
+        assert!(others.get("DYNAMO_DR_JOURNAL_KMS_KEY").is_none());
     }
 
     #[test]

@@ -24,6 +24,7 @@ pub(crate) async fn stack(ctx: &Ctx, args: StackArgs) -> Result<()> {
         &StackRequest {
             journal_table: args.journal_table,
             max_concurrency: args.max_concurrency,
+            journal_kms_key: ctx.journal_kms_key.clone(),
         },
     )?;
     outln!(
