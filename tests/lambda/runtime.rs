@@ -124,22 +124,21 @@ async fn the_binary_serves_every_kind_of_invocation_through_the_runtime_api() {
     )
     .await;
     assert_eq!(rm["state"], "done", "{rm}");
-    let reserved = |lambda: aws_sdk_lambda::Client| async move {
-        lambda
-            .get_function_concurrency()
-            .function_name("Prod-Mailer")
-            .send()
-            .await
-            .expect("concurrency")
-            .reserved_concurrent_executions
-    };
-    assert_eq!(reserved(lambda.clone()).await, Some(0), "paused");
+    assert_eq!(
+        reserved_concurrency(&lambda, "Prod-Mailer").await,
+        Some(0),
+        "paused"
+    );
     invoke(
         &api,
         json!({"action": "recovery-mode", "environment": "Prod", "change": "end"}),
     )
     .await;
-    assert_eq!(reserved(lambda.clone()).await, Some(5), "put back");
+    assert_eq!(
+        reserved_concurrency(&lambda, "Prod-Mailer").await,
+        Some(5),
+        "put back"
+    );
     assert_eq!(api.init_error(), None);
     let _ = child.kill();
     let _ = child.wait();

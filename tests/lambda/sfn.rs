@@ -233,21 +233,20 @@ async fn moto_runs_the_parent_and_the_child_with_the_handler_answering_their_tas
         ),
         &role,
     );
-    let reserved = || async {
-        lambda
-            .get_function_concurrency()
-            .function_name("Prod-Mailer")
-            .send()
-            .await
-            .expect("concurrency")
-            .reserved_concurrent_executions
-    };
     let started = run_to_end(moto, &rm, "rm-start", &json!({ "change": "start" })).await;
     assert_eq!(started["status"], "SUCCEEDED", "{started}");
-    assert_eq!(reserved().await, Some(0), "paused");
+    assert_eq!(
+        reserved_concurrency(&lambda, "Prod-Mailer").await,
+        Some(0),
+        "paused"
+    );
     let ended = run_to_end(moto, &rm, "rm-end", &json!({ "change": "end" })).await;
     assert_eq!(ended["status"], "SUCCEEDED", "{ended}");
-    assert_eq!(reserved().await, Some(5), "put back");
+    assert_eq!(
+        reserved_concurrency(&lambda, "Prod-Mailer").await,
+        Some(5),
+        "put back"
+    );
 }
 
 fn diag(e: &dynamo_dr::Error) -> serde_json::Value {

@@ -581,21 +581,7 @@ async fn forward(
     parts: &hyper::http::request::Parts,
     body: Bytes,
 ) -> Result<Reply, BoxError> {
-    let path = parts.uri.path_and_query().map_or("/", |p| p.as_str());
-    let mut out = Request::builder()
-        .method(parts.method.clone())
-        .uri(format!("{}{path}", shared.backend));
-    for (k, v) in &parts.headers {
-        if k != hyper::header::HOST && k != hyper::header::CONTENT_LENGTH {
-            out = out.header(k, v);
-        }
-    }
-    let answer = shared.client.request(out.body(Full::new(body))?).await?;
-    let (mut parts, body) = answer.into_parts();
-    let body = body.collect().await?.to_bytes();
-    parts.headers.remove(hyper::header::CONTENT_LENGTH);
-    parts.headers.remove(hyper::header::TRANSFER_ENCODING);
-    Ok(Response::from_parts(parts, Full::new(body)))
+    crate::serve::forward(&shared.client, &shared.backend, parts, body).await
 }
 
 /// The capacity model's answer to a write or scan of its table; `None` to go on as usual.

@@ -621,6 +621,17 @@ pub async fn create_function(
     }
 }
 
+/// A function's reserved concurrency (`None`: unreserved).
+pub async fn reserved_concurrency(lambda: &aws_sdk_lambda::Client, name: &str) -> Option<i32> {
+    lambda
+        .get_function_concurrency()
+        .function_name(name)
+        .send()
+        .await
+        .expect("GetFunctionConcurrency")
+        .reserved_concurrent_executions
+}
+
 /// Runs a `dynamo-dr` command under `/usr/bin/time`; returns its JSON output and peak RSS in MB.
 pub fn run_measured(
     binary: &std::path::Path,

@@ -6,9 +6,11 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use http_body_util::Full;
+use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper::{Request, Response};
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioIo;
 
 /// Serves `handle` until the returned sender fires or is dropped.
@@ -58,4 +60,28 @@ where
         });
     });
     (addr, stop)
+}
+
+/// Sends a request on to `backend` as it came, and its answer back whole.
+pub(crate) async fn forward(
+    client: &Client<HttpConnector, Full<Bytes>>,
+    backend: &str,
+    parts: &hyper::http::request::Parts,
+    body: Bytes,
+) -> Result<Response<Full<Bytes>>, Box<dyn std::error::Error + Send + Sync>> {
+    let path = parts.uri.path_and_query().map_or("/", |p| p.as_str());
+    let mut out = Request::builder()
+        .method(parts.method.clone())
+        .uri(format!("{backend}{path}"));
+    for (k, v) in &parts.headers {
+        if k != hyper::header::HOST && k != hyper::header::CONTENT_LENGTH {
+            out = out.header(k, v);
+        }
+    }
+    let answer = client.request(out.body(Full::new(body))?).await?;
+    let (mut parts, body) = answer.into_parts();
+    let body = body.collect().await?.to_bytes();
+    parts.headers.remove(hyper::header::CONTENT_LENGTH);
+    parts.headers.remove(hyper::header::TRANSFER_ENCODING);
+    Ok(Response::from_parts(parts, Full::new(body)))
 }
