@@ -288,8 +288,11 @@ async fn recorder(
         }
     };
     let rec = Arc::new(Recorder::new(journal.clone(), exec, Some(guard), key));
-    if let Some(n) = note {
-        rec.update(|e| e.event(n)).await?;
+    if let Some(n) = note
+        && let Err(e) = rec.update(|e| e.event(n)).await
+    {
+        rec.detach_lease();
+        return Err(e);
     }
     Ok(rec)
 }
@@ -421,6 +424,14 @@ async fn phase(session: &Session, id: &str) -> Result<Answer> {
         return Ok(Answer::of(&exec, Next::Done, "no sync phase to run"));
     }
     let rec = recorder(session, &journal, exec).await?;
+    let answer = next_segments(&journal, &rec).await;
+    // Kept for the workers either way: a renewer left running would outlive the invocation.
+    rec.detach_lease();
+    answer
+}
+
+/// The current phase's unfinished segments, entering the next phase while there are none.
+async fn next_segments(journal: &Arc<dyn Journal>, rec: &Recorder) -> Result<Answer> {
     let answer = loop {
         let exec = rec.snapshot().await;
         let phase = exec.phase;
@@ -484,7 +495,6 @@ async fn phase(session: &Session, id: &str) -> Result<Answer> {
         })
         .await?;
     };
-    rec.detach_lease();
     Ok(answer)
 }
 
