@@ -116,14 +116,19 @@ pub async fn merged(journal: &dyn Journal, mut exec: Execution) -> Result<Execut
         }
         let loaded = load_segments(journal, &exec.id, phase, count).await?;
         if let Some(p) = exec.progress_mut(phase) {
-            for (mine, theirs) in p.segments.iter_mut().zip(loaded) {
-                if let Some(r) = theirs {
-                    *mine = mine.further(&r.checkpoint).clone();
-                }
-            }
+            fold(&mut p.segments, &loaded);
         }
     }
     Ok(exec)
+}
+
+/// Each checkpoint replaced by its segment record's where that is further on.
+pub fn fold(segments: &mut [SegmentCheckpoint], loaded: &[Option<SegmentRecord>]) {
+    for (mine, theirs) in segments.iter_mut().zip(loaded) {
+        if let Some(r) = theirs {
+            *mine = mine.further(&r.checkpoint).clone();
+        }
+    }
 }
 
 /// `--journal`: a directory, or `dynamodb://TABLE`.

@@ -353,13 +353,14 @@ async fn advance(session: &Session, id: &str, inv: &Invocation) -> Result<Answer
     }
     let checked = job::check_all(session, vec![request], RunOptions::default()).await?;
     let client = checked.client.clone();
-    let plan = checked
+    let prepared = checked
         .prepared
         .into_iter()
         .next()
-        .map(|p| p.plan)
         .ok_or(Error::Interrupted)?;
-    let exec = journal::merged(journal.as_ref(), exec).await?;
+    let plan = prepared.plan;
+    // check_all read the record again, merged with the workers' checkpoints.
+    let exec = prepared.existing.unwrap_or(exec);
     let rec = recorder(session, &journal, exec).await?;
     let stop = tokio::time::Instant::from_std(inv.stop_at());
     if phase_one {
@@ -453,11 +454,9 @@ async fn next_segments(journal: &Arc<dyn Journal>, rec: &Recorder) -> Result<Ans
         let loaded = journal::load_segments(journal.as_ref(), &exec.id, phase, count).await?;
         let mut open = Vec::new();
         let mut merged = progress.segments.clone();
-        for (n, (mine, theirs)) in merged.iter_mut().zip(&loaded).enumerate() {
-            if let Some(r) = theirs {
-                *mine = mine.further(&r.checkpoint).clone();
-            }
-            if !mine.done {
+        journal::fold(&mut merged, &loaded);
+        for (n, c) in merged.iter().enumerate() {
+            if !c.done {
                 open.push(n as u32);
             }
         }
