@@ -30,6 +30,13 @@ pub struct AwsOptions {
     pub max_attempts: Option<u32>,
 }
 
+impl AwsOptions {
+    /// One attempt's timeout, as the clients are built with.
+    pub fn attempt_timeout(&self) -> Duration {
+        self.attempt_timeout.unwrap_or(Duration::from_secs(60))
+    }
+}
+
 /// The region a run would use: `--region` or the config's, else the SDK's chain (AWS_REGION,
 /// the profile); `None` when none says.
 pub async fn region(opts: &AwsOptions) -> Option<String> {
@@ -49,7 +56,7 @@ pub async fn load_config(opts: &AwsOptions) -> aws_config::SdkConfig {
         .timeout_config(
             TimeoutConfig::builder()
                 .connect_timeout(Duration::from_secs(5))
-                .operation_attempt_timeout(opts.attempt_timeout.unwrap_or(Duration::from_secs(60)))
+                .operation_attempt_timeout(opts.attempt_timeout())
                 .build(),
         )
         .retry_config(RetryConfig::standard().with_max_attempts(opts.max_attempts.unwrap_or(15)));

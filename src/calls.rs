@@ -69,17 +69,42 @@ pub async fn retrying<T, E, F, Fut>(
     limiter: &Limiter,
     operation: &'static str,
     resource: &str,
-    mut call: F,
+    call: F,
 ) -> Result<T>
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = std::result::Result<T, SdkError<E, HttpResponse>>>,
     E: ProvideErrorMetadata + std::error::Error + 'static,
 {
+    let call_as = (operation, resource);
+    retrying_fenced(policy, limiter, call_as, || async { Ok(0) }, call).await
+}
+
+/// [`retrying`] for a write: `fence` runs right before every attempt and stops the call when it
+/// fails (a writer whose lease was taken over), and gives the fencing number logged with it.
+pub async fn retrying_fenced<T, E, F, Fut, G, GFut>(
+    policy: &RetryPolicy,
+    limiter: &Limiter,
+    (operation, resource): (&'static str, &str),
+    mut fence: G,
+    mut call: F,
+) -> Result<T>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = std::result::Result<T, SdkError<E, HttpResponse>>>,
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+    G: FnMut() -> GFut,
+    GFut: Future<Output = Result<u64>>,
+{
     let mut backoff = policy.start();
     loop {
         limiter.ready().await;
-        match call().await {
+        let number = fence().await?;
+        let sent = call().await;
+        if number > 0 {
+            tracing::debug!(target: "dynamo_dr::fence", fence = number, table = resource, ok = sent.is_ok(), "write answered");
+        }
+        match sent {
             Ok(v) => {
                 limiter.succeeded();
                 return Ok(v);

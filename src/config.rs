@@ -318,6 +318,15 @@ impl Config {
         )
     }
 
+    /// The physical names of the tables tied to environment `env`.
+    pub fn tables_of(&self, env: &str) -> Vec<String> {
+        self.tables
+            .values()
+            .filter(|t| t.environment.as_deref() == Some(env))
+            .map(|t| t.name.clone())
+            .collect()
+    }
+
     /// The environment a physical table is tied to, if the config says so.
     pub fn environment_of(&self, physical: &str) -> Option<String> {
         self.tables

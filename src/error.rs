@@ -160,6 +160,27 @@ pub enum Error {
     #[error("journal: {0}")]
     Journal(String),
 
+    /// This writer's lease token is no longer the lease's: another holder took over, so this one
+    /// stopped before its next write.
+    #[error(
+        "stale writer: the lease on {table} is no longer this writer's (fence {mine}); it is now \
+         {now}. This writer stopped before its next write; the new holder carries the run on \
+         (`dynamo-dr status` shows it)"
+    )]
+    Fenced {
+        table: String,
+        mine: u64,
+        now: String,
+    },
+
+    /// A journal record changed under this writer: another writer saved it first.
+    #[error(
+        "journal: {what} was saved by another writer since this one read it (version {expected}); \
+         nothing was written. Look at it with `dynamo-dr status`; the writer that saved it carries \
+         on"
+    )]
+    Conflict { what: String, expected: u64 },
+
     /// Some of many independent calls failed; the message lists each.
     #[error("{0}")]
     Incomplete(String),

@@ -9,7 +9,7 @@ use jiff::Timestamp;
 use crate::digest::KeyDigest;
 use crate::error::{Error, Result};
 use crate::item::{Item, key_to_json};
-use crate::journal::lease::LeaseGuard;
+use crate::journal::lease::{Fence, LeaseGuard};
 use crate::journal::seal::{self, JournalKey};
 use crate::journal::{
     Execution, Journal, Phase, Scope, SegmentCheckpoint, Status, Strategy, Targeted, Verification,
@@ -26,6 +26,7 @@ pub struct Recorder {
     key: Option<JournalKey>,
     exec: tokio::sync::Mutex<Execution>,
     lease: std::sync::Mutex<Option<LeaseGuard>>,
+    fence: Option<Arc<Fence>>,
 }
 
 impl Recorder {
@@ -39,6 +40,7 @@ impl Recorder {
             journal,
             key,
             exec: tokio::sync::Mutex::new(exec),
+            fence: lease.as_ref().map(LeaseGuard::fence),
             lease: std::sync::Mutex::new(lease),
         }
     }
@@ -49,7 +51,7 @@ impl Recorder {
         let mut exec = self.exec.lock().await;
         change(&mut exec);
         exec.updated_at = Timestamp::now();
-        self.journal.save(&exec).await
+        self.journal.save(&mut exec).await
     }
 
     pub async fn snapshot(&self) -> Execution {
@@ -64,12 +66,12 @@ impl Recorder {
             .map_or_else(KeyDigest::ephemeral, JournalKey::digest_key)
     }
 
-    pub fn check_lease(&self) -> Result<()> {
-        self.lease
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .as_ref()
-            .map_or(Ok(()), LeaseGuard::check)
+    /// Fails once this run's lease token is no longer the lease's (see [`Fence::check`]).
+    pub async fn check_lease(&self) -> Result<u64> {
+        match &self.fence {
+            Some(f) => f.check().await.map(|()| f.number()),
+            None => Ok(0),
+        }
     }
 
     /// Ends this worker's part: the lease stays the execution's, for its next worker.
@@ -216,7 +218,7 @@ impl Checkpoint for Recorder {
         items: u64,
         rewritten: bool,
     ) -> Result<()> {
-        self.check_lease()?;
+        self.check_lease().await?;
         let key = next.map(key_to_json).transpose()?;
         let key = match key {
             Some(k) => Some(self.seal(k).await?),
@@ -233,8 +235,8 @@ impl Checkpoint for Recorder {
         .await
     }
 
-    fn may_write(&self) -> Result<()> {
-        self.check_lease()
+    async fn may_write(&self) -> Result<u64> {
+        self.check_lease().await
     }
 
     async fn targeted(&self, puts: u64, deletes: u64, unchanged: u64) -> Result<()> {
@@ -275,7 +277,7 @@ pub async fn sync_phases(
         if exec.phase != phase {
             continue;
         }
-        rec.check_lease()?;
+        rec.check_lease().await?;
         let from = rec.phase_start(&exec, phase, segments).await?;
         let cp: Arc<dyn Checkpoint> = rec.clone();
         let diff = exec.inputs.strategy == Strategy::Diff;
@@ -289,7 +291,7 @@ pub async fn sync_phases(
     }
     let exec = rec.snapshot().await;
     if exec.phase == Phase::Check {
-        rec.check_lease()?;
+        rec.check_lease().await?;
         let (method, counts, fingerprint, what, result) = if exec.inputs.verify {
             let checked = verify::verify_tables(
                 client,
@@ -415,7 +417,7 @@ pub async fn targeted_phases(
         if exec.phase != phase {
             continue;
         }
-        rec.check_lease()?;
+        rec.check_lease().await?;
         let segments = targeted::segments(&inputs.scope, phase, opts.segments);
         let from = rec.phase_start(&exec, phase, segments).await?;
         let totals = if segments == 0 {
@@ -431,7 +433,7 @@ pub async fn targeted_phases(
     if exec.phase != Phase::Check {
         return Ok(());
     }
-    rec.check_lease()?;
+    rec.check_lease().await?;
     let found = targeted::check(client, pass(&exec.targeted), &opts).await?;
     let conflicts = exec.targeted.conflicts;
     let detail = format!(

@@ -17,7 +17,7 @@ use crate::config::Config;
 use crate::error::{Error, ExitStatus, Result};
 use crate::journal;
 use crate::session::Session;
-use crate::worker::{self, Action, Invocation};
+use crate::worker::{self, Action, Invocation, Role};
 
 /// The function's config: the TOML of its table (and that table's environment).
 pub const CONFIG_ENV: &str = "DYNAMO_DR_CONFIG";
@@ -25,6 +25,10 @@ pub const CONFIG_ENV: &str = "DYNAMO_DR_CONFIG";
 pub const JOURNAL_ENV: &str = "DYNAMO_DR_JOURNAL";
 /// A KMS key for sensitive tables' checkpoint keys (`--journal-kms-key`).
 pub const KMS_ENV: &str = "DYNAMO_DR_JOURNAL_KMS_KEY";
+/// What the function is for: `table:LOGICAL` or `recovery-mode:ENVIRONMENT` ([`Role`]).
+pub const ROLE_ENV: &str = "DYNAMO_DR_ROLE";
+/// Seconds one AWS call attempt may take (the CLI's `--attempt-timeout`), 60 by default.
+pub const ATTEMPT_TIMEOUT_ENV: &str = "DYNAMO_DR_ATTEMPT_TIMEOUT_SECONDS";
 /// Seconds an invocation keeps free before its deadline, to checkpoint and answer.
 pub const MARGIN_ENV: &str = "DYNAMO_DR_MARGIN_SECONDS";
 const DEFAULT_MARGIN: Duration = Duration::from_secs(30);
@@ -62,7 +66,11 @@ pub fn session_from_env() -> Result<Session> {
             region: config.aws.region.clone(),
             profile: None,
             endpoint_url: config.aws.endpoint_url.clone(),
-            attempt_timeout: Some(Duration::from_secs(60)),
+            attempt_timeout: Some(Duration::from_secs(
+                var(ATTEMPT_TIMEOUT_ENV)
+                    .and_then(|s| s.parse().ok())
+                    .unwrap_or(60),
+            )),
             max_attempts: Some(budget),
         },
         retry: crate::backoff::RetryPolicy {
@@ -78,8 +86,20 @@ pub fn session_from_env() -> Result<Session> {
     })
 }
 
+/// The function's role, from [`ROLE_ENV`]: without one it serves nothing.
+pub fn role_from_env() -> Result<Role> {
+    match std::env::var(ROLE_ENV) {
+        Ok(r) => Role::parse(&r),
+        Err(_) => Err(Error::invalid(
+            ROLE_ENV,
+            "the function has no role, so it takes no action; set it to table:LOGICAL or \
+             recovery-mode:ENVIRONMENT, as `dynamo-dr stack` does",
+        )),
+    }
+}
+
 /// The invocation's time as the runtime gives it: `deadline_ms` after the epoch.
-pub fn invocation(deadline_ms: u64, request_id: &str) -> Invocation {
+pub fn invocation(deadline_ms: u64, request_id: &str, role: Role) -> Invocation {
     let left = (SystemTime::UNIX_EPOCH + Duration::from_millis(deadline_ms))
         .duration_since(SystemTime::now())
         .unwrap_or_default();
@@ -94,6 +114,7 @@ pub fn invocation(deadline_ms: u64, request_id: &str) -> Invocation {
         deadline: Instant::now() + left,
         margin,
         worker: request_id.to_string(),
+        role,
     }
 }
 
@@ -113,9 +134,14 @@ pub fn diagnostic(e: &Error) -> Diagnostic {
 /// One invocation: the payload, run, answered.
 pub async fn invoke(
     session: &Session,
+    role: &Role,
     event: LambdaEvent<Value>,
 ) -> std::result::Result<Value, Diagnostic> {
-    let inv = invocation(event.context.deadline, &event.context.request_id);
+    let inv = invocation(
+        event.context.deadline,
+        &event.context.request_id,
+        role.clone(),
+    );
     let answer = async {
         let action = Action::parse(event.payload)?;
         let answer = worker::handle(session, action, &inv).await?;
@@ -150,9 +176,10 @@ pub fn main() -> ExitCode {
     };
     let served = runtime.block_on(async {
         let session = Arc::new(session_from_env().map_err(|e| e.to_string())?);
+        let role = Arc::new(role_from_env().map_err(|e| e.to_string())?);
         lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| {
-            let session = session.clone();
-            async move { invoke(&session, event).await }
+            let (session, role) = (session.clone(), role.clone());
+            async move { invoke(&session, &role, event).await }
         }))
         .await
         .map_err(|e| e.to_string())

@@ -145,7 +145,11 @@ pub async fn begin(start: Start, fresh: impl FnOnce() -> Execution) -> Result<Ar
         exec.event(n);
     }
     exec.status = Status::Running;
-    if let Err(e) = journal.save(&exec).await {
+    let saved = async {
+        journal.save(&mut exec).await?;
+        journal::fence_segments(journal.as_ref(), &exec).await
+    };
+    if let Err(e) = saved.await {
         let _ = guard.release().await;
         return Err(e);
     }

@@ -250,6 +250,39 @@ pub async fn delete(client: &Client, uuid: &str) -> Result<()> {
     .await
 }
 
+/// Waits until the mapping is `Enabled`: only then does Lambda read its stream, so the twin is
+/// reading before any function gets its concurrency back. `Creating` and `Enabling` are waited
+/// out (<https://docs.aws.amazon.com/lambda/latest/api/API_EventSourceMappingConfiguration.html>,
+/// `State`); any other state is an error naming it.
+pub async fn wait_enabled(client: &Client, uuid: &str) -> Result<()> {
+    let what = format!("event source mapping {uuid} to be Enabled");
+    poll_until(
+        &what,
+        &PollPolicy::new(DELETE_DEADLINE),
+        |state, waited| tracing::info!(mapping = uuid, state, ?waited, "waiting until enabled"),
+        || async {
+            let out = client
+                .get_event_source_mapping()
+                .uuid(uuid)
+                .send()
+                .await
+                .map_err(|e| aws_error("GetEventSourceMapping", uuid, &e))?;
+            match out.state().unwrap_or("unknown") {
+                "Enabled" => Ok(Poll::Ready(())),
+                s @ ("Creating" | "Enabling" | "Updating") => Ok(Poll::Pending(s.to_string())),
+                other => Err(Error::BadState {
+                    what: format!("event source mapping {uuid}"),
+                    state: other.to_string(),
+                    hint: "enable it (aws lambda update-event-source-mapping --enabled), then run \
+                           `recovery-mode end` again"
+                        .into(),
+                }),
+            }
+        },
+    )
+    .await
+}
+
 /// The twin of `old` that an earlier, interrupted run created: a mapping on the same source
 /// whose tag names `old`'s UUID (the tag alone decides; a function name could be anyone's).
 pub async fn find_twin(client: &Client, old: &MappingConfig) -> Result<Option<String>> {

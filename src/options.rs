@@ -106,6 +106,12 @@ pub fn strategy(
     let watched = watchers.has_consumers(table);
     let (strategy, why) = match run.strategy {
         Some(s) => (s, "--strategy".to_string()),
+        // Unknown is not none: a consumer that could not be listed would see every item
+        // deleted and written again.
+        None if let Some(why) = watchers.unknown_consumers(table) => (
+            Strategy::Diff,
+            format!("the default while consumers are unknown: {why}"),
+        ),
         None if watched => (
             Strategy::Diff,
             "the default: the table's writes reach consumers, Kinesis destinations or replicas"

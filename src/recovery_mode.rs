@@ -4,16 +4,19 @@
 //! Every original value is written to the journal before it is changed, so `end` can restore it
 //! from any machine, and a `start` killed halfway is finished by `start` or undone by `end`.
 
+use std::sync::Arc;
+
 use aws_sdk_lambda::Client;
 use jiff::Timestamp;
 use serde::Serialize;
 
 use crate::config::EnvironmentConfig;
 use crate::error::{Error, Result};
+use crate::journal::lease::{self, Fence};
 pub use crate::journal::recovery::{
     FORMAT_VERSION, FunctionState, MappingState, RecoveryMode, Replacement, State,
 };
-use crate::journal::{Journal, Operator};
+use crate::journal::{self, Journal, Operator};
 use crate::mappings;
 
 /// Stream records are trimmed after 24 hours: a consumer paused longer loses them silently.
@@ -200,86 +203,138 @@ pub fn failures(actions: &[Action]) -> Vec<String> {
         .collect()
 }
 
-/// `recovery-mode start`. With `dry_run`, reads only and reports what it would do.
-pub async fn start(
-    client: &Client,
-    journal: &dyn Journal,
-    name: &str,
-    env: &EnvironmentConfig,
+/// How one `start` or `end` runs: against which journal and environment, for real or not.
+pub struct Change<'a> {
+    pub client: &'a Client,
+    pub journal: &'a Arc<dyn Journal>,
+    pub environment: &'a str,
+    pub dry_run: bool,
+    /// The environment lease's timing (the attempt timeout of this process's AWS calls).
+    pub timing: lease::Timing,
+}
+
+/// A change in progress: under the environment's lease, each AWS change checked against its
+/// fence first, the record saved by version.
+struct Held<'a> {
+    client: &'a Client,
+    journal: &'a dyn Journal,
+    fence: Option<Arc<Fence>>,
     dry_run: bool,
-) -> Result<Vec<Action>> {
-    let selected = select(client, env).await?;
-    let mut rm = journal
-        .load_recovery_mode(name)
-        .await?
-        .unwrap_or_else(|| RecoveryMode::new(name));
-    let mut actions = Vec::new();
-    if !dry_run {
-        if rm.state == State::Off {
-            // A new cycle: what an earlier cycle saved was already put back.
-            rm.functions.clear();
-            rm.mappings.clear();
-            rm.started_at = Some(Timestamp::now());
-            rm.ended_at = None;
-        }
-        rm.state = State::Starting;
-        let me = Operator::current();
-        rm.event(format!("start by {}@{} (pid {})", me.user, me.host, me.pid));
-        journal.save_recovery_mode(&rm).await?;
-    }
-    for f in &selected {
-        if let Decision::Excluded(why) = &f.decision {
-            actions.push(Action {
-                target: f.name.clone(),
-                action: format!("excluded: {why}"),
-                done: false,
-                error: None,
-            });
-            continue;
-        }
-        let step = pause_function(
-            client,
-            journal,
-            &mut rm,
-            &f.name,
-            env,
-            dry_run,
-            &mut actions,
-        )
-        .await;
-        if let Err(e) = step {
-            actions.push(Action {
-                target: f.name.clone(),
-                action: "pause".into(),
-                done: false,
-                error: Some(e.to_string()),
-            });
+}
+
+impl Held<'_> {
+    /// Before each change to a function or a mapping: still the environment's one writer.
+    async fn may_change(&self) -> Result<()> {
+        match &self.fence {
+            Some(f) => f.check().await,
+            None => Ok(()),
         }
     }
-    if !dry_run {
-        let failed = actions.iter().filter(|a| a.error.is_some()).count();
-        if failed == 0 {
-            rm.state = State::On;
-            rm.event("recovery mode ON");
-        } else {
-            rm.event(format!(
-                "start incomplete: {failed} failure(s); run start again to finish, or end to undo"
-            ));
-        }
-        journal.save_recovery_mode(&rm).await?;
+}
+
+/// Runs `body` under the environment's lease (none for a dry run): a second `start` or `end`
+/// beside it is refused, naming the holder, and can never read the record halfway through.
+async fn under_lease<T, F>(change: &Change<'_>, body: F) -> Result<T>
+where
+    F: AsyncFnOnce(&Held<'_>, Option<String>) -> Result<T>,
+{
+    let guard = if change.dry_run {
+        None
+    } else {
+        let name = journal::environment_lease(change.environment);
+        let id = format!("recovery-mode.{}", change.environment);
+        Some(lease::acquire(change.journal.clone(), &name, &id, false, change.timing).await?)
+    };
+    let held = Held {
+        client: change.client,
+        journal: change.journal.as_ref(),
+        fence: guard.as_ref().map(|(g, _)| g.fence()),
+        dry_run: change.dry_run,
+    };
+    let note = guard.as_ref().and_then(|(_, n)| n.clone());
+    let result = body(&held, note).await;
+    if let Some((g, _)) = guard
+        && let Err(e) = g.release().await
+    {
+        tracing::warn!(error = %e, "could not release the environment's lease; it expires by itself");
     }
-    Ok(actions)
+    result
+}
+
+/// `recovery-mode start`. With `dry_run`, reads only and reports what it would do.
+pub async fn start(change: &Change<'_>, env: &EnvironmentConfig) -> Result<Vec<Action>> {
+    let name = change.environment;
+    under_lease(change, async |h: &Held<'_>, note: Option<String>| {
+        let selected = select(h.client, env).await?;
+        let mut rm = h
+            .journal
+            .load_recovery_mode(name)
+            .await?
+            .unwrap_or_else(|| RecoveryMode::new(name));
+        let mut actions = Vec::new();
+        if !h.dry_run {
+            if rm.state == State::Off {
+                // A new cycle: what an earlier cycle saved was already put back.
+                rm.functions.clear();
+                rm.mappings.clear();
+                rm.started_at = Some(Timestamp::now());
+                rm.ended_at = None;
+            }
+            rm.state = State::Starting;
+            let me = Operator::current();
+            rm.event(format!("start by {}@{} (pid {})", me.user, me.host, me.pid));
+            if let Some(n) = note {
+                rm.event(n);
+            }
+            h.journal.save_recovery_mode(&mut rm).await?;
+        }
+        for f in &selected {
+            if let Decision::Excluded(why) = &f.decision {
+                actions.push(Action {
+                    target: f.name.clone(),
+                    action: format!("excluded: {why}"),
+                    done: false,
+                    error: None,
+                });
+                continue;
+            }
+            if let Err(e) = pause_function(h, &mut rm, &f.name, env, &mut actions).await {
+                if matches!(e, Error::Fenced { .. } | Error::Conflict { .. }) {
+                    return Err(e);
+                }
+                actions.push(Action {
+                    target: f.name.clone(),
+                    action: "pause".into(),
+                    done: false,
+                    error: Some(e.to_string()),
+                });
+            }
+        }
+        if !h.dry_run {
+            let failed = actions.iter().filter(|a| a.error.is_some()).count();
+            if failed == 0 {
+                rm.state = State::On;
+                rm.event("recovery mode ON");
+            } else {
+                rm.event(format!(
+                    "start incomplete: {failed} failure(s); run start again to finish, or end to undo"
+                ));
+            }
+            h.journal.save_recovery_mode(&mut rm).await?;
+        }
+        Ok(actions)
+    })
+    .await
 }
 
 async fn pause_function(
-    client: &Client,
-    journal: &dyn Journal,
+    h: &Held<'_>,
     rm: &mut RecoveryMode,
     function: &str,
     env: &EnvironmentConfig,
-    dry_run: bool,
     actions: &mut Vec<Action>,
 ) -> Result<()> {
+    let (client, journal, dry_run) = (h.client, h.journal, h.dry_run);
     // A second start keeps the first one's saved value: never overwrite it with 0.
     let saved = match rm.functions.get(function) {
         Some(s) => s.saved_reserved,
@@ -302,6 +357,7 @@ async fn pause_function(
     let already = rm.functions.get(function).is_some_and(|s| s.throttled);
     if !already {
         if !dry_run {
+            h.may_change().await?;
             set_reserved(client, function, Some(0)).await?;
             if let Some(s) = rm.functions.get_mut(function) {
                 s.throttled = true;
@@ -328,6 +384,7 @@ async fn pause_function(
                 replacement: None,
             });
             journal.save_recovery_mode(rm).await?;
+            h.may_change().await?;
             set_mapping(client, &uuid, false).await?;
             if let Some(m) = rm.mappings.get_mut(&uuid) {
                 m.disabled = true;
@@ -351,35 +408,115 @@ fn matching<'a>(patterns: &'a [String], function: &str) -> Option<&'a String> {
         .find(|p| wildmatch::WildMatch::new(p).matches(function))
 }
 
-/// `recovery-mode end`: puts back every saved value and re-enables only the mappings it disabled,
-/// except that a mapping on a DynamoDB stream whose function matches one of `skip` is replaced by
-/// a twin at `LATEST` (see [`mappings`]).
-pub async fn end(
-    client: &Client,
-    journal: &dyn Journal,
-    name: &str,
-    skip: &[String],
-    dry_run: bool,
-) -> Result<Vec<Action>> {
-    let Some(mut rm) = journal.load_recovery_mode(name).await? else {
-        return Err(Error::invalid(
-            "--environment",
-            format!(
-                "recovery mode was never started for {name} (journal {}); nothing to end",
-                journal.describe()
-            ),
-        ));
-    };
-    let mut actions = Vec::new();
-    if rm.state == State::Off {
-        return Ok(actions);
+/// What `end` is told besides the change.
+pub struct EndOptions<'a> {
+    /// `skip_recovery_events` patterns: the functions whose stream mappings get a twin at
+    /// `LATEST` (see [`mappings`]).
+    pub skip: &'a [String],
+    /// The environment's tables (physical names): `end` is refused while a run holds one.
+    pub tables: Vec<String>,
+    /// End even so (`--force`), recorded.
+    pub force: bool,
+}
+
+/// `recovery-mode end`: re-enables only the mappings it disabled, except that a mapping on a
+/// DynamoDB stream whose function matches a `skip` pattern is replaced by a twin at `LATEST`,
+/// waited for until Enabled; only once every mapping is back does it put back every function's
+/// saved concurrency, so the application writes nothing a consumer would miss.
+pub async fn end(change: &Change<'_>, opts: &EndOptions<'_>) -> Result<Vec<Action>> {
+    let name = change.environment;
+    under_lease(change, async |h: &Held<'_>, note: Option<String>| {
+        let Some(mut rm) = h.journal.load_recovery_mode(name).await? else {
+            return Err(Error::invalid(
+                "--environment",
+                format!(
+                    "recovery mode was never started for {name} (journal {}); nothing to end",
+                    h.journal.describe()
+                ),
+            ));
+        };
+        if rm.state == State::Off {
+            return Ok(Vec::new());
+        }
+        let live = live_runs(h.journal, &opts.tables).await?;
+        if !live.is_empty() && !opts.force {
+            return Err(Error::invalid(
+                "recovery mode",
+                format!(
+                    "{name} has runs in progress: {}. Ending recovery mode now lets the \
+                     application write into a table mid-restore. Wait for them (dynamo-dr \
+                     status), or pass --force to end it anyway (recorded)",
+                    live.join("; ")
+                ),
+            ));
+        }
+        if !h.dry_run {
+            rm.state = State::Ending;
+            let me = Operator::current();
+            rm.event(format!("end by {}@{} (pid {})", me.user, me.host, me.pid));
+            for n in note.into_iter().chain((!live.is_empty()).then(|| {
+                format!(
+                    "FORCED (--force) while runs held leases: {}",
+                    live.join("; ")
+                )
+            })) {
+                rm.event(n);
+            }
+            h.journal.save_recovery_mode(&mut rm).await?;
+        }
+        let mut actions = Vec::new();
+        end_mappings(h, &mut rm, opts.skip, &mut actions).await?;
+        let mappings_failed = actions.iter().any(|a| a.error.is_some());
+        if mappings_failed {
+            actions.push(Action {
+                target: "functions".into(),
+                action: "left paused: a mapping is not back yet, and records the application \
+                         wrote meanwhile would reach no consumer"
+                    .into(),
+                done: false,
+                error: Some("waiting for the mappings; run end again".into()),
+            });
+        } else {
+            end_functions(h, &mut rm, &mut actions).await?;
+        }
+        if !h.dry_run {
+            let failed = actions.iter().filter(|a| a.error.is_some()).count();
+            if failed == 0 {
+                rm.state = State::Off;
+                rm.ended_at = Some(Timestamp::now());
+                rm.event("recovery mode OFF");
+            } else {
+                rm.event(format!(
+                    "end incomplete: {failed} failure(s); run end again"
+                ));
+            }
+            h.journal.save_recovery_mode(&mut rm).await?;
+        }
+        Ok(actions)
+    })
+    .await
+}
+
+/// The live leases on `tables`, one sentence each.
+async fn live_runs(journal: &dyn Journal, tables: &[String]) -> Result<Vec<String>> {
+    let now = Timestamp::now();
+    let mut live = Vec::new();
+    for t in tables {
+        if let Some((l, _)) = journal.read_lease(t).await?
+            && !l.is_free(now)
+        {
+            live.push(format!("{t}: {}", l.who(now)));
+        }
     }
-    if !dry_run {
-        rm.state = State::Ending;
-        let me = Operator::current();
-        rm.event(format!("end by {}@{} (pid {})", me.user, me.host, me.pid));
-        journal.save_recovery_mode(&rm).await?;
-    }
+    Ok(live)
+}
+
+/// Gives each paused function its saved reserved concurrency back.
+async fn end_functions(
+    h: &Held<'_>,
+    rm: &mut RecoveryMode,
+    actions: &mut Vec<Action>,
+) -> Result<()> {
     let functions: Vec<(String, FunctionState)> = rm
         .functions
         .iter()
@@ -390,24 +527,35 @@ pub async fn end(
             None => "remove reserved concurrency (it had none)".to_string(),
             Some(v) => format!("reserved concurrency -> {v}"),
         };
-        let result = if dry_run {
+        let result = if h.dry_run {
             Ok(())
         } else {
-            set_reserved(client, &function, state.saved_reserved).await
+            h.may_change().await?;
+            set_reserved(h.client, &function, state.saved_reserved).await
         };
-        if result.is_ok() && !dry_run {
+        if result.is_ok() && !h.dry_run {
             if let Some(s) = rm.functions.get_mut(&function) {
                 s.restored = true;
             }
-            journal.save_recovery_mode(&rm).await?;
+            h.journal.save_recovery_mode(rm).await?;
         }
         actions.push(Action {
             target: function,
             action,
-            done: !dry_run && result.is_ok(),
+            done: !h.dry_run && result.is_ok(),
             error: result.err().map(|e| e.to_string()),
         });
     }
+    Ok(())
+}
+
+/// Re-enables each disabled mapping, or replaces it by its twin at `LATEST` (skip).
+async fn end_mappings(
+    h: &Held<'_>,
+    rm: &mut RecoveryMode,
+    skip: &[String],
+    actions: &mut Vec<Action>,
+) -> Result<()> {
     let mappings: Vec<(String, MappingState)> = rm
         .mappings
         .iter()
@@ -420,17 +568,20 @@ pub async fn end(
             Some(r) => Some(r.pattern.clone()),
             None => matching(skip, &m.function).filter(|_| stream).cloned(),
         };
+        if !h.dry_run {
+            h.may_change().await?;
+        }
         let (action, result) = match pattern {
             Some(pattern) => {
-                let result = if dry_run {
+                let result = if h.dry_run {
                     Ok(String::new())
                 } else {
-                    replace(client, journal, &mut rm, &uuid, &pattern).await
+                    replace(h, rm, &uuid, &pattern).await
                 };
                 let action = match &result {
-                    Ok(new) if !dry_run => format!(
-                        "replaced by mapping {new} at LATEST (skip, pattern {pattern:?}; the old \
-                         configuration is in the journal) ({})",
+                    Ok(new) if !h.dry_run => format!(
+                        "replaced by mapping {new} at LATEST, Enabled (skip, pattern {pattern:?}; \
+                         the old configuration is in the journal) ({})",
                         m.event_source_arn
                     ),
                     _ => format!(
@@ -442,10 +593,10 @@ pub async fn end(
                 (action, result.map(|_| ()))
             }
             None => {
-                let result = if dry_run {
+                let result = if h.dry_run {
                     Ok(())
                 } else {
-                    set_mapping(client, &uuid, true).await
+                    set_mapping(h.client, &uuid, true).await
                 };
                 let note = if !stream && matching(skip, &m.function).is_some() {
                     "; skip applies only to DynamoDB streams"
@@ -455,44 +606,26 @@ pub async fn end(
                 (format!("re-enable ({}){note}", m.event_source_arn), result)
             }
         };
-        if result.is_ok() && !dry_run {
+        if result.is_ok() && !h.dry_run {
             if let Some(s) = rm.mappings.get_mut(&uuid) {
                 s.restored = true;
             }
-            journal.save_recovery_mode(&rm).await?;
+            h.journal.save_recovery_mode(rm).await?;
         }
         actions.push(Action {
             target: format!("{} mapping {uuid}", m.function),
             action,
-            done: !dry_run && result.is_ok(),
+            done: !h.dry_run && result.is_ok(),
             error: result.err().map(|e| e.to_string()),
         });
     }
-    if !dry_run {
-        let failed = actions.iter().filter(|a| a.error.is_some()).count();
-        if failed == 0 {
-            rm.state = State::Off;
-            rm.ended_at = Some(Timestamp::now());
-            rm.event("recovery mode OFF");
-        } else {
-            rm.event(format!(
-                "end incomplete: {failed} failure(s); run end again"
-            ));
-        }
-        journal.save_recovery_mode(&rm).await?;
-    }
-    Ok(actions)
+    Ok(())
 }
 
 /// Replaces mapping `uuid` by its twin at `LATEST`, recording each step before the next: the
 /// old configuration, the deletion, the twin's UUID. Returns the twin's UUID.
-async fn replace(
-    client: &Client,
-    journal: &dyn Journal,
-    rm: &mut RecoveryMode,
-    uuid: &str,
-    pattern: &str,
-) -> Result<String> {
+async fn replace(h: &Held<'_>, rm: &mut RecoveryMode, uuid: &str, pattern: &str) -> Result<String> {
+    let (client, journal) = (h.client, h.journal);
     let recorded = rm.mappings.get(uuid).and_then(|m| m.replacement.clone());
     let mut step = match recorded {
         Some(r) => r,
@@ -523,6 +656,7 @@ async fn replace(
         record_replacement(journal, rm, uuid, &step, "deleted").await?;
     }
     if let Some(new) = &step.new_uuid {
+        mappings::wait_enabled(client, new).await?;
         return Ok(new.clone());
     }
     // A twin an interrupted run created before it could record it is adopted by its tag.
@@ -539,6 +673,7 @@ async fn replace(
         &format!("replaced by {new} at LATEST"),
     )
     .await?;
+    mappings::wait_enabled(client, &new).await?;
     Ok(new)
 }
 

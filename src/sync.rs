@@ -98,10 +98,11 @@ pub trait Checkpoint: Send + Sync {
         rewritten: bool,
     ) -> Result<()>;
 
-    /// Called before every write request: an error stops the run before it writes again (a
-    /// journaled run whose lease has lapsed must not write beside the run that took it over).
-    fn may_write(&self) -> Result<()> {
-        Ok(())
+    /// Called right before every write request: an error stops the run before it writes
+    /// again (a writer whose lease another took over must not write beside it). Returns the
+    /// writer's fencing number (0: not journaled), logged with the write.
+    async fn may_write(&self) -> Result<u64> {
+        Ok(0)
     }
 
     /// A targeted page's writes, told before its `page_done`.
@@ -614,8 +615,9 @@ impl Ctx {
                 .acquire()
                 .await
                 .map_err(|_| Error::Interrupted)?;
-            self.cp.may_write()?;
+            let fence = self.cp.may_write().await?;
             self.writes.fetch_add(1, Ordering::Relaxed);
+            tracing::debug!(target: "dynamo_dr::fence", fence, table = %self.dest_table, "write sent");
             let sent = self
                 .client
                 .batch_write_item()
@@ -623,6 +625,7 @@ impl Ctx {
                 .return_consumed_capacity(ReturnConsumedCapacity::Total)
                 .send()
                 .await;
+            tracing::debug!(target: "dynamo_dr::fence", fence, table = %self.dest_table, ok = sent.is_ok(), "write answered");
             let last_cause = match sent {
                 Ok(out) => {
                     let consumed = consumed_units(out.consumed_capacity());

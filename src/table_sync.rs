@@ -107,7 +107,8 @@ pub async fn run(session: &Session, p: Prepared, run: RunOptions) -> Result<Exec
         notes,
         ..
     } = p;
-    let lease = lease::acquire(journal.clone(), &dst.name, &id, run.break_lock).await?;
+    let timing = lease::Timing::cli(session.aws.attempt_timeout());
+    let lease = lease::acquire(journal.clone(), &dst.name, &id, run.break_lock, timing).await?;
     let (key, data_key) = match session
         .execution_key(existing.as_ref(), inputs.sensitive, &id, &inputs.table)
         .await

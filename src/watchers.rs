@@ -98,6 +98,17 @@ impl Watchers {
         }
     }
 
+    /// Why the consumers of a streamed table are not known, when the lookup of the Lambda
+    /// mappings on its stream failed.
+    pub fn unknown_consumers(&self, table: &TableInfo) -> Option<String> {
+        match &self.mappings {
+            Seen::Unknown(why) if table.stream.is_some() => Some(format!(
+                "the Lambda mappings on its stream could not be listed ({why})"
+            )),
+            _ => None,
+        }
+    }
+
     /// Whether anything downstream would learn of the recovery's writes one by one.
     pub fn has_consumers(&self, table: &TableInfo) -> bool {
         !table.replicas.is_empty()

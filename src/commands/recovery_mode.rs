@@ -4,6 +4,7 @@ use clap::{Args, Subcommand};
 
 use super::Ctx;
 use crate::error::{Error, Result};
+use crate::journal::lease;
 use crate::output::{self, Format, out, outln};
 use crate::{aws, prompt, recovery_mode};
 
@@ -45,6 +46,10 @@ pub(crate) struct EndArgs {
     /// the environment's `skip_recovery_events`.
     #[arg(long = "skip-recovery-events", value_name = "PATTERN")]
     pub skip_recovery_events: Vec<String>,
+    /// End it even while a restore or sync of one of the environment's tables holds its lease
+    /// (the application may then write into a table mid-restore). Recorded in the journal.
+    #[arg(long)]
+    pub force: bool,
 }
 
 /// The two commands that change an environment.
@@ -64,9 +69,9 @@ impl Change {
 }
 
 pub(crate) async fn recovery_mode(ctx: &Ctx, cmd: RecoveryModeCommand) -> Result<()> {
-    let (args, change, skip) = match cmd {
-        RecoveryModeCommand::Start(a) => (a, Change::Start, Vec::new()),
-        RecoveryModeCommand::End(a) => (a.common, Change::End, a.skip_recovery_events),
+    let (args, change, skip, force) = match cmd {
+        RecoveryModeCommand::Start(a) => (a, Change::Start, Vec::new(), false),
+        RecoveryModeCommand::End(a) => (a.common, Change::End, a.skip_recovery_events, a.force),
         RecoveryModeCommand::Status { environment } => return status(ctx, &environment).await,
     };
     let RecoveryModeArgs {
@@ -88,16 +93,24 @@ pub(crate) async fn recovery_mode(ctx: &Ctx, cmd: RecoveryModeCommand) -> Result
     }
     let (_, journal) = ctx.open().await?;
     let lambda = aws::lambda_client(&ctx.aws).await;
+    let end = recovery_mode::EndOptions {
+        skip: &skip,
+        tables: ctx.config.tables_of(env_name),
+        force,
+    };
     let run = |dry: bool| {
-        let (lambda, journal, env, skip) = (&lambda, journal.clone(), &env, &skip);
+        let (lambda, journal, env, end) = (&lambda, journal.clone(), &env, &end);
         async move {
-            match change {
-                Change::Start => {
-                    recovery_mode::start(lambda, journal.as_ref(), env_name, env, dry).await
-                }
-                Change::End => {
-                    recovery_mode::end(lambda, journal.as_ref(), env_name, skip, dry).await
-                }
+            let change = recovery_mode::Change {
+                client: lambda,
+                journal: &journal,
+                environment: env_name,
+                dry_run: dry,
+                timing: lease::Timing::cli(ctx.aws.attempt_timeout()),
+            };
+            match kind {
+                "start" => recovery_mode::start(&change, env).await,
+                _ => recovery_mode::end(&change, end).await,
             }
         }
     };

@@ -15,6 +15,8 @@ use super::{Execution, Journal, Lease, Phase, SegmentRecord};
 use crate::aws;
 use crate::error::{AwsErrorKind, Error, Result};
 
+type PutItem = aws_sdk_dynamodb::operation::put_item::builders::PutItemFluentBuilder;
+
 const PK: &str = "pk";
 const RECORD: &str = "record";
 const VERSION: &str = "version";
@@ -83,6 +85,31 @@ impl DynamoJournal {
         }
     }
 
+    /// Puts a record as version `expected + 1` if its stored version is still `expected` (0: no
+    /// item, or one written before records had versions).
+    async fn put_versioned(&self, put: PutItem, expected: u64, what: &str) -> Result<()> {
+        let put = put.item(VERSION, AttributeValue::N((expected + 1).to_string()));
+        let put = if expected == 0 {
+            put.condition_expression("attribute_not_exists(#v)")
+                .expression_attribute_names("#v", VERSION)
+        } else {
+            expect_version(put, Some(expected))
+        };
+        let sent = put
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| aws::aws_error("PutItem", &self.table, &e));
+        if swapped(sent)? {
+            Ok(())
+        } else {
+            Err(Error::Conflict {
+                what: what.to_string(),
+                expected,
+            })
+        }
+    }
+
     async fn get(&self, pk: String) -> Result<Option<HashMap<String, AttributeValue>>> {
         let out = self
             .client
@@ -123,10 +150,7 @@ fn swapped(sent: Result<()>) -> Result<bool> {
 }
 
 /// The condition that the item's version is still `expected` (0 or `None`: no item).
-fn expect_version(
-    put: aws_sdk_dynamodb::operation::put_item::builders::PutItemFluentBuilder,
-    expected: Option<u64>,
-) -> aws_sdk_dynamodb::operation::put_item::builders::PutItemFluentBuilder {
+fn expect_version(put: PutItem, expected: Option<u64>) -> PutItem {
     match expected {
         None | Some(0) => put
             .condition_expression("attribute_not_exists(#pk)")
@@ -161,18 +185,21 @@ impl Journal for DynamoJournal {
         Execution::parse(record_of(&item, &origin)?.as_bytes(), &origin).map(Some)
     }
 
-    async fn save(&self, execution: &Execution) -> Result<()> {
-        let record = serde_json::to_string(execution).map_err(|e| Error::Journal(e.to_string()))?;
-        self.client
+    async fn save(&self, execution: &mut Execution) -> Result<()> {
+        let mut next = execution.clone();
+        next.version += 1;
+        let record = serde_json::to_string(&next).map_err(|e| Error::Journal(e.to_string()))?;
+        let put = self
+            .client
             .put_item()
             .table_name(&self.table)
             .item(PK, s(format!("execution#{}", execution.id)))
             .item(RECORD, s(record))
             .item("table", s(&execution.inputs.table))
-            .item("updatedAt", s(execution.updated_at.to_string()))
-            .send()
-            .await
-            .map_err(|e| aws::aws_error("PutItem", &self.table, &e))?;
+            .item("updatedAt", s(execution.updated_at.to_string()));
+        let what = format!("the record of execution {}", execution.id);
+        self.put_versioned(put, execution.version, &what).await?;
+        execution.version += 1;
         Ok(())
     }
 
@@ -214,16 +241,19 @@ impl Journal for DynamoJournal {
         RecoveryMode::parse(record_of(&item, &origin)?.as_bytes(), &origin).map(Some)
     }
 
-    async fn save_recovery_mode(&self, record: &RecoveryMode) -> Result<()> {
-        let body = serde_json::to_string(record).map_err(|e| Error::Journal(e.to_string()))?;
-        self.client
+    async fn save_recovery_mode(&self, record: &mut RecoveryMode) -> Result<()> {
+        let mut next = record.clone();
+        next.version += 1;
+        let body = serde_json::to_string(&next).map_err(|e| Error::Journal(e.to_string()))?;
+        let put = self
+            .client
             .put_item()
             .table_name(&self.table)
             .item(PK, s(format!("recovery-mode#{}", record.environment)))
-            .item(RECORD, s(body))
-            .send()
-            .await
-            .map_err(|e| aws::aws_error("PutItem", &self.table, &e))?;
+            .item(RECORD, s(body));
+        let what = format!("the recovery-mode record of {}", record.environment);
+        self.put_versioned(put, record.version, &what).await?;
+        record.version += 1;
         Ok(())
     }
 

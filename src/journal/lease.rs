@@ -1,4 +1,13 @@
-//! One run per table: a lease in the journal, renewed while the run lives, expiring when it dies.
+//! One writer per table (and per environment's recovery mode): a lease in the journal, renewed
+//! while its holder lives, with a fencing token that every write is checked against.
+//!
+//! - A holder that takes the lease makes a new token and the next fencing number; a holder that
+//!   renews it keeps both. Workers of one execution (Lambda invocations) share its token.
+//! - Before each write a holder reads the lease consistently ([`Fence::check`]); a check vouches
+//!   for the writes sent within [`FRESH`] of it. A holder whose token is gone stops there.
+//! - A write sent under a check lands within one attempt's timeout, so whoever displaces a live
+//!   holder waits until the displaced holder's writes can no longer land ([`Lease::quiet_at`])
+//!   before its own first write: no stale write lands after the new holder's first.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -6,18 +15,25 @@ use std::time::{Duration, Instant};
 
 use jiff::{SignedDuration, Timestamp};
 
-use super::{Journal, Lease, Operator};
+use super::{HolderKind, Journal, Lease, Operator};
 use crate::error::{Error, Result};
 
 /// How long a lease lives without renewal.
 pub const TTL: Duration = Duration::from_secs(60);
 const RENEW_EVERY: Duration = Duration::from_secs(15);
+/// How long a consistent read of the token vouches for the writes sent after it.
+pub const FRESH: Duration = Duration::from_secs(1);
 
-/// How long a lease lives and how often it is renewed; tests shorten both.
+/// How long a lease lives, how often it is renewed, and how long one write attempt may take.
 #[derive(Debug, Clone, Copy)]
 pub struct Timing {
     pub ttl: Duration,
     pub renew_every: Duration,
+    /// One AWS call attempt's timeout (`--attempt-timeout`): how long after it was sent a write
+    /// may still land.
+    pub attempt_timeout: Duration,
+    /// A Lambda invocation's deadline: Lambda stops it there.
+    pub deadline: Option<Timestamp>,
 }
 
 impl Default for Timing {
@@ -25,33 +41,41 @@ impl Default for Timing {
         Timing {
             ttl: TTL,
             renew_every: RENEW_EVERY,
+            attempt_timeout: Duration::from_secs(60),
+            deadline: None,
         }
     }
 }
 
 impl Timing {
+    /// A CLI run's lease, for AWS calls whose attempts time out after `attempt_timeout`.
+    pub fn cli(attempt_timeout: Duration) -> Timing {
+        Timing {
+            attempt_timeout,
+            ..Timing::default()
+        }
+    }
+
     /// An execution's lease, held across its workers: it outlives an invocation of the longest
     /// Lambda timeout (15 minutes) and the waits and retries between invocations, and lapses this
     /// long after the state machine stopped calling.
-    pub fn execution() -> Timing {
+    pub fn execution(attempt_timeout: Duration, deadline: Option<Timestamp>) -> Timing {
         Timing {
             ttl: Duration::from_secs(20 * 60),
             renew_every: Duration::from_secs(60),
+            attempt_timeout,
+            deadline,
         }
+    }
+
+    fn grace(&self) -> Duration {
+        FRESH + self.attempt_timeout
     }
 }
 
-/// A held lease. Renewed in the background; released by [`LeaseGuard::release`].
-pub struct LeaseGuard {
-    journal: Arc<dyn Journal>,
-    table: String,
-    version: Arc<AtomicU64>,
-    lost: Arc<AtomicBool>,
-    /// Until when (ms after `base`) the last successful write of the lease holds it for us.
-    held_until: Arc<AtomicU64>,
-    base: Instant,
-    timing: Timing,
-    renewer: tokio::task::JoinHandle<()>,
+fn plus(t: Timestamp, d: Duration) -> Timestamp {
+    t.checked_add(SignedDuration::try_from(d).unwrap_or(SignedDuration::from_secs(60)))
+        .unwrap_or(t)
 }
 
 /// Whether a process is still running on this host (Linux /proc).
@@ -59,86 +83,155 @@ fn pid_alive(pid: u32) -> bool {
     std::path::Path::new(&format!("/proc/{pid}")).exists()
 }
 
-fn expiry(now: Timestamp, ttl: Duration) -> Timestamp {
-    now.checked_add(SignedDuration::try_from(ttl).unwrap_or(SignedDuration::from_secs(60)))
-        .unwrap_or(now)
+fn new_token() -> String {
+    format!(
+        "{:016x}{:08x}",
+        fastrand::u64(..),
+        std::process::id() ^ fastrand::u32(..)
+    )
 }
 
-/// Takes the lease on `table` for `execution_id`. Returns the guard and, when an earlier holder
-/// was displaced, a sentence for the journal saying so.
-pub async fn acquire(
-    journal: Arc<dyn Journal>,
+impl Lease {
+    /// When no write of this holder, displaced at `now`, can land any more, and how that is
+    /// known. A write is sent within [`FRESH`] of a check that saw the token, and lands within
+    /// the holder's attempt timeout; a holder also stops checking once its lease is past expiry.
+    pub fn quiet_at(&self, now: Timestamp) -> (Timestamp, String) {
+        if self.released {
+            return (now, "its holder released it".into());
+        }
+        let fenced = plus(
+            self.expires_at.min(now),
+            Duration::from_millis(self.grace_ms),
+        );
+        match &self.kind {
+            HolderKind::Lambda { .. } => match self.workers_until {
+                Some(until) if until <= now => (
+                    now,
+                    format!(
+                        "proved stopped: every invocation that held it passed its deadline \
+                         (the last at {until}), and Lambda stops an invocation there"
+                    ),
+                ),
+                Some(until) if until < fenced => (
+                    until,
+                    format!("waited for the last invocation's deadline ({until})"),
+                ),
+                _ => (
+                    fenced.max(now),
+                    format!(
+                        "waited until {fenced}: its workers stop at their next token check, and \
+                         a write sent before lands within {} ms",
+                        self.grace_ms
+                    ),
+                ),
+            },
+            HolderKind::Cli => {
+                let me = Operator::current();
+                if self.holder.host == me.host
+                    && self.holder.pid != me.pid
+                    && !pid_alive(self.holder.pid)
+                {
+                    return (
+                        now,
+                        format!("proved stopped: pid {} is gone", self.holder.pid),
+                    );
+                }
+                (
+                    fenced.max(now),
+                    format!(
+                        "waited until {fenced}: it stops at its next token check, and a write \
+                         sent before lands within {} ms",
+                        self.grace_ms
+                    ),
+                )
+            }
+        }
+    }
+}
+
+/// The lease `taker` writes over `held` (`None`: there is none).
+fn fresh_lease(
     table: &str,
     execution_id: &str,
-    break_lock: bool,
-) -> Result<(LeaseGuard, Option<String>)> {
-    acquire_with(journal, table, execution_id, break_lock, Timing::default()).await
+    held: Option<&Lease>,
+    timing: &Timing,
+    now: Timestamp,
+) -> Lease {
+    Lease {
+        table: table.to_string(),
+        execution_id: execution_id.to_string(),
+        holder: Operator::current(),
+        acquired_at: now,
+        expires_at: plus(now, timing.ttl),
+        token: new_token(),
+        fence: held.map_or(0, |l| l.fence) + 1,
+        kind: HolderKind::of(timing.deadline),
+        workers_until: timing.deadline,
+        grace_ms: timing.grace().as_millis() as u64,
+        released: false,
+    }
 }
 
-/// [`acquire`] with its own timing.
-pub async fn acquire_with(
+/// Waits until the displaced holder's writes can no longer land; returns what it waited for.
+async fn settle(displaced: &Lease, now: Timestamp) -> String {
+    let (at, why) = displaced.quiet_at(now);
+    let wait = Timestamp::now().duration_until(at);
+    if wait.is_positive() {
+        let wait = Duration::try_from(wait).unwrap_or_default();
+        tracing::warn!(table = %displaced.table, ?wait, "waiting for the displaced holder's last writes: {why}");
+        tokio::time::sleep(wait).await;
+    }
+    why
+}
+
+/// Takes the lease on `table` for `execution_id` as this process. A live lease is refused
+/// unless `break_lock`; an expired one, or one of this execution whose process on this host is
+/// gone, is taken over. Returns the guard and, when an earlier holder was displaced, a sentence
+/// for the journal saying so and how its writes were waited out.
+pub async fn acquire(
     journal: Arc<dyn Journal>,
     table: &str,
     execution_id: &str,
     break_lock: bool,
     timing: Timing,
 ) -> Result<(LeaseGuard, Option<String>)> {
-    let me = Operator::current();
     for _ in 0..5 {
         let base = Instant::now();
         let now = Timestamp::now();
-        let lease = Lease {
-            table: table.to_string(),
-            execution_id: execution_id.to_string(),
-            holder: me.clone(),
-            acquired_at: now,
-            expires_at: expiry(now, timing.ttl),
-        };
         let current = journal.read_lease(table).await?;
-        let (expected, note) = match &current {
-            None => (None, None),
-            Some((held, version)) => {
-                let expired = held.expires_at < now;
-                let dead_here = held.holder.host == me.host
-                    && held.holder.pid != me.pid
-                    && !pid_alive(held.holder.pid);
-                let who = format!(
-                    "execution {} (user {}, host {}, pid {}, since {}, expires {})",
-                    held.execution_id,
-                    held.holder.user,
-                    held.holder.host,
-                    held.holder.pid,
-                    held.acquired_at,
-                    held.expires_at
-                );
-                let note = if held.execution_id == execution_id && (dead_here || expired) {
-                    format!(
-                        "took over the lease on {table} from a previous process of this execution that is gone: {who}"
-                    )
-                } else if expired {
-                    format!("took over the expired lease on {table} of {who}")
+        let held = current.as_ref().map(|(l, _)| l);
+        let note = match held {
+            None => None,
+            Some(h) if h.released => None,
+            Some(h) => {
+                let who = h.who(now);
+                let dead_here = h.execution_id == execution_id
+                    && h.kind == HolderKind::Cli
+                    && h.quiet_at(now).0 <= now;
+                if h.expires_at < now || dead_here {
+                    Some(format!("took over the lease on {table} of {who}"))
                 } else if break_lock {
-                    format!(
-                        "LEASE BROKEN by the operator (--break-lock) on {table}; it was held by {who}"
-                    )
+                    Some(format!(
+                        "LEASE BROKEN by the operator (--break-lock) on {table}; it was {who}"
+                    ))
                 } else {
-                    return Err(Error::invalid(
-                        "table",
-                        format!(
-                            "{table} is being recovered by {who}; one run per table at a time. Wait for it \
-                             (dynamo-dr status {}), or, if that run is dead, pass --break-lock",
-                            held.execution_id
-                        ),
-                    ));
-                };
-                (Some(*version), Some(note))
+                    return Err(refusal(table, h, now, "pass --break-lock"));
+                }
             }
         };
-        if journal.swap_lease(table, Some(&lease), expected).await? {
+        let lease = fresh_lease(table, execution_id, held, &timing, now);
+        if journal
+            .swap_lease(table, Some(&lease), current.as_ref().map(|(_, v)| *v))
+            .await?
+        {
+            let note = match (note, held) {
+                (Some(n), Some(h)) => Some(format!("{n}; {}", settle(h, now).await)),
+                (n, _) => n,
+            };
             if let Some(n) = &note {
                 tracing::warn!("{n}");
             }
-            let guard = LeaseGuard::held(journal, lease, expected, base, timing, false);
+            let guard = LeaseGuard::held(journal, lease, base, timing);
             return Ok((guard, note));
         }
     }
@@ -148,64 +241,83 @@ pub async fn acquire_with(
     ))
 }
 
-/// Takes or renews the lease on `table` as execution `execution_id`'s own, not this process's:
+/// The refusal of a live lease, naming its holder and how long it has left.
+fn refusal(table: &str, held: &Lease, now: Timestamp, otherwise: &str) -> Error {
+    Error::invalid(
+        "table",
+        format!(
+            "{table} is being changed by {}; one writer at a time. Wait for it (dynamo-dr status \
+             {}), or, if it is dead, {otherwise}",
+            held.who(now),
+            held.execution_id
+        ),
+    )
+}
+
+/// Takes or joins the lease on `table` as execution `execution_id`'s own, not this process's:
 /// for an execution that short-lived workers (Lambda invocations) advance in turn and at once.
-/// Any worker of the execution renews it, and it lasts `timing.ttl` past the last of them; a
-/// worker ends with [`LeaseGuard::detach`], the execution's end with [`LeaseGuard::release`].
-/// Another execution's live lease is refused, as by [`acquire`]; an expired one is taken over.
+/// A worker joining keeps the execution's token and pushes `workers_until` to its deadline. A
+/// live lease of a CLI process or of another execution is refused; an expired one is taken
+/// over once its holder's writes can no longer land. A worker ends with [`LeaseGuard::detach`],
+/// the execution's end with [`LeaseGuard::release`].
 pub async fn hold_for_execution(
     journal: Arc<dyn Journal>,
     table: &str,
     execution_id: &str,
     timing: Timing,
 ) -> Result<(LeaseGuard, Option<String>)> {
-    let me = Operator::current();
-    for _ in 0..10 {
+    for attempt in 0..20u32 {
         let base = Instant::now();
         let now = Timestamp::now();
         let current = journal.read_lease(table).await?;
-        let (expected, acquired_at, note) = match &current {
-            None => (None, now, None),
-            Some((held, v)) if held.execution_id == execution_id => {
-                (Some(*v), held.acquired_at, None)
+        let held = current.as_ref().map(|(l, _)| l);
+        let (lease, displaced) = match held {
+            Some(h)
+                if !h.is_free(now)
+                    && h.execution_id == execution_id
+                    && matches!(h.kind, HolderKind::Lambda { .. }) =>
+            {
+                let mut joined = h.clone();
+                joined.expires_at = plus(now, timing.ttl);
+                joined.workers_until = h.workers_until.max(timing.deadline);
+                (joined, None)
             }
-            Some((held, v)) if held.expires_at < now => (
-                Some(*v),
-                now,
-                Some(format!(
-                    "took over the expired lease on {table} of execution {} (user {}, host {}, \
-                     expired {})",
-                    held.execution_id, held.holder.user, held.holder.host, held.expires_at
-                )),
-            ),
-            Some((held, _)) => {
-                return Err(Error::invalid(
-                    "table",
-                    format!(
-                        "{table} is being recovered by execution {} (user {}, host {}, until {}); \
-                         one run per table at a time. Wait for it (dynamo-dr status {}), or stop \
-                         it and let its lease lapse",
-                        held.execution_id,
-                        held.holder.user,
-                        held.holder.host,
-                        held.expires_at,
-                        held.execution_id
-                    ),
+            Some(h) if !h.is_free(now) => {
+                return Err(refusal(
+                    table,
+                    h,
+                    now,
+                    "stop it and let its lease lapse, or `dynamo-dr resume --break-lock` it from \
+                     the CLI",
                 ));
             }
+            _ => (
+                fresh_lease(table, execution_id, held, &timing, now),
+                held.filter(|h| !h.released),
+            ),
         };
-        let lease = Lease {
-            table: table.to_string(),
-            execution_id: execution_id.to_string(),
-            holder: me.clone(),
-            acquired_at,
-            expires_at: expiry(now, timing.ttl),
-        };
-        if !journal.swap_lease(table, Some(&lease), expected).await? {
+        if !journal
+            .swap_lease(table, Some(&lease), current.as_ref().map(|(_, v)| *v))
+            .await?
+        {
             // Another worker of this execution renewed it first, or another run took it.
+            tokio::time::sleep(Duration::from_millis(fastrand::u64(
+                0..50 << attempt.min(4),
+            )))
+            .await;
             continue;
         }
-        let guard = LeaseGuard::held(journal, lease, expected, base, timing, true);
+        let note = match displaced {
+            Some(h) => {
+                let who = h.who(now);
+                Some(format!(
+                    "took over the expired lease on {table} of {who}; {}",
+                    settle(h, now).await
+                ))
+            }
+            None => None,
+        };
+        let guard = LeaseGuard::held(journal, lease, base, timing);
         return Ok((guard, note));
     }
     Err(Error::Journal(format!(
@@ -213,124 +325,159 @@ pub async fn hold_for_execution(
     )))
 }
 
-/// What the renewer shares with the guard.
-struct Renewal {
-    /// Held by the execution, renewed by any of its workers: a write that lost the race to
-    /// another worker of the same execution is no loss.
-    shared: bool,
-    version: Arc<AtomicU64>,
-    lost: Arc<AtomicBool>,
-    held_until: Arc<AtomicU64>,
+/// The check of a holder's token before each write, shared by everything that writes for it.
+pub struct Fence {
+    journal: Arc<dyn Journal>,
+    table: String,
+    token: String,
+    number: u64,
+    lost: AtomicBool,
+    /// When the last read that showed our token was sent.
+    checked: tokio::sync::Mutex<Option<Instant>>,
+    /// Until when (ms after `base`) the last successful write of the lease holds it for us.
+    held_until: AtomicU64,
     base: Instant,
     timing: Timing,
 }
 
-async fn renew(journal: Arc<dyn Journal>, mut lease: Lease, r: Renewal) {
+impl Fence {
+    /// The fencing number, logged with each write.
+    pub fn number(&self) -> u64 {
+        self.number
+    }
+
+    fn stale(&self, now: String) -> Error {
+        self.lost.store(true, Ordering::SeqCst);
+        Error::Fenced {
+            table: self.table.clone(),
+            mine: self.number,
+            now,
+        }
+    }
+
+    /// Fails once the lease's token is not ours, so this holder stops writing; also once
+    /// renewals have failed for so long that the lease has less than one renewal period left
+    /// (another writer may take it when it lapses). Reads the lease consistently unless a read
+    /// sent less than [`FRESH`] ago showed our token; concurrent callers share one read.
+    pub async fn check(&self) -> Result<()> {
+        let held_until = Duration::from_millis(self.held_until.load(Ordering::SeqCst));
+        let elapsed = self.base.elapsed();
+        if elapsed + self.timing.renew_every >= held_until {
+            return Err(Error::Journal(format!(
+                "the lease on {} could not be renewed for {:?} and is about to lapse, when another \
+                 run could take it; this run stopped writing. Check the journal is reachable, \
+                 then `dynamo-dr resume` continues from the checkpoints",
+                self.table,
+                elapsed.saturating_sub(held_until.saturating_sub(self.timing.ttl))
+            )));
+        }
+        if self.lost.load(Ordering::SeqCst) {
+            return Err(self.stale("held by another writer".into()));
+        }
+        let mut checked = self.checked.lock().await;
+        if checked.is_some_and(|t| t.elapsed() < FRESH) {
+            return Ok(());
+        }
+        let sent = Instant::now();
+        match self.journal.read_lease(&self.table).await? {
+            Some((l, _)) if l.token == self.token && !l.released => {
+                *checked = Some(sent);
+                Ok(())
+            }
+            Some((l, _)) => Err(self.stale(l.who(Timestamp::now()))),
+            None => Err(self.stale("released".into())),
+        }
+    }
+}
+
+/// A held lease. Renewed in the background; released by [`LeaseGuard::release`].
+pub struct LeaseGuard {
+    journal: Arc<dyn Journal>,
+    table: String,
+    fence: Arc<Fence>,
+    renewer: tokio::task::JoinHandle<()>,
+}
+
+/// What the renewer shares with the guard.
+struct Renewal {
+    fence: Arc<Fence>,
+    timing: Timing,
+}
+
+/// Renews the lease while its token is ours: a read and a compare-and-swap, so that what other
+/// workers of the execution wrote (their deadlines) is kept.
+async fn renew(journal: Arc<dyn Journal>, table: String, r: Renewal) {
     loop {
         tokio::time::sleep(r.timing.renew_every).await;
         // Measured from before the write: the lease holds at least this long once it lands.
-        let sent = r.base.elapsed();
-        lease.expires_at = expiry(Timestamp::now(), r.timing.ttl);
-        let v = r.version.load(Ordering::SeqCst);
-        match journal
-            .swap_lease(&lease.table, Some(&lease), Some(v))
-            .await
-        {
+        let sent = r.fence.base.elapsed();
+        let renewed = async {
+            let (mut lease, v) = match journal.read_lease(&table).await? {
+                Some((l, v)) if l.token == r.fence.token && !l.released => (l, v),
+                Some((l, _)) => return Err(r.fence.stale(l.who(Timestamp::now()))),
+                None => return Err(r.fence.stale("released".into())),
+            };
+            lease.expires_at = plus(Timestamp::now(), r.timing.ttl);
+            lease.workers_until = lease.workers_until.max(r.timing.deadline);
+            let swapped = journal.swap_lease(&table, Some(&lease), Some(v)).await?;
+            Ok(swapped)
+        };
+        match renewed.await {
             Ok(true) => {
-                r.version.store(v + 1, Ordering::SeqCst);
                 let until = (sent + r.timing.ttl).as_millis() as u64;
-                r.held_until.store(until, Ordering::SeqCst);
+                r.fence.held_until.fetch_max(until, Ordering::SeqCst);
             }
-            Ok(false) if r.shared => match journal.read_lease(&lease.table).await {
-                Ok(Some((held, v))) if held.execution_id == lease.execution_id => {
-                    r.version.store(v, Ordering::SeqCst);
-                    let until = (sent + r.timing.ttl).as_millis() as u64;
-                    r.held_until.fetch_max(until, Ordering::SeqCst);
-                }
-                Ok(_) => {
-                    tracing::error!(table = %lease.table, "the lease was taken by another run; stopping");
-                    r.lost.store(true, Ordering::SeqCst);
-                    return;
-                }
-                Err(e) => {
-                    tracing::warn!(table = %lease.table, error = %e, "lease renewal failed; retrying")
-                }
-            },
-            Ok(false) => {
-                tracing::error!(table = %lease.table, "the lease was taken by someone else; stopping");
-                r.lost.store(true, Ordering::SeqCst);
+            // Another worker of the execution wrote it meanwhile: read again next time.
+            Ok(false) => {}
+            Err(e @ Error::Fenced { .. }) => {
+                tracing::error!(table = %table, error = %e, "the lease was taken by another writer; stopping");
                 return;
             }
             // Retried; writes stop (LeaseGuard::check) before the last renewal lapses.
-            Err(e) => {
-                tracing::warn!(table = %lease.table, error = %e, "lease renewal failed; retrying")
-            }
+            Err(e) => tracing::warn!(table = %table, error = %e, "lease renewal failed; retrying"),
         }
     }
 }
 
 impl LeaseGuard {
-    /// The guard of a lease just written over version `expected`, renewed from now on.
-    fn held(
-        journal: Arc<dyn Journal>,
-        lease: Lease,
-        expected: Option<u64>,
-        base: Instant,
-        timing: Timing,
-        shared: bool,
-    ) -> LeaseGuard {
-        let version = Arc::new(AtomicU64::new(expected.map_or(1, |v| v + 1)));
-        let lost = Arc::new(AtomicBool::new(false));
-        let held_until = Arc::new(AtomicU64::new(timing.ttl.as_millis() as u64));
+    /// The guard of `lease`, just written, renewed from now on.
+    fn held(journal: Arc<dyn Journal>, lease: Lease, base: Instant, timing: Timing) -> LeaseGuard {
+        let fence = Arc::new(Fence {
+            journal: journal.clone(),
+            table: lease.table.clone(),
+            token: lease.token.clone(),
+            number: lease.fence,
+            lost: AtomicBool::new(false),
+            checked: tokio::sync::Mutex::new(Some(base)),
+            held_until: AtomicU64::new(timing.ttl.as_millis() as u64),
+            base,
+            timing,
+        });
         let table = lease.table.clone();
         let renewer = tokio::spawn(renew(
             journal.clone(),
-            lease,
+            table.clone(),
             Renewal {
-                shared,
-                version: version.clone(),
-                lost: lost.clone(),
-                held_until: held_until.clone(),
-                base,
+                fence: fence.clone(),
                 timing,
             },
         ));
         LeaseGuard {
             journal,
             table,
-            version,
-            lost,
-            held_until,
-            base,
-            timing,
+            fence,
             renewer,
         }
     }
 
-    /// Fails once another run has taken the lease, so this one stops writing.
-    /// Also fails once renewals have failed for so long that the lease has less than one
-    /// renewal period left: another run may take it when it lapses, so this one stops writing
-    /// first.
-    pub fn check(&self) -> Result<()> {
-        if self.lost.load(Ordering::SeqCst) {
-            return Err(Error::Journal(format!(
-                "the lease on {} was taken over by another run (--break-lock?); this run stopped writing",
-                self.table
-            )));
-        }
-        let held_until = Duration::from_millis(self.held_until.load(Ordering::SeqCst));
-        if self.base.elapsed() + self.timing.renew_every >= held_until {
-            return Err(Error::Journal(format!(
-                "the lease on {} could not be renewed for {:?} and is about to lapse, when another \
-                 run could take it; this run stopped writing. Check the journal is reachable, \
-                 then `dynamo-dr resume` continues from the checkpoints",
-                self.table,
-                self.base
-                    .elapsed()
-                    .saturating_sub(held_until.saturating_sub(self.timing.ttl))
-            )));
-        }
-        Ok(())
+    /// The fence every write of this holder is checked against.
+    pub fn fence(&self) -> Arc<Fence> {
+        self.fence.clone()
+    }
+
+    /// See [`Fence::check`].
+    pub async fn check(&self) -> Result<()> {
+        self.fence.check().await
     }
 
     /// Stops renewing without giving the lease up: the execution's next worker renews it.
@@ -338,14 +485,22 @@ impl LeaseGuard {
         self.renewer.abort();
     }
 
+    /// Gives the lease up, keeping its item (and fencing number) for the next holder; a lease
+    /// another writer holds now is left alone.
     pub async fn release(self) -> Result<()> {
         self.renewer.abort();
         let _ = self.renewer.await;
-        if self.lost.load(Ordering::SeqCst) {
+        let Some((mut lease, v)) = self.journal.read_lease(&self.table).await? else {
+            return Ok(());
+        };
+        if lease.token != self.fence.token || lease.released {
             return Ok(());
         }
-        let v = self.version.load(Ordering::SeqCst);
-        self.journal.swap_lease(&self.table, None, Some(v)).await?;
+        lease.released = true;
+        lease.expires_at = Timestamp::now();
+        self.journal
+            .swap_lease(&self.table, Some(&lease), Some(v))
+            .await?;
         Ok(())
     }
 }

@@ -53,8 +53,17 @@ impl LocalJournal {
         Ok(self.dir.join("executions").join(file_name(id)?))
     }
 
+    /// A table's lease, or an environment's (`environment:NAME`, a name no table can have) in
+    /// a folder of their own.
     fn lease_path(&self, table: &str) -> Result<PathBuf> {
-        Ok(self.dir.join("leases").join(file_name(table)?))
+        match table.strip_prefix(super::ENVIRONMENT_LEASE) {
+            Some(env) => {
+                let dir = self.dir.join("leases").join("environments");
+                crate::private::own_dir(&dir).map_err(|e| io(&dir, "create", e))?;
+                Ok(dir.join(file_name(env)?))
+            }
+            None => Ok(self.dir.join("leases").join(file_name(table)?)),
+        }
     }
 
     fn segment_path(&self, id: &str, phase: Phase, segment: u32) -> Result<PathBuf> {
@@ -74,6 +83,45 @@ impl LocalJournal {
         let f = crate::private::keep(&path).map_err(|e| io(&path, "open", e))?;
         f.lock().map_err(|e| io(&path, "lock", e))?;
         Ok(f)
+    }
+}
+
+impl LocalJournal {
+    /// Writes `record` as version `expected + 1` if the file's is still `expected` (0: no file,
+    /// or one written before records had versions). Small files: a synchronous write (with
+    /// fsync) is brief and works on any runtime.
+    fn put_versioned<T: serde::Serialize>(
+        &self,
+        sub: &str,
+        path: &Path,
+        record: &T,
+        expected: u64,
+        what: &str,
+    ) -> Result<()> {
+        #[derive(serde::Deserialize)]
+        struct Versioned {
+            #[serde(default)]
+            version: u64,
+        }
+        let _guard = self.lock_in(sub)?;
+        let current = match read_optional(path)? {
+            Some(b) => {
+                serde_json::from_slice::<Versioned>(&b)
+                    .map_err(|e| Error::Journal(format!("{} is damaged ({e})", path.display())))?
+                    .version
+            }
+            None => 0,
+        };
+        if current != expected {
+            return Err(Error::Conflict {
+                what: what.to_string(),
+                expected,
+            });
+        }
+        let mut value = serde_json::to_value(record).map_err(|e| Error::Journal(e.to_string()))?;
+        value["version"] = serde_json::json!(expected + 1);
+        let bytes = serde_json::to_vec_pretty(&value).map_err(|e| Error::Journal(e.to_string()))?;
+        write_atomic(path, &bytes)
     }
 }
 
@@ -114,12 +162,12 @@ impl Journal for LocalJournal {
             .transpose()
     }
 
-    async fn save(&self, execution: &Execution) -> Result<()> {
+    async fn save(&self, execution: &mut Execution) -> Result<()> {
         let path = self.execution_path(&execution.id)?;
-        let bytes =
-            serde_json::to_vec_pretty(execution).map_err(|e| Error::Journal(e.to_string()))?;
-        // Small files: a synchronous write (with fsync) is brief and works on any runtime.
-        write_atomic(&path, &bytes)
+        let what = format!("the record of execution {}", execution.id);
+        self.put_versioned("executions", &path, execution, execution.version, &what)?;
+        execution.version += 1;
+        Ok(())
     }
 
     async fn list(&self) -> Result<Vec<Execution>> {
@@ -142,13 +190,15 @@ impl Journal for LocalJournal {
             .transpose()
     }
 
-    async fn save_recovery_mode(&self, record: &RecoveryMode) -> Result<()> {
+    async fn save_recovery_mode(&self, record: &mut RecoveryMode) -> Result<()> {
         let path = self
             .dir
             .join("recovery-mode")
             .join(file_name(&record.environment)?);
-        let bytes = serde_json::to_vec_pretty(record).map_err(|e| Error::Journal(e.to_string()))?;
-        write_atomic(&path, &bytes)
+        let what = format!("the recovery-mode record of {}", record.environment);
+        self.put_versioned("recovery-mode", &path, record, record.version, &what)?;
+        record.version += 1;
+        Ok(())
     }
 
     async fn read_lease(&self, table: &str) -> Result<Option<(Lease, u64)>> {

@@ -22,7 +22,8 @@ pub use record::*;
 pub use recovery::RecoveryMode;
 pub use scope::{Scope, Targeted};
 
-/// Who holds the right to change a destination table, until when.
+/// Who holds the right to change a destination table (or an environment's recovery mode), until
+/// when, and the fencing token every one of its writes is checked against.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Lease {
@@ -31,6 +32,93 @@ pub struct Lease {
     pub holder: Operator,
     pub acquired_at: Timestamp,
     pub expires_at: Timestamp,
+    /// Made by the holder that took the lease; a take-over or a broken lock makes a new one. A
+    /// writer whose token is no longer the lease's stops before its next write.
+    #[serde(default)]
+    pub token: String,
+    /// Grows by one with every new token, never reused (a release keeps it, see `released`).
+    #[serde(default)]
+    pub fence: u64,
+    #[serde(default)]
+    pub kind: HolderKind,
+    /// A Lambda holder: the latest deadline of any invocation that held it. Lambda stops an
+    /// invocation at its deadline, so past it none of them writes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub workers_until: Option<Timestamp>,
+    /// How long after a check of its token a write of this holder may still land: the
+    /// check's freshness plus one write attempt's timeout.
+    #[serde(default)]
+    pub grace_ms: u64,
+    /// Given up by its holder; the item stays so that the next holder's fence is higher.
+    #[serde(default)]
+    pub released: bool,
+}
+
+/// The prefix of an environment's recovery-mode lease; `:` is in no table name.
+pub const ENVIRONMENT_LEASE: &str = "environment:";
+
+/// The name of environment `env`'s recovery-mode lease.
+pub fn environment_lease(env: &str) -> String {
+    format!("{ENVIRONMENT_LEASE}{env}")
+}
+
+/// What kind of process holds a lease: one CLI process, or the Lambda invocations of one
+/// execution (any of them renews it).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", tag = "type")]
+pub enum HolderKind {
+    #[default]
+    Cli,
+    Lambda {
+        function: String,
+    },
+}
+
+impl HolderKind {
+    /// A holder with an invocation's deadline is a Lambda worker, named by its function;
+    /// anything else is a CLI process.
+    pub fn of(deadline: Option<Timestamp>) -> HolderKind {
+        match deadline {
+            Some(_) => HolderKind::Lambda {
+                function: std::env::var("AWS_LAMBDA_FUNCTION_NAME")
+                    .unwrap_or_else(|_| "(unnamed)".into()),
+            },
+            None => HolderKind::Cli,
+        }
+    }
+}
+
+impl Lease {
+    /// Free to take without displacing anyone.
+    pub fn is_free(&self, now: Timestamp) -> bool {
+        self.released || self.expires_at < now
+    }
+
+    /// Who holds it, for messages: the kind, the host or function, the execution and the time
+    /// left.
+    pub fn who(&self, now: Timestamp) -> String {
+        let by = match &self.kind {
+            HolderKind::Cli => format!(
+                "a CLI process (user {}, host {}, pid {})",
+                self.holder.user, self.holder.host, self.holder.pid
+            ),
+            HolderKind::Lambda { function } => {
+                format!("the Lambda workers of function {function}")
+            }
+        };
+        let left = self.expires_at.duration_since(now).as_secs();
+        let left = if self.released {
+            "released".to_string()
+        } else if left >= 0 {
+            format!("{left}s left, until {}", self.expires_at)
+        } else {
+            format!("expired {}s ago", -left)
+        };
+        format!(
+            "execution {} held by {by} since {}, fence {} ({left})",
+            self.execution_id, self.acquired_at, self.fence
+        )
+    }
 }
 
 /// Storage for execution records and leases. Leases change only by compare-and-swap on a version
@@ -42,8 +130,10 @@ pub trait Journal: Send + Sync {
 
     async fn load(&self, id: &str) -> Result<Option<Execution>>;
 
-    /// Durably replaces the record: after this returns, a kill cannot lose it.
-    async fn save(&self, execution: &Execution) -> Result<()>;
+    /// Durably replaces the record if the stored one is still at `execution.version` (0: none),
+    /// and advances the version: after this returns, a kill cannot lose it. A record another
+    /// writer saved first is refused with [`Error::Conflict`], nothing written.
+    async fn save(&self, execution: &mut Execution) -> Result<()>;
 
     /// Every record, in no particular order.
     async fn list(&self) -> Result<Vec<Execution>>;
@@ -53,8 +143,8 @@ pub trait Journal: Send + Sync {
 
     async fn load_recovery_mode(&self, environment: &str) -> Result<Option<RecoveryMode>>;
 
-    /// Durably replaces the environment's recovery-mode record.
-    async fn save_recovery_mode(&self, record: &RecoveryMode) -> Result<()>;
+    /// Durably replaces the environment's recovery-mode record, by version as [`Journal::save`].
+    async fn save_recovery_mode(&self, record: &mut RecoveryMode) -> Result<()>;
 
     /// Writes (`Some`) or removes (`None`) the lease if its version is still `expected` (`None`:
     /// no lease). Returns false when someone else changed it first.
@@ -120,6 +210,34 @@ pub async fn merged(journal: &dyn Journal, mut exec: Execution) -> Result<Execut
         }
     }
     Ok(exec)
+}
+
+/// Advances the version of every segment record of `exec`'s sync phases, unchanged: a worker
+/// that read one before this run took the execution over can no longer save it. Called by a run
+/// that took the lease, before its first write.
+pub async fn fence_segments(journal: &dyn Journal, exec: &Execution) -> Result<()> {
+    for phase in [Phase::Delete, Phase::Copy] {
+        let count = exec.progress(phase).map_or(0, |p| p.segments.len()) as u32;
+        for n in 0..count {
+            // A record written between the load and the swap is read again.
+            let mut tries = 0;
+            while let Some((record, v)) = journal.load_segment(&exec.id, phase, n).await? {
+                if journal.swap_segment(&exec.id, phase, n, &record, v).await? {
+                    break;
+                }
+                tries += 1;
+                if tries == 10 {
+                    return Err(Error::Journal(format!(
+                        "segment {n} of phase {} of {} keeps changing: a worker is still \
+                         writing it. Stop the state machine's execution, then resume again",
+                        phase.as_str(),
+                        exec.id
+                    )));
+                }
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Each checkpoint replaced by its segment record's where that is further on.

@@ -372,6 +372,9 @@ pub struct Execution {
     /// A targeted restore's writes and conflicts.
     #[serde(default)]
     pub targeted: super::Targeted,
+    /// The record's version in the journal: saves are compare-and-swaps on it.
+    #[serde(default)]
+    pub version: u64,
 }
 
 impl Execution {
@@ -399,6 +402,7 @@ impl Execution {
             verification: None,
             data_key: None,
             targeted: Default::default(),
+            version: 0,
         };
         e.event(format!("execution created, phase {}", first.as_str()));
         e.open_span(first, now);

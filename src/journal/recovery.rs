@@ -71,6 +71,9 @@ pub struct RecoveryMode {
     /// By mapping UUID.
     pub mappings: BTreeMap<String, MappingState>,
     pub events: Vec<Event>,
+    /// The record's version in the journal: saves are compare-and-swaps on it.
+    #[serde(default)]
+    pub version: u64,
 }
 
 impl RecoveryMode {
@@ -84,6 +87,7 @@ impl RecoveryMode {
             functions: BTreeMap::new(),
             mappings: BTreeMap::new(),
             events: Vec::new(),
+            version: 0,
         }
     }
 

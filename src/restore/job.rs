@@ -170,7 +170,15 @@ pub async fn run_all(
     let mut leases = Vec::new();
     for p in &prepared {
         let id = &p.plan.request.names.execution_id;
-        match lease::acquire(journal.clone(), &p.plan.dest.name, id, run.break_lock).await {
+        let timing = lease::Timing::cli(session.aws.attempt_timeout());
+        let taken = lease::acquire(
+            journal.clone(),
+            &p.plan.dest.name,
+            id,
+            run.break_lock,
+            timing,
+        );
+        match taken.await {
             Ok(held) => leases.push(held),
             Err(e) => {
                 release(leases).await;
@@ -241,7 +249,13 @@ pub async fn run_all(
 
 /// Writes one checked restore's start record under its execution's lease and runs nothing: the
 /// state machines' workers advance it ([`crate::worker`]). The lease stays with the recorder.
-pub async fn record_start(session: &Session, checked: Checked) -> Result<Arc<Recorder>> {
+/// `deadline` is the invocation's: the lease records it, so that a take-over knows when the
+/// worker can no longer write.
+pub async fn record_start(
+    session: &Session,
+    checked: Checked,
+    deadline: jiff::Timestamp,
+) -> Result<Arc<Recorder>> {
     let Checked {
         journal, prepared, ..
     } = checked;
@@ -253,7 +267,7 @@ pub async fn record_start(session: &Session, checked: Checked) -> Result<Arc<Rec
         journal.clone(),
         &p.plan.dest.name,
         &id,
-        lease::Timing::execution(),
+        lease::Timing::execution(session.aws.attempt_timeout(), Some(deadline)),
     )
     .await?;
     let (key, data_key) = match session

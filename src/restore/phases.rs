@@ -83,7 +83,7 @@ pub async fn restored_table(client: &Client, plan: &Plan) -> Result<TableInfo> {
 pub async fn phase_one(client: &Client, plan: &Plan, rec: &Arc<Recorder>) -> Result<()> {
     let req = &plan.request;
     if rec.snapshot().await.phase == Phase::BackupAndRestore {
-        rec.check_lease()?;
+        rec.check_lease().await?;
         tracing::info!(execution = %req.names.execution_id, table = %plan.dest.name, "phase 1: forensic backup and restore to temporary table");
         let backup = async {
             if req.forensic_backup {
@@ -130,7 +130,7 @@ pub async fn clean_up(client: &Client, plan: &Plan, rec: &Arc<Recorder>) -> Resu
         let fate = if req.keep_restored_table {
             TempTableFate::Kept
         } else {
-            rec.check_lease()?;
+            rec.check_lease().await?;
             match table::describe(client, &req.names.temp_table).await? {
                 // Deleted only when both its restore summary and its tags show it is ours.
                 Some(t) => match check_provenance(client, plan, &t).await {

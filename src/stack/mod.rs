@@ -333,6 +333,7 @@ fn table_resources(
     let mut env = json!({
         "DYNAMO_DR_JOURNAL": format!("dynamodb://{}", req.journal_table),
         "DYNAMO_DR_CONFIG": t.config,
+        "DYNAMO_DR_ROLE": format!("table:{}", t.logical),
     });
     if let Some(key) = req.journal_kms_key.as_ref().filter(|_| t.sensitive) {
         env["DYNAMO_DR_JOURNAL_KMS_KEY"] = json!(key);
@@ -423,6 +424,7 @@ fn recovery_mode_resources(
     let vars = json!({
         "DYNAMO_DR_JOURNAL": format!("dynamodb://{}", req.journal_table),
         "DYNAMO_DR_CONFIG": config,
+        "DYNAMO_DR_ROLE": format!("recovery-mode:{name}"),
     });
     function(&fid, &function_name, policy, vars, resources);
     let machine_name = format!("DRRecoveryMode{clean}StateMachine");

@@ -21,7 +21,7 @@ use aws_sdk_dynamodb::types::{AttributeValue, ReturnConsumedCapacity};
 use futures_util::stream::{self, StreamExt, TryStreamExt};
 
 use crate::aws;
-use crate::calls::{self, Units, charge_read, retrying};
+use crate::calls::{self, Units, charge_read, retrying, retrying_fenced};
 use crate::digest::{KeyDigest, item_digest};
 use crate::error::{AwsErrorKind, Error, Result};
 use crate::item::{Item, KeySchema, key_from_json, key_only, key_text, write_units};
@@ -495,8 +495,8 @@ impl<'a> Ctx<'a> {
         };
         let cost = c.restored.as_ref().map_or(1.0, write_units);
         self.opts.write_rate.take(1, cost).await;
-        self.cp.may_write()?;
         self.writes.fetch_add(1, Ordering::Relaxed);
+        let fence = || self.cp.may_write();
         let values = (!values.is_empty()).then_some(values);
         let sent = match &c.restored {
             Some(item) => {
@@ -509,11 +509,11 @@ impl<'a> Ctx<'a> {
                     .set_expression_attribute_names(Some(names))
                     .set_expression_attribute_values(values)
                     .return_consumed_capacity(ReturnConsumedCapacity::Total);
-                retrying(
+                retrying_fenced(
                     &self.opts.retry,
                     &self.opts.write_rate,
-                    "PutItem",
-                    table,
+                    ("PutItem", table),
+                    fence,
                     || req.clone().send(),
                 )
                 .await
@@ -529,11 +529,11 @@ impl<'a> Ctx<'a> {
                     .set_expression_attribute_names(Some(names))
                     .set_expression_attribute_values(values)
                     .return_consumed_capacity(ReturnConsumedCapacity::Total);
-                retrying(
+                retrying_fenced(
                     &self.opts.retry,
                     &self.opts.write_rate,
-                    "DeleteItem",
-                    table,
+                    ("DeleteItem", table),
+                    fence,
                     || req.clone().send(),
                 )
                 .await

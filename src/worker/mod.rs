@@ -129,6 +129,88 @@ impl Answer {
     }
 }
 
+/// What a function is for, from its environment (`DYNAMO_DR_ROLE`, written by `dynamo-dr
+/// stack`): it refuses every other action, and every other table's executions.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Role {
+    /// The worker of one table, by its logical name in the config.
+    Table(String),
+    /// The recovery mode of one environment.
+    RecoveryMode(String),
+}
+
+impl Role {
+    /// `table:LOGICAL` or `recovery-mode:ENVIRONMENT`.
+    pub fn parse(text: &str) -> Result<Role> {
+        match text.split_once(':') {
+            Some(("table", t)) if !t.is_empty() => Ok(Role::Table(t.to_string())),
+            Some(("recovery-mode", e)) if !e.is_empty() => Ok(Role::RecoveryMode(e.to_string())),
+            _ => Err(Error::invalid(
+                "DYNAMO_DR_ROLE",
+                format!(
+                    "{text:?} is not a function's role; give table:LOGICAL (a table's worker) or \
+                     recovery-mode:ENVIRONMENT, as `dynamo-dr stack` writes it"
+                ),
+            )),
+        }
+    }
+
+    fn describe(&self) -> String {
+        match self {
+            Role::Table(t) => format!("the worker of table {t}"),
+            Role::RecoveryMode(e) => format!("the recovery-mode function of environment {e}"),
+        }
+    }
+
+    fn refuse(&self, what: String) -> Error {
+        Error::invalid(
+            "action",
+            format!(
+                "this function is {}, so it does not take {what}; send it to the function that \
+                 `dynamo-dr stack` made for that",
+                self.describe()
+            ),
+        )
+    }
+
+    /// Refuses an action that is not this function's, before anything is read or written.
+    fn admit(&self, action: &Action) -> Result<()> {
+        match (self, action) {
+            (Role::Table(mine), Action::Start { table, .. }) if table != mine => {
+                Err(self.refuse(format!("a start of table {table}")))
+            }
+            (Role::Table(_), Action::RecoveryMode { environment, .. }) => {
+                Err(self.refuse(format!("a recovery-mode change of {environment}")))
+            }
+            (Role::Table(_), _) => Ok(()),
+            (Role::RecoveryMode(mine), Action::RecoveryMode { environment, .. })
+                if environment == mine =>
+            {
+                Ok(())
+            }
+            (Role::RecoveryMode(_), Action::RecoveryMode { environment, .. }) => {
+                Err(self.refuse(format!("a recovery-mode change of {environment}")))
+            }
+            (Role::RecoveryMode(_), _) => Err(self.refuse("a table's restore actions".into())),
+        }
+    }
+
+    /// Refuses an execution of another table than this function's.
+    fn owns(&self, session: &Session, exec: &Execution) -> Result<()> {
+        let Role::Table(logical) = self else {
+            return Err(self.refuse(format!("execution {}", exec.id)));
+        };
+        let mine = session.config.resolve("table", logical)?.physical;
+        if exec.inputs.table != mine {
+            return Err(self.refuse(format!(
+                "execution {} of table {}",
+                exec.id, exec.inputs.table
+            )));
+        }
+        Ok(())
+    }
+}
+
 /// One invocation's time: it stops `margin` before `deadline`, checkpointed.
 #[derive(Debug, Clone)]
 pub struct Invocation {
@@ -136,6 +218,8 @@ pub struct Invocation {
     pub margin: Duration,
     /// The Lambda request id, recorded with each segment checkpoint.
     pub worker: String,
+    /// The function's role.
+    pub role: Role,
 }
 
 impl Invocation {
@@ -144,14 +228,28 @@ impl Invocation {
             .checked_sub(self.margin)
             .unwrap_or_else(Instant::now)
     }
+
+    /// The deadline as a time another machine can read: Lambda stops the invocation there.
+    fn deadline_at(&self) -> jiff::Timestamp {
+        let left = self.deadline.saturating_duration_since(Instant::now());
+        jiff::Timestamp::now()
+            .checked_add(jiff::SignedDuration::try_from(left).unwrap_or_default())
+            .unwrap_or_else(|_| jiff::Timestamp::now())
+    }
+
+    /// The timing of the execution's lease, held by this invocation until its deadline.
+    fn timing(&self, session: &Session) -> Timing {
+        Timing::execution(session.aws.attempt_timeout(), Some(self.deadline_at()))
+    }
 }
 
-/// Runs one action.
+/// Runs one action, if it is this function's.
 pub async fn handle(session: &Session, action: Action, inv: &Invocation) -> Result<Answer> {
+    inv.role.admit(&action)?;
     match action {
-        Action::Start { table, input } => start(session, &table, input).await,
+        Action::Start { table, input } => start(session, &table, input, inv).await,
         Action::Advance { execution_id } => advance(session, &execution_id, inv).await,
-        Action::Phase { execution_id } => phase(session, &execution_id).await,
+        Action::Phase { execution_id } => phase(session, &execution_id, inv).await,
         Action::Segment {
             execution_id,
             phase,
@@ -160,7 +258,7 @@ pub async fn handle(session: &Session, action: Action, inv: &Invocation) -> Resu
         Action::RecoveryMode {
             environment,
             change,
-        } => recovery(session, &environment, &change).await,
+        } => recovery(session, &environment, &change, inv).await,
     }
 }
 
@@ -242,18 +340,29 @@ fn recorded_request(session: &Session, exec: &Execution) -> Result<RestoreReques
     })
 }
 
-async fn start(session: &Session, logical: &str, input: serde_json::Value) -> Result<Answer> {
+async fn start(
+    session: &Session,
+    logical: &str,
+    input: serde_json::Value,
+    inv: &Invocation,
+) -> Result<Answer> {
     let request = seed_request(session, logical, input)?;
     let checked = job::check_all(session, vec![request], RunOptions::default()).await?;
-    let rec = job::record_start(session, checked).await?;
+    let rec = job::record_start(session, checked, inv.deadline_at()).await?;
     rec.detach_lease();
     let exec = rec.snapshot().await;
     tracing::info!(execution = %exec.id, phase = exec.phase.as_str(), "started");
     Ok(Answer::of(&exec, Next::Continue, "started"))
 }
 
-async fn load(journal: &dyn Journal, id: &str) -> Result<Execution> {
-    journal.load(id).await?.ok_or_else(|| {
+/// The execution `id`, if it is this function's table's; refused before anything is written.
+async fn load(
+    session: &Session,
+    journal: &dyn Journal,
+    id: &str,
+    inv: &Invocation,
+) -> Result<Execution> {
+    let exec = journal.load(id).await?.ok_or_else(|| {
         Error::invalid(
             "executionId",
             format!(
@@ -261,7 +370,30 @@ async fn load(journal: &dyn Journal, id: &str) -> Result<Execution> {
                 journal.describe()
             ),
         )
-    })
+    })?;
+    inv.role.owns(session, &exec)?;
+    Ok(exec)
+}
+
+/// The restore guard again, for a step that writes: recovery mode may have ended since the
+/// execution started, and then the application writes beside it.
+async fn still_recovering(
+    session: &Session,
+    journal: &dyn Journal,
+    exec: &Execution,
+) -> Result<()> {
+    // An execution the operator started with --allow-live-traffic keeps that choice.
+    let allowed = exec
+        .events
+        .iter()
+        .any(|e| e.what.starts_with("LIVE TRAFFIC ALLOWED"));
+    let run = RunOptions {
+        allow_live_traffic: allowed,
+        ..RunOptions::default()
+    };
+    lifecycle::recovery_mode_guard(session, journal, &exec.inputs.table, run)
+        .await
+        .map(|_| ())
 }
 
 /// A recorder of `exec` under the execution's lease, with its sealing key; no event is added,
@@ -270,8 +402,9 @@ async fn recorder(
     session: &Session,
     journal: &Arc<dyn Journal>,
     exec: Execution,
+    inv: &Invocation,
 ) -> Result<Arc<Recorder>> {
-    let (guard, note) = hold(journal, &exec).await?;
+    let (guard, note) = hold(session, journal, &exec, inv).await?;
     let (key, _) = match session
         .execution_key(
             Some(&exec),
@@ -298,14 +431,16 @@ async fn recorder(
 }
 
 async fn hold(
+    session: &Session,
     journal: &Arc<dyn Journal>,
     exec: &Execution,
+    inv: &Invocation,
 ) -> Result<(LeaseGuard, Option<String>)> {
     lease::hold_for_execution(
         journal.clone(),
         &exec.inputs.table,
         &exec.id,
-        Timing::execution(),
+        inv.timing(session),
     )
     .await
 }
@@ -321,7 +456,7 @@ async fn ended(rec: &Recorder, error: Option<Error>) -> Result<Answer> {
 
 async fn advance(session: &Session, id: &str, inv: &Invocation) -> Result<Answer> {
     let (_, journal) = session.open().await?;
-    let exec = load(journal.as_ref(), id).await?;
+    let exec = load(session, journal.as_ref(), id, inv).await?;
     match (exec.status, exec.phase) {
         (Status::Succeeded, _) => return Ok(Answer::of(&exec, Next::Done, "already succeeded")),
         (Status::Failed, _) => {
@@ -361,7 +496,7 @@ async fn advance(session: &Session, id: &str, inv: &Invocation) -> Result<Answer
     let plan = prepared.plan;
     // check_all read the record again, merged with the workers' checkpoints.
     let exec = prepared.existing.unwrap_or(exec);
-    let rec = recorder(session, &journal, exec).await?;
+    let rec = recorder(session, &journal, exec, inv).await?;
     let stop = tokio::time::Instant::from_std(inv.stop_at());
     if phase_one {
         let done = tokio::time::timeout_at(stop, restore::phase_one(&client, &plan, &rec)).await;
@@ -417,14 +552,15 @@ async fn advance(session: &Session, id: &str, inv: &Invocation) -> Result<Answer
 
 /// The child's coordinator: the current sync phase's unfinished segments, or the next phase's
 /// once every segment of this one is done.
-async fn phase(session: &Session, id: &str) -> Result<Answer> {
+async fn phase(session: &Session, id: &str, inv: &Invocation) -> Result<Answer> {
     let (_, journal) = session.open().await?;
-    let exec = load(journal.as_ref(), id).await?;
+    let exec = load(session, journal.as_ref(), id, inv).await?;
     recorded_request(session, &exec)?;
     if exec.status != Status::Running || !matches!(exec.phase, Phase::Delete | Phase::Copy) {
         return Ok(Answer::of(&exec, Next::Done, "no sync phase to run"));
     }
-    let rec = recorder(session, &journal, exec).await?;
+    still_recovering(session, journal.as_ref(), &exec).await?;
+    let rec = recorder(session, &journal, exec, inv).await?;
     let answer = next_segments(&journal, &rec).await;
     // Kept for the workers either way: a renewer left running would outlive the invocation.
     rec.detach_lease();
@@ -497,23 +633,34 @@ async fn next_segments(journal: &Arc<dyn Journal>, rec: &Recorder) -> Result<Ans
     Ok(answer)
 }
 
-async fn recovery(session: &Session, environment: &str, change: &str) -> Result<Answer> {
+async fn recovery(
+    session: &Session,
+    environment: &str,
+    change: &str,
+    inv: &Invocation,
+) -> Result<Answer> {
     let env = session.config.environment(environment)?;
     let (_, journal) = session.open().await?;
     let lambda = crate::aws::lambda_client(&session.aws).await;
+    let run = recovery_mode::Change {
+        client: &lambda,
+        journal: &journal,
+        environment,
+        dry_run: false,
+        timing: Timing {
+            deadline: Some(inv.deadline_at()),
+            ..Timing::cli(session.aws.attempt_timeout())
+        },
+    };
     let actions = match change {
-        "start" => {
-            recovery_mode::start(&lambda, journal.as_ref(), environment, &env, false).await?
-        }
+        "start" => recovery_mode::start(&run, &env).await?,
         "end" => {
-            recovery_mode::end(
-                &lambda,
-                journal.as_ref(),
-                environment,
-                &env.skip_recovery_events,
-                false,
-            )
-            .await?
+            let end = recovery_mode::EndOptions {
+                skip: &env.skip_recovery_events,
+                tables: session.config.tables_of(environment),
+                force: false,
+            };
+            recovery_mode::end(&run, &end).await?
         }
         other => {
             return Err(Error::invalid(

@@ -4,10 +4,10 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
-use super::{Answer, Invocation, Next, hold, load, recorded_request};
+use super::{Answer, Invocation, Next, hold, load, recorded_request, still_recovering};
 use crate::error::{Error, Result};
 use crate::item::{Item, key_to_json};
-use crate::journal::lease::LeaseGuard;
+use crate::journal::lease::{Fence, LeaseGuard};
 use crate::journal::seal::{self, JournalKey};
 use crate::journal::{Journal, Phase, SegmentCheckpoint, SegmentRecord, Status, Strategy};
 use crate::session::Session;
@@ -27,16 +27,13 @@ struct SegmentWriter {
     /// Another worker wrote the segment first: this one stops, and its iteration asks again.
     lost: AtomicBool,
     lease: std::sync::Mutex<Option<LeaseGuard>>,
+    fence: Arc<Fence>,
     sealer: Option<JournalKey>,
 }
 
 impl SegmentWriter {
-    fn check_lease(&self) -> Result<()> {
-        self.lease
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .as_ref()
-            .map_or(Ok(()), LeaseGuard::check)
+    async fn check_lease(&self) -> Result<u64> {
+        self.fence.check().await.map(|()| self.fence.number())
     }
 
     fn detach(&self) {
@@ -80,7 +77,7 @@ impl Checkpoint for SegmentWriter {
         items: u64,
         rewritten: bool,
     ) -> Result<()> {
-        self.check_lease()?;
+        self.check_lease().await?;
         let key = next.map(key_to_json).transpose()?;
         let key = match (key, &self.sealer) {
             (Some(k), Some(s)) => Some(s.seal(&k, &self.id)?),
@@ -91,8 +88,8 @@ impl Checkpoint for SegmentWriter {
             .await
     }
 
-    fn may_write(&self) -> Result<()> {
-        self.check_lease()
+    async fn may_write(&self) -> Result<u64> {
+        self.check_lease().await
     }
 }
 
@@ -117,7 +114,7 @@ pub(super) async fn segment_step(
 ) -> Result<Answer> {
     let phase = parse_phase(phase_text)?;
     let (client, journal) = session.open().await?;
-    let exec = load(journal.as_ref(), id).await?;
+    let exec = load(session, journal.as_ref(), id, inv).await?;
     let mut answer = Answer::of(&exec, Next::Done, "");
     answer.segment = Some(segment);
     answer.phase = phase.as_str().to_string();
@@ -173,7 +170,8 @@ pub(super) async fn segment_step(
     let mut dest = table::describe_existing(&client, &exec.inputs.table, "table").await?;
     source.sensitive |= exec.inputs.sensitive;
     dest.sensitive |= exec.inputs.sensitive;
-    let (guard, _) = hold(&journal, &exec).await?;
+    still_recovering(session, journal.as_ref(), &exec).await?;
+    let (guard, _) = hold(session, &journal, &exec, inv).await?;
     let writer = Arc::new(SegmentWriter {
         journal: journal.clone(),
         id: id.to_string(),
@@ -183,6 +181,7 @@ pub(super) async fn segment_step(
         version: AtomicU64::new(version),
         fresh: AtomicBool::new(pristine),
         lost: AtomicBool::new(false),
+        fence: guard.fence(),
         lease: std::sync::Mutex::new(Some(guard)),
         sealer: key.filter(|_| exec.inputs.sensitive),
     });
@@ -191,8 +190,14 @@ pub(super) async fn segment_step(
         stop_at: Some(inv.stop_at()),
         ..request.sync
     };
-    // Claimed before any write, so that a worker after a kill counts its redone page.
-    if pristine && let Err(e) = writer.save(|_| {}).await {
+    // Claimed before any write, also from a checkpoint: a duplicate invocation that read the
+    // same version loses here, before it writes a page, and a worker after a kill counts its
+    // redone page.
+    let claimed = async {
+        writer.check_lease().await?;
+        writer.save(|_| {}).await
+    };
+    if let Err(e) = claimed.await {
         writer.detach();
         if writer.lost.load(Ordering::SeqCst) {
             answer.state = Next::Continue;

@@ -36,9 +36,11 @@ async fn check_flags_pitr_off_a_time_outside_the_window_an_excluded_table_and_a_
     let before = jiff::Timestamp::new(earliest.secs() - 3600, 0).expect("time");
     // A run in progress on Prod-D holds its lease.
     let journal = Arc::new(LocalJournal::open(&moto.journal_dir).expect("journal"));
-    let (_lease, _) = dynamo_dr::journal::lease::acquire(journal, "Prod-D", "inc-9.Prod-D", false)
-        .await
-        .expect("lease");
+    let timing = dynamo_dr::journal::lease::Timing::default();
+    let (_lease, _) =
+        dynamo_dr::journal::lease::acquire(journal, "Prod-D", "inc-9.Prod-D", false, timing)
+            .await
+            .expect("lease");
 
     let dir = tempfile::tempdir().expect("dir");
     let config = write_file(

@@ -33,6 +33,11 @@ fn execution(id: &str) -> Execution {
     e
 }
 
+/// A CLI lease whose writes land within two seconds of a token check: a broken lock waits that.
+fn quick() -> lease::Timing {
+    lease::Timing::cli(std::time::Duration::from_secs(1))
+}
+
 fn lease_for(execution_id: &str, holder: Operator, expires_in_s: i64) -> Lease {
     let now = Timestamp::now();
     Lease {
@@ -43,27 +48,63 @@ fn lease_for(execution_id: &str, holder: Operator, expires_in_s: i64) -> Lease {
         expires_at: now
             .checked_add(SignedDuration::from_secs(expires_in_s))
             .expect("time"),
+        token: format!("t-{execution_id}"),
+        fence: 1,
+        kind: Default::default(),
+        workers_until: None,
+        grace_ms: 2000,
+        released: false,
     }
+}
+
+/// Writes `lease` over whatever is there, as another machine would have.
+async fn put_lease(j: &Arc<dyn Journal>, lease: Lease) {
+    let v = j
+        .read_lease(&lease.table)
+        .await
+        .expect("read")
+        .map(|(_, v)| v);
+    assert!(
+        j.swap_lease(&lease.table.clone(), Some(&lease), v)
+            .await
+            .expect("swap")
+    );
 }
 
 async fn suite(j: Arc<dyn Journal>) {
     // Records: absent, saved, replaced, listed.
     assert_eq!(j.load("inc-1.Orders").await.expect("load"), None);
     let mut e = execution("inc-1.Orders");
-    j.save(&e).await.expect("save");
+    j.save(&mut e).await.expect("save");
+    assert_eq!(e.version, 1);
     assert_eq!(
         j.load("inc-1.Orders").await.expect("load").as_ref(),
         Some(&e)
     );
+    let mut stale = e.clone();
     e.enter(Phase::Copy);
     e.copy.segments[1].next_key = Some(serde_json::json!({"pk": {"S": "k#1"}}));
     e.copy.segments[1].items = 100;
-    j.save(&e).await.expect("save");
+    j.save(&mut e).await.expect("save");
     assert_eq!(
         j.load("inc-1.Orders").await.expect("load").as_ref(),
         Some(&e)
     );
-    j.save(&execution("inc-2.Orders")).await.expect("save");
+    // Records are saved by version: a writer that read an older one is refused, nothing written.
+    stale.event("a late writer");
+    let err = j.save(&mut stale).await.expect_err("stale version");
+    assert!(matches!(err, dynamo_dr::Error::Conflict { .. }), "{err}");
+    assert_eq!(stale.version, 1);
+    let mut twin = execution("inc-1.Orders");
+    assert!(
+        j.save(&mut twin).await.is_err(),
+        "a second first write must lose"
+    );
+    assert_eq!(
+        j.load("inc-1.Orders").await.expect("load").as_ref(),
+        Some(&e)
+    );
+    j.save(&mut execution("inc-2.Orders")).await.expect("save");
     let mut ids: Vec<String> = j
         .list()
         .await
@@ -86,7 +127,18 @@ async fn suite(j: Arc<dyn Journal>) {
         },
     );
     rm.event("start");
-    j.save_recovery_mode(&rm).await.expect("save");
+    let mut late = rm.clone();
+    j.save_recovery_mode(&mut rm).await.expect("save");
+    assert_eq!(
+        j.load_recovery_mode("Prod").await.expect("load"),
+        Some(rm.clone())
+    );
+    late.functions.clear();
+    let err = j
+        .save_recovery_mode(&mut late)
+        .await
+        .expect_err("a second start that read nothing must not overwrite the first's record");
+    assert!(matches!(err, dynamo_dr::Error::Conflict { .. }), "{err}");
     assert_eq!(j.load_recovery_mode("Prod").await.expect("load"), Some(rm));
 
     // Leases change only by compare-and-swap.
@@ -118,20 +170,33 @@ async fn suite(j: Arc<dyn Journal>) {
     assert_eq!(j.read_lease("Orders").await.expect("read"), None);
 
     // One run per table: a live holder refuses others; --break-lock and expiry take over.
-    let (held, note) = lease::acquire(j.clone(), "Orders", "inc-1.Orders", false)
+    let (held, note) = lease::acquire(j.clone(), "Orders", "inc-1.Orders", false, quick())
         .await
         .expect("acquire");
     assert_eq!(note, None);
-    let refused = lease::acquire(j.clone(), "Orders", "inc-9.Orders", false)
+    let first = j.read_lease("Orders").await.expect("read").expect("held").0;
+    let refused = lease::acquire(j.clone(), "Orders", "inc-9.Orders", false, quick())
         .await
         .err()
         .expect("refused");
     assert_eq!(refused.exit_status(), dynamo_dr::ExitStatus::Refused);
     assert!(refused.to_string().contains("inc-1.Orders"), "{refused}");
-    let (broken, note) = lease::acquire(j.clone(), "Orders", "inc-9.Orders", true)
+    assert!(refused.to_string().contains("s left"), "{refused}");
+    held.check().await.expect("the holder's token is current");
+    let breaking = std::time::Instant::now();
+    let (broken, note) = lease::acquire(j.clone(), "Orders", "inc-9.Orders", true, quick())
         .await
         .expect("break");
-    assert!(note.expect("note").contains("LEASE BROKEN"));
+    let note = note.expect("note");
+    assert!(note.contains("LEASE BROKEN"), "{note}");
+    // The displaced holder is alive (this process): its in-flight writes are waited out.
+    assert!(note.contains("waited until"), "{note}");
+    assert!(breaking.elapsed() >= std::time::Duration::from_millis(1900));
+    let second = j.read_lease("Orders").await.expect("read").expect("held").0;
+    assert!(second.fence > first.fence && second.token != first.token);
+    let stale = held.check().await.expect_err("the old holder is fenced");
+    assert!(matches!(stale, dynamo_dr::Error::Fenced { .. }), "{stale}");
+    assert!(stale.to_string().contains("inc-9.Orders"), "{stale}");
     held.release()
         .await
         .expect("release of a lost lease is a no-op");
@@ -144,21 +209,24 @@ async fn suite(j: Arc<dyn Journal>) {
         Some("inc-9.Orders")
     );
     broken.release().await.expect("release");
-    assert_eq!(j.read_lease("Orders").await.expect("read"), None);
+    let (released, _) = j.read_lease("Orders").await.expect("read").expect("kept");
+    assert!(released.released && released.fence == second.fence);
+    // A released lease is free, and the next holder's fence is higher still.
+    let (again, note) = lease::acquire(j.clone(), "Orders", "inc-2.Orders", false, quick())
+        .await
+        .expect("a released lease is free");
+    assert_eq!(note, None);
+    let third = j.read_lease("Orders").await.expect("read").expect("held").0;
+    assert_eq!(third.fence, second.fence + 1);
+    again.release().await.expect("release");
 
     let elsewhere = Operator {
         user: "alice".into(),
         host: "other-host".into(),
         pid: 1,
     };
-    j.swap_lease(
-        "Orders",
-        Some(&lease_for("old.Orders", elsewhere.clone(), -5)),
-        None,
-    )
-    .await
-    .expect("swap");
-    let (g, note) = lease::acquire(j.clone(), "Orders", "inc-3.Orders", false)
+    put_lease(&j, lease_for("old.Orders", elsewhere.clone(), -5)).await;
+    let (g, note) = lease::acquire(j.clone(), "Orders", "inc-3.Orders", false, quick())
         .await
         .expect("expired lease");
     assert!(note.expect("note").contains("expired"));
@@ -169,20 +237,16 @@ async fn suite(j: Arc<dyn Journal>) {
         pid: 4_000_000,
         ..me.clone()
     };
-    j.swap_lease("Orders", Some(&lease_for("inc-1.Orders", dead, 60)), None)
-        .await
-        .expect("swap");
-    let (g, note) = lease::acquire(j.clone(), "Orders", "inc-1.Orders", false)
+    put_lease(&j, lease_for("inc-1.Orders", dead, 60)).await;
+    let (g, note) = lease::acquire(j.clone(), "Orders", "inc-1.Orders", false, quick())
         .await
         .expect("dead holder");
     assert!(note.expect("note").contains("gone"));
     g.release().await.expect("release");
     let live_elsewhere = lease_for("inc-1.Orders", elsewhere, 60);
-    j.swap_lease("Orders", Some(&live_elsewhere), None)
-        .await
-        .expect("swap");
+    put_lease(&j, live_elsewhere).await;
     assert!(
-        lease::acquire(j.clone(), "Orders", "inc-1.Orders", false)
+        lease::acquire(j.clone(), "Orders", "inc-1.Orders", false, quick())
             .await
             .is_err(),
         "a holder on another host may be alive"
@@ -293,15 +357,18 @@ async fn segments(j: Arc<dyn Journal>) {
 
 /// An execution's lease is renewed by any of its workers, and refused to another execution.
 async fn execution_leases(j: Arc<dyn Journal>) {
-    let timing = lease::Timing::execution();
+    let soon = Timestamp::now()
+        .checked_add(SignedDuration::from_secs(2))
+        .expect("t");
+    let timing = lease::Timing::execution(std::time::Duration::from_secs(1), Some(soon));
     let (a, _) = lease::hold_for_execution(j.clone(), "Shared", "inc-5.Shared", timing)
         .await
         .expect("first worker");
     let (b, _) = lease::hold_for_execution(j.clone(), "Shared", "inc-5.Shared", timing)
         .await
         .expect("a second worker of the same execution");
-    a.check().expect("a still holds it");
-    b.check().expect("b holds it");
+    a.check().await.expect("a still holds it");
+    b.check().await.expect("b holds it");
     a.detach();
     b.detach();
     let (held, _) = j
@@ -322,7 +389,7 @@ async fn execution_leases(j: Arc<dyn Journal>) {
         .expect("another execution is refused");
     assert!(err.to_string().contains("inc-5.Shared"), "{err}");
     assert!(
-        lease::acquire(j.clone(), "Shared", "inc-6.Shared", false)
+        lease::acquire(j.clone(), "Shared", "inc-6.Shared", false, quick())
             .await
             .is_err(),
         "and so is a CLI run of another execution"
@@ -330,8 +397,13 @@ async fn execution_leases(j: Arc<dyn Journal>) {
     let (last, _) = lease::hold_for_execution(j.clone(), "Shared", "inc-5.Shared", timing)
         .await
         .expect("the last worker");
+    // A live CLI run of the same execution is refused too, naming the Lambda-less holder: one
+    // kind of holder at a time.
+    let (cli_held, _) = j.read_lease("Shared").await.expect("read").expect("held");
+    assert_eq!(cli_held.workers_until, Some(soon));
     last.release().await.expect("release");
-    assert_eq!(j.read_lease("Shared").await.expect("read"), None);
+    let (gone, _) = j.read_lease("Shared").await.expect("read").expect("kept");
+    assert!(gone.released);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -423,7 +495,7 @@ impl Journal for Partitioned {
     async fn load(&self, id: &str) -> dynamo_dr::Result<Option<Execution>> {
         self.inner.load(id).await
     }
-    async fn save(&self, execution: &Execution) -> dynamo_dr::Result<()> {
+    async fn save(&self, execution: &mut Execution) -> dynamo_dr::Result<()> {
         self.inner.save(execution).await
     }
     async fn list(&self) -> dynamo_dr::Result<Vec<Execution>> {
@@ -440,7 +512,7 @@ impl Journal for Partitioned {
     }
     async fn save_recovery_mode(
         &self,
-        record: &dynamo_dr::recovery_mode::RecoveryMode,
+        record: &mut dynamo_dr::recovery_mode::RecoveryMode,
     ) -> dynamo_dr::Result<()> {
         self.inner.save_recovery_mode(record).await
     }
@@ -497,18 +569,18 @@ async fn a_run_whose_lease_cannot_be_renewed_stops_writing_before_it_lapses() {
     let timing = lease::Timing {
         ttl: std::time::Duration::from_millis(1500),
         renew_every: std::time::Duration::from_millis(250),
+        ..quick()
     };
-    let (guard, _) =
-        lease::acquire_with(journal.clone(), &dst.name, "inc-1.Lease-Dst", false, timing)
-            .await
-            .expect("lease");
-    guard.check().expect("a fresh lease holds");
+    let (guard, _) = lease::acquire(journal.clone(), &dst.name, "inc-1.Lease-Dst", false, timing)
+        .await
+        .expect("lease");
+    guard.check().await.expect("a fresh lease holds");
     journal
         .down
         .store(true, std::sync::atomic::Ordering::SeqCst);
     let started = std::time::Instant::now();
     let lapsed = loop {
-        match guard.check() {
+        match guard.check().await {
             Err(e) => break e,
             Ok(()) => {
                 assert!(

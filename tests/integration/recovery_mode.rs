@@ -566,14 +566,21 @@ async fn failures_are_reported_others_still_done_and_a_rerun_finishes() {
         |c| c.retry_config(aws_sdk_lambda::config::retry::RetryConfig::disabled())
     );
     let dir = tempfile::tempdir().expect("dir");
-    let journal = dynamo_dr::journal::local::LocalJournal::open(dir.path()).expect("journal");
+    let journal: std::sync::Arc<dyn dynamo_dr::journal::Journal> = std::sync::Arc::new(
+        dynamo_dr::journal::local::LocalJournal::open(dir.path()).expect("journal"),
+    );
     let env = dynamo_dr::config::Config::default()
         .environment("Prod")
         .expect("env");
+    let change = recovery_mode::Change {
+        client: &client,
+        journal: &journal,
+        environment: "Prod",
+        dry_run: false,
+        timing: dynamo_dr::journal::lease::Timing::default(),
+    };
 
-    let first = recovery_mode::start(&client, &journal, "Prod", &env, false)
-        .await
-        .expect("start");
+    let first = recovery_mode::start(&change, &env).await.expect("start");
     let failed: Vec<&str> = first
         .iter()
         .filter(|a| a.error.is_some())
@@ -598,7 +605,7 @@ async fn failures_are_reported_others_still_done_and_a_rerun_finishes() {
             .all(|s| s.saved_reserved == Some(25))
     );
 
-    let second = recovery_mode::start(&client, &journal, "Prod", &env, false)
+    let second = recovery_mode::start(&change, &env)
         .await
         .expect("start again");
     assert!(second.iter().all(|a| a.error.is_none()), "{second:?}");

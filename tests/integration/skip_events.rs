@@ -289,7 +289,7 @@ async fn a_skipped_consumer_gets_a_twin_at_latest_and_a_replayed_one_is_re_enabl
     let m = rm.mappings.get_mut(&mailer).expect("mailer state");
     m.restored = false;
     m.replacement.as_mut().expect("replacement").new_uuid = None;
-    journal.save_recovery_mode(&rm).await.expect("save");
+    journal.save_recovery_mode(&mut rm).await.expect("save");
     dr(
         &moto,
         &["recovery-mode", "end", "--environment", "Prod", "--yes"],

@@ -33,7 +33,66 @@ async fn the_binary_serves_every_kind_of_invocation_through_the_runtime_api() {
         .env("DYNAMO_DR_CONFIG", config_text())
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null());
+    let mut recovery_function = std::process::Command::new(env!("CARGO_BIN_EXE_dynamo-dr"));
+    let rm_api = RuntimeApi::start();
+    recovery_function
+        .envs(moto.cli_env())
+        .env("AWS_LAMBDA_RUNTIME_API", rm_api.addr())
+        .env("AWS_LAMBDA_FUNCTION_NAME", "dynamo-dr-recovery-mode-Prod")
+        .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "1024")
+        .env("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
+        .env("DYNAMO_DR_JOURNAL", format!("dynamodb://{JOURNAL}"))
+        .env("DYNAMO_DR_CONFIG", config_text())
+        .env("DYNAMO_DR_ROLE", "recovery-mode:Prod")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null());
+    function.env("DYNAMO_DR_ROLE", "table:OrdersTable");
     let mut child = function.spawn().expect("function");
+    let mut rm_child = recovery_function.spawn().expect("recovery-mode function");
+
+    // Each function keeps to its role: the table's refuses recovery mode and other tables, the
+    // environment's refuses restores, each before anything is written.
+    for (api, payload, names) in [
+        (
+            &api,
+            json!({"action": "recovery-mode", "environment": "Prod", "change": "end"}),
+            "the worker of table OrdersTable",
+        ),
+        (
+            &api,
+            json!({"action": "start", "table": "OtherTable", "input": input}),
+            "a start of table OtherTable",
+        ),
+        (
+            &rm_api,
+            json!({"action": "start", "table": "OrdersTable", "input": input}),
+            "the recovery-mode function of environment Prod",
+        ),
+        (
+            &rm_api,
+            json!({"action": "recovery-mode", "environment": "Test", "change": "start"}),
+            "a recovery-mode change of Test",
+        ),
+    ] {
+        match api.invoke(payload.clone(), Duration::from_secs(60)).await {
+            Outcome::Error(e) => {
+                assert_eq!(e["errorType"], "Refused", "{payload}: {e}");
+                let message = e["errorMessage"].as_str().unwrap_or("");
+                assert!(message.contains(names), "{payload}: {message}");
+            }
+            other => panic!("{payload} was accepted: {other:?}"),
+        }
+    }
+    let journal = session(&moto).open().await.expect("journal").1;
+    assert_eq!(
+        journal.load_recovery_mode("Prod").await.expect("load"),
+        None,
+        "a refused recovery-mode action records nothing"
+    );
+    assert!(
+        journal.list().await.expect("list").is_empty(),
+        "nor a refused start"
+    );
 
     // A refusal is a function error of type Refused, which the parent's first state catches.
     let mut wrong = input.clone();
@@ -119,7 +178,7 @@ async fn the_binary_serves_every_kind_of_invocation_through_the_runtime_api() {
 
     // Recovery mode, by the environment's function.
     let rm = invoke(
-        &api,
+        &rm_api,
         json!({"action": "recovery-mode", "environment": "Prod", "change": "start"}),
     )
     .await;
@@ -130,7 +189,7 @@ async fn the_binary_serves_every_kind_of_invocation_through_the_runtime_api() {
         "paused"
     );
     invoke(
-        &api,
+        &rm_api,
         json!({"action": "recovery-mode", "environment": "Prod", "change": "end"}),
     )
     .await;
@@ -140,6 +199,9 @@ async fn the_binary_serves_every_kind_of_invocation_through_the_runtime_api() {
         "put back"
     );
     assert_eq!(api.init_error(), None);
-    let _ = child.kill();
-    let _ = child.wait();
+    assert_eq!(rm_api.init_error(), None);
+    for c in [&mut child, &mut rm_child] {
+        let _ = c.kill();
+        let _ = c.wait();
+    }
 }

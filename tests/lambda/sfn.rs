@@ -74,7 +74,7 @@ async fn moto_runs_the_parent_and_the_child_with_the_handler_answering_their_tas
     let handler: Handler = {
         let (session, endpoint, damaged) = (session.clone(), endpoint.clone(), damaged.clone());
         let cut = cut.clone();
-        Arc::new(move |_function, payload| {
+        Arc::new(move |function, payload| {
             let (session, endpoint, damaged) = (session.clone(), endpoint.clone(), damaged.clone());
             let cut = cut.clone();
             Box::pin(async move {
@@ -87,11 +87,15 @@ async fn moto_runs_the_parent_and_the_child_with_the_handler_answering_their_tas
                 }
                 // Segments stop at their first page boundary: the Map iterations loop.
                 // The first look at phase 1 is cut by its deadline: the parent waits.
-                let inv = match action {
+                let mut inv = match action {
                     Action::Segment { .. } => short(),
                     Action::Advance { .. } if !cut.swap(true, Ordering::SeqCst) => killed(),
                     _ => long(),
                 };
+                // Each function's role, as `dynamo-dr stack` sets it.
+                if function.contains("recovery-mode") {
+                    inv.role = worker::Role::RecoveryMode("Prod".into());
+                }
                 let mut answer = worker::handle(&s, action, &inv)
                     .await
                     .map_err(|e| diag(&e))?;

@@ -8,6 +8,7 @@ pub mod emulator;
 pub mod faults;
 pub mod fixtures;
 pub mod lambda_router;
+pub mod recorder;
 pub mod runtime_api;
 mod serve;
 
@@ -15,3 +16,4 @@ pub use capacity::Capacity;
 pub use emulator::{Emulator, Kind, cache_dir};
 pub use faults::{FaultProxy, Faults};
 pub use fixtures::*;
+pub use recorder::{Recorded, RecordingProxy};
