@@ -257,12 +257,15 @@ async fn check_table(c: Checking<'_>, name: &str, items: &mut Vec<Item>) -> Resu
         *streamed = true;
     }
     let lease = journal.read_lease(name).await?;
+    let now = Timestamp::now();
     items.push(match lease {
-        Some((l, _)) if l.expires_at > Timestamp::now() => fail(
+        Some((l, _)) if !l.is_free(now) => fail(
             "running restore",
             format!(
-                "execution {} holds the table (by {}@{}, until {}); see `dynamo-dr status {}`",
-                l.execution_id, l.holder.user, l.holder.host, l.expires_at, l.execution_id
+                "execution {} holds the table ({}); see `dynamo-dr status {}`",
+                l.execution_id,
+                l.who(now),
+                l.execution_id
             ),
         ),
         _ => ok("running restore", "none"),

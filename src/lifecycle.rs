@@ -112,7 +112,23 @@ pub async fn begin(start: Start, fresh: impl FnOnce() -> Execution) -> Result<Ar
         data_key,
         identity,
     } = start;
-    let mut exec = existing.unwrap_or_else(fresh);
+    // Read again under the lease: a displaced writer may have saved it since it was checked.
+    let latest = match &existing {
+        Some(e) => match journal.load(&e.id).await {
+            Ok(Some(now)) => Some(journal::merged(journal.as_ref(), now).await),
+            Ok(None) => None,
+            Err(err) => Some(Err(err)),
+        },
+        None => None,
+    };
+    let mut exec = match latest {
+        Some(Ok(now)) => now,
+        Some(Err(e)) => {
+            let _ = guard.release().await;
+            return Err(e);
+        }
+        None => existing.unwrap_or_else(fresh),
+    };
     if data_key.is_some() {
         exec.data_key = data_key;
     }

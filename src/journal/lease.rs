@@ -93,59 +93,40 @@ fn new_token() -> String {
 
 impl Lease {
     /// When no write of this holder, displaced at `now`, can land any more, and how that is
-    /// known. A write is sent within [`FRESH`] of a check that saw the token, and lands within
-    /// the holder's attempt timeout; a holder also stops checking once its lease is past expiry.
+    /// known. A write is sent within [`FRESH`] of a check that saw the token and lands within
+    /// the holder's attempt timeout (together `grace_ms`); a holder stops sending once its lease
+    /// is past expiry, a Lambda worker at its invocation's deadline, and either stops at its next
+    /// check once displaced. A process that is gone may still have left a request on the wire.
     pub fn quiet_at(&self, now: Timestamp) -> (Timestamp, String) {
         if self.released {
             return (now, "its holder released it".into());
         }
-        let fenced = plus(
-            self.expires_at.min(now),
-            Duration::from_millis(self.grace_ms),
-        );
-        match &self.kind {
-            HolderKind::Lambda { .. } => match self.workers_until {
-                Some(until) if until <= now => (
-                    now,
-                    format!(
-                        "proved stopped: every invocation that held it passed its deadline \
-                         (the last at {until}), and Lambda stops an invocation there"
-                    ),
-                ),
-                Some(until) if until < fenced => (
-                    until,
-                    format!("waited for the last invocation's deadline ({until})"),
-                ),
-                _ => (
-                    fenced.max(now),
-                    format!(
-                        "waited until {fenced}: its workers stop at their next token check, and \
-                         a write sent before lands within {} ms",
-                        self.grace_ms
-                    ),
-                ),
-            },
-            HolderKind::Cli => {
-                let me = Operator::current();
-                if self.holder.host == me.host
-                    && self.holder.pid != me.pid
-                    && !pid_alive(self.holder.pid)
-                {
-                    return (
-                        now,
-                        format!("proved stopped: pid {} is gone", self.holder.pid),
-                    );
-                }
-                (
-                    fenced.max(now),
-                    format!(
-                        "waited until {fenced}: it stops at its next token check, and a write \
-                         sent before lands within {} ms",
-                        self.grace_ms
-                    ),
-                )
+        let grace = Duration::from_millis(self.grace_ms);
+        let (last, why) = match (&self.kind, self.workers_until) {
+            (HolderKind::Lambda { .. }, Some(until)) if until < now.min(self.expires_at) => {
+                (until, format!("its last invocation's deadline ({until})"))
             }
-        }
+            _ if self.expires_at < now => (self.expires_at, "its expiry".to_string()),
+            _ => (
+                now,
+                "this take-over: it stops at its next token check".to_string(),
+            ),
+        };
+        let quiet = plus(last, grace);
+        let how = if quiet <= now {
+            format!(
+                "proved stopped: {why} was more than {} ms ago, the most a write it sent could \
+                 take to land",
+                self.grace_ms
+            )
+        } else {
+            format!(
+                "waited until {quiet}: {} ms after {why}, the most a write it sent could take to \
+                 land",
+                self.grace_ms
+            )
+        };
+        (quiet.max(now), how)
     }
 }
 
@@ -205,11 +186,18 @@ pub async fn acquire(
             Some(h) if h.released => None,
             Some(h) => {
                 let who = h.who(now);
+                let me = Operator::current();
                 let dead_here = h.execution_id == execution_id
                     && h.kind == HolderKind::Cli
-                    && h.quiet_at(now).0 <= now;
-                if h.expires_at < now || dead_here {
+                    && h.holder.host == me.host
+                    && h.holder.pid != me.pid
+                    && !pid_alive(h.holder.pid);
+                if h.expires_at < now {
                     Some(format!("took over the lease on {table} of {who}"))
+                } else if dead_here {
+                    Some(format!(
+                        "took over the lease on {table} of {who}, whose process is gone"
+                    ))
                 } else if break_lock {
                     Some(format!(
                         "LEASE BROKEN by the operator (--break-lock) on {table}; it was {who}"

@@ -549,6 +549,15 @@ mod tests {
             own.tables.keys().collect::<Vec<_>>(),
             ["TransactionHistoryTable"]
         );
+        // Each function knows its role, and takes no other action.
+        assert_eq!(vars["DYNAMO_DR_ROLE"], "table:TransactionHistoryTable");
+        let rm = r
+            .as_object()
+            .unwrap()
+            .iter()
+            .find(|(k, _)| k.ends_with("RecoveryModeFunction"))
+            .map(|(_, v)| v["Properties"]["Environment"]["Variables"]["DYNAMO_DR_ROLE"].clone());
+        assert_eq!(rm, Some(serde_json::json!("recovery-mode:Prod")));
         assert!(own.environments.contains_key("Prod"), "{text}");
         assert!(!text.contains("Prod-Provider-DEF"), "{text}");
         // Its states role invokes its own function and starts its own child only.

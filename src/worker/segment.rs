@@ -122,6 +122,7 @@ pub(super) async fn segment_step(
         answer.detail = format!("the execution is in phase {}", exec.phase.as_str());
         return Ok(answer);
     }
+    still_recovering(session, journal.as_ref(), &exec).await?;
     let request = recorded_request(session, &exec)?;
     let recorded = exec
         .progress(phase)
@@ -170,7 +171,6 @@ pub(super) async fn segment_step(
     let mut dest = table::describe_existing(&client, &exec.inputs.table, "table").await?;
     source.sensitive |= exec.inputs.sensitive;
     dest.sensitive |= exec.inputs.sensitive;
-    still_recovering(session, journal.as_ref(), &exec).await?;
     let (guard, _) = hold(session, &journal, &exec, inv).await?;
     let writer = Arc::new(SegmentWriter {
         journal: journal.clone(),

@@ -512,7 +512,6 @@ async fn failures_are_reported_others_still_done_and_a_rerun_finishes() {
     };
     use aws_sdk_lambda::types::FunctionConfiguration;
     use aws_smithy_mocks::{MockResponse, RuleMode, mock, mock_client};
-    use dynamo_dr::journal::Journal;
     use dynamo_dr::recovery_mode::{self, State};
 
     let functions = mock!(aws_sdk_lambda::Client::list_functions).then_output(|| {

@@ -14,6 +14,7 @@ use dynamo_dr_testkit::runtime_api::{Outcome, RuntimeApi};
 use dynamo_dr_testkit::*;
 use serde_json::json;
 
+mod chaos;
 mod runtime;
 mod sfn;
 mod writers;

@@ -26,7 +26,8 @@ fn config(tied: bool, extra: &str) -> String {
 /// invocations run at once; their JSON logs (with each write's fencing number) in one file.
 pub struct Function {
     pub api: Arc<RuntimeApi>,
-    children: Vec<Child>,
+    children: std::sync::Mutex<Vec<Child>>,
+    command: std::sync::Mutex<Command>,
     pub log: PathBuf,
 }
 
@@ -42,33 +43,56 @@ impl Function {
         let name = format!("dynamo-dr-{}", role.replace(':', "-"));
         let log = dir.join(format!("{name}.log"));
         let api = Arc::new(RuntimeApi::start());
-        let children = (0..processes)
-            .map(|_| {
-                let out = std::fs::OpenOptions::new()
-                    .create(true)
-                    .append(true)
-                    .open(&log)
-                    .expect("log");
-                Command::new(BIN)
-                    .envs(moto.cli_env())
-                    .env("AWS_LAMBDA_RUNTIME_API", api.addr())
-                    .env("AWS_LAMBDA_FUNCTION_NAME", &name)
-                    .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "1024")
-                    .env("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
-                    .env("DYNAMO_DR_JOURNAL", format!("dynamodb://{JOURNAL}"))
-                    .env("DYNAMO_DR_CONFIG", config)
-                    .env("DYNAMO_DR_ROLE", role)
-                    .env("DYNAMO_DR_ATTEMPT_TIMEOUT_SECONDS", "2")
-                    .env("DYNAMO_DR_MARGIN_SECONDS", "2")
-                    .env("RUST_LOG", "info,dynamo_dr::fence=debug")
-                    .envs(extra.iter().copied())
-                    .stdout(out)
-                    .stderr(Stdio::null())
-                    .spawn()
-                    .expect("function")
-            })
-            .collect();
-        Function { api, children, log }
+        let mut command = Command::new(BIN);
+        command
+            .envs(moto.cli_env())
+            .env("AWS_LAMBDA_RUNTIME_API", api.addr())
+            .env("AWS_LAMBDA_FUNCTION_NAME", &name)
+            .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "1024")
+            .env("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
+            .env("DYNAMO_DR_JOURNAL", format!("dynamodb://{JOURNAL}"))
+            .env("DYNAMO_DR_CONFIG", config)
+            .env("DYNAMO_DR_ROLE", role)
+            .env("DYNAMO_DR_ATTEMPT_TIMEOUT_SECONDS", "2")
+            .env("DYNAMO_DR_MARGIN_SECONDS", "2")
+            .env("RUST_LOG", "info,dynamo_dr::fence=debug")
+            .envs(extra.iter().copied())
+            .stderr(Stdio::null());
+        let f = Function {
+            api,
+            children: Default::default(),
+            command: std::sync::Mutex::new(command),
+            log,
+        };
+        for _ in 0..processes {
+            let child = f.start_one();
+            f.children.lock().expect("children").push(child);
+        }
+        f
+    }
+
+    fn start_one(&self) -> Child {
+        let out = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log)
+            .expect("log");
+        self.command
+            .lock()
+            .expect("command")
+            .stdout(out)
+            .spawn()
+            .expect("function")
+    }
+
+    /// Kills process `n` (its invocation, if any, is never answered) and starts another.
+    pub fn restart(&self, n: usize) {
+        let fresh = self.start_one();
+        let mut children = self.children.lock().expect("children");
+        let n = n % children.len();
+        let mut old = std::mem::replace(&mut children[n], fresh);
+        let _ = old.kill();
+        let _ = old.wait();
     }
 
     pub async fn call(&self, payload: serde_json::Value, secs: u64) -> Outcome {
@@ -95,13 +119,18 @@ impl Function {
 
 impl Function {
     pub fn pids(&self) -> Vec<u32> {
-        self.children.iter().map(Child::id).collect()
+        self.children
+            .lock()
+            .expect("children")
+            .iter()
+            .map(Child::id)
+            .collect()
     }
 }
 
 impl Drop for Function {
     fn drop(&mut self) {
-        for c in &mut self.children {
+        for c in self.children.get_mut().expect("children").iter_mut() {
             let _ = c.kill();
             let _ = c.wait();
         }
@@ -121,6 +150,10 @@ pub fn cli(moto: &Emulator, config: &Path, log: &Path, args: &[&str]) -> Command
         .args(["--attempt-timeout", "2"])
         .args(args)
         .stdin(Stdio::null());
+    // Reports go beside the log, not into the checkout.
+    if let Some(dir) = log.parent() {
+        c.current_dir(dir);
+    }
     c
 }
 
@@ -638,4 +671,262 @@ async fn recovery_mode_end_enables_every_twin_before_any_function_runs_again() {
         twin.1,
         Some(aws_sdk_lambda::types::EventSourcePosition::Latest)
     );
+}
+
+/// Scenario 5: a streamed table whose consumers cannot be listed (ListEventSourceMappings fails)
+/// gets `diff`, never a silent hard reset; the run then finishes exact.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_streamed_table_whose_consumers_are_unknown_gets_diff() {
+    init();
+    let moto = Emulator::start(Kind::Moto).await;
+    let (restore_point, input) = scenario(&moto).await;
+    moto.client()
+        .update_table()
+        .table_name(TABLE)
+        .stream_specification(
+            aws_sdk_dynamodb::types::StreamSpecification::builder()
+                .stream_enabled(true)
+                .stream_view_type(aws_sdk_dynamodb::types::StreamViewType::NewAndOldImages)
+                .build()
+                .expect("stream"),
+        )
+        .send()
+        .await
+        .expect("stream on");
+    let dir = tempfile::tempdir().expect("dir");
+    let text = config(false, "");
+    let cfg = dir.path().join("dynamo-dr.toml");
+    std::fs::write(&cfg, &text).expect("config");
+    let proxy = RecordingProxy::start(&moto.endpoint());
+    proxy.refuse("GET /2015-03-31/event-source-mappings");
+    let f = Function::spawn(
+        &moto,
+        dir.path(),
+        "table:OrdersTable",
+        &text,
+        1,
+        &[("AWS_ENDPOINT_URL_LAMBDA", proxy.url())],
+    );
+    let id = started(&f, &input).await;
+    assert!(
+        proxy.requests().iter().any(|r| r
+            .call()
+            .starts_with("GET /2015-03-31/event-source-mappings")),
+        "the lookup was made, and failed"
+    );
+    let journal = session(&moto).open().await.expect("journal").1;
+    let exec = journal.load(&id).await.expect("load").expect("record");
+    assert_eq!(exec.inputs.strategy, dynamo_dr::journal::Strategy::Diff);
+    assert!(
+        exec.events
+            .iter()
+            .any(|e| e.what.contains("consumers are unknown")),
+        "the record says why: {:?}",
+        exec.events.iter().map(|e| &e.what).collect::<Vec<_>>()
+    );
+    damage(&moto).await;
+    drop(f);
+    let log = dir.path().join("cli.log");
+    let out = cli(&moto, &cfg, &log, &["resume", &id, "--yes", "--break-lock"])
+        .output()
+        .expect("resume");
+    assert!(out.status.success(), "{}", output_text(&out));
+    stays_exact(&moto, &restore_point, Duration::from_secs(60)).await;
+}
+
+/// Drives the child state machine through `f` until the sync phases are done.
+async fn child_through(f: &Function, id: &str) {
+    for _ in 0..4 {
+        let p = f.ok(json!({"action": "phase", "executionId": id})).await;
+        if p["state"] == "done" {
+            return;
+        }
+        for n in p["segments"].as_array().expect("segments") {
+            for _ in 0..100 {
+                let s = f
+                    .ok(json!({"action": "segment", "executionId": id, "phase": p["phase"], "segment": n}))
+                    .await;
+                if s["state"] == "done" {
+                    break;
+                }
+            }
+        }
+    }
+    panic!("the child never finished");
+}
+
+/// Scenario 6: `recovery-mode end` is refused while an execution of one of the environment's
+/// tables holds its lease; `--force` ends it (recorded), and then the execution's `phase` and
+/// `segment` refuse to write until recovery mode is on again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn recovery_mode_end_waits_for_live_runs_and_workers_recheck_it() {
+    init();
+    let moto = Emulator::start(Kind::Moto).await;
+    let (restore_point, input) = scenario(&moto).await;
+    let originals = environment_functions(&moto, 3).await;
+    let dir = tempfile::tempdir().expect("dir");
+    let text = config(true, "");
+    let cfg = dir.path().join("dynamo-dr.toml");
+    std::fs::write(&cfg, &text).expect("config");
+    let table_fn = Function::spawn(&moto, dir.path(), "table:OrdersTable", &text, 1, &[]);
+    let rm_fn = Function::spawn(&moto, dir.path(), "recovery-mode:Prod", &text, 1, &[]);
+    let start = json!({"action": "recovery-mode", "environment": "Prod", "change": "start"});
+    let end = json!({"action": "recovery-mode", "environment": "Prod", "change": "end"});
+    rm_fn.ok(start).await;
+    let id = started(&table_fn, &input).await;
+    damage(&moto).await;
+
+    let message = rm_fn.refused(end.clone()).await;
+    assert!(
+        message.contains("runs in progress") && message.contains(&id),
+        "{message}"
+    );
+    let journal = session(&moto).open().await.expect("journal").1;
+    let record = journal
+        .load_recovery_mode("Prod")
+        .await
+        .expect("load")
+        .expect("record");
+    assert!(record.is_on());
+    assert!(
+        concurrencies(&moto, originals.keys())
+            .await
+            .values()
+            .all(|v| *v == Some(0)),
+        "nothing was put back"
+    );
+
+    let log = dir.path().join("cli.log");
+    let forced = cli(
+        &moto,
+        &cfg,
+        &log,
+        &[
+            "recovery-mode",
+            "end",
+            "--environment",
+            "Prod",
+            "--yes",
+            "--force",
+        ],
+    )
+    .output()
+    .expect("end");
+    assert!(forced.status.success(), "{}", output_text(&forced));
+    let record = journal
+        .load_recovery_mode("Prod")
+        .await
+        .expect("load")
+        .expect("record");
+    assert!(
+        record
+            .events
+            .iter()
+            .any(|e| e.what.contains("FORCED") && e.what.contains(&id)),
+        "{:?}",
+        record.events
+    );
+    let p = table_fn
+        .refused(json!({"action": "phase", "executionId": id}))
+        .await;
+    assert!(p.contains("recovery mode is not on"), "{p}");
+    let s = table_fn
+        .refused(json!({"action": "segment", "executionId": id, "phase": "delete", "segment": 0}))
+        .await;
+    assert!(s.contains("recovery mode is not on"), "{s}");
+    assert_eq!(
+        journal
+            .load_segment(&id, Phase::Delete, 0)
+            .await
+            .expect("segment"),
+        None,
+        "no worker wrote"
+    );
+
+    // On again, the execution finishes, and `end` puts every function back.
+    let again = cli(
+        &moto,
+        &cfg,
+        &log,
+        &["recovery-mode", "start", "--environment", "Prod", "--yes"],
+    )
+    .output()
+    .expect("start");
+    assert!(again.status.success(), "{}", output_text(&again));
+    child_through(&table_fn, &id).await;
+    let done = table_fn
+        .ok(json!({"action": "advance", "executionId": id}))
+        .await;
+    assert_eq!(done["state"], "done", "{done}");
+    rm_fn.ok(end).await;
+    assert_eq!(concurrencies(&moto, originals.keys()).await, originals);
+    drop((table_fn, rm_fn));
+    stays_exact(&moto, &restore_point, Duration::from_secs(60)).await;
+}
+
+/// Scenario 8: a segment resumed from a checkpoint claims it (a conditional write of its record)
+/// before its first write, so a delayed duplicate invocation loses before it writes a page.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_segment_resumed_from_a_checkpoint_claims_it_before_its_first_write() {
+    init();
+    let moto = Emulator::start(Kind::Moto).await;
+    let (restore_point, input) = scenario(&moto).await;
+    let dir = tempfile::tempdir().expect("dir");
+    let text = config(false, "").replace(
+        "scan_page_limit = 40\n",
+        "scan_page_limit = 40\nmax_write_rate = 30\n",
+    );
+    let proxy = RecordingProxy::start(&moto.endpoint());
+    let f = Arc::new(Function::spawn(
+        &moto,
+        dir.path(),
+        "table:OrdersTable",
+        &text,
+        2,
+        &[("AWS_ENDPOINT_URL_DYNAMODB", proxy.url())],
+    ));
+    let id = started(&f, &input).await;
+    damage(&moto).await;
+    f.ok(json!({"action": "phase", "executionId": id})).await;
+    let segment = json!({"action": "segment", "executionId": id, "phase": "delete", "segment": 0});
+    // A short invocation leaves a checkpoint mid-segment.
+    let first = match f.call(segment.clone(), 4).await {
+        Outcome::Response(v) => v,
+        Outcome::Error(e) => panic!("{e}"),
+    };
+    assert_eq!(first["state"], "continue", "{first}");
+
+    // Resumed from it: the claim of the segment's record comes before any write.
+    let from = proxy.requests().len();
+    let (a, b) = tokio::join!(f.call(segment.clone(), 60), f.call(segment.clone(), 60));
+    let requests = proxy.requests()[from..].to_vec();
+    let claim = format!("segment#{id}#delete#0");
+    let claimed = requests
+        .iter()
+        .position(|r| r.call().ends_with(".PutItem") && r.body.contains(&claim))
+        .expect("a claim");
+    let wrote = requests
+        .iter()
+        .position(|r| r.call().ends_with(".BatchWriteItem"))
+        .expect("a write");
+    assert!(
+        claimed < wrote,
+        "claimed at {claimed}, first write at {wrote}"
+    );
+    let details: Vec<String> = [a, b]
+        .into_iter()
+        .map(|o| match o {
+            Outcome::Response(v) => v["detail"].as_str().unwrap_or("").to_string(),
+            Outcome::Error(e) => panic!("{e}"),
+        })
+        .collect();
+    assert!(
+        details.iter().any(|d| d.contains("another worker")),
+        "of two workers resuming one checkpoint, one stood down: {details:?}"
+    );
+    child_through(&f, &id).await;
+    let done = f.ok(json!({"action": "advance", "executionId": id})).await;
+    assert_eq!(done["state"], "done", "{done}");
+    drop(f);
+    stays_exact(&moto, &restore_point, Duration::from_secs(60)).await;
 }

@@ -26,6 +26,8 @@ pub struct Recorded {
     pub path: String,
     /// `X-Amz-Target`, for JSON protocols.
     pub target: Option<String>,
+    /// The body as text (its first 4 KB): which item a PutItem writes, say.
+    pub body: String,
 }
 
 impl Recorded {
@@ -116,6 +118,7 @@ async fn handle(
             .get("x-amz-target")
             .and_then(|v| v.to_str().ok())
             .map(str::to_string),
+        body: String::from_utf8_lossy(&body[..body.len().min(4096)]).into_owned(),
     };
     let call = recorded.call();
     shared
