@@ -213,6 +213,25 @@ impl Config {
                 toml::Table::from_iter([(logical.to_string(), table)]).into(),
             );
         }
+        if let (None, Some(env)) = (logical, &environment) {
+            // An environment's function knows its tables' names alone: `recovery-mode end`
+            // refuses while one of them is being restored.
+            let tables: toml::Table = self
+                .tables
+                .iter()
+                .filter(|(_, t)| t.environment.as_deref() == Some(env.as_str()))
+                .map(|(logical, t)| {
+                    let entry = toml::Table::from_iter([
+                        ("name".to_string(), toml::Value::from(t.name.clone())),
+                        ("environment".to_string(), toml::Value::from(env.clone())),
+                    ]);
+                    (logical.clone(), entry.into())
+                })
+                .collect();
+            if !tables.is_empty() {
+                out.insert("tables".into(), tables.into());
+            }
+        }
         if let Some(env) = environment {
             let section = section("environments", &env)?;
             out.insert(

@@ -176,8 +176,8 @@ pub enum Error {
     /// A journal record changed under this writer: another writer saved it first.
     #[error(
         "journal: {what} was saved by another writer since this one read it (version {expected}); \
-         nothing was written. Look at it with `dynamo-dr status`; the writer that saved it carries \
-         on"
+         this one wrote nothing and stopped. Look at it with `dynamo-dr status`: if no run holds \
+         it now, `dynamo-dr resume` continues from the record as it is"
     )]
     Conflict { what: String, expected: u64 },
 

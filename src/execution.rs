@@ -100,9 +100,12 @@ impl Recorder {
             })
             .await;
         let lease = self.lease.lock().unwrap_or_else(|p| p.into_inner()).take();
-        if let Some(lease) = lease
-            && let Err(e) = lease.release().await
-        {
+        let released = match (lease, error) {
+            (Some(l), None) => Some(l.release().await),
+            (Some(l), Some(_)) => Some(l.release_after_failure().await),
+            (None, _) => None,
+        };
+        if let Some(Err(e)) = released {
             tracing::warn!(error = %e, "could not release the lease; it expires by itself");
         }
         saved?;

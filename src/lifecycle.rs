@@ -99,6 +99,18 @@ pub struct Start {
     /// A new execution's journal key from KMS, wrapped, to store in its record.
     pub data_key: Option<journal::WrappedKey>,
     pub identity: std::result::Result<journal::AwsIdentity, String>,
+    /// The environment whose recovery mode must be on, checked again under the lease (`None`:
+    /// the table has none, or `--allow-live-traffic`).
+    pub recovery_env: Option<String>,
+}
+
+/// The environment whose recovery mode a run of `table` needs, unless the operator allowed live
+/// traffic.
+pub fn guarded_environment(session: &Session, table: &str, run: RunOptions) -> Option<String> {
+    session
+        .config
+        .environment_of(table)
+        .filter(|_| !run.allow_live_traffic)
 }
 
 /// Writes the start (or resume) into the journal under the held lease, and returns the recorder.
@@ -111,7 +123,30 @@ pub async fn begin(start: Start, fresh: impl FnOnce() -> Execution) -> Result<Ar
         key,
         data_key,
         identity,
+        recovery_env,
     } = start;
+    // Checked again under the lease: `recovery-mode end` saves Ending before it looks for
+    // leases, so one of the two always sees the other.
+    if let Some(env) = &recovery_env {
+        let on = match journal.load_recovery_mode(env).await {
+            Ok(r) => r.is_some_and(|r| r.is_on()),
+            Err(e) => {
+                let _ = guard.release().await;
+                return Err(e);
+            }
+        };
+        if !on {
+            let _ = guard.release().await;
+            return Err(Error::invalid(
+                "recovery mode",
+                format!(
+                    "recovery mode of environment {env} ended while this run was starting, so \
+                     the application may write to the table; nothing was changed. Start it \
+                     again (`dynamo-dr recovery-mode start --environment {env}`), then run again"
+                ),
+            ));
+        }
+    }
     // Read again under the lease: a displaced writer may have saved it since it was checked.
     let latest = match &existing {
         Some(e) => match journal.load(&e.id).await {

@@ -11,7 +11,7 @@ use jiff::Timestamp;
 use serde::Serialize;
 
 use crate::config::EnvironmentConfig;
-use crate::error::{Error, Result};
+use crate::error::{AwsErrorKind, Error, Result};
 use crate::journal::lease::{self, Fence};
 pub use crate::journal::recovery::{
     FORMAT_VERSION, FunctionState, MappingState, RecoveryMode, Replacement, State,
@@ -438,8 +438,25 @@ pub async fn end(change: &Change<'_>, opts: &EndOptions<'_>) -> Result<Vec<Actio
         if rm.state == State::Off {
             return Ok(Vec::new());
         }
+        // Ending is saved before the leases are read: a run that takes its lease after this
+        // read finds recovery mode off when it checks again under its lease, and stops.
+        let was = rm.state;
+        if !h.dry_run {
+            rm.state = State::Ending;
+            let me = Operator::current();
+            rm.event(format!("end by {}@{} (pid {})", me.user, me.host, me.pid));
+            if let Some(n) = note {
+                rm.event(n);
+            }
+            h.journal.save_recovery_mode(&mut rm).await?;
+        }
         let live = live_runs(h.journal, &opts.tables).await?;
         if !live.is_empty() && !opts.force {
+            if !h.dry_run {
+                rm.state = was;
+                rm.event("end refused: runs in progress");
+                h.journal.save_recovery_mode(&mut rm).await?;
+            }
             return Err(Error::invalid(
                 "recovery mode",
                 format!(
@@ -450,31 +467,28 @@ pub async fn end(change: &Change<'_>, opts: &EndOptions<'_>) -> Result<Vec<Actio
                 ),
             ));
         }
-        if !h.dry_run {
-            rm.state = State::Ending;
-            let me = Operator::current();
-            rm.event(format!("end by {}@{} (pid {})", me.user, me.host, me.pid));
-            for n in note.into_iter().chain((!live.is_empty()).then(|| {
-                format!(
-                    "FORCED (--force) while runs held leases: {}",
-                    live.join("; ")
-                )
-            })) {
-                rm.event(n);
-            }
+        if !live.is_empty() && !h.dry_run {
+            let forced = format!(
+                "FORCED (--force) while runs held leases: {}",
+                live.join("; ")
+            );
+            rm.event(forced);
             h.journal.save_recovery_mode(&mut rm).await?;
         }
         let mut actions = Vec::new();
-        end_mappings(h, &mut rm, opts.skip, &mut actions).await?;
-        let mappings_failed = actions.iter().any(|a| a.error.is_some());
-        if mappings_failed {
+        let twin_missing = end_mappings(h, &mut rm, opts.skip, &mut actions).await?;
+        if twin_missing && !opts.force {
             actions.push(Action {
                 target: "functions".into(),
-                action: "left paused: a mapping is not back yet, and records the application \
-                         wrote meanwhile would reach no consumer"
+                action: "left paused: a skipped consumer's twin is not reading its stream yet, \
+                         and records the application wrote meanwhile would never reach it"
                     .into(),
                 done: false,
-                error: Some("waiting for the mappings; run end again".into()),
+                error: Some(
+                    "run end again once the mapping error above is fixed, or pass --force to \
+                     give the functions back now"
+                        .into(),
+                ),
             });
         } else {
             end_functions(h, &mut rm, &mut actions).await?;
@@ -555,12 +569,13 @@ async fn end_mappings(
     rm: &mut RecoveryMode,
     skip: &[String],
     actions: &mut Vec<Action>,
-) -> Result<()> {
+) -> Result<bool> {
     let mappings: Vec<(String, MappingState)> = rm
         .mappings
         .iter()
         .map(|(k, v)| (k.clone(), v.clone()))
         .collect();
+    let mut twin_missing = false;
     for (uuid, m) in mappings.into_iter().filter(|(_, m)| !m.restored) {
         let stream = mappings::is_dynamodb_stream(&m.event_source_arn);
         // A replacement once recorded is finished, whatever this run's patterns say.
@@ -571,45 +586,60 @@ async fn end_mappings(
         if !h.dry_run {
             h.may_change().await?;
         }
+        let source = &m.event_source_arn;
+        // Ok(None): the mapping was deleted after recovery mode started; nothing to put back.
         let (action, result) = match pattern {
             Some(pattern) => {
                 let result = if h.dry_run {
-                    Ok(String::new())
+                    Ok(Some(String::new()))
                 } else {
                     replace(h, rm, &uuid, &pattern).await
                 };
+                twin_missing |= result.is_err();
                 let action = match &result {
-                    Ok(new) if !h.dry_run => format!(
+                    Ok(Some(new)) if !h.dry_run => format!(
                         "replaced by mapping {new} at LATEST, Enabled (skip, pattern {pattern:?}; \
-                         the old configuration is in the journal) ({})",
-                        m.event_source_arn
+                         the old configuration is in the journal) ({source})"
                     ),
                     _ => format!(
                         "replace by a twin at LATEST, so it skips the recovery's stream records \
-                         (skip, pattern {pattern:?}) ({})",
-                        m.event_source_arn
+                         (skip, pattern {pattern:?}) ({source})"
                     ),
                 };
-                (action, result.map(|_| ()))
+                (action, result.map(|r| r.map(|_| ())))
             }
             None => {
                 let result = if h.dry_run {
-                    Ok(())
+                    Ok(Some(()))
                 } else {
-                    set_mapping(h.client, &uuid, true).await
+                    match set_mapping(h.client, &uuid, true).await {
+                        Err(Error::Aws {
+                            kind: AwsErrorKind::NotFound,
+                            ..
+                        }) => Ok(None),
+                        other => other.map(Some),
+                    }
                 };
                 let note = if !stream && matching(skip, &m.function).is_some() {
                     "; skip applies only to DynamoDB streams"
                 } else {
                     ""
                 };
-                (format!("re-enable ({}){note}", m.event_source_arn), result)
+                (format!("re-enable ({source}){note}"), result)
             }
+        };
+        let action = match &result {
+            Ok(None) => format!(
+                "gone: deleted after recovery mode started, so nothing to put back; recreate it \
+                 from the function's infrastructure code ({source})"
+            ),
+            _ => action,
         };
         if result.is_ok() && !h.dry_run {
             if let Some(s) = rm.mappings.get_mut(&uuid) {
                 s.restored = true;
             }
+            rm.event(format!("mapping {uuid}: {action}"));
             h.journal.save_recovery_mode(rm).await?;
         }
         actions.push(Action {
@@ -619,26 +649,24 @@ async fn end_mappings(
             error: result.err().map(|e| e.to_string()),
         });
     }
-    Ok(())
+    Ok(twin_missing)
 }
 
 /// Replaces mapping `uuid` by its twin at `LATEST`, recording each step before the next: the
 /// old configuration, the deletion, the twin's UUID. Returns the twin's UUID.
-async fn replace(h: &Held<'_>, rm: &mut RecoveryMode, uuid: &str, pattern: &str) -> Result<String> {
+async fn replace(
+    h: &Held<'_>,
+    rm: &mut RecoveryMode,
+    uuid: &str,
+    pattern: &str,
+) -> Result<Option<String>> {
     let (client, journal) = (h.client, h.journal);
     let recorded = rm.mappings.get(uuid).and_then(|m| m.replacement.clone());
     let mut step = match recorded {
         Some(r) => r,
         None => {
             let Some(old) = mappings::get(client, uuid).await? else {
-                return Err(Error::invalid(
-                    "--skip-recovery-events",
-                    format!(
-                        "mapping {uuid} no longer exists: it was deleted after recovery mode \
-                         started, so there is nothing to replace. Recreate it from the function's \
-                         infrastructure code"
-                    ),
-                ));
+                return Ok(None);
             };
             let r = Replacement {
                 old,
@@ -657,7 +685,7 @@ async fn replace(h: &Held<'_>, rm: &mut RecoveryMode, uuid: &str, pattern: &str)
     }
     if let Some(new) = &step.new_uuid {
         mappings::wait_enabled(client, new).await?;
-        return Ok(new.clone());
+        return Ok(Some(new.clone()));
     }
     // A twin an interrupted run created before it could record it is adopted by its tag.
     let new = match mappings::find_twin(client, &step.old).await? {
@@ -674,7 +702,7 @@ async fn replace(h: &Held<'_>, rm: &mut RecoveryMode, uuid: &str, pattern: &str)
     )
     .await?;
     mappings::wait_enabled(client, &new).await?;
-    Ok(new)
+    Ok(Some(new))
 }
 
 async fn record_replacement(

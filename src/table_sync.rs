@@ -127,6 +127,7 @@ pub async fn run(session: &Session, p: Prepared, run: RunOptions) -> Result<Exec
         key,
         data_key,
         identity: crate::aws::caller_identity(&session.aws).await,
+        recovery_env: lifecycle::guarded_environment(session, &dst.name, run),
     };
     let fresh = || Execution::new(id.clone(), Kind::Sync, inputs, Phase::Delete);
     let ((), exec) = lifecycle::journaled(start, fresh, |rec| async move {

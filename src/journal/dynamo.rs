@@ -87,8 +87,19 @@ impl DynamoJournal {
 
     /// Puts a record as version `expected + 1` if its stored version is still `expected` (0: no
     /// item, or one written before records had versions).
-    async fn put_versioned(&self, put: PutItem, expected: u64, what: &str) -> Result<()> {
-        let put = put.item(VERSION, AttributeValue::N((expected + 1).to_string()));
+    /// A write whose answer was lost and whose retry failed its condition is ours when the item
+    /// read back holds our record at our version.
+    async fn put_versioned(
+        &self,
+        (pk, body): (String, String),
+        put: PutItem,
+        expected: u64,
+        what: &str,
+    ) -> Result<()> {
+        let put = put
+            .item(PK, s(pk.clone()))
+            .item(RECORD, s(body.clone()))
+            .item(VERSION, AttributeValue::N((expected + 1).to_string()));
         let put = if expected == 0 {
             put.condition_expression("attribute_not_exists(#v)")
                 .expression_attribute_names("#v", VERSION)
@@ -101,13 +112,19 @@ impl DynamoJournal {
             .map(|_| ())
             .map_err(|e| aws::aws_error("PutItem", &self.table, &e));
         if swapped(sent)? {
-            Ok(())
-        } else {
-            Err(Error::Conflict {
-                what: what.to_string(),
-                expected,
-            })
+            return Ok(());
         }
+        let ours = self.get(pk).await?.is_some_and(|item| {
+            version_of(&item, what).ok() == Some(expected + 1)
+                && record_of(&item, what).ok().as_deref() == Some(body.as_str())
+        });
+        if ours {
+            return Ok(());
+        }
+        Err(Error::Conflict {
+            what: what.to_string(),
+            expected,
+        })
     }
 
     async fn get(&self, pk: String) -> Result<Option<HashMap<String, AttributeValue>>> {
@@ -193,12 +210,12 @@ impl Journal for DynamoJournal {
             .client
             .put_item()
             .table_name(&self.table)
-            .item(PK, s(format!("execution#{}", execution.id)))
-            .item(RECORD, s(record))
             .item("table", s(&execution.inputs.table))
             .item("updatedAt", s(execution.updated_at.to_string()));
         let what = format!("the record of execution {}", execution.id);
-        self.put_versioned(put, execution.version, &what).await?;
+        let pk = format!("execution#{}", execution.id);
+        self.put_versioned((pk, record), put, execution.version, &what)
+            .await?;
         execution.version += 1;
         Ok(())
     }
@@ -245,14 +262,11 @@ impl Journal for DynamoJournal {
         let mut next = record.clone();
         next.version += 1;
         let body = serde_json::to_string(&next).map_err(|e| Error::Journal(e.to_string()))?;
-        let put = self
-            .client
-            .put_item()
-            .table_name(&self.table)
-            .item(PK, s(format!("recovery-mode#{}", record.environment)))
-            .item(RECORD, s(body));
+        let put = self.client.put_item().table_name(&self.table);
         let what = format!("the recovery-mode record of {}", record.environment);
-        self.put_versioned(put, record.version, &what).await?;
+        let pk = format!("recovery-mode#{}", record.environment);
+        self.put_versioned((pk, body), put, record.version, &what)
+            .await?;
         record.version += 1;
         Ok(())
     }

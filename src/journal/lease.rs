@@ -22,7 +22,7 @@ use crate::error::{Error, Result};
 pub const TTL: Duration = Duration::from_secs(60);
 const RENEW_EVERY: Duration = Duration::from_secs(15);
 /// How long a consistent read of the token vouches for the writes sent after it.
-pub const FRESH: Duration = Duration::from_secs(1);
+pub const FRESH: Duration = Duration::from_secs(2);
 
 /// How long a lease lives, how often it is renewed, and how long one write attempt may take.
 #[derive(Debug, Clone, Copy)]
@@ -91,38 +91,61 @@ fn new_token() -> String {
     )
 }
 
+/// Times another machine wrote (an expiry, an invocation's deadline) are trusted only this much
+/// later: two machines' clocks may differ by as much.
+pub const CLOCK_SKEW: Duration = Duration::from_secs(2);
+/// How long a request a killed process left on the wire may still take to be served.
+pub const ORPHAN_GRACE: Duration = Duration::from_secs(5);
+
 impl Lease {
+    /// Its CLI process is gone: it ran on this host, and its pid is no longer alive.
+    fn process_gone(&self) -> bool {
+        let me = Operator::current();
+        self.kind == HolderKind::Cli
+            && self.holder.host == me.host
+            && self.holder.pid != me.pid
+            && !pid_alive(self.holder.pid)
+    }
+
     /// When no write of this holder, displaced at `now`, can land any more, and how that is
     /// known. A write is sent within [`FRESH`] of a check that saw the token and lands within
-    /// the holder's attempt timeout (together `grace_ms`); a holder stops sending once its lease
-    /// is past expiry, a Lambda worker at its invocation's deadline, and either stops at its next
-    /// check once displaced. A process that is gone may still have left a request on the wire.
+    /// the holder's attempt timeout (together `grace_ms`). A holder stops sending once it
+    /// released the lease or (a renewal period before) the lease expired, a Lambda worker at its
+    /// invocation's deadline, a killed process at once; any of them at its next token check
+    /// once displaced.
     pub fn quiet_at(&self, now: Timestamp) -> (Timestamp, String) {
-        if self.released {
-            return (now, "its holder released it".into());
-        }
         let grace = Duration::from_millis(self.grace_ms);
-        let (last, why) = match (&self.kind, self.workers_until) {
-            (HolderKind::Lambda { .. }, Some(until)) if until < now.min(self.expires_at) => {
-                (until, format!("its last invocation's deadline ({until})"))
-            }
-            _ if self.expires_at < now => (self.expires_at, "its expiry".to_string()),
+        let after = |t: Timestamp| plus(t, CLOCK_SKEW + grace);
+        let (quiet, why) = match (&self.kind, self.workers_until) {
+            (HolderKind::Lambda { .. }, Some(until)) if until < now.min(self.expires_at) => (
+                after(until),
+                format!("its last invocation's deadline ({until})"),
+            ),
+            _ if self.released => match self.in_flight_until {
+                Some(until) => (
+                    plus(until, CLOCK_SKEW),
+                    "its release after a failure, with writes perhaps in flight".to_string(),
+                ),
+                None => (now, "its release once every write was answered".to_string()),
+            },
+            _ if self.expires_at < now => (after(self.expires_at), "its expiry".to_string()),
+            _ if self.process_gone() => (
+                plus(now, ORPHAN_GRACE.min(grace)),
+                format!("the take-over of pid {}, which is gone", self.holder.pid),
+            ),
             _ => (
-                now,
-                "this take-over: it stops at its next token check".to_string(),
+                plus(now, grace),
+                "the take-over: it stops at its next token check".to_string(),
             ),
         };
-        let quiet = plus(last, grace);
         let how = if quiet <= now {
             format!(
-                "proved stopped: {why} was more than {} ms ago, the most a write it sent could \
-                 take to land",
-                self.grace_ms
+                "proved stopped: {why} was long enough ago for any write it sent to have landed"
             )
         } else {
             format!(
-                "waited until {quiet}: {} ms after {why}, the most a write it sent could take to \
-                 land",
+                "waited until {quiet} after {why}, for any write it sent to land (a write lands \
+                 within {} ms of its token check)",
                 self.grace_ms
             )
         };
@@ -150,12 +173,26 @@ fn fresh_lease(
         workers_until: timing.deadline,
         grace_ms: timing.grace().as_millis() as u64,
         released: false,
+        in_flight_until: None,
     }
 }
 
-/// Waits until the displaced holder's writes can no longer land; returns what it waited for.
-async fn settle(displaced: &Lease, now: Timestamp) -> String {
-    let (at, why) = displaced.quiet_at(now);
+/// After a released lease, waits (rarely: a release just now) until the writes its holder's
+/// aborted tasks may have left in flight have landed; a sentence when it waited.
+async fn settle_released(released: &Lease) -> Option<String> {
+    let (at, _) = released.quiet_at(Timestamp::now());
+    (at > Timestamp::now()).then_some(())?;
+    Some(format!(
+        "the lease on {} was released just before; {}",
+        released.table,
+        settle(released).await
+    ))
+}
+
+/// Waits until the displaced holder's writes can no longer land, measured from after the
+/// take-over was written; returns what it waited for.
+async fn settle(displaced: &Lease) -> String {
+    let (at, why) = displaced.quiet_at(Timestamp::now());
     let wait = Timestamp::now().duration_until(at);
     if wait.is_positive() {
         let wait = Duration::try_from(wait).unwrap_or_default();
@@ -186,15 +223,9 @@ pub async fn acquire(
             Some(h) if h.released => None,
             Some(h) => {
                 let who = h.who(now);
-                let me = Operator::current();
-                let dead_here = h.execution_id == execution_id
-                    && h.kind == HolderKind::Cli
-                    && h.holder.host == me.host
-                    && h.holder.pid != me.pid
-                    && !pid_alive(h.holder.pid);
                 if h.expires_at < now {
                     Some(format!("took over the lease on {table} of {who}"))
-                } else if dead_here {
+                } else if h.execution_id == execution_id && h.process_gone() {
                     Some(format!(
                         "took over the lease on {table} of {who}, whose process is gone"
                     ))
@@ -203,25 +234,25 @@ pub async fn acquire(
                         "LEASE BROKEN by the operator (--break-lock) on {table}; it was {who}"
                     ))
                 } else {
-                    return Err(refusal(table, h, now, "pass --break-lock"));
+                    return Err(refusal(table, h, now, false));
                 }
             }
         };
         let lease = fresh_lease(table, execution_id, held, &timing, now);
-        if journal
-            .swap_lease(table, Some(&lease), current.as_ref().map(|(_, v)| *v))
-            .await?
-        {
-            let note = match (note, held) {
-                (Some(n), Some(h)) => Some(format!("{n}; {}", settle(h, now).await)),
-                (n, _) => n,
-            };
-            if let Some(n) = &note {
-                tracing::warn!("{n}");
-            }
-            let guard = LeaseGuard::held(journal, lease, base, timing);
-            return Ok((guard, note));
+        if !swap_or_ours(&journal, &lease, current.as_ref().map(|(_, v)| *v)).await? {
+            continue;
         }
+        // Renewed from now on: the wait below may outlast the lease's time to live.
+        let guard = LeaseGuard::held(journal, lease, base, timing);
+        let note = match (note, held) {
+            (Some(n), Some(h)) => Some(format!("{n}; {}", settle(h).await)),
+            (None, Some(h)) => settle_released(h).await,
+            (n, None) => n,
+        };
+        if let Some(n) = &note {
+            tracing::warn!("{n}");
+        }
+        return Ok((guard, note));
     }
     Err(Error::invalid(
         "table",
@@ -229,8 +260,36 @@ pub async fn acquire(
     ))
 }
 
+/// Writes `lease` over version `expected`; true also when the write landed but its answer was
+/// lost (the journal's retry then fails its condition): the lease read back is ours.
+async fn swap_or_ours(
+    journal: &Arc<dyn Journal>,
+    lease: &Lease,
+    expected: Option<u64>,
+) -> Result<bool> {
+    if journal
+        .swap_lease(&lease.table, Some(lease), expected)
+        .await?
+    {
+        return Ok(true);
+    }
+    Ok(journal
+        .read_lease(&lease.table)
+        .await?
+        .is_some_and(|(l, _)| l.token == lease.token && l.fence == lease.fence))
+}
+
 /// The refusal of a live lease, naming its holder and how long it has left.
-fn refusal(table: &str, held: &Lease, now: Timestamp, otherwise: &str) -> Error {
+fn refusal(table: &str, held: &Lease, now: Timestamp, by_lambda: bool) -> Error {
+    let otherwise = if table.starts_with(super::ENVIRONMENT_LEASE) {
+        "wait until its lease expires (60 s after it stopped renewing) and run the change again"
+    } else if by_lambda {
+        "wait until its lease expires; then start the state machine again with the same input"
+    } else if matches!(held.kind, HolderKind::Lambda { .. }) {
+        "stop its state machine's execution, then `dynamo-dr resume --break-lock` it from the CLI"
+    } else {
+        "pass --break-lock"
+    };
     Error::invalid(
         "table",
         format!(
@@ -271,23 +330,20 @@ pub async fn hold_for_execution(
                 (joined, None)
             }
             Some(h) if !h.is_free(now) => {
-                return Err(refusal(
-                    table,
-                    h,
-                    now,
-                    "stop it and let its lease lapse, or `dynamo-dr resume --break-lock` it from \
-                     the CLI",
-                ));
+                return Err(refusal(table, h, now, true));
             }
-            _ => (
-                fresh_lease(table, execution_id, held, &timing, now),
-                held.filter(|h| !h.released),
-            ),
+            _ => (fresh_lease(table, execution_id, held, &timing, now), held),
         };
-        if !journal
-            .swap_lease(table, Some(&lease), current.as_ref().map(|(_, v)| *v))
-            .await?
-        {
+        let expected = current.as_ref().map(|(_, v)| *v);
+        // A fresh token is ours alone, so a lost answer is told by reading it back; a joined
+        // one is every worker's, so only the write itself says it landed.
+        let joined = held.is_some_and(|h| h.token == lease.token);
+        let swapped = if joined {
+            journal.swap_lease(table, Some(&lease), expected).await?
+        } else {
+            swap_or_ours(&journal, &lease, expected).await?
+        };
+        if !swapped {
             // Another worker of this execution renewed it first, or another run took it.
             tokio::time::sleep(Duration::from_millis(fastrand::u64(
                 0..50 << attempt.min(4),
@@ -295,17 +351,16 @@ pub async fn hold_for_execution(
             .await;
             continue;
         }
+        let guard = LeaseGuard::held(journal, lease, base, timing);
         let note = match displaced {
-            Some(h) => {
-                let who = h.who(now);
-                Some(format!(
-                    "took over the expired lease on {table} of {who}; {}",
-                    settle(h, now).await
-                ))
-            }
+            Some(h) if !h.released => Some(format!(
+                "took over the expired lease on {table} of {}; {}",
+                h.who(now),
+                settle(h).await
+            )),
+            Some(h) => settle_released(h).await,
             None => None,
         };
-        let guard = LeaseGuard::held(journal, lease, base, timing);
         return Ok((guard, note));
     }
     Err(Error::Journal(format!(
@@ -366,15 +421,26 @@ impl Fence {
         if checked.is_some_and(|t| t.elapsed() < FRESH) {
             return Ok(());
         }
-        let sent = Instant::now();
-        match self.journal.read_lease(&self.table).await? {
-            Some((l, _)) if l.token == self.token && !l.released => {
-                *checked = Some(sent);
-                Ok(())
+        // A read that took longer than FRESH vouches for nothing: read again.
+        for _ in 0..3 {
+            let sent = Instant::now();
+            match self.journal.read_lease(&self.table).await? {
+                Some((l, _)) if l.token == self.token && !l.released => {
+                    if sent.elapsed() < FRESH {
+                        *checked = Some(sent);
+                        return Ok(());
+                    }
+                }
+                Some((l, _)) => return Err(self.stale(l.who(Timestamp::now()))),
+                None => return Err(self.stale("released".into())),
             }
-            Some((l, _)) => Err(self.stale(l.who(Timestamp::now()))),
-            None => Err(self.stale("released".into())),
         }
+        Err(Error::Journal(format!(
+            "the lease on {} could not be read back within {FRESH:?} three times, so this \
+             writer cannot prove it still holds it and stopped writing. Check the journal is \
+             reachable, then `dynamo-dr resume` continues from the checkpoints",
+            self.table
+        )))
     }
 }
 
@@ -473,9 +539,19 @@ impl LeaseGuard {
         self.renewer.abort();
     }
 
-    /// Gives the lease up, keeping its item (and fencing number) for the next holder; a lease
-    /// another writer holds now is left alone.
+    /// Gives the lease up once every write was answered, keeping its item (and fencing number)
+    /// for the next holder; a lease another writer holds now is left alone.
     pub async fn release(self) -> Result<()> {
+        self.give_up(false).await
+    }
+
+    /// Gives the lease up after a failure: writes of aborted tasks may still be in flight, so
+    /// the next holder waits out their grace.
+    pub async fn release_after_failure(self) -> Result<()> {
+        self.give_up(true).await
+    }
+
+    async fn give_up(self, aborted: bool) -> Result<()> {
         self.renewer.abort();
         let _ = self.renewer.await;
         let Some((mut lease, v)) = self.journal.read_lease(&self.table).await? else {
@@ -484,8 +560,13 @@ impl LeaseGuard {
         if lease.token != self.fence.token || lease.released {
             return Ok(());
         }
+        let now = Timestamp::now();
         lease.released = true;
-        lease.expires_at = Timestamp::now();
+        lease.expires_at = now;
+        // A request its aborted tasks dropped is no longer retried: the server serves it or not,
+        // within ORPHAN_GRACE, as for a killed process.
+        let grace = Duration::from_millis(lease.grace_ms).min(ORPHAN_GRACE);
+        lease.in_flight_until = aborted.then(|| plus(now, grace));
         self.journal
             .swap_lease(&self.table, Some(&lease), Some(v))
             .await?;

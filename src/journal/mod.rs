@@ -52,6 +52,10 @@ pub struct Lease {
     /// Given up by its holder; the item stays so that the next holder's fence is higher.
     #[serde(default)]
     pub released: bool,
+    /// A holder that gave the lease up after a failure, with writes it aborted perhaps still in
+    /// flight: until when they may land.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub in_flight_until: Option<Timestamp>,
 }
 
 /// The prefix of an environment's recovery-mode lease; `:` is in no table name.

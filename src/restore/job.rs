@@ -217,6 +217,7 @@ pub async fn run_all(
                 key,
                 data_key,
                 identity: identity.clone(),
+                recovery_env: lifecycle::guarded_environment(session, &p.plan.dest.name, run),
             };
             let client = &client;
             async move {
@@ -293,6 +294,11 @@ pub async fn record_start(
         key,
         data_key,
         identity: crate::aws::caller_identity(&session.aws).await,
+        recovery_env: lifecycle::guarded_environment(
+            session,
+            &p.plan.dest.name,
+            RunOptions::default(),
+        ),
     };
     let inputs = p.inputs;
     lifecycle::begin(start, || {

@@ -556,8 +556,17 @@ mod tests {
             .unwrap()
             .iter()
             .find(|(k, _)| k.ends_with("RecoveryModeFunction"))
-            .map(|(_, v)| v["Properties"]["Environment"]["Variables"]["DYNAMO_DR_ROLE"].clone());
-        assert_eq!(rm, Some(serde_json::json!("recovery-mode:Prod")));
+            .map(|(_, v)| v["Properties"]["Environment"]["Variables"].clone())
+            .unwrap();
+        assert_eq!(rm["DYNAMO_DR_ROLE"], "recovery-mode:Prod");
+        // It knows its tables' names, so `end` can refuse while one is being restored.
+        let rm_config = Config::parse(rm["DYNAMO_DR_CONFIG"].as_str().unwrap()).unwrap();
+        assert!(
+            rm_config
+                .tables_of("Prod")
+                .contains(&"Prod-TransactionHistory-ABC".to_string()),
+            "{rm}"
+        );
         assert!(own.environments.contains_key("Prod"), "{text}");
         assert!(!text.contains("Prod-Provider-DEF"), "{text}");
         // Its states role invokes its own function and starts its own child only.

@@ -172,6 +172,20 @@ pub(super) async fn segment_step(
     source.sensitive |= exec.inputs.sensitive;
     dest.sensitive |= exec.inputs.sensitive;
     let (guard, _) = hold(session, &journal, &exec, inv).await?;
+    // Read again under the lease: a CLI run may have ended the execution or moved it on since
+    // it was loaded, and released its lease.
+    let current = match journal.load(id).await {
+        Ok(e) => e,
+        Err(e) => {
+            guard.detach();
+            return Err(e);
+        }
+    };
+    if current.is_none_or(|e| e.status != Status::Running || e.phase != phase) {
+        guard.detach();
+        answer.detail = "the execution moved on while this worker started".into();
+        return Ok(answer);
+    }
     let writer = Arc::new(SegmentWriter {
         journal: journal.clone(),
         id: id.to_string(),

@@ -54,6 +54,7 @@ fn lease_for(execution_id: &str, holder: Operator, expires_in_s: i64) -> Lease {
         workers_until: None,
         grace_ms: 2000,
         released: false,
+        in_flight_until: None,
     }
 }
 
@@ -211,12 +212,32 @@ async fn suite(j: Arc<dyn Journal>) {
     broken.release().await.expect("release");
     let (released, _) = j.read_lease("Orders").await.expect("read").expect("kept");
     assert!(released.released && released.fence == second.fence);
-    // A released lease is free, and the next holder's fence is higher still.
+    // A released lease is free at once, and the next holder's fence is higher still.
     let (again, note) = lease::acquire(j.clone(), "Orders", "inc-2.Orders", false, quick())
         .await
         .expect("a released lease is free");
     assert_eq!(note, None);
     let third = j.read_lease("Orders").await.expect("read").expect("held").0;
+    again.release_after_failure().await.expect("release");
+    // Given up after a failure, its aborted writes may be in flight: the next holder waits.
+    let (after, note) = lease::acquire(j.clone(), "Orders", "inc-2.Orders", false, quick())
+        .await
+        .expect("free");
+    let note = note.expect("a note on the wait");
+    assert!(
+        note.contains("released just before") && note.contains("failure"),
+        "{note}"
+    );
+    assert_eq!(
+        j.read_lease("Orders")
+            .await
+            .expect("read")
+            .expect("held")
+            .0
+            .fence,
+        third.fence + 1
+    );
+    let again = after;
     assert_eq!(third.fence, second.fence + 1);
     again.release().await.expect("release");
 

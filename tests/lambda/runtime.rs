@@ -204,4 +204,5 @@ async fn the_binary_serves_every_kind_of_invocation_through_the_runtime_api() {
         let _ = c.kill();
         let _ = c.wait();
     }
+    super::writers::stays_exact(&moto, &before, Duration::from_secs(60)).await;
 }

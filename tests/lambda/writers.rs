@@ -473,7 +473,7 @@ async fn concurrencies(
 async fn concurrent_recovery_mode_starts_never_record_a_paused_value_as_an_original() {
     init();
     let moto = Emulator::start(Kind::Moto).await;
-    let (_, _) = scenario(&moto).await;
+    let (before, _) = scenario(&moto).await;
     let originals = environment_functions(&moto, 25).await;
     let dir = tempfile::tempdir().expect("dir");
     let text = config(false, "");
@@ -550,6 +550,8 @@ async fn concurrent_recovery_mode_starts_never_record_a_paused_value_as_an_origi
     f.ok(json!({"action": "recovery-mode", "environment": "Prod", "change": "end"}))
         .await;
     assert_eq!(concurrencies(&moto, originals.keys()).await, originals);
+    drop(f);
+    stays_exact(&moto, &before, Duration::from_secs(60)).await;
 }
 
 /// Scenario 4: with the skip policy, `end` replaces the consumer's mapping by its twin and waits
