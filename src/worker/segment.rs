@@ -9,7 +9,9 @@ use crate::error::{Error, Result};
 use crate::item::{Item, key_to_json};
 use crate::journal::lease::{Fence, LeaseGuard};
 use crate::journal::seal::{self, JournalKey};
-use crate::journal::{Journal, Phase, SegmentCheckpoint, SegmentRecord, Status, Strategy};
+use crate::journal::{
+    Execution, Journal, Phase, SegmentCheckpoint, SegmentRecord, Status, Strategy,
+};
 use crate::session::Session;
 use crate::sync::{self, Checkpoint, SyncOptions};
 use crate::table;
@@ -104,26 +106,27 @@ pub(super) fn parse_phase(text: &str) -> Result<Phase> {
     }
 }
 
-/// Advances one segment from its checkpoint until it is done or the deadline is near.
-pub(super) async fn segment_step(
+/// Where one segment resumes: its record (stored, or fresh) at the further checkpoint, and the
+/// checkpoints the sync engine starts from (every other segment marked done).
+struct Resume {
+    record: SegmentRecord,
+    version: u64,
+    /// No worker touched the segment before: its first page is not counted as rewritten.
+    pristine: bool,
+    from: Vec<SegmentCheckpoint>,
+    key: Option<JournalKey>,
+}
+
+/// The segment's resume point; `None` when it is already done.
+async fn resume_point(
     session: &Session,
-    id: &str,
-    phase_text: &str,
+    journal: &dyn Journal,
+    exec: &Execution,
+    phase: Phase,
     segment: u32,
     inv: &Invocation,
-) -> Result<Answer> {
-    let phase = parse_phase(phase_text)?;
-    let (client, journal) = session.open().await?;
-    let exec = load(session, journal.as_ref(), id, inv).await?;
-    let mut answer = Answer::of(&exec, Next::Done, "");
-    answer.segment = Some(segment);
-    answer.phase = phase.as_str().to_string();
-    if exec.status != Status::Running || exec.phase != phase {
-        answer.detail = format!("the execution is in phase {}", exec.phase.as_str());
-        return Ok(answer);
-    }
-    still_recovering(session, journal.as_ref(), &exec).await?;
-    let request = recorded_request(session, &exec)?;
+) -> Result<std::result::Result<Resume, SegmentCheckpoint>> {
+    let id = &exec.id;
     let recorded = exec
         .progress(phase)
         .map(|p| p.segments.clone())
@@ -144,20 +147,16 @@ pub(super) async fn segment_step(
     record.checkpoint = mine.further(&record.checkpoint).clone();
     record.worker = inv.worker.clone();
     if record.checkpoint.done {
-        answer.items = record.checkpoint.items;
-        answer.detail = "done".into();
-        return Ok(answer);
+        return Ok(Err(record.checkpoint));
     }
     let (key, _) = session
-        .execution_key(Some(&exec), exec.inputs.sensitive, id, &exec.inputs.table)
+        .execution_key(Some(exec), exec.inputs.sensitive, id, &exec.inputs.table)
         .await?;
-    let mut from = vec![
-        SegmentCheckpoint {
-            done: true,
-            ..Default::default()
-        };
-        recorded.len()
-    ];
+    let done = SegmentCheckpoint {
+        done: true,
+        ..Default::default()
+    };
+    let mut from = vec![done; recorded.len()];
     let mut start = record.checkpoint.clone();
     if let Some(k) = start.next_key.as_ref().filter(|k| seal::is_sealed(k)) {
         let sealer = key
@@ -166,15 +165,29 @@ pub(super) async fn segment_step(
         start.next_key = Some(sealer.open(k, id)?);
     }
     from[segment as usize] = start;
-    let mut source =
-        table::describe_existing(&client, &request.names.temp_table, "temporary table").await?;
-    let mut dest = table::describe_existing(&client, &exec.inputs.table, "table").await?;
-    source.sensitive |= exec.inputs.sensitive;
-    dest.sensitive |= exec.inputs.sensitive;
-    let (guard, _) = hold(session, &journal, &exec, inv).await?;
+    Ok(Ok(Resume {
+        record,
+        version,
+        pristine,
+        from,
+        key: key.filter(|_| exec.inputs.sensitive),
+    }))
+}
+
+/// The segment's writer under the execution's lease, its record claimed before any write; an
+/// answer instead when the execution moved on or another worker claimed the segment first.
+async fn claim(
+    session: &Session,
+    journal: &Arc<dyn Journal>,
+    exec: &Execution,
+    (phase, segment): (Phase, u32),
+    resume: Resume,
+    inv: &Invocation,
+) -> Result<std::result::Result<Arc<SegmentWriter>, (Next, &'static str)>> {
+    let (guard, _) = hold(session, journal, exec, inv).await?;
     // Read again under the lease: a CLI run may have ended the execution or moved it on since
     // it was loaded, and released its lease.
-    let current = match journal.load(id).await {
+    let current = match journal.load(&exec.id).await {
         Ok(e) => e,
         Err(e) => {
             guard.detach();
@@ -183,27 +196,24 @@ pub(super) async fn segment_step(
     };
     if current.is_none_or(|e| e.status != Status::Running || e.phase != phase) {
         guard.detach();
-        answer.detail = "the execution moved on while this worker started".into();
-        return Ok(answer);
+        return Ok(Err((
+            Next::Done,
+            "the execution moved on while this worker started",
+        )));
     }
     let writer = Arc::new(SegmentWriter {
         journal: journal.clone(),
-        id: id.to_string(),
+        id: exec.id.clone(),
         phase,
         segment,
-        record: tokio::sync::Mutex::new(record),
-        version: AtomicU64::new(version),
-        fresh: AtomicBool::new(pristine),
+        record: tokio::sync::Mutex::new(resume.record),
+        version: AtomicU64::new(resume.version),
+        fresh: AtomicBool::new(resume.pristine),
         lost: AtomicBool::new(false),
         fence: guard.fence(),
         lease: std::sync::Mutex::new(Some(guard)),
-        sealer: key.filter(|_| exec.inputs.sensitive),
+        sealer: resume.key,
     });
-    let opts = SyncOptions {
-        segments: recorded.len() as u32,
-        stop_at: Some(inv.stop_at()),
-        ..request.sync
-    };
     // Claimed before any write, also from a checkpoint: a duplicate invocation that read the
     // same version loses here, before it writes a page, and a worker after a kill counts its
     // redone page.
@@ -211,15 +221,70 @@ pub(super) async fn segment_step(
         writer.check_lease().await?;
         writer.save(|_| {}).await
     };
-    if let Err(e) = claimed.await {
-        writer.detach();
-        if writer.lost.load(Ordering::SeqCst) {
-            answer.state = Next::Continue;
-            answer.detail = "another worker claimed this segment; asking again".into();
+    match claimed.await {
+        Ok(()) => Ok(Ok(writer)),
+        Err(_) if writer.lost.load(Ordering::SeqCst) => {
+            writer.detach();
+            Ok(Err((
+                Next::Continue,
+                "another worker claimed this segment; asking again",
+            )))
+        }
+        Err(e) => {
+            writer.detach();
+            Err(e)
+        }
+    }
+}
+
+/// Advances one segment from its checkpoint until it is done or the deadline is near.
+pub(super) async fn segment_step(
+    session: &Session,
+    id: &str,
+    phase_text: &str,
+    segment: u32,
+    inv: &Invocation,
+) -> Result<Answer> {
+    let phase = parse_phase(phase_text)?;
+    let (client, journal) = session.open().await?;
+    let exec = load(session, journal.as_ref(), id, inv).await?;
+    let mut answer = Answer::of(&exec, Next::Done, "");
+    answer.segment = Some(segment);
+    answer.phase = phase.as_str().to_string();
+    if exec.status != Status::Running || exec.phase != phase {
+        answer.detail = format!("the execution is in phase {}", exec.phase.as_str());
+        return Ok(answer);
+    }
+    still_recovering(session, journal.as_ref(), &exec).await?;
+    let request = recorded_request(session, &exec)?;
+    let resume = match resume_point(session, journal.as_ref(), &exec, phase, segment, inv).await? {
+        Ok(r) => r,
+        Err(done) => {
+            answer.items = done.items;
+            answer.detail = "done".into();
             return Ok(answer);
         }
-        return Err(e);
-    }
+    };
+    let segments = resume.from.len() as u32;
+    let from = resume.from.clone();
+    let mut source =
+        table::describe_existing(&client, &request.names.temp_table, "temporary table").await?;
+    let mut dest = table::describe_existing(&client, &exec.inputs.table, "table").await?;
+    source.sensitive |= exec.inputs.sensitive;
+    dest.sensitive |= exec.inputs.sensitive;
+    let writer = match claim(session, &journal, &exec, (phase, segment), resume, inv).await? {
+        Ok(w) => w,
+        Err((state, detail)) => {
+            answer.state = state;
+            answer.detail = detail.into();
+            return Ok(answer);
+        }
+    };
+    let opts = SyncOptions {
+        segments,
+        stop_at: Some(inv.stop_at()),
+        ..request.sync
+    };
     let cp: Arc<dyn Checkpoint> = writer.clone();
     let diff = exec.inputs.strategy == Strategy::Diff;
     let stop = tokio::time::Instant::from_std(inv.stop_at() + inv.margin / 2);
@@ -234,6 +299,15 @@ pub(super) async fn segment_step(
     };
     // A page cut mid-way is written again by the next invocation, from the checkpoint.
     let result = tokio::time::timeout_at(stop, work).await;
+    finish(&writer, result, answer).await
+}
+
+/// The segment's totals saved and the answer to the state machine.
+async fn finish(
+    writer: &SegmentWriter,
+    result: std::result::Result<Result<sync::Totals>, tokio::time::error::Elapsed>,
+    mut answer: Answer,
+) -> Result<Answer> {
     let outcome = match result {
         Ok(Ok(totals)) => {
             writer

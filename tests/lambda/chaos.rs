@@ -43,7 +43,12 @@ async fn damage_some(moto: &Emulator, trial: u64) {
 /// The state machines, as far as they get: `start`, `advance` through phase 1, then the child's
 /// `phase` and its segments at once (each cut at a random deadline), then `advance`. Like a
 /// failed state machine, it stops at the first error or unanswered invocation.
-async fn state_machine(f: Arc<Function>, input: serde_json::Value, seed: u64) -> Option<()> {
+async fn state_machine(
+    f: Arc<Function>,
+    input: serde_json::Value,
+    seed: u64,
+    damaged: Arc<tokio::sync::Notify>,
+) -> Option<()> {
     let rng = std::sync::Mutex::new(fastrand::Rng::with_seed(seed));
     let call = |payload: serde_json::Value| {
         // Segments are cut at random deadlines; the other steps have a function's usual time.
@@ -67,6 +72,8 @@ async fn state_machine(f: Arc<Function>, input: serde_json::Value, seed: u64) ->
             break;
         }
     }
+    // The bad deploy's writes are all in before the sync starts, as recovery mode makes sure.
+    damaged.notified().await;
     for _ in 0..4 {
         let p = call(json!({"action": "phase", "executionId": id})).await?;
         if p["state"] == "done" {
@@ -142,7 +149,13 @@ async fn writers_killed_restarted_and_lock_broken_at_random_never_write_out_of_t
             "tableNameRecoveryConfirmation": TABLE,
         });
         let began = std::time::Instant::now();
-        let machine = tokio::spawn(state_machine(f.clone(), input, rng.u64(..)));
+        let damaged = Arc::new(tokio::sync::Notify::new());
+        let machine = tokio::spawn(state_machine(
+            f.clone(),
+            input,
+            rng.u64(..),
+            damaged.clone(),
+        ));
         // The damage lands once phase 1 restored the table as it was (moto restores what the
         // table holds at the restore).
         wait_for("phase 1", Duration::from_secs(180), || async {
@@ -158,6 +171,7 @@ async fn writers_killed_restarted_and_lock_broken_at_random_never_write_out_of_t
         if recorded.is_some_and(|e| e.phase > Phase::BackupAndRestore) {
             damage_some(&moto, trial).await;
         }
+        damaged.notify_one();
         let mut running: Vec<Child> = Vec::new();
         for _ in 0..rng.usize(2..6) {
             tokio::time::sleep(Duration::from_millis(rng.u64(0..2500))).await;

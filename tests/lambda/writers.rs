@@ -22,6 +22,22 @@ fn config(tied: bool, extra: &str) -> String {
     )
 }
 
+/// A temporary directory holding `text` as its `dynamo-dr.toml`, and that file's path.
+fn with_config(text: &str) -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().expect("dir");
+    let cfg = dir.path().join("dynamo-dr.toml");
+    std::fs::write(&cfg, text).expect("config");
+    (dir, cfg)
+}
+
+/// `text` with a write rate cap so low that a worker is mid-segment for seconds.
+fn slow(text: String) -> String {
+    text.replace(
+        "scan_page_limit = 40\n",
+        "scan_page_limit = 40\nmax_write_rate = 30\n",
+    )
+}
+
 /// The binary as one Lambda function: `processes` runtime loops on one Runtime API, so that
 /// invocations run at once; their JSON logs (with each write's fencing number) in one file.
 pub struct Function {
@@ -257,14 +273,9 @@ async fn a_worker_left_running_stops_before_its_next_write_once_the_cli_breaks_t
     init();
     let moto = Emulator::start(Kind::Moto).await;
     let (restore_point, input) = scenario(&moto).await;
-    let dir = tempfile::tempdir().expect("dir");
     // A slow worker: 30 items a second, so it is mid-segment when the lock is broken.
-    let text = config(false, "").replace(
-        "scan_page_limit = 40\n",
-        "scan_page_limit = 40\nmax_write_rate = 30\n",
-    );
-    let cfg = dir.path().join("dynamo-dr.toml");
-    std::fs::write(&cfg, &text).expect("config");
+    let text = slow(config(false, ""));
+    let (dir, cfg) = with_config(&text);
     let f = Arc::new(Function::spawn(
         &moto,
         dir.path(),
@@ -368,10 +379,8 @@ async fn a_lambda_start_beside_a_live_cli_run_is_refused_and_the_run_finishes_ex
     init();
     let moto = Emulator::start(Kind::Moto).await;
     let (before, input) = scenario(&moto).await;
-    let dir = tempfile::tempdir().expect("dir");
     let text = config(false, "");
-    let cfg = dir.path().join("dynamo-dr.toml");
-    std::fs::write(&cfg, &text).expect("config");
+    let (dir, cfg) = with_config(&text);
     let f = Function::spawn(&moto, dir.path(), "table:OrdersTable", &text, 1, &[]);
     let log = dir.path().join("cli.log");
     let mut run = cli(
@@ -475,10 +484,8 @@ async fn concurrent_recovery_mode_starts_never_record_a_paused_value_as_an_origi
     let moto = Emulator::start(Kind::Moto).await;
     let (before, _) = scenario(&moto).await;
     let originals = environment_functions(&moto, 25).await;
-    let dir = tempfile::tempdir().expect("dir");
     let text = config(false, "");
-    let cfg = dir.path().join("dynamo-dr.toml");
-    std::fs::write(&cfg, &text).expect("config");
+    let (dir, cfg) = with_config(&text);
     let f = Arc::new(Function::spawn(
         &moto,
         dir.path(),
@@ -695,10 +702,8 @@ async fn a_streamed_table_whose_consumers_are_unknown_gets_diff() {
         .send()
         .await
         .expect("stream on");
-    let dir = tempfile::tempdir().expect("dir");
     let text = config(false, "");
-    let cfg = dir.path().join("dynamo-dr.toml");
-    std::fs::write(&cfg, &text).expect("config");
+    let (dir, cfg) = with_config(&text);
     let proxy = RecordingProxy::start(&moto.endpoint());
     proxy.refuse("GET /2015-03-31/event-source-mappings");
     let f = Function::spawn(
@@ -766,10 +771,8 @@ async fn recovery_mode_end_waits_for_live_runs_and_workers_recheck_it() {
     let moto = Emulator::start(Kind::Moto).await;
     let (restore_point, input) = scenario(&moto).await;
     let originals = environment_functions(&moto, 3).await;
-    let dir = tempfile::tempdir().expect("dir");
     let text = config(true, "");
-    let cfg = dir.path().join("dynamo-dr.toml");
-    std::fs::write(&cfg, &text).expect("config");
+    let (dir, cfg) = with_config(&text);
     let table_fn = Function::spawn(&moto, dir.path(), "table:OrdersTable", &text, 1, &[]);
     let rm_fn = Function::spawn(&moto, dir.path(), "recovery-mode:Prod", &text, 1, &[]);
     let start = json!({"action": "recovery-mode", "environment": "Prod", "change": "start"});
@@ -873,11 +876,8 @@ async fn a_segment_resumed_from_a_checkpoint_claims_it_before_its_first_write() 
     init();
     let moto = Emulator::start(Kind::Moto).await;
     let (restore_point, input) = scenario(&moto).await;
+    let text = slow(config(false, ""));
     let dir = tempfile::tempdir().expect("dir");
-    let text = config(false, "").replace(
-        "scan_page_limit = 40\n",
-        "scan_page_limit = 40\nmax_write_rate = 30\n",
-    );
     let proxy = RecordingProxy::start(&moto.endpoint());
     let f = Arc::new(Function::spawn(
         &moto,
