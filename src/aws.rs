@@ -12,7 +12,6 @@ use aws_config::timeout::TimeoutConfig;
 use aws_sdk_dynamodb::config::http::HttpResponse;
 use aws_sdk_dynamodb::config::retry::{RetryPartition, TokenBucket};
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
-use aws_smithy_types::error::display::DisplayErrorContext;
 
 /// Connection settings from the command line or config file; unset fields fall back to the SDK's
 /// own chain (environment, `~/.aws/config`, instance role), so `AWS_ENDPOINT_URL*` keep working.
@@ -212,22 +211,74 @@ pub fn error_code<E: ProvideErrorMetadata, R>(err: &SdkError<E, R>) -> Option<&s
     }
 }
 
-/// A one-line description: the service's code and message, or the transport failure's chain.
-pub fn describe<E, R>(err: &SdkError<E, R>) -> String
+/// The most of a failed call's description a person reads.
+const MAX_DESCRIPTION: usize = 160;
+
+/// A failed call as people read it, in every message: `<AWS error code or HTTP status>: <one
+/// sentence of cause>`, at most [`MAX_DESCRIPTION`] characters, never the SDK's debug dump
+/// (which goes to the debug log). Callers name the call.
+pub fn describe<E>(err: &SdkError<E, HttpResponse>) -> String
 where
     E: ProvideErrorMetadata + std::error::Error + 'static,
-    R: std::fmt::Debug,
 {
-    match err {
+    tracing::debug!(error = ?err, "AWS call failed");
+    let status = |r: &HttpResponse| format!("HTTP {}", r.status().as_u16());
+    let (head, cause) = match err {
         SdkError::ServiceError(service) => {
-            let e = service.err();
+            let (e, http) = (service.err(), status(service.raw()));
             match (e.code(), e.message()) {
-                (Some(code), Some(msg)) => format!("{code}: {msg}"),
-                (Some(code), None) => code.to_string(),
-                _ => DisplayErrorContext(err).to_string(),
+                (Some(code), Some(message)) => (code.to_string(), message.to_string()),
+                (Some(code), None) => (code.to_string(), http),
+                (None, Some(message)) => (http, message.to_string()),
+                (None, None) => (http, uncoded(service.raw().status().as_u16()).into()),
             }
         }
-        _ => DisplayErrorContext(err).to_string(),
+        SdkError::ResponseError(r) => (
+            status(r.raw()),
+            "the answer could not be read as the call's response".into(),
+        ),
+        SdkError::TimeoutError(_) => ("timeout".into(), "no answer within the timeout".into()),
+        SdkError::DispatchFailure(_) => ("not sent".into(), chain(err)),
+        _ => ("error".into(), chain(err)),
+    };
+    let text = format!("{head}: {}", first_sentence(&cause));
+    match text.char_indices().nth(MAX_DESCRIPTION) {
+        Some((cut, _)) => format!("{}…", &text[..cut]),
+        None => text,
+    }
+}
+
+/// Why an answer without an AWS error code failed, by its status alone.
+fn uncoded(status: u16) -> &'static str {
+    match status {
+        403 => "access denied, with no AWS error code",
+        404 => "the endpoint does not know this call",
+        400..=499 => "the request was refused, with no AWS error code",
+        500..=599 => "the service failed, with no AWS error code (an emulator may lack the call)",
+        _ => "the answer carried no AWS error code",
+    }
+}
+
+/// An error and its sources' messages, innermost last, without the SDK's debug form.
+fn chain(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut parts: Vec<String> = vec![err.to_string()];
+    let mut source = err.source();
+    while let Some(s) = source {
+        let text = s.to_string();
+        if !parts.iter().any(|p| p.contains(&text)) {
+            parts.push(text);
+        }
+        source = s.source();
+    }
+    parts.join(": ")
+}
+
+/// Up to the first sentence's full stop.
+fn first_sentence(text: &str) -> &str {
+    let text = text.lines().next().unwrap_or_default();
+    match text.find(". ") {
+        Some(end) => &text[..=end],
+        None => text,
     }
 }
 
@@ -248,14 +299,13 @@ pub fn error_kind<E: ProvideErrorMetadata, R>(err: &SdkError<E, R>) -> AwsErrorK
 }
 
 /// Wraps a failed call as [`crate::Error::Aws`].
-pub fn aws_error<E, R>(
+pub fn aws_error<E>(
     operation: &'static str,
     resource: impl Into<String>,
-    err: &SdkError<E, R>,
+    err: &SdkError<E, HttpResponse>,
 ) -> crate::Error
 where
     E: ProvideErrorMetadata + std::error::Error + 'static,
-    R: std::fmt::Debug,
 {
     crate::Error::Aws {
         operation,
@@ -263,6 +313,15 @@ where
         kind: error_kind(err),
         message: describe(err),
     }
+}
+
+/// An SDK time as the tool's, to the nearest millisecond: the SDK reads DynamoDB's epoch-second
+/// floats by truncating to nanoseconds, so `1764841189.462` arrives as `….461999893` and
+/// truncating again would make it `.461`, before the instant AWS prints.
+pub fn timestamp(t: &aws_smithy_types::DateTime) -> Option<jiff::Timestamp> {
+    let rounded = (i128::from(t.subsec_nanos()) + 500_000) / 1_000_000;
+    let millis = i128::from(t.secs()) * 1000 + rounded;
+    jiff::Timestamp::from_millisecond(i64::try_from(millis).ok()?).ok()
 }
 
 /// The AWS principal these credentials act as, for the audit trail. Never fatal: a run must not
@@ -309,6 +368,25 @@ mod tests {
             aws_smithy_types::body::SdkBody::from(body.to_string()),
         );
         SdkError::service_error(err, raw)
+    }
+
+    #[test]
+    fn the_window_edge_is_the_millisecond_aws_prints() {
+        // boto3 prints this edge as `…49.462000+00:00`; the float is `…49.461999893…`.
+        let edge = aws_smithy_types::DateTime::from_secs_f64(1_764_841_189.462);
+        assert!(edge.subsec_nanos() < 462_000_000, "{edge:?}");
+        let t = timestamp(&edge).expect("time");
+        assert_eq!(t.to_string(), "2025-12-04T09:39:49.462Z");
+        let up = aws_smithy_types::DateTime::from_secs_and_nanos(1_764_841_189, 999_600_000);
+        assert_eq!(
+            timestamp(&up).expect("time").to_string(),
+            "2025-12-04T09:39:50Z"
+        );
+        let below = aws_smithy_types::DateTime::from_secs_f64(1_764_841_189.000_1);
+        assert_eq!(
+            timestamp(&below).expect("time").to_string(),
+            "2025-12-04T09:39:49Z"
+        );
     }
 
     #[test]

@@ -11,6 +11,7 @@ use crate::config::Config;
 use crate::error::Result;
 use crate::journal::Journal;
 use crate::table;
+use crate::validate::{self, time_text};
 
 /// One line of the checklist.
 #[derive(Debug, Clone, Serialize)]
@@ -191,28 +192,28 @@ async fn check_table(c: Checking<'_>, name: &str, items: &mut Vec<Item>) -> Resu
     let enabled = p
         .and_then(|p| p.point_in_time_recovery_status())
         .is_some_and(|s| *s == PointInTimeRecoveryStatus::Enabled);
-    let to_time =
-        |t: &aws_smithy_types::DateTime| Timestamp::new(t.secs(), t.subsec_nanos() as i32).ok();
     let window = p
-        .and_then(|p| p.earliest_restorable_date_time().and_then(to_time))
-        .zip(p.and_then(|p| p.latest_restorable_date_time().and_then(to_time)));
+        .and_then(|p| p.earliest_restorable_date_time().and_then(aws::timestamp))
+        .zip(p.and_then(|p| p.latest_restorable_date_time().and_then(aws::timestamp)));
     match (enabled, window) {
         (true, Some((earliest, latest))) => {
             let period = p
                 .and_then(|p| p.recovery_period_in_days())
                 .map(|d| format!(", recovery period {d} days"))
                 .unwrap_or_default();
+            let window = format!("{} to {}", time_text(earliest), time_text(latest));
             items.push(ok(
                 "PITR",
-                format!("enabled{period}; restorable now {earliest} to {latest}"),
+                format!("enabled{period}; restorable now {window}"),
             ));
             if let Some(at) = pitr_time {
-                items.push(if at >= earliest && at <= latest {
-                    ok("PITR time", format!("{at} is inside the window"))
+                let at_text = validate::restore_point_text(at);
+                items.push(if validate::restorable(at, earliest, latest) {
+                    ok("PITR time", format!("{at_text} is inside the window"))
                 } else {
                     fail(
                         "PITR time",
-                        format!("{at} is outside the window {earliest} to {latest}"),
+                        format!("{at_text} is outside the window {window}"),
                     )
                 });
             }

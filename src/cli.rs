@@ -29,11 +29,15 @@ use crate::session::Session;
     version,
     about = "Put a DynamoDB table back to a point in time, in place.",
     long_about = "Put a DynamoDB table back to a point in time, in place: same table name, ARN, \
-                  streams, alarms and infrastructure-as-code.\n\nWARNING: restore and sync HARD-RESET \
-                  the destination table: every current item is deleted before the restored items \
-                  are copied back. A forensic backup is taken first.\n\nExit codes: 0 success; 1 \
-                  failure (safe to investigate and run again); 2 input refused, nothing changed; 3 \
-                  the check found the tables differ.",
+                  streams, alarms and infrastructure-as-code.\n\nWARNING: restore and sync write \
+                  into the live table. A table whose writes reach stream consumers, Kinesis \
+                  destinations or replicas is diffed by default: only the items that differ are \
+                  deleted or put. Any other table is HARD-RESET by default: every current item is \
+                  deleted before the restored items are copied back (--strategy chooses). A \
+                  targeted restore (--scope missing|keys|partition) never resets: it writes only \
+                  its items, each write conditional. A restore takes a forensic backup first.\n\nExit \
+                  codes: 0 success; 1 failure (safe to investigate and run again); 2 input \
+                  refused, nothing changed; 3 the check found the tables differ.",
     after_long_help = "An incident, in order (ID: the incident id, T: the time to restore to):\n\
         1. dynamo-dr check --environment Prod --pitr-time T\n\
         2. dynamo-dr recovery-mode start --environment Prod\n\
@@ -42,7 +46,7 @@ use crate::session::Session;
         4. the same without --dry-run: restores, verifies, writes the incident report\n\
         5. dynamo-dr status ID.A; if a table failed: dynamo-dr resume ID.A\n\
         6. dynamo-dr recovery-mode end --environment Prod\n\
-        7. dynamo-dr report ID   (the final report, with the recovery-mode window)\n\
+        7. dynamo-dr report ID (the final report, with the recovery-mode window)\n\
         The README's runbook has the details."
 )]
 pub(crate) struct Cli {
@@ -119,9 +123,11 @@ pub(crate) struct GlobalArgs {
 
 #[derive(Debug, Subcommand)]
 pub(crate) enum Command {
-    /// Restore a table in place from a point in time or a backup (hard reset).
+    /// Restore a table in place from a point in time or a backup (hard reset, diff or a targeted
+    /// scope; the plan says which).
     Restore(RestoreArgs),
-    /// Make DEST hold exactly the items of SOURCE (hard reset of DEST).
+    /// Make DEST hold exactly the items of SOURCE (hard reset or diff of DEST; the plan says
+    /// which).
     Sync(SyncArgs),
     /// Continue a failed or interrupted execution from its checkpoints.
     Resume(ResumeArgs),
@@ -358,5 +364,26 @@ async fn run(cli: Cli) -> Result<()> {
             out!("{}", String::from_utf8_lossy(&script));
             Ok(())
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    #[test]
+    fn the_help_says_which_runs_reset_the_table() {
+        let help = super::Cli::command().render_long_help().to_string();
+        let help = help.split_whitespace().collect::<Vec<_>>().join(" ");
+        assert!(!help.contains("restore and sync HARD-RESET"), "{help}");
+        assert!(help.contains("replicas is diffed by default"), "{help}");
+        assert!(
+            help.contains("Any other table is HARD-RESET by default"),
+            "{help}"
+        );
+        assert!(
+            help.contains("(--scope missing|keys|partition) never resets"),
+            "{help}"
+        );
     }
 }

@@ -240,3 +240,130 @@ pub enum AwsErrorKind {
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[cfg(test)]
+mod tests {
+    use std::path::{Path, PathBuf};
+
+    /// Every `.rs` file under `dir`.
+    fn sources(dir: &Path, out: &mut Vec<PathBuf>) {
+        for entry in std::fs::read_dir(dir).expect("read src") {
+            let path = entry.expect("entry").path();
+            if path.is_dir() {
+                sources(&path, out);
+            } else if path.extension().is_some_and(|e| e == "rs") {
+                out.push(path);
+            }
+        }
+    }
+
+    /// A literal's text as the program holds it: `\` continuations skipped, `\n` and `\x20`
+    /// unescaped, a raw line break kept as `\n` (other escapes stay as written).
+    fn unescape(body: &str) -> String {
+        let mut out = String::new();
+        let mut chars = body.chars().peekable();
+        while let Some(c) = chars.next() {
+            if c != '\\' {
+                out.push(c);
+                continue;
+            }
+            match chars.next() {
+                Some('\n') => while chars.next_if(|c| c.is_whitespace()).is_some() {},
+                Some('n') => out.push('\n'),
+                Some('x') => {
+                    let hex: String = chars.by_ref().take(2).collect();
+                    out.push(u8::from_str_radix(&hex, 16).map_or('?', char::from));
+                }
+                Some(other) => out.extend(['\\', other]),
+                None => {}
+            }
+        }
+        out
+    }
+
+    /// The string literals of `src` before its test module: (line, as written, as held).
+    fn literals(src: &str) -> Vec<(usize, String, String)> {
+        let src = src.split("#[cfg(test)]").next().unwrap_or_default();
+        let (b, mut i, mut found) = (src.as_bytes(), 0, Vec::new());
+        let line = |at: usize| src[..at].matches('\n').count() + 1;
+        while i < b.len() {
+            let rest = &src[i..];
+            let after_ident = i > 0 && (b[i - 1].is_ascii_alphanumeric() || b[i - 1] == b'_');
+            if rest.starts_with("//") {
+                i += rest.find('\n').unwrap_or(rest.len());
+            } else if b[i] == b'\'' {
+                // A char literal ('"', '\'', '\u{..}'), or a lifetime's quote.
+                let close = match rest.as_bytes().get(1) {
+                    Some(b'\\') => rest[2..].find('\'').map(|n| n + 3),
+                    _ => rest
+                        .char_indices()
+                        .nth(2)
+                        .filter(|(_, c)| *c == '\'')
+                        .map(|(n, _)| n + 1),
+                };
+                i += close.unwrap_or(1);
+            } else if !after_ident && (rest.starts_with("r\"") || rest.starts_with("r#")) {
+                let hashes = rest[1..].len() - rest[1..].trim_start_matches('#').len();
+                let open = 2 + hashes;
+                let end = format!("\"{}", "#".repeat(hashes));
+                let close = rest[open..].find(&end).expect("raw string end") + open;
+                let body = &rest[open..close];
+                found.push((line(i), body.to_string(), body.to_string()));
+                i += close + end.len();
+            } else if b[i] == b'"' {
+                let mut j = i + 1;
+                while b[j] != b'"' {
+                    j += if b[j] == b'\\' { 2 } else { 1 };
+                }
+                let body = &src[i + 1..j];
+                found.push((line(i), body.to_string(), unescape(body)));
+                i = j + 1;
+            } else {
+                i += 1;
+            }
+        }
+        found
+    }
+
+    /// Where a literal has a run of spaces inside a sentence: a line break in the source not
+    /// escaped with `\\` (its indentation joins the text), or two or more spaces after a word.
+    /// Indentation and column alignment (after `:` or `}`, as in the plan and `status`) are
+    /// layout, not sentences.
+    fn spaced<'a>(raw: &'a str, text: &'a str) -> Option<&'a str> {
+        let broken = raw
+            .match_indices("\n ")
+            .any(|(at, _)| !raw[..at].ends_with('\\'));
+        if broken {
+            return Some(raw);
+        }
+        text.split('\n').find(|line| {
+            let b = line.trim().as_bytes();
+            (1..b.len().saturating_sub(1)).any(|k| {
+                b[k] == b' ' && b[k + 1] == b' ' && !matches!(b[k - 1], b' ' | b':' | b'}')
+            })
+        })
+    }
+
+    #[test]
+    fn no_message_has_a_run_of_spaces_inside_a_sentence() {
+        let mut files = Vec::new();
+        sources(
+            &Path::new(env!("CARGO_MANIFEST_DIR")).join("src"),
+            &mut files,
+        );
+        let mut bad = Vec::new();
+        for file in files {
+            let src = std::fs::read_to_string(&file).expect("read");
+            for (line, raw, text) in literals(&src) {
+                if let Some(at) = spaced(&raw, &text) {
+                    bad.push(format!("{}:{line}: {at:?}", file.display()));
+                }
+            }
+        }
+        assert!(
+            bad.is_empty(),
+            "runs of spaces in messages:\n{}",
+            bad.join("\n")
+        );
+    }
+}

@@ -13,6 +13,7 @@ use crate::journal::lease::{Fence, LeaseGuard};
 use crate::journal::seal::{self, JournalKey};
 use crate::journal::{
     Execution, Journal, Phase, Scope, SegmentCheckpoint, Status, Strategy, Targeted, Verification,
+    VerificationMethod,
 };
 use crate::sync::{self, Checkpoint, SyncOptions, Totals};
 use crate::table::TableInfo;
@@ -324,7 +325,13 @@ pub async fn sync_phases(
                 Err(e) => format!("verification failed: {e}"),
             };
             let fingerprint = checked.as_ref().ok().map(|(s, _)| s.hex());
-            ("content", counts, fingerprint, what, checked.map(|_| ()))
+            (
+                VerificationMethod::Content,
+                counts,
+                fingerprint,
+                what,
+                checked.map(|_| ()),
+            )
         } else {
             let checked =
                 verify::check_counts(client, &source.name, &dest.name, opts.segments, &opts).await;
@@ -343,10 +350,16 @@ pub async fn sync_phases(
                 ),
                 None => "count check failed".into(),
             };
-            ("count", counts, None, what, checked.map(|_| ()))
+            (
+                VerificationMethod::Count,
+                counts,
+                None,
+                what,
+                checked.map(|_| ()),
+            )
         };
         let verification = Verification {
-            method: method.into(),
+            method,
             passed: result.is_ok(),
             source_items: counts.map(|c| c.0),
             dest_items: counts.map(|c| c.1),
@@ -449,7 +462,7 @@ pub async fn targeted_phases(
         conflicts
     );
     let verification = Verification {
-        method: "scope".into(),
+        method: VerificationMethod::Scope,
         passed: found.differing == 0 && conflicts == 0,
         source_items: Some(found.in_scope),
         dest_items: Some(found.equal),

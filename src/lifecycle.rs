@@ -27,7 +27,7 @@ pub fn check_existing(
             format!(
                 "execution {} already succeeded at {} (journal {}); to run again use a new incident id",
                 e.id,
-                e.updated_at,
+                crate::validate::time_text(e.updated_at),
                 journal.describe()
             ),
         ));

@@ -123,7 +123,9 @@ pub fn strategy(
         return Err(Error::invalid(
             "--strategy",
             format!(
-                "{} is a global table with replicas in {}: a hard reset deletes every item, and                  every replica would be empty until the copy is done. Use --strategy diff (the                  default for it), or pass --allow-empty-replicas to empty them anyway",
+                "{} is a global table with replicas in {}: a hard reset deletes every item, and \
+                 every replica would be empty until the copy is done. Use --strategy diff (the \
+                 default for it), or pass --allow-empty-replicas to empty them anyway",
                 table.name,
                 table.replicas.join(", ")
             ),

@@ -18,7 +18,7 @@ use serde_json::{Value, json};
 use crate::journal::Strategy;
 use crate::restore::{Plan, RestoreReport, Source, SourceDetail};
 use crate::table::TableInfo;
-use crate::validate::{millis, seconds};
+use crate::validate::time_text;
 use crate::watchers::{Seen, Watchers};
 use std::time::Duration;
 
@@ -80,14 +80,12 @@ pub fn restore_text(r: &RestoreReport) -> String {
     let source = match &r.source {
         Source::Pitr(t) => format!(
             "point in time {}",
-            r.restored_to
-                .map(|t| millis(t).to_string())
-                .unwrap_or_else(|| t.to_string())
+            r.restored_to.map(time_text).unwrap_or_else(|| t.text())
         ),
         Source::Backup(a) => format!(
             "backup {a}{}",
             r.restored_to
-                .map(|t| format!(" (taken {})", millis(t)))
+                .map(|t| format!(" (taken {})", time_text(t)))
                 .unwrap_or_default()
         ),
     };
@@ -197,11 +195,11 @@ pub fn status_text(e: &Execution) -> String {
         e.inputs.source,
         status_word(e.status),
         e.phase.as_str(),
-        millis(e.created_at),
+        time_text(e.created_at),
         e.created_by.user,
         e.created_by.host,
         e.created_by.pid,
-        millis(e.updated_at),
+        time_text(e.updated_at),
     );
     let r = &e.resources;
     if let Some(b) = r.backup_arn.as_ref().or(r.backup_name.as_ref()) {
@@ -250,7 +248,7 @@ pub fn status_text(e: &Execution) -> String {
     for ev in &e.events {
         out.push_str(&format!(
             "    {} {}@{}: {}\n",
-            millis(ev.at),
+            time_text(ev.at),
             ev.by.user,
             ev.by.host,
             ev.what
@@ -281,17 +279,17 @@ pub fn executions_json(all: &[Execution]) -> Value {
 
 pub fn executions_text(all: &[Execution]) -> String {
     let mut out = format!(
-        "{:<50} {:<8} {:<10} {:<19} {:<22} {}\n",
+        "{:<50} {:<8} {:<10} {:<19} {:<24} {}\n",
         "EXECUTION", "KIND", "STATUS", "PHASE", "CREATED", "BY"
     );
     for e in all {
         out.push_str(&format!(
-            "{:<50} {:<8} {:<10} {:<19} {:<22} {}@{}\n",
+            "{:<50} {:<8} {:<10} {:<19} {:<24} {}@{}\n",
             e.id,
             format!("{:?}", e.kind).to_lowercase(),
             status_word(e.status),
             e.phase.as_str(),
-            seconds(e.created_at).to_string(),
+            time_text(e.created_at),
             e.created_by.user,
             e.created_by.host
         ));
@@ -442,12 +440,11 @@ pub fn plan_summary(plan: &Plan) -> String {
             latest,
             ..
         } => {
-            // To the millisecond, as AWS prints the window: `.140Z`, not `.14Z`.
-            let ms = |t: &jiff::Timestamp| t.strftime("%Y-%m-%dT%H:%M:%S%.3fZ").to_string();
             format!(
-                "point-in-time recovery to {time} (restorable window {} to {})",
-                ms(earliest),
-                ms(latest)
+                "point-in-time recovery to {} (restorable window {} to {})",
+                time.text(),
+                time_text(*earliest),
+                time_text(*latest)
             )
         }
         SourceDetail::Backup {
@@ -456,7 +453,10 @@ pub fn plan_summary(plan: &Plan) -> String {
             created,
             source_table,
         } => {
-            format!("backup {name} of {source_table}, taken {created} ({arn})")
+            format!(
+                "backup {name} of {source_table}, taken {} ({arn})",
+                time_text(*created)
+            )
         }
     };
     let (strategy, strategy_why) = &plan.strategy;

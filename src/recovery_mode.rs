@@ -52,14 +52,13 @@ pub struct Selected {
     pub decision: Decision,
 }
 
-fn lambda_error<E, R>(
+fn lambda_error<E>(
     operation: &'static str,
     resource: &str,
-    err: &aws_sdk_lambda::error::SdkError<E, R>,
+    err: &aws_sdk_lambda::error::SdkError<E, aws_sdk_lambda::config::http::HttpResponse>,
 ) -> Error
 where
     E: aws_sdk_lambda::error::ProvideErrorMetadata + std::error::Error + 'static,
-    R: std::fmt::Debug,
 {
     crate::aws::aws_error(operation, resource, err)
 }

@@ -11,9 +11,10 @@ use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::journal::{
     Event, Execution, Journal, Kind, Operator, Principal, Status, Strategy, Verification,
+    VerificationMethod,
 };
 use crate::recovery_mode::{RecoveryMode, State};
-use crate::validate::millis;
+use crate::validate::{PitrTime, time_text};
 
 /// Bumped when a field of the JSON report changes meaning.
 pub const FORMAT_VERSION: u32 = 1;
@@ -43,6 +44,9 @@ pub struct ExecutionReport {
     pub phase: String,
     /// As given: an RFC 3339 time, `latest`, `backup:<arn>` or `table:<name>`.
     pub source: String,
+    /// For a restore to a given time, the whole second asked of DynamoDB, as people read it:
+    /// `2025-01-15T09:04:59Z (DynamoDB restores to the second; .250 dropped)`.
+    pub restore_point: Option<String>,
     /// The instant the restored data is from, as DynamoDB reported it.
     pub restored_to: Option<Timestamp>,
     pub strategy: Strategy,
@@ -241,6 +245,10 @@ fn execution_report(e: &Execution) -> ExecutionReport {
         status: e.status,
         phase: e.phase.as_str().into(),
         source: e.inputs.source.to_string(),
+        restore_point: match &e.inputs.source {
+            crate::journal::Source::Pitr(t @ PitrTime::At(_)) => Some(t.text()),
+            _ => None,
+        },
         restored_to: e.resources.restored_to,
         strategy: e.inputs.strategy,
         scope: e.inputs.scope.clone(),
@@ -291,8 +299,7 @@ fn cell(text: &str) -> String {
 
 /// Markdown is for people: instants to the millisecond (the JSON keeps full precision).
 fn opt_time(t: Option<Timestamp>) -> String {
-    t.map(|t| millis(t).to_string())
-        .unwrap_or_else(|| "-".into())
+    t.map(time_text).unwrap_or_else(|| "-".into())
 }
 
 fn principal(p: &Principal) -> String {
@@ -313,10 +320,10 @@ fn verification_text(v: &Option<Verification>) -> String {
         Some(v) => format!(
             "{} {}",
             if v.passed { "PASSED" } else { "FAILED" },
-            if v.method == "content" {
-                "(every item, every attribute)"
-            } else {
-                "(item counts only: --no-verify)"
+            match v.method {
+                VerificationMethod::Content => "(every item, every attribute)",
+                VerificationMethod::Count => "(item counts only: --no-verify)",
+                VerificationMethod::Scope => "(every item in scope against the restore point)",
             }
         ),
     }
@@ -343,7 +350,7 @@ impl Report {
         if self.subject != self.incident_id.as_deref().unwrap_or_default() {
             md.push_str(&format!("| Execution | {} |\n", cell(&self.subject)));
         }
-        let mut sources: Vec<&str> = self.executions.iter().map(|e| e.source.as_str()).collect();
+        let mut sources: Vec<&str> = self.executions.iter().map(restore_point).collect();
         sources.sort_unstable();
         sources.dedup();
         if let [one] = sources.as_slice() {
@@ -351,7 +358,7 @@ impl Report {
         }
         md.push_str(&format!(
             "| Report generated | {} by {} |\n\n",
-            millis(self.generated_at),
+            time_text(self.generated_at),
             cell(&principal(&self.generated_by))
         ));
         md.push_str("## Tables\n\n");
@@ -364,7 +371,7 @@ impl Report {
                 cell(&e.execution_id),
                 status(e.status),
                 e.phase,
-                cell(&e.source),
+                cell(restore_point(e)),
                 e.counts.copied_items,
                 verification_text(&e.verification),
                 cell(
@@ -435,6 +442,11 @@ impl Report {
     }
 }
 
+/// What an execution restored to, for the tables: the restore point when a time was given.
+fn restore_point(e: &ExecutionReport) -> &str {
+    e.restore_point.as_deref().unwrap_or(&e.source)
+}
+
 fn status(s: Status) -> &'static str {
     match s {
         Status::Running => "running",
@@ -494,7 +506,10 @@ fn execution_markdown(e: &ExecutionReport) -> String {
         }
     }
     md.push_str(&format!("- Source: {}\n", e.source));
-    if let Some(t) = e.restored_to.map(millis) {
+    if let Some(point) = &e.restore_point {
+        md.push_str(&format!("- Restore point: restoring to {point}\n"));
+    }
+    if let Some(t) = e.restored_to.map(time_text) {
         md.push_str(&format!(
             "- Restored data as of (DynamoDB's RestoreSummary): {t}\n"
         ));
@@ -503,8 +518,8 @@ fn execution_markdown(e: &ExecutionReport) -> String {
         "- Status: {}, phase {}; created {}, last updated {}\n",
         status(e.status),
         e.phase,
-        millis(e.created_at),
-        millis(e.updated_at)
+        time_text(e.created_at),
+        time_text(e.updated_at)
     ));
     md.push_str(&format!(
         "- Options: {} segments; content verification {}; sensitive {}; forensic backup {}\n",
@@ -525,7 +540,7 @@ fn execution_markdown(e: &ExecutionReport) -> String {
         ));
     }
     for p in &e.principals {
-        md.push_str(&format!("  - {}: {}\n", millis(p.at), principal(p)));
+        md.push_str(&format!("  - {}: {}\n", time_text(p.at), principal(p)));
     }
     md.push_str(&format!(
         "- Forensic backup: {}\n",
@@ -574,7 +589,7 @@ fn execution_markdown(e: &ExecutionReport) -> String {
         md.push_str(&format!(
             "| {} | {} | {} | {} |\n",
             p.phase,
-            millis(p.started_at),
+            time_text(p.started_at),
             opt_time(p.finished_at),
             p.seconds.map_or("-".into(), |s| format!("{s:.1}"))
         ));
@@ -583,7 +598,7 @@ fn execution_markdown(e: &ExecutionReport) -> String {
     for ev in &e.audit_trail {
         md.push_str(&format!(
             "| {} | {}@{} | {} |\n",
-            millis(ev.at),
+            time_text(ev.at),
             cell(&ev.by.user),
             cell(&ev.by.host),
             cell(&ev.what)
@@ -646,5 +661,91 @@ mod tests {
     #[test]
     fn a_cell_stays_one_cell_on_one_line() {
         assert_eq!(cell("a|b\nc\r"), "a\\|b c ");
+    }
+
+    fn record(source: crate::journal::Source, scope: crate::journal::Scope) -> Execution {
+        let inputs = crate::journal::Inputs {
+            table: "Orders".into(),
+            incident_id: Some("inc-1".into()),
+            source,
+            segments: 2,
+            keep_restored_table: false,
+            verify: true,
+            strategy: Strategy::default(),
+            sensitive: false,
+            forensic_backup: true,
+            scope,
+        };
+        Execution::new(
+            "inc-1.Orders".into(),
+            Kind::Restore,
+            inputs,
+            crate::journal::Phase::Done,
+        )
+    }
+
+    fn verified(method: VerificationMethod) -> Option<Verification> {
+        Some(Verification {
+            method,
+            passed: true,
+            source_items: Some(3),
+            dest_items: Some(3),
+            fingerprint: None,
+            detail: "checked".into(),
+            at: Timestamp::UNIX_EPOCH,
+        })
+    }
+
+    #[test]
+    fn a_targeted_run_reports_the_verification_it_ran() {
+        let latest = crate::journal::Source::Pitr(PitrTime::Latest);
+        let mut e = record(latest.clone(), crate::journal::Scope::Missing);
+        e.verification = verified(VerificationMethod::Scope);
+        let md = execution_markdown(&execution_report(&e));
+        assert!(
+            md.contains("PASSED (every item in scope against the restore point)"),
+            "{md}"
+        );
+        assert!(!md.contains("--no-verify"), "{md}");
+        let mut e = record(latest.clone(), crate::journal::Scope::Table);
+        e.verification = verified(VerificationMethod::Content);
+        let md = execution_markdown(&execution_report(&e));
+        assert!(md.contains("PASSED (every item, every attribute)"), "{md}");
+        e.verification = verified(VerificationMethod::Count);
+        let md = execution_markdown(&execution_report(&e));
+        assert!(
+            md.contains("PASSED (item counts only: --no-verify)"),
+            "{md}"
+        );
+    }
+
+    #[test]
+    fn the_report_says_a_sub_second_restore_point_was_dropped() {
+        let at = "2025-01-15T09:04:59.250Z".parse().unwrap();
+        let e = record(
+            crate::journal::Source::Pitr(PitrTime::At(at)),
+            crate::journal::Scope::Table,
+        );
+        let md = execution_markdown(&execution_report(&e));
+        assert!(
+            md.contains(
+                "restoring to 2025-01-15T09:04:59Z (DynamoDB restores to the second; .250 dropped)"
+            ),
+            "{md}"
+        );
+    }
+
+    #[test]
+    fn report_times_are_to_the_millisecond() {
+        let mut e = record(
+            crate::journal::Source::Pitr(PitrTime::Latest),
+            crate::journal::Scope::Table,
+        );
+        e.resources.restored_to = Some("2026-12-04T15:44:28.726999998Z".parse().unwrap());
+        e.created_at = "2026-12-04T15:44:28.1234567Z".parse().unwrap();
+        let md = execution_markdown(&execution_report(&e));
+        assert!(md.contains("2026-12-04T15:44:28.727Z"), "{md}");
+        assert!(md.contains("created 2026-12-04T15:44:28.123Z"), "{md}");
+        assert!(!md.contains("726999998"), "{md}");
     }
 }

@@ -1,4 +1,6 @@
-//! Phase 2: empty the destination, then copy every item of the source into it.
+//! Phase 2: make the destination hold the source's items. A hard reset deletes every item of
+//! the destination, then copies every item of the source into it; a diff deletes only the
+//! destination's items absent from the source and puts only those missing or different.
 //!
 //! Each scan segment runs as its own task and overlaps the scan of its next page with the writes
 //! of the current one, so memory holds at most two pages per segment whatever the table's size.

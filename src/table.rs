@@ -95,13 +95,9 @@ impl TableInfo {
             kms_key_arn,
             approx_items: t.item_count(),
             approx_bytes: t.table_size_bytes(),
-            restored_to: t.restore_summary().and_then(|r| {
-                jiff::Timestamp::new(
-                    r.restore_date_time().secs(),
-                    r.restore_date_time().subsec_nanos() as i32,
-                )
-                .ok()
-            }),
+            restored_to: t
+                .restore_summary()
+                .and_then(|r| crate::aws::timestamp(r.restore_date_time())),
             restored_from: t.restore_summary().map(|r| RestoredFrom {
                 table_arn: r.source_table_arn().map(str::to_string),
                 backup_arn: r.source_backup_arn().map(str::to_string),

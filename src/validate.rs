@@ -70,6 +70,16 @@ pub enum PitrTime {
     At(Timestamp),
 }
 
+impl PitrTime {
+    /// The restore point for people: `latest`, or [`restore_point_text`].
+    pub fn text(&self) -> String {
+        match self {
+            PitrTime::Latest => "latest".into(),
+            PitrTime::At(t) => restore_point_text(*t),
+        }
+    }
+}
+
 impl std::fmt::Display for PitrTime {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
@@ -141,10 +151,61 @@ pub fn seconds(t: Timestamp) -> Timestamp {
     t.round(jiff::Unit::Second).unwrap_or(t)
 }
 
-/// An instant to the millisecond, DynamoDB's precision for restore times and windows; the SDK
-/// reads epoch seconds as a float, so `…25.549Z` arrives as `…25.549000024Z`.
+/// An instant rounded to the nearest millisecond, the precision of DynamoDB's windows and
+/// backup times: the SDK reads epoch seconds as a float, so `…25.549Z` arrives as
+/// `…25.549000024Z` and `…49.462Z` as `…49.461999893Z`. Rounded, never truncated.
 pub fn millis(t: Timestamp) -> Timestamp {
-    Timestamp::from_millisecond(t.as_millisecond()).unwrap_or(t)
+    t.round(jiff::Unit::Millisecond).unwrap_or(t)
+}
+
+/// Every time printed for people (plan, summary, report, `check`, `status`, `executions`): to
+/// the millisecond at most, three digits as AWS prints them (`.140Z`), none for a whole second.
+pub fn time_text(t: Timestamp) -> String {
+    let t = millis(t);
+    let format = match t.subsec_nanosecond() {
+        0 => "%Y-%m-%dT%H:%M:%SZ",
+        _ => "%Y-%m-%dT%H:%M:%S%.3fZ",
+    };
+    t.strftime(format).to_string()
+}
+
+/// The precision of a point-in-time restore, decided here once. DynamoDB restores "to the state
+/// based on the selected date and time (day:hour:minute:second)"
+/// (<https://docs.aws.amazon.com/amazondynamodb/latest/APIReference/API_RestoreTableToPointInTime.html>)
+/// and nothing promises that RestoreSummary's RestoreDateTime keeps more. So a restore to `t`
+/// asks for [`restore_second`] of `t`, and provenance compares the reported instant at this unit.
+pub const RESTORE_PRECISION: jiff::Unit = jiff::Unit::Second;
+
+/// The instant a restore to `t` asks DynamoDB for: `t` floored to [`RESTORE_PRECISION`], so the
+/// restored state is never later than asked.
+pub fn restore_second(t: Timestamp) -> Timestamp {
+    let floor = jiff::TimestampRound::new()
+        .smallest(RESTORE_PRECISION)
+        .mode(jiff::RoundMode::Floor);
+    t.round(floor).unwrap_or(t)
+}
+
+/// Whether a restore to `t` asks for an instant inside the restorable window.
+pub fn restorable(t: Timestamp, earliest: Timestamp, latest: Timestamp) -> bool {
+    (earliest..=latest).contains(&restore_second(t))
+}
+
+/// A restore point for people: `2025-01-15T09:04:59Z`, and for a sub-second time what was
+/// dropped: `2025-01-15T09:04:59Z (DynamoDB restores to the second; .250 dropped)`.
+pub fn restore_point_text(t: Timestamp) -> String {
+    let second = restore_second(t);
+    let dropped = t.duration_since(second).subsec_nanos();
+    if dropped == 0 {
+        return time_text(second);
+    }
+    let fraction = match dropped % 1_000_000 {
+        0 => format!("{:03}", dropped / 1_000_000),
+        _ => format!("{dropped:09}").trim_end_matches('0').to_string(),
+    };
+    format!(
+        "{} (DynamoDB restores to the second; .{fraction} dropped)",
+        time_text(second)
+    )
 }
 
 /// The names one recovery derives from the table and incident.
@@ -253,7 +314,8 @@ pub fn confirmations(confirms: &[String], tables: &[String]) -> Result<()> {
             return Err(Error::invalid(
                 "confirmation",
                 format!(
-                    "--confirm {confirm:?} matches none of the tables being recovered ({list}){hint};                      pass one --confirm per table, each exactly as the DynamoDB console shows it"
+                    "--confirm {confirm:?} matches none of the tables being recovered ({list}){hint}; \
+                     pass one --confirm per table, each exactly as the DynamoDB console shows it"
                 ),
             ));
         }
@@ -410,6 +472,63 @@ mod tests {
     }
 
     #[test]
+    fn people_read_times_rounded_to_the_millisecond() {
+        let t = |s: &str| s.parse::<Timestamp>().unwrap();
+        // The plan printed a backup's time as `…28.726999998Z`.
+        assert_eq!(
+            time_text(t("2026-12-04T15:44:28.726999998Z")),
+            "2026-12-04T15:44:28.727Z"
+        );
+        assert_eq!(
+            time_text(t("2026-12-04T15:44:28.14Z")),
+            "2026-12-04T15:44:28.140Z"
+        );
+        assert_eq!(
+            time_text(t("2026-12-04T15:44:28.9996Z")),
+            "2026-12-04T15:44:29Z"
+        );
+        assert_eq!(time_text(t("2026-12-04T15:44:28Z")), "2026-12-04T15:44:28Z");
+        assert_eq!(
+            millis(t("2025-12-04T09:39:49.461999893Z")),
+            t("2025-12-04T09:39:49.462Z")
+        );
+    }
+
+    #[test]
+    fn a_restore_asks_for_its_whole_second_never_a_later_one() {
+        let t = |s: &str| s.parse::<Timestamp>().unwrap();
+        let asked = t("2025-01-15T09:04:59.250Z");
+        assert_eq!(restore_second(asked), t("2025-01-15T09:04:59Z"));
+        assert_eq!(
+            restore_second(t("2025-01-15T09:04:59.999999999Z")),
+            t("2025-01-15T09:04:59Z")
+        );
+        assert_eq!(
+            restore_second(t("2025-01-15T09:04:59Z")),
+            t("2025-01-15T09:04:59Z")
+        );
+        assert_eq!(
+            restore_point_text(asked),
+            "2025-01-15T09:04:59Z (DynamoDB restores to the second; .250 dropped)"
+        );
+        assert_eq!(
+            restore_point_text(t("2025-01-15T09:04:59.0000015Z")),
+            "2025-01-15T09:04:59Z (DynamoDB restores to the second; .0000015 dropped)"
+        );
+        assert_eq!(
+            restore_point_text(t("2025-01-15T09:04:59Z")),
+            "2025-01-15T09:04:59Z"
+        );
+        // The window's edges are to the millisecond; the second asked for must lie inside.
+        let (earliest, latest) = (t("2025-01-15T09:00:00.500Z"), t("2025-01-15T09:04:59.462Z"));
+        assert!(restorable(latest, earliest, latest));
+        assert!(restorable(t("2025-01-15T09:04:59.900Z"), earliest, latest));
+        assert!(!restorable(t("2025-01-15T09:05:00Z"), earliest, latest));
+        assert!(!restorable(t("2025-01-15T09:00:00.700Z"), earliest, latest));
+        assert!(restorable(t("2025-01-15T09:00:01Z"), earliest, latest));
+    }
+
+    #[test]
     fn derived_names_fit_limits() {
         let n = names("ProviderTable", "inc-1").unwrap();
         assert_eq!(n.temp_table, "DR-TEMP-ProviderTable.inc-1");
@@ -471,6 +590,7 @@ mod tests {
         assert!(typo.to_string().contains("letter case"), "{typo}");
         let stray = confirmations(&t(&["A", "B", "C", "D"]), &tables).unwrap_err();
         assert!(stray.to_string().contains("matches none"), "{stray}");
+        assert!(!stray.to_string().contains("  "), "{stray}");
         let dup = confirmations(&t(&["A", "A"]), &t(&["A", "A"])).unwrap_err();
         assert!(dup.to_string().contains("--table"), "{dup}");
         assert!(confirmations(&t(&["A"]), &t(&["A"])).is_ok());

@@ -272,3 +272,55 @@ async fn ttl(client: &Client, table: &str) -> Seen<Option<String>> {
 pub fn hard_reset_records(live_items: u64, restored_items: u64) -> u64 {
     live_items + restored_items
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use aws_sdk_dynamodb::config::http::HttpResponse;
+    use aws_smithy_mocks::{RuleMode, mock, mock_client};
+
+    /// What moto answers a call it does not implement with.
+    const MOTO_500: &str = "<!doctype html>\n<html lang=en>\n<title>500 Internal Server Error</title>\n\
+        <h1>Internal Server Error</h1>\n<p>The server encountered an internal error and was \
+        unable to complete your request.</p>\n";
+
+    async fn kinesis_after(status: u16, body: &'static str) -> String {
+        let rule =
+            mock!(Client::describe_kinesis_streaming_destination).then_http_response(move || {
+                HttpResponse::new(
+                    status.try_into().expect("status"),
+                    aws_smithy_types::body::SdkBody::from(body),
+                )
+            });
+        let client = mock_client!(aws_sdk_dynamodb, RuleMode::MatchAny, [&rule], |c| c
+            .retry_config(aws_sdk_dynamodb::config::retry::RetryConfig::disabled()));
+        kinesis(&client, "Orders")
+            .await
+            .list(|d| d.stream_arn.clone())
+    }
+
+    #[tokio::test]
+    async fn a_failed_lookup_reads_as_call_status_and_cause() {
+        let plan = kinesis_after(500, MOTO_500).await;
+        assert!(plan.len() < 200, "{} characters: {plan}", plan.len());
+        assert!(
+            plan.contains("DescribeKinesisStreamingDestination"),
+            "{plan}"
+        );
+        assert!(plan.contains("HTTP 500"), "{plan}");
+        assert!(
+            !plan.contains("ServiceError {") && !plan.contains("Error at offset"),
+            "{plan}"
+        );
+        let long = format!("Access to the table is denied. {}", "x".repeat(500));
+        let body = format!(
+            r#"{{"__type":"com.amazonaws.dynamodb.v20120810#AccessDeniedException","message":"{long}"}}"#
+        );
+        let plan = kinesis_after(400, body.leak()).await;
+        assert!(plan.len() < 200, "{} characters: {plan}", plan.len());
+        assert!(
+            plan.contains("AccessDeniedException: Access to the table is denied.)"),
+            "{plan}"
+        );
+    }
+}

@@ -375,3 +375,72 @@ pub(crate) async fn run_restores(
     output::print_restores(ctx.format, &results, &report);
     job::outcome(results)
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use crate::output::plan_summary;
+    use crate::restore::{Plan, RestoreRequest, Source, SourceDetail};
+    use crate::table::TableInfo;
+    use crate::validate::PitrTime;
+
+    fn plan(time: jiff::Timestamp, source: SourceDetail) -> Plan {
+        use aws_sdk_dynamodb::types::{KeySchemaElement, KeyType, TableDescription};
+        let key = KeySchemaElement::builder()
+            .attribute_name("pk")
+            .key_type(KeyType::Hash);
+        let t = TableDescription::builder()
+            .table_name("Orders")
+            .key_schema(key.build().unwrap())
+            .build();
+        Plan {
+            request: RestoreRequest {
+                table: "Orders".into(),
+                incident: "inc-1".into(),
+                source: Source::Pitr(PitrTime::At(time)),
+                names: crate::validate::names("Orders", "inc-1").unwrap(),
+                keep_restored_table: false,
+                sensitive: false,
+                forensic_backup: true,
+                sync: Default::default(),
+                backup_deadline: Duration::from_secs(1),
+                restore_deadline: Duration::from_secs(1),
+                segments_why: String::new(),
+                scope: Default::default(),
+            },
+            dest: TableInfo::from_description(&t).unwrap(),
+            source,
+            watchers: Default::default(),
+            strategy: Default::default(),
+        }
+    }
+
+    #[test]
+    fn the_plan_shows_times_to_the_millisecond_and_the_second_restored_to() {
+        let t = |s: &str| s.parse::<jiff::Timestamp>().unwrap();
+        let at = t("2026-12-04T09:04:59.250Z");
+        let window = SourceDetail::Pitr {
+            time: PitrTime::At(at),
+            earliest: t("2026-12-01T00:00:00.14Z"),
+            latest: t("2026-12-04T09:05:00Z"),
+            recovery_period_days: None,
+        };
+        let text = plan_summary(&plan(at, window));
+        assert!(
+            text.contains(
+                "to 2026-12-04T09:04:59Z (DynamoDB restores to the second; .250 dropped)"
+            ),
+            "{text}"
+        );
+        assert!(text.contains("window 2026-12-01T00:00:00.140Z to 2026-12-04T09:05:00Z"));
+        let backup = SourceDetail::Backup {
+            arn: "arn".into(),
+            name: "b".into(),
+            created: t("2026-12-04T15:44:28.726999998Z"),
+            source_table: "Orders".into(),
+        };
+        let text = plan_summary(&plan(at, backup));
+        assert!(text.contains("taken 2026-12-04T15:44:28.727Z"), "{text}");
+    }
+}

@@ -6,7 +6,7 @@ use clap::Args;
 
 use super::{Ctx, RunArgs};
 use crate::error::{Error, Result};
-use crate::journal::{Inputs, Source};
+use crate::journal::{Inputs, Source, Strategy};
 use crate::options::{self, RunOptions};
 use crate::output::{self, Format, out, outln};
 use crate::sync::SyncOptions;
@@ -77,11 +77,21 @@ pub(crate) async fn run_sync(
     run: RunOptions,
 ) -> Result<()> {
     let p = table_sync::prepare(ctx, id, inputs, opts, run).await?;
+    let (dst, src) = (&p.dst.name, &p.src.name);
+    let what = match p.inputs.strategy {
+        Strategy::HardReset => {
+            format!(
+                "DELETE every item of {dst} (HARD RESET), then copy every item of {src} into it"
+            )
+        }
+        Strategy::Diff => format!(
+            "delete only the items of {dst} absent from {src}, and put only missing or different \
+             ones (DIFF)"
+        ),
+    };
     let mut summary = format!(
-        "\nSync plan, execution {}: DELETE every item of {} (HARD RESET), then copy every item of {} into it\n  {}\n  write capacity: {}\n",
+        "\nSync plan, execution {}: {what}\n  {}\n  write capacity: {}\n",
         p.id,
-        p.dst.name,
-        p.src.name,
         p.segments_why,
         output::capacity_text(&p.dst)
     );

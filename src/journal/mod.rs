@@ -114,13 +114,18 @@ impl Lease {
         let left = if self.released {
             "released".to_string()
         } else if left >= 0 {
-            format!("{left}s left, until {}", self.expires_at)
+            format!(
+                "{left}s left, until {}",
+                crate::validate::time_text(self.expires_at)
+            )
         } else {
             format!("expired {}s ago", -left)
         };
         format!(
             "execution {} held by {by} since {}, fence {} ({left})",
-            self.execution_id, self.acquired_at, self.fence
+            self.execution_id,
+            crate::validate::time_text(self.acquired_at),
+            self.fence
         )
     }
 }

@@ -316,12 +316,23 @@ pub struct PhaseSpan {
     pub finished_at: Option<Timestamp>,
 }
 
+/// How the check phase verified a run. Serialised as the strings journals have always held.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum VerificationMethod {
+    /// Every attribute of every item: `content`.
+    Content,
+    /// Item counts only (--no-verify): `count`.
+    Count,
+    /// A targeted run: every item in its scope against the restore point: `scope`.
+    Scope,
+}
+
 /// The check phase's outcome.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Verification {
-    /// `content` (every attribute of every item) or `count` (--no-verify).
-    pub method: String,
+    pub method: VerificationMethod,
     pub passed: bool,
     pub source_items: Option<u64>,
     pub dest_items: Option<u64>,
@@ -513,6 +524,20 @@ fn damaged(origin: &str, why: &str) -> Error {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn verification_methods_keep_the_journal_strings() {
+        for (method, text) in [
+            (VerificationMethod::Content, "content"),
+            (VerificationMethod::Count, "count"),
+            (VerificationMethod::Scope, "scope"),
+        ] {
+            let json = serde_json::to_value(method).unwrap();
+            assert_eq!(json, serde_json::json!(text));
+            let read: VerificationMethod = serde_json::from_value(json).unwrap();
+            assert_eq!(read, method);
+        }
+    }
 
     #[test]
     fn phase_spans_keep_the_first_start_and_close_on_the_next_phase() {

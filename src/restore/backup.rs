@@ -197,7 +197,7 @@ async fn find_backup(
             if b.backup_name() != Some(name.as_str()) {
                 continue;
             }
-            let created = from_aws_time(at).unwrap_or(Timestamp::UNIX_EPOCH);
+            let created = aws::timestamp(at).unwrap_or(Timestamp::UNIX_EPOCH);
             if b.table_arn() != Some(plan.dest.arn.as_str()) || created < not_before {
                 foreign = Some(format!(
                     "backup {arn} of {} created {}",

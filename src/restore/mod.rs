@@ -135,10 +135,6 @@ pub struct RestoreReport {
     pub duration: Duration,
 }
 
-pub(crate) fn from_aws_time(t: &aws_smithy_types::DateTime) -> Option<Timestamp> {
-    Timestamp::new(t.secs(), t.subsec_nanos() as i32).ok()
-}
-
 pub(crate) fn to_aws_time(t: Timestamp) -> aws_smithy_types::DateTime {
     aws_smithy_types::DateTime::from_secs_and_nanos(
         t.as_second(),

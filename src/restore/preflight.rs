@@ -9,7 +9,7 @@ use crate::aws;
 use crate::error::{AwsErrorKind, Error, Result};
 use crate::item::KeySchema;
 use crate::table::{self, TableInfo};
-use crate::validate::{PitrTime, millis};
+use crate::validate::{self, PitrTime, time_text};
 
 /// Read-only checks of everything the run will rely on. Any failure here is an
 /// [`Error::Invalid`]: nothing has been changed.
@@ -78,7 +78,9 @@ fn scope(scope: &mut journal::Scope, dest: &TableInfo) -> Result<()> {
                 return Err(Error::invalid(
                     "--keys",
                     format!(
-                        "{file} changed since this execution started (SHA-256 {sha256}, now                          {hash}); its checkpoints count its lines, so put the original file back,                          or restore the new keys under a new incident id"
+                        "{file} changed since this execution started (SHA-256 {sha256}, now \
+                         {hash}); its checkpoints count its lines, so put the original file back, \
+                         or restore the new keys under a new incident id"
                     ),
                 ));
             }
@@ -119,8 +121,8 @@ async fn pitr_window(client: &Client, dest: &TableInfo, time: PitrTime) -> Resul
     };
     let window = p
         .earliest_restorable_date_time()
-        .and_then(from_aws_time)
-        .zip(p.latest_restorable_date_time().and_then(from_aws_time));
+        .and_then(aws::timestamp)
+        .zip(p.latest_restorable_date_time().and_then(aws::timestamp));
     let Some((earliest, latest)) = window else {
         return Err(Error::invalid(
             "PITR time",
@@ -130,10 +132,10 @@ async fn pitr_window(client: &Client, dest: &TableInfo, time: PitrTime) -> Resul
             ),
         ));
     };
-    // Compared, and shown, at DynamoDB's precision: the window's edge as AWS prints it is inside.
-    let (earliest, latest) = (millis(earliest), millis(latest));
+    // The window arrives to the millisecond (see `aws::timestamp`); the restore asks for the
+    // whole second (see `validate::RESTORE_PRECISION`), so that is what must lie inside it.
     if let PitrTime::At(t) = time
-        && (millis(t) < earliest || millis(t) > latest)
+        && !validate::restorable(t, earliest, latest)
     {
         let period = p
             .recovery_period_in_days()
@@ -142,9 +144,12 @@ async fn pitr_window(client: &Client, dest: &TableInfo, time: PitrTime) -> Resul
         return Err(Error::invalid(
             "PITR time",
             format!(
-                "{t} is outside the restorable window of {}: {earliest} to {latest}{period}; choose \
-                 a time inside it, or latest",
-                dest.name
+                "{} is outside the restorable window of {}: {} to {}{period}; {}",
+                validate::restore_point_text(t),
+                dest.name,
+                time_text(earliest),
+                time_text(latest),
+                outside_hint(t, earliest, latest)
             ),
         ));
     }
@@ -154,6 +159,25 @@ async fn pitr_window(client: &Client, dest: &TableInfo, time: PitrTime) -> Resul
         latest,
         recovery_period_days: p.recovery_period_in_days(),
     })
+}
+
+/// What to choose instead of a time whose second is outside the window. A time just after the
+/// window opens can be inside it while the second it restores to is not.
+fn outside_hint(t: Timestamp, earliest: Timestamp, latest: Timestamp) -> String {
+    if !(earliest..=latest).contains(&t) {
+        return "choose a time inside it, or latest".into();
+    }
+    let ceil = jiff::TimestampRound::new()
+        .smallest(validate::RESTORE_PRECISION)
+        .mode(jiff::RoundMode::Ceil);
+    match earliest.round(ceil) {
+        Ok(first) if first <= latest => format!(
+            "DynamoDB restores to the second, so choose {} or later, or latest",
+            time_text(first)
+        ),
+        _ => "DynamoDB restores to the second and no whole second is inside it yet, so use latest"
+            .into(),
+    }
 }
 
 async fn backup_detail(client: &Client, dest: &TableInfo, arn: &str) -> Result<SourceDetail> {
@@ -218,7 +242,7 @@ async fn backup_detail(client: &Client, dest: &TableInfo, arn: &str) -> Result<S
     Ok(SourceDetail::Backup {
         arn: arn.to_string(),
         name: details.backup_name().to_string(),
-        created: from_aws_time(details.backup_creation_date_time())
+        created: aws::timestamp(details.backup_creation_date_time())
             .unwrap_or(Timestamp::UNIX_EPOCH),
         source_table: source.table_name().to_string(),
     })

@@ -10,7 +10,7 @@ use crate::aws;
 use crate::error::{AwsErrorKind, Error, Result};
 use crate::execution::Recorder;
 use crate::table::{self, TableInfo, wait_active};
-use crate::validate::{PitrTime, TEMP_TABLE_PREFIX, millis};
+use crate::validate::{self, PitrTime, TEMP_TABLE_PREFIX, time_text};
 
 /// Restores into the temporary table once per execution, waits for it, and tags it as this
 /// execution's. A table of that name is adopted (after a lost answer or an interruption) only
@@ -85,7 +85,11 @@ pub(super) async fn restore_temp_table(
 /// What a temporary table of this plan must say it was restored from.
 fn expected_source(plan: &Plan) -> String {
     match &plan.request.source {
-        Source::Pitr(PitrTime::At(t)) => format!("table {} at {}", plan.dest.arn, millis(*t)),
+        Source::Pitr(PitrTime::At(t)) => format!(
+            "table {} at {}",
+            plan.dest.arn,
+            validate::restore_point_text(*t)
+        ),
         Source::Pitr(PitrTime::Latest) => format!("table {}", plan.dest.arn),
         Source::Backup(arn) => format!("backup {arn}"),
     }
@@ -93,7 +97,7 @@ fn expected_source(plan: &Plan) -> String {
 
 /// Whether `table` is this execution's, by what DynamoDB says of it, never by its name:
 /// - its RestoreSummary names this plan's source: the live table's ARN (and, for a PITR time,
-///   that instant to the millisecond), or the backup's ARN
+///   the whole second the restore asked for: [`validate::RESTORE_PRECISION`]), or the backup's ARN
 ///   (<https://docs.aws.amazon.com/amazondynamodb/latest/APIReference/API_RestoreSummary.html>);
 /// - its execution tag, if it has one, names this execution.
 ///
@@ -109,10 +113,9 @@ pub async fn check_provenance(client: &Client, plan: &Plan, table: &TableInfo) -
         Source::Backup(arn) => from.is_some_and(|f| f.backup_arn.as_deref() == Some(arn)),
     };
     let instant_matches = match (&plan.request.source, table.restored_to) {
-        // Within a millisecond, DynamoDB's precision: the request carries the instant as
-        // float epoch seconds, rounded to the millisecond on the way.
+        // At the restore's precision: DynamoDB may report the second alone, or more.
         (Source::Pitr(PitrTime::At(t)), Some(at)) => {
-            at.duration_since(*t).abs() < jiff::SignedDuration::from_millis(1)
+            validate::restore_second(at) == validate::restore_second(*t)
         }
         (Source::Pitr(PitrTime::At(_)), None) => false,
         _ => true,
@@ -122,7 +125,7 @@ pub async fn check_provenance(client: &Client, plan: &Plan, table: &TableInfo) -
     let found = || {
         let at = table
             .restored_to
-            .map(|t| format!(" at {}", millis(t)))
+            .map(|t| format!(" at {}", time_text(t)))
             .unwrap_or_default();
         match from {
             Some(f) => format!("restored from {f}{at}"),
@@ -183,7 +186,9 @@ async fn start_restore(client: &Client, plan: &Plan) -> Result<()> {
                 .set_sse_specification_override(sse);
             call = match time {
                 PitrTime::Latest => call.use_latest_restorable_time(true),
-                PitrTime::At(t) => call.restore_date_time(to_aws_time(*t)),
+                PitrTime::At(t) => {
+                    call.restore_date_time(to_aws_time(validate::restore_second(*t)))
+                }
             };
             call.send()
                 .await

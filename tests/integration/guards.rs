@@ -388,20 +388,21 @@ async fn a_backup_arn_of_another_table_or_region_is_refused() {
     assert_eq!(inventory(&client).await, before);
 }
 
-/// The window's edge as AWS prints it, to the millisecond, is inside the window (the SDK reads the
-/// edge as a float, and a nanosecond artefact once refused it).
+/// The window's edge as AWS prints it (to the millisecond, rounded: the SDK reads it as a float
+/// just below) is judged at the restore's precision, the second. moto's window is one instant,
+/// so a sub-second edge has no whole second inside it: refused before anything is made, saying
+/// why and what to choose, with the window printed as AWS prints it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_pitr_windows_edge_as_aws_prints_it_is_accepted() {
+async fn the_pitr_windows_edge_as_aws_prints_it_is_judged_at_the_second() {
     let moto = Emulator::start(Kind::Moto).await;
     let client = moto.client();
     let t = TableSpec::seed_like("Edge-Orders");
     create_table(&client, &t).await;
     enable_pitr(&client, &t.name).await;
     let (earliest, _) = pitr_window(&client, &t.name).await;
-    let edge = jiff::Timestamp::from_millisecond(earliest.to_millis().expect("millis"))
-        .expect("instant")
-        .strftime("%Y-%m-%dT%H:%M:%S%.3fZ")
-        .to_string();
+    let millis = (earliest.as_nanos() + 500_000).div_euclid(1_000_000);
+    let edge = jiff::Timestamp::from_millisecond(millis as i64).expect("instant");
+    let printed = edge.strftime("%Y-%m-%dT%H:%M:%S%.3fZ").to_string();
     let run = dr(
         &moto,
         &[
@@ -411,17 +412,28 @@ async fn the_pitr_windows_edge_as_aws_prints_it_is_accepted() {
             "--incident-id",
             "edge",
             "--pitr-time",
-            &edge,
+            &printed,
             "--confirm",
             &t.name,
             "--dry-run",
         ],
         None,
     );
-    run.assert_code(0);
+    if edge.subsec_nanosecond() == 0 {
+        // The window opened on a whole second (1 run in 1000): that second is inside.
+        run.assert_code(0);
+        return;
+    }
+    run.assert_code(2);
+    let window = format!("{printed} to {printed}");
     assert!(
-        run.stdout.contains(&edge),
-        "the window is printed to the millisecond: {}",
-        run.stdout
+        run.stderr.contains(&window),
+        "the window as AWS prints it: {}",
+        run.stderr
+    );
+    assert!(
+        run.stderr.contains("DynamoDB restores to the second") && run.stderr.contains("use latest"),
+        "{}",
+        run.stderr
     );
 }

@@ -74,7 +74,8 @@ fn recovery_mode(moto: &Emulator, env: &[(&str, &str)], config: &str, verb: &str
     .assert_code(0);
 }
 
-/// An instant inside every table's restorable window, as the proxy's live windows answer it.
+/// An instant inside every table's restorable window, as the proxy's live windows answer it: the
+/// first whole second after the last enable (a restore asks for the second), once it has passed.
 async fn shared_instant(client: &aws_sdk_dynamodb::Client, tables: &[&str]) -> String {
     let mut latest_enable = jiff::Timestamp::UNIX_EPOCH;
     for t in tables {
@@ -82,7 +83,14 @@ async fn shared_instant(client: &aws_sdk_dynamodb::Client, tables: &[&str]) -> S
         let e = jiff::Timestamp::new(earliest.secs(), earliest.subsec_nanos() as i32).expect("t");
         latest_enable = latest_enable.max(e);
     }
-    (latest_enable + jiff::SignedDuration::from_millis(1)).to_string()
+    let ceil = jiff::TimestampRound::new()
+        .smallest(jiff::Unit::Second)
+        .mode(jiff::RoundMode::Ceil);
+    let instant = latest_enable.round(ceil).expect("second");
+    while jiff::Timestamp::now() <= instant {
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    instant.to_string()
 }
 
 /// moto freezes each table's window at the instant PITR was enabled; this proxy lets it move

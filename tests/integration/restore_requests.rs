@@ -5,6 +5,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::config::http::HttpResponse;
 use aws_sdk_dynamodb::operation::create_backup::CreateBackupOutput;
 use aws_sdk_dynamodb::operation::delete_table::DeleteTableOutput;
 use aws_sdk_dynamodb::operation::describe_backup::DescribeBackupOutput;
@@ -21,6 +22,7 @@ use aws_sdk_dynamodb::types::{
     Tag,
 };
 use aws_smithy_mocks::{Rule, RuleMode, mock, mock_client};
+use aws_smithy_types::body::SdkBody;
 use dynamo_dr::execution::Recorder;
 use dynamo_dr::journal::local::LocalJournal;
 use dynamo_dr::journal::{Execution, Inputs, Journal, Kind, Phase};
@@ -232,7 +234,7 @@ async fn run(
 }
 
 #[tokio::test]
-async fn the_restore_keeps_the_kms_key_uses_on_demand_and_the_exact_instant() {
+async fn the_restore_keeps_the_kms_key_uses_on_demand_and_asks_for_the_whole_second() {
     let (report, input, deletes) = run("inc-7.Prod-ProviderTable", OURS).await;
     let report = report.expect("restore");
     let input = input.expect("RestoreTableToPointInTime was called");
@@ -248,8 +250,9 @@ async fn the_restore_keeps_the_kms_key_uses_on_demand_and_the_exact_instant() {
         input.billing_mode_override(),
         Some(&BillingMode::PayPerRequest)
     );
+    // `.123` asked: DynamoDB restores to the second, so the request carries 09:00:00 (floor).
     let t = input.restore_date_time().expect("restore time");
-    assert_eq!((t.secs(), t.subsec_nanos()), (1_736_931_600, 123_000_000));
+    assert_eq!((t.secs(), t.subsec_nanos()), (1_736_931_600, 0));
     assert_ne!(input.use_latest_restorable_time(), Some(true));
     assert_eq!(report.restored_table_fate, TempTableFate::Deleted);
     assert_eq!(deletes, 1);
@@ -291,4 +294,62 @@ async fn a_temporary_table_restored_to_another_instant_is_never_adopted() {
     };
     let (report, _, deletes) = run("inc-7.Prod-ProviderTable", other).await;
     assert_not_ours(report, "at 2025-01-15T08:00:00Z", deletes);
+}
+
+/// DynamoDB need not keep the milliseconds: a RestoreSummary of the whole second is this
+/// restore's (it was refused as "not ours" after the restore was paid for).
+#[tokio::test]
+async fn a_restore_summary_of_the_whole_second_is_ours() {
+    let whole = Summary {
+        source: DEST,
+        at: "2025-01-15T09:00:00Z",
+    };
+    let (report, _, deletes) = run("inc-7.Prod-ProviderTable", whole).await;
+    let report = report.expect("the restore is ours");
+    assert_eq!(report.restored_table_fate, TempTableFate::Deleted);
+    assert_eq!(deletes, 1);
+}
+
+#[tokio::test]
+async fn a_temporary_table_restored_to_the_next_second_is_never_adopted() {
+    let next = Summary {
+        source: DEST,
+        at: "2025-01-15T09:00:01Z",
+    };
+    let (report, _, deletes) = run("inc-7.Prod-ProviderTable", next).await;
+    assert_not_ours(report, "at 2025-01-15T09:00:01Z", deletes);
+}
+
+/// DynamoDB sends the window as epoch-second floats; the SDK reads `1764841189.462` as
+/// `….461999893`. The plan shows the edge as boto3 prints it (`…49.462000+00:00`), and that
+/// time is restorable.
+#[tokio::test]
+async fn the_window_edge_reads_as_the_aws_cli_prints_it() {
+    let window = r#"{"ContinuousBackupsDescription":{"ContinuousBackupsStatus":"ENABLED",
+        "PointInTimeRecoveryDescription":{"PointInTimeRecoveryStatus":"ENABLED",
+        "EarliestRestorableDateTime":1764840000.125,"LatestRestorableDateTime":1764841189.462}}}"#;
+    let rules = [
+        mock!(Client::describe_table).then_output(|| {
+            DescribeTableOutput::builder()
+                .table(description(DEST, true))
+                .build()
+        }),
+        mock!(Client::describe_continuous_backups).then_http_response(move || {
+            HttpResponse::new(200.try_into().expect("status"), SdkBody::from(window))
+        }),
+    ];
+    let client = mock_client!(aws_sdk_dynamodb, RuleMode::MatchAny, &rules);
+    let edge: jiff::Timestamp = "2025-12-04T09:39:49.462Z".parse().expect("time");
+    let request = plan(edge).request;
+    let plan = restore::preflight(&client, request, true)
+        .await
+        .expect("the edge is inside the window");
+    let SourceDetail::Pitr {
+        latest, earliest, ..
+    } = plan.source
+    else {
+        panic!("a PITR plan")
+    };
+    assert_eq!(latest, edge);
+    assert_eq!(earliest.to_string(), "2025-12-04T09:20:00.125Z");
 }
