@@ -88,6 +88,9 @@ pub struct TableConfig {
     pub excluded: Option<String>,
     /// The environment whose recovery mode must be on before this table is restored.
     pub environment: Option<String>,
+    /// The customer managed KMS key the table is encrypted with, as an ARN: `stack` grants its
+    /// function that key, through DynamoDB alone.
+    pub kms_key: Option<String>,
     #[serde(flatten)]
     pub options: TableOptions,
 }

@@ -41,7 +41,7 @@ pub struct Request {
     /// The shared journal's control table, when one is used.
     pub journal_table: Option<String>,
     /// An environment whose recovery mode the role runs.
-    pub recovery_mode: Option<(String, EnvironmentConfig)>,
+    pub recovery_mode: Option<RecoveryMode>,
     /// Customer managed KMS keys of the tables: the backup, the restore (which keeps the key)
     /// and every read and write go through them.
     pub kms_keys: Vec<String>,
@@ -50,8 +50,47 @@ pub struct Request {
     /// Also `journal init`: CreateTable on the journal table, in a statement of its own so that
     /// it can be granted once and removed.
     pub journal_init: bool,
+    /// The role of one of the stack's functions: it reads and writes only its own journal items
+    /// and never lists the journal, as an operator's `report` and `journal list` do.
+    pub function: bool,
+    /// Environments whose recovery-mode record the tables' runs read before they write.
+    pub environments: Vec<String>,
 }
 
+/// The recovery mode of one environment.
+#[derive(Debug, Clone)]
+pub struct RecoveryMode {
+    pub name: String,
+    pub env: EnvironmentConfig,
+    /// The environment's tables: `end` reads their leases.
+    pub tables: Vec<String>,
+}
+
+/// Actions a policy grants that no test's request reaches, with the call that needs them and
+/// why no test reaches it: `(statement id prefix, action, why)`. The least-privilege suite
+/// fails on any other grant that no recorded request used.
+pub const UNREACHED: &[(&str, &str, &str)] = &[
+    (
+        "TableKmsKeys",
+        "kms:*",
+        "DynamoDB itself calls KMS for a table with a customer managed key, on the caller's \
+         behalf (kms:ViaService), when it backs it up, restores it and reads or writes it; no \
+         emulator encrypts tables, so no recorded request reaches the key",
+    ),
+    (
+        "ListBackups",
+        "dynamodb:ListBackups",
+        "restore/backup.rs find_backup: after CreateBackup's answer was lost, the forensic backup \
+         is adopted by listing the table's backups; tests/integration/faults.rs loses answers, \
+         this suite's recorder does not",
+    ),
+    (
+        "JournalInit",
+        "dynamodb:DescribeTable",
+        "also granted by the Journal statements; kept here so that the init statement alone \
+         suffices for `journal init`",
+    ),
+];
 /// A region code such as us-east-1 or ap-southeast-2 (no wildcards), else why not.
 pub fn region(region: &str) -> Result<(), String> {
     let parts: Vec<&str> = region.split('-').collect();
@@ -103,15 +142,72 @@ fn sid(prefix: &str, name: &str) -> String {
     format!("{prefix}{clean}")
 }
 
-/// The policy document.
+fn deny(sid: &str, actions: &[&str], resources: Vec<String>) -> Value {
+    json!({ "Sid": sid, "Effect": "Deny", "Action": actions, "Resource": resources })
+}
+
+/// Two tables whose names make one's patterns match the other's resources cannot share a
+/// policy: `A`'s temporary tables `DR-TEMP-A.*` and `A.B`'s `DR-TEMP-A.B.*` differ only in a
+/// dot, and so do the execution ids `*.B` and `*.A.B`, since table names may hold dots. Each
+/// policy denies the other's, so such tables need a role each.
+pub fn shareable(tables: &[String]) -> Result<(), String> {
+    for a in tables {
+        let sep = NAME_SEPARATOR;
+        if let Some(b) = tables
+            .iter()
+            .find(|b| b.starts_with(&format!("{a}{sep}")) || b.ends_with(&format!("{sep}{a}")))
+        {
+            return Err(format!(
+                "{a} and {b} cannot share one policy: table names may hold dots, so the patterns \
+                 that name {a}'s temporary tables and journal items would also name {b}'s, and \
+                 the policy denies those; print one policy per table and give each its own role"
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// The policy document. Tables must be [`shareable`].
 pub fn policy(scope: &Scope, req: &Request) -> Value {
     let mut statements = Vec::new();
     for table in &req.tables {
-        let live = scope.dynamodb(&format!("table/{table}"));
-        let temp = scope.dynamodb(&format!(
-            "table/{TEMP_TABLE_PREFIX}{table}{NAME_SEPARATOR}*"
+        statements.extend(table_statements(scope, table));
+    }
+    if !req.tables.is_empty() {
+        // Neither call has resource-level permissions: ListBackups finds a run's forensic
+        // backup, ListEventSourceMappings the consumers of a table's stream for the plan.
+        statements.push(statement(
+            "ListBackups",
+            &["dynamodb:ListBackups"],
+            vec!["*".into()],
         ));
         statements.push(statement(
+            "StreamConsumers",
+            &["lambda:ListEventSourceMappings"],
+            vec!["*".into()],
+        ));
+    }
+    statements.extend(table_kms_statements(scope, req));
+    statements.extend(journal_kms_statements(req));
+    if let Some(journal) = &req.journal_table {
+        statements.extend(journal_statements(scope, req, journal));
+    }
+    if let Some(mode) = &req.recovery_mode {
+        statements.extend(recovery_mode_statements(scope, mode));
+    }
+    json!({ "Version": "2012-10-17", "Statement": statements })
+}
+
+fn table_statements(scope: &Scope, table: &str) -> Vec<Value> {
+    let live = scope.dynamodb(&format!("table/{table}"));
+    let temp_name = |rest: &str| {
+        scope.dynamodb(&format!(
+            "table/{TEMP_TABLE_PREFIX}{table}{NAME_SEPARATOR}{rest}"
+        ))
+    };
+    let temp = temp_name("*");
+    let mut out = vec![
+        statement(
             &sid("LiveTable", table),
             &[
                 // Preflight, forensic backup, the restore's source, and the hard reset or diff.
@@ -122,19 +218,25 @@ pub fn policy(scope: &Scope, req: &Request) -> Value {
                 "dynamodb:Scan",
                 "dynamodb:BatchWriteItem",
                 "dynamodb:BatchGetItem",
+                // The targeted scopes write each key conditionally (a key absent at the
+                // restore point is deleted) and read conflicts back with BatchGetItem; the
+                // partition scope reads its key with Query.
+                "dynamodb:PutItem",
+                "dynamodb:DeleteItem",
+                "dynamodb:Query",
                 // What else sees the table's writes, for the plan and the default strategy.
                 "dynamodb:DescribeTimeToLive",
                 "dynamodb:DescribeKinesisStreamingDestination",
             ],
             vec![live.clone()],
-        ));
-        statements.push(statement(
+        ),
+        statement(
             &sid("Backups", table),
             &["dynamodb:DescribeBackup", "dynamodb:RestoreTableFromBackup"],
             vec![format!("{live}/backup/*")],
-        ));
+        ),
         // A restore writes into its target table with these.
-        statements.push(statement(
+        statement(
             &sid("TemporaryTables", table),
             &[
                 "dynamodb:DescribeTable",
@@ -149,146 +251,250 @@ pub fn policy(scope: &Scope, req: &Request) -> Value {
                 "dynamodb:ListTagsOfResource",
             ],
             vec![temp.clone()],
+        ),
+        // Incident ids hold no dot, so a copy of this table has exactly one after its name; one
+        // with more is a copy of a table whose name continues with a dot.
+        deny(
+            &sid("OtherTablesCopies", table),
+            &["dynamodb:*"],
+            vec![temp_name("*.*")],
+        ),
+    ];
+    // Tagging is what makes a table the tool's own (clean-up deletes by these tags), so the
+    // role may tag only tables that carry no execution tag yet, only with the tool's three
+    // keys, and only as this table's copy: it cannot make another run's table, or any other
+    // table, look like its own. Condition keys as DynamoDB's ABAC documents them:
+    // <https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/abac-example-use-cases.html>.
+    let mut tag = statement(
+        &sid("TagTemporaryTables", table),
+        &["dynamodb:TagResource"],
+        vec![temp.clone()],
+    );
+    tag["Condition"] = json!({
+        "Null": { format!("aws:ResourceTag/{EXECUTION_TAG}"): "true" },
+        "StringEquals": { format!("aws:RequestTag/{SOURCE_TAG}"): table },
+        "ForAllValues:StringEquals": { "aws:TagKeys": [EXECUTION_TAG, INCIDENT_TAG, SOURCE_TAG] },
+    });
+    out.push(tag);
+    // Only tables the tool tagged as this table's temporary copies.
+    let mut delete = statement(
+        &sid("DeleteTemporaryTables", table),
+        &["dynamodb:DeleteTable"],
+        vec![temp],
+    );
+    delete["Condition"] = json!({
+        "StringEquals": { format!("aws:ResourceTag/{SOURCE_TAG}"): table }
+    });
+    out.push(delete);
+    out
+}
+
+fn table_kms_statements(scope: &Scope, req: &Request) -> Option<Value> {
+    if req.kms_keys.is_empty() {
+        return None;
+    }
+    // Only through DynamoDB: the role cannot use the key for anything else. The actions are
+    // those a table with a customer managed key needs:
+    // <https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/encryption.usagenotes.html>.
+    let mut kms = statement(
+        "TableKmsKeys",
+        &[
+            "kms:DescribeKey",
+            "kms:Encrypt",
+            "kms:Decrypt",
+            "kms:ReEncrypt*",
+            "kms:GenerateDataKey*",
+            "kms:CreateGrant",
+        ],
+        req.kms_keys.clone(),
+    );
+    kms["Condition"] = json!({
+        "StringEquals": { "kms:ViaService": format!("dynamodb.{}.amazonaws.com", scope.region) }
+    });
+    Some(kms)
+}
+
+/// Execution ids are `<incident>.<table>` ([`crate::validate::execution_id`]) and incident ids
+/// hold no dot: the patterns for this table's ids, and for those of tables whose names end in
+/// `.<table>`.
+fn execution_ids(table: &str) -> (String, String) {
+    let sep = NAME_SEPARATOR;
+    (format!("*{sep}{table}"), format!("*{sep}*{sep}{table}"))
+}
+
+fn journal_kms_statements(req: &Request) -> Vec<Value> {
+    let Some(key) = req
+        .journal_kms_key
+        .as_ref()
+        .filter(|_| !req.tables.is_empty())
+    else {
+        return Vec::new();
+    };
+    // Only data keys bound to one of these tables' executions, as the tool makes them.
+    let context = format!(
+        "kms:EncryptionContext:{}",
+        crate::journal::envelope::CONTEXT_KEY
+    );
+    let (own, other): (Vec<_>, Vec<_>) = req.tables.iter().map(|t| execution_ids(t)).unzip();
+    let actions = ["kms:GenerateDataKey", "kms:Decrypt"];
+    let mut allow = statement("JournalKmsKey", &actions, vec![key.clone()]);
+    allow["Condition"] = json!({ "StringLike": { &context: own } });
+    let mut refuse = deny("JournalKmsKeyOtherTables", &actions, vec![key.clone()]);
+    refuse["Condition"] = json!({ "StringLike": { &context: other } });
+    vec![allow, refuse]
+}
+
+/// The journal items the role may write, and those of other tables that its patterns would
+/// also match (see [`execution_ids`]).
+fn journal_keys(req: &Request) -> (Vec<String>, Vec<String>) {
+    use crate::journal::dynamo::{execution_pk, lease_pk, recovery_mode_pk, segments_pk};
+    let (mut own, mut other) = (Vec::new(), Vec::new());
+    for table in &req.tables {
+        let (mine, theirs) = execution_ids(table);
+        own.extend([
+            lease_pk(table),
+            execution_pk(&mine),
+            format!("{}*", segments_pk(&mine)),
+        ]);
+        other.extend([execution_pk(&theirs), format!("{}*", segments_pk(&theirs))]);
+    }
+    if let Some(mode) = &req.recovery_mode {
+        own.push(recovery_mode_pk(&mode.name));
+        own.push(lease_pk(&crate::journal::environment_lease(&mode.name)));
+    }
+    (own, other)
+}
+
+/// The journal items the role reads but never writes: the recovery-mode record of the tables'
+/// environments, and the leases of the environment's tables for recovery mode's `end`.
+fn journal_reads(req: &Request) -> Vec<String> {
+    use crate::journal::dynamo::{lease_pk, recovery_mode_pk};
+    let mut keys: Vec<String> = req
+        .environments
+        .iter()
+        .map(|e| recovery_mode_pk(e))
+        .collect();
+    if let Some(mode) = &req.recovery_mode {
+        keys.extend(mode.tables.iter().map(|t| lease_pk(t)));
+    }
+    keys
+}
+
+fn journal_statements(scope: &Scope, req: &Request, journal: &str) -> Vec<Value> {
+    let arn = scope.dynamodb(&format!("table/{journal}"));
+    let leading = |keys: Vec<String>| json!({ "dynamodb:LeadingKeys": keys });
+    let (own, other) = journal_keys(req);
+    let mut out = Vec::new();
+    if req.function {
+        out.push(statement(
+            "JournalTable",
+            &["dynamodb:DescribeTable"],
+            vec![arn.clone()],
         ));
-        // Tagging is what makes a table the tool's own (clean-up deletes by these tags), so the
-        // role may tag only tables that carry no execution tag yet, only with the tool's three
-        // keys, and only as this table's copy: it cannot make another run's table, or any other
-        // table, look like its own. Condition keys as DynamoDB's ABAC documents them:
-        // <https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/abac-example-use-cases.html>.
-        let mut tag = statement(
-            &sid("TagTemporaryTables", table),
-            &["dynamodb:TagResource"],
-            vec![temp.clone()],
-        );
-        tag["Condition"] = json!({
-            "Null": { format!("aws:ResourceTag/{EXECUTION_TAG}"): "true" },
-            "StringEquals": { format!("aws:RequestTag/{SOURCE_TAG}"): table },
-            "ForAllValues:StringEquals": { "aws:TagKeys": [EXECUTION_TAG, INCIDENT_TAG, SOURCE_TAG] },
-        });
-        statements.push(tag);
-        // Only tables the tool tagged as this table's temporary copies.
-        let mut delete = statement(
-            &sid("DeleteTemporaryTables", table),
-            &["dynamodb:DeleteTable"],
-            vec![temp],
-        );
-        delete["Condition"] = json!({
-            "StringEquals": { format!("aws:ResourceTag/{SOURCE_TAG}"): table }
-        });
-        statements.push(delete);
-    }
-    if !req.tables.is_empty() {
-        // ListBackups has no resource-level permissions.
-        statements.push(statement(
-            "ListBackups",
-            &["dynamodb:ListBackups"],
-            vec!["*".into()],
-        ));
-    }
-    if !req.kms_keys.is_empty() {
-        // Only through DynamoDB: the role cannot use the key for anything else.
-        let mut kms = statement(
-            "TableKmsKeys",
-            &[
-                "kms:DescribeKey",
-                "kms:Encrypt",
-                "kms:Decrypt",
-                "kms:ReEncrypt*",
-                "kms:GenerateDataKey*",
-                "kms:CreateGrant",
-            ],
-            req.kms_keys.clone(),
-        );
-        kms["Condition"] = json!({
-            "StringEquals": { "kms:ViaService": format!("dynamodb.{}.amazonaws.com", scope.region) }
-        });
-        statements.push(kms);
-    }
-    if let Some(key) = &req.journal_kms_key {
-        // Only data keys bound to an execution, as the tool makes them.
-        let mut journal_key = statement(
-            "JournalKmsKey",
-            &["kms:GenerateDataKey", "kms:Decrypt"],
-            vec![key.clone()],
-        );
-        journal_key["Condition"] = json!({
-            "StringLike": {
-                format!("kms:EncryptionContext:{}", crate::journal::envelope::CONTEXT_KEY): "*"
-            }
-        });
-        statements.push(journal_key);
-    }
-    if let Some(journal) = &req.journal_table {
-        statements.push(statement(
-            "Journal",
+        let reads = journal_reads(req);
+        if !reads.is_empty() {
+            let mut read = statement("JournalReads", &["dynamodb:GetItem"], vec![arn.clone()]);
+            read["Condition"] = json!({ "ForAllValues:StringEquals": leading(reads) });
+            out.push(read);
+        }
+    } else {
+        // `report` and `journal list` read every execution.
+        out.push(statement(
+            "JournalTable",
             &[
                 "dynamodb:DescribeTable",
                 "dynamodb:GetItem",
-                "dynamodb:PutItem",
-                "dynamodb:DeleteItem",
                 "dynamodb:Scan",
             ],
-            vec![scope.dynamodb(&format!("table/{journal}"))],
-        ));
-        if req.journal_init {
-            statements.push(statement(
-                "JournalInit",
-                &["dynamodb:CreateTable", "dynamodb:DescribeTable"],
-                vec![scope.dynamodb(&format!("table/{journal}"))],
-            ));
-        }
-    }
-    if !req.tables.is_empty() {
-        // The mappings on a table's stream; listing has no resource-level permissions.
-        statements.push(statement(
-            "StreamConsumers",
-            &["lambda:ListEventSourceMappings"],
-            vec!["*".into()],
+            vec![arn.clone()],
         ));
     }
-    if let Some((name, env)) = &req.recovery_mode {
-        let functions = scope.lambda(&format!("function:{}*", env.function_prefix));
-        // Listing has no resource-level permissions; the tool filters by prefix itself.
-        statements.push(statement(
-            &sid("ListLambda", name),
-            &["lambda:ListFunctions", "lambda:ListEventSourceMappings"],
-            vec!["*".into()],
-        ));
-        statements.push(statement(
-            &sid("FunctionConcurrency", name),
-            &[
-                "lambda:GetFunctionConcurrency",
-                "lambda:PutFunctionConcurrency",
-                "lambda:DeleteFunctionConcurrency",
-                "lambda:ListTags",
-            ],
-            vec![functions.clone()],
-        ));
-        // Only mappings of the environment's functions; Get, Delete and the tags serve the
-        // `skip` policy, which replaces a mapping by a tagged twin.
-        let mut mappings = statement(
-            &sid("EventSourceMappings", name),
-            &[
-                "lambda:UpdateEventSourceMapping",
-                "lambda:GetEventSourceMapping",
-                "lambda:DeleteEventSourceMapping",
-                "lambda:ListTags",
-                "lambda:TagResource",
-            ],
-            vec![scope.lambda("event-source-mapping:*")],
-        );
-        mappings["Condition"] = json!({ "ArnLike": { "lambda:FunctionArn": functions.clone() } });
-        statements.push(mappings);
-        // CreateEventSourceMapping names no resource; the condition holds it to the functions.
-        let mut create = statement(
-            &sid("CreateEventSourceMapping", name),
-            &["lambda:CreateEventSourceMapping"],
-            vec!["*".into()],
-        );
-        create["Condition"] = json!({ "ArnLike": { "lambda:FunctionArn": functions } });
-        statements.push(create);
+    // Never DeleteItem: leases are released, not deleted, so that their fencing numbers only
+    // grow; records and checkpoints stay for the audit trail.
+    let item_actions: &[&str] = if req.function {
+        &["dynamodb:GetItem", "dynamodb:PutItem"]
+    } else {
+        &["dynamodb:PutItem"]
+    };
+    // Leases, records and checkpoints of these tables and this environment alone:
+    // <https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/specifying-conditions.html>.
+    let mut items = statement("JournalItems", item_actions, vec![arn.clone()]);
+    items["Condition"] = json!({ "ForAllValues:StringLike": leading(own) });
+    out.push(items);
+    if !other.is_empty() {
+        let mut refuse = deny("JournalOtherTables", item_actions, vec![arn.clone()]);
+        refuse["Condition"] = json!({ "ForAnyValue:StringLike": leading(other) });
+        out.push(refuse);
     }
-    json!({ "Version": "2012-10-17", "Statement": statements })
+    if req.journal_init {
+        out.push(statement(
+            "JournalInit",
+            &["dynamodb:CreateTable", "dynamodb:DescribeTable"],
+            vec![arn],
+        ));
+    }
+    out
+}
+
+fn recovery_mode_statements(scope: &Scope, mode: &RecoveryMode) -> Vec<Value> {
+    let name = &mode.name;
+    let functions = scope.lambda(&format!("function:{}*", mode.env.function_prefix));
+    let mappings = scope.lambda("event-source-mapping:*");
+    let of_functions = json!({ "ArnLike": { "lambda:FunctionArn": functions.clone() } });
+    // Listing has no resource-level permissions; the tool filters by prefix itself.
+    let list = statement(
+        &sid("ListLambda", name),
+        &["lambda:ListFunctions", "lambda:ListEventSourceMappings"],
+        vec!["*".into()],
+    );
+    let concurrency = statement(
+        &sid("FunctionConcurrency", name),
+        &[
+            "lambda:GetFunctionConcurrency",
+            "lambda:PutFunctionConcurrency",
+            "lambda:DeleteFunctionConcurrency",
+            "lambda:ListTags",
+        ],
+        vec![functions.clone()],
+    );
+    // Only mappings of the environment's functions; Delete serves the `skip` policy, which
+    // replaces a mapping by a tagged twin.
+    let mut change = statement(
+        &sid("EventSourceMappings", name),
+        &[
+            "lambda:UpdateEventSourceMapping",
+            "lambda:DeleteEventSourceMapping",
+        ],
+        vec![mappings.clone()],
+    );
+    change["Condition"] = of_functions.clone();
+    // ListTags and TagResource have no lambda:FunctionArn key
+    // (<https://docs.aws.amazon.com/service-authorization/latest/reference/list_awslambda.html>):
+    // a condition on it would never hold. Nor has a deleted mapping a function: a Get that
+    // confirms the delete (ResourceNotFound) would be AccessDenied under that condition. So the
+    // reads are unconditioned: a mapping's settings and tags tell which is a twin. A tag can be
+    // set only on a mapping being created as a twin, with the twin's tag.
+    let reads = statement(
+        &sid("MappingReads", name),
+        &["lambda:GetEventSourceMapping", "lambda:ListTags"],
+        vec![mappings.clone()],
+    );
+    let mut tag = statement(
+        &sid("TagTwins", name),
+        &["lambda:TagResource"],
+        vec![mappings],
+    );
+    tag["Condition"] = json!({
+        "Null": { format!("aws:RequestTag/{}", crate::mappings::REPLACES_TAG): "false" }
+    });
+    // CreateEventSourceMapping names no resource; the condition holds it to the functions.
+    let mut create = statement(
+        &sid("CreateEventSourceMapping", name),
+        &["lambda:CreateEventSourceMapping"],
+        vec!["*".into()],
+    );
+    create["Condition"] = of_functions;
+    vec![list, concurrency, change, reads, tag, create]
 }
 
 #[cfg(test)]
@@ -334,6 +540,9 @@ mod tests {
     fn grants(p: &Value) -> BTreeSet<(String, String)> {
         let mut out = BTreeSet::new();
         for s in p["Statement"].as_array().unwrap() {
+            if s["Effect"] == "Deny" {
+                continue;
+            }
             assert_eq!(s["Effect"], "Allow");
             for a in s["Action"].as_array().unwrap() {
                 for r in s["Resource"].as_array().unwrap() {
@@ -349,10 +558,7 @@ mod tests {
         let req = Request {
             tables: vec!["Orders".into()],
             journal_table: Some("dynamo-dr-journal".into()),
-            recovery_mode: None,
-            kms_keys: Vec::new(),
-            journal_kms_key: None,
-            journal_init: false,
+            ..Request::default()
         };
         let text = serde_json::to_string_pretty(&policy(&scope(), &req)).unwrap();
         let p: Value = serde_json::from_str(&text).unwrap();
@@ -393,8 +599,8 @@ mod tests {
             delete["Condition"]["StringEquals"]["aws:ResourceTag/dynamo-dr:source-table"],
             "Orders"
         );
-        // The live table is never deleted, nor are items deleted one by one there.
-        assert!(!grants(&p).contains(&("dynamodb:DeleteItem".into(), format!("{arn}Orders"))));
+        // The live table is never deleted.
+        assert!(!grants(&p).contains(&("dynamodb:DeleteTable".into(), format!("{arn}Orders"))));
         // The run policy cannot create tables; that is journal init's statement alone.
         assert!(!grants(&p).iter().any(|(a, _)| a == "dynamodb:CreateTable"));
         let init = policy(
@@ -484,23 +690,24 @@ mod tests {
             "dynamodb.us-east-1.amazonaws.com"
         );
         assert!(kms_key_arn(key).is_ok());
-        let journal = policy(
-            &scope(),
-            &Request {
-                journal_kms_key: Some(key.into()),
-                ..Request::default()
-            },
+        let journal = Value::Array(journal_kms_statements(&Request {
+            tables: vec!["Orders".into()],
+            journal_kms_key: Some(key.into()),
+            ..Request::default()
+        }));
+        let context = "kms:EncryptionContext:dynamo-dr:execution-id";
+        assert_eq!(
+            journal[0]["Action"],
+            json!(["kms:GenerateDataKey", "kms:Decrypt"])
         );
         assert_eq!(
-            grants(&journal),
-            BTreeSet::from([
-                ("kms:Decrypt".to_string(), key.to_string()),
-                ("kms:GenerateDataKey".to_string(), key.to_string()),
-            ])
+            journal[0]["Condition"]["StringLike"][context],
+            json!(["*.Orders"])
         );
+        assert_eq!(journal[1]["Effect"], "Deny");
         assert_eq!(
-            journal["Statement"][0]["Condition"]["StringLike"]["kms:EncryptionContext:dynamo-dr:execution-id"],
-            "*"
+            journal[1]["Condition"]["StringLike"][context],
+            json!(["*.*.Orders"])
         );
         for bad in [
             "arn:aws:kms:us-east-1:123456789012:alias/x",
@@ -515,7 +722,11 @@ mod tests {
     #[test]
     fn a_recovery_mode_policy_touches_only_the_environments_functions() {
         let req = Request {
-            recovery_mode: Some(("Prod".into(), env())),
+            recovery_mode: Some(RecoveryMode {
+                name: "Prod".into(),
+                env: env(),
+                tables: Vec::new(),
+            }),
             ..Request::default()
         };
         let p = policy(&scope(), &req);
@@ -544,8 +755,10 @@ mod tests {
                 ),
             }
         }
-        // Every statement on mappings is held to the environment's functions.
-        let on_mappings = statements_with(&p, |a| a.ends_with("EventSourceMapping"));
+        // Every statement that changes mappings is held to the environment's functions.
+        let on_mappings = statements_with(&p, |a| {
+            a.ends_with("EventSourceMapping") && !a.starts_with("lambda:Get")
+        });
         assert_eq!(on_mappings.len(), 2, "{p:#}");
         for s in on_mappings {
             assert_eq!(
@@ -553,6 +766,16 @@ mod tests {
                 "arn:aws:lambda:us-east-1:123456789012:function:Prod-*",
                 "{s:#}"
             );
+        }
+    }
+
+    #[test]
+    fn tables_whose_names_extend_each_other_with_a_dot_need_a_role_each() {
+        let names = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert!(shareable(&names(&["Orders", "Payments", "OrdersArchive"])).is_ok());
+        for pair in [["Orders", "Orders.Archive"], ["Orders", "Prod.Orders"]] {
+            let why = shareable(&names(&pair)).unwrap_err();
+            assert!(why.contains("one policy per table"), "{why}");
         }
     }
 }

@@ -55,6 +55,7 @@ pub(crate) async fn iam_policy(ctx: &Ctx, args: IamPolicyArgs) -> Result<()> {
         .iter()
         .map(|t| ctx.config.resolve("table", t).map(|r| r.physical))
         .collect::<Result<Vec<_>>>()?;
+    crate::iam::shareable(&tables).map_err(|why| Error::invalid("--table", why))?;
     for key in &args.kms_key {
         crate::iam::kms_key_arn(key).map_err(|why| {
             Error::invalid(
@@ -73,7 +74,11 @@ pub(crate) async fn iam_policy(ctx: &Ctx, args: IamPolicyArgs) -> Result<()> {
         ));
     }
     let recovery_mode = match (&args.environment, args.recovery_mode) {
-        (Some(env), true) => Some((env.clone(), ctx.config.environment(env)?)),
+        (Some(env), true) => Some(crate::iam::RecoveryMode {
+            name: env.clone(),
+            env: ctx.config.environment(env)?,
+            tables: ctx.config.tables_of(env),
+        }),
         _ => None,
     };
     let region = aws::region(&ctx.aws).await.ok_or_else(|| {
@@ -100,8 +105,16 @@ pub(crate) async fn iam_policy(ctx: &Ctx, args: IamPolicyArgs) -> Result<()> {
              dynamodb://TABLE (or DYNAMO_DR_JOURNAL) too",
         ));
     }
+    let mut environments: Vec<String> = tables
+        .iter()
+        .filter_map(|t| ctx.config.environment_of(t))
+        .collect();
+    environments.sort();
+    environments.dedup();
     let request = crate::iam::Request {
         tables,
+        environments,
+        function: false,
         journal_table,
         recovery_mode,
         kms_keys: args.kms_key.clone(),

@@ -150,8 +150,27 @@ fn version_of(item: &HashMap<String, AttributeValue>, origin: &str) -> Result<u6
     }
 }
 
+/// The partition keys of the journal's items; IAM policies hold a role to its own with
+/// `dynamodb:LeadingKeys` patterns built from these.
+pub fn execution_pk(id: &str) -> String {
+    format!("execution#{id}")
+}
+
+pub fn lease_pk(table: &str) -> String {
+    format!("lease#{table}")
+}
+
+pub fn recovery_mode_pk(environment: &str) -> String {
+    format!("recovery-mode#{environment}")
+}
+
+/// Every segment item of execution `id` starts with this.
+pub fn segments_pk(id: &str) -> String {
+    format!("segment#{id}#")
+}
+
 fn segment_pk(id: &str, phase: Phase, segment: u32) -> String {
-    format!("segment#{id}#{}#{segment}", phase.as_str())
+    format!("{}{}#{segment}", segments_pk(id), phase.as_str())
 }
 
 /// A conditional write's refusal as `false`.
@@ -196,7 +215,7 @@ impl Journal for DynamoJournal {
 
     async fn load(&self, id: &str) -> Result<Option<Execution>> {
         let origin = format!("journal item execution#{id} in {}", self.table);
-        let Some(item) = self.get(format!("execution#{id}")).await? else {
+        let Some(item) = self.get(execution_pk(id)).await? else {
             return Ok(None);
         };
         Execution::parse(record_of(&item, &origin)?.as_bytes(), &origin).map(Some)
@@ -213,7 +232,7 @@ impl Journal for DynamoJournal {
             .item("table", s(&execution.inputs.table))
             .item("updatedAt", s(execution.updated_at.to_string()));
         let what = format!("the record of execution {}", execution.id);
-        let pk = format!("execution#{}", execution.id);
+        let pk = execution_pk(&execution.id);
         self.put_versioned((pk, record), put, execution.version, &what)
             .await?;
         execution.version += 1;
@@ -231,7 +250,7 @@ impl Journal for DynamoJournal {
                 .consistent_read(true)
                 .filter_expression("begins_with(#pk, :p)")
                 .expression_attribute_names("#pk", PK)
-                .expression_attribute_values(":p", s("execution#"))
+                .expression_attribute_values(":p", s(execution_pk("")))
                 .set_exclusive_start_key(start)
                 .send()
                 .await
@@ -252,7 +271,7 @@ impl Journal for DynamoJournal {
 
     async fn load_recovery_mode(&self, environment: &str) -> Result<Option<RecoveryMode>> {
         let origin = format!("journal item recovery-mode#{environment} in {}", self.table);
-        let Some(item) = self.get(format!("recovery-mode#{environment}")).await? else {
+        let Some(item) = self.get(recovery_mode_pk(environment)).await? else {
             return Ok(None);
         };
         RecoveryMode::parse(record_of(&item, &origin)?.as_bytes(), &origin).map(Some)
@@ -264,7 +283,7 @@ impl Journal for DynamoJournal {
         let body = serde_json::to_string(&next).map_err(|e| Error::Journal(e.to_string()))?;
         let put = self.client.put_item().table_name(&self.table);
         let what = format!("the recovery-mode record of {}", record.environment);
-        let pk = format!("recovery-mode#{}", record.environment);
+        let pk = recovery_mode_pk(&record.environment);
         self.put_versioned((pk, body), put, record.version, &what)
             .await?;
         record.version += 1;
@@ -273,7 +292,7 @@ impl Journal for DynamoJournal {
 
     async fn read_lease(&self, table: &str) -> Result<Option<(Lease, u64)>> {
         let origin = format!("journal item lease#{table} in {}", self.table);
-        let Some(item) = self.get(format!("lease#{table}")).await? else {
+        let Some(item) = self.get(lease_pk(table)).await? else {
             return Ok(None);
         };
         let lease: Lease = serde_json::from_str(&record_of(&item, &origin)?)
@@ -287,7 +306,7 @@ impl Journal for DynamoJournal {
         lease: Option<&Lease>,
         expected: Option<u64>,
     ) -> Result<bool> {
-        let pk = s(format!("lease#{table}"));
+        let pk = s(lease_pk(table));
         let sent = match (lease, expected) {
             (None, None) => return Ok(true),
             (Some(l), _) => {

@@ -28,6 +28,24 @@ fn scope() -> Scope {
     }
 }
 
+/// Grants of the template's roles that no test's request reaches, with the call that needs them:
+/// `(statement id, action, why)`, as [`iam::UNREACHED`] for the tool's own calls.
+pub const UNREACHED: &[(&str, &str, &str)] = &[
+    (
+        "OwnLogs",
+        "logs:*",
+        "the Lambda service writes a function's logs with the function's role; the test's \
+         Runtime API keeps them in the process's stdout instead",
+    ),
+    (
+        "LogDelivery",
+        "logs:*",
+        "Step Functions sets up a state machine's log delivery with its role when the machine \
+         is created or updated (https://docs.aws.amazon.com/step-functions/latest/dg/\
+         cw-logs.html); no test deploys to a service that calls them",
+    ),
+];
+
 /// Segment workers of one Map run at once; past this a Map runs in distributed mode.
 pub const INLINE_MAP_LIMIT: u32 = 40;
 
@@ -41,6 +59,8 @@ pub struct StackRequest {
     /// The KMS key (ARN) that wraps sensitive tables' journal keys: required when a configured
     /// table is sensitive, since a function has no key file.
     pub journal_kms_key: Option<String>,
+    /// Customer managed KMS keys by logical table name (`--kms-key`), over the config's.
+    pub kms_keys: std::collections::BTreeMap<String, String>,
 }
 
 /// One table of the template.
@@ -49,6 +69,8 @@ struct Table {
     physical: String,
     environment: Option<String>,
     sensitive: bool,
+    /// The table's customer managed KMS key.
+    kms_key: Option<String>,
     /// Its function's `DYNAMO_DR_CONFIG`.
     config: String,
 }
@@ -68,6 +90,21 @@ fn checked_config(text: String, what: &str) -> Result<String> {
         ));
     }
     Ok(text)
+}
+
+/// The functions the template makes.
+fn own_functions(tables: &[Table], environments: &[&String]) -> Vec<String> {
+    let tables = tables.iter().map(|t| Names::of(&t.logical).function);
+    let modes = environments.iter().map(|e| recovery_mode_function(e));
+    tables.chain(modes).collect()
+}
+
+fn recovery_mode_function(environment: &str) -> String {
+    let clean: String = environment
+        .chars()
+        .filter(char::is_ascii_alphanumeric)
+        .collect();
+    format!("dynamo-dr-recovery-mode-{clean}")
 }
 
 /// The names of one table's resources.
@@ -99,6 +136,7 @@ pub fn template(config: &Config, req: &StackRequest) -> Result<Value> {
                 physical: t.name.clone(),
                 environment: t.environment.clone(),
                 sensitive: config.is_sensitive(&t.name),
+                kms_key: req.kms_keys.get(logical).or(t.kms_key.as_ref()).cloned(),
                 config: checked_config(
                     config.excerpt(Some(logical), None)?,
                     &format!("[tables.{logical}]"),
@@ -150,6 +188,16 @@ pub fn template(config: &Config, req: &StackRequest) -> Result<Value> {
     if let Some(key) = &req.journal_kms_key {
         iam::kms_key_arn(key).map_err(|why| Error::invalid("--journal-kms-key", why))?;
     }
+    for t in &tables {
+        if let Some(key) = &t.kms_key {
+            iam::kms_key_arn(key).map_err(|why| {
+                Error::invalid(
+                    "--kms-key",
+                    format!("[tables.{}]: {why}; give the key DescribeTable shows (SSEDescription.KMSMasterKeyArn)", t.logical),
+                )
+            })?;
+        }
+    }
     let mut resources = serde_json::Map::new();
     let mut outputs = serde_json::Map::new();
     resources.insert("JournalTable".into(), journal_table(&req.journal_table));
@@ -162,13 +210,30 @@ pub fn template(config: &Config, req: &StackRequest) -> Result<Value> {
         .collect();
     environments.sort();
     environments.dedup();
+    let own = own_functions(&tables, &environments);
     for name in environments {
         let env = config.environment(name)?;
+        if let Some(f) = own.iter().find(|f| f.starts_with(&env.function_prefix)) {
+            return Err(Error::invalid(
+                "function_prefix",
+                format!(
+                    "[environments.{name}] function_prefix {:?} matches {f}, a function of this \
+                     stack, which its recovery mode would then pause; give the environment's own \
+                     prefix, e.g. function_prefix = \"{name}-\"",
+                    env.function_prefix
+                ),
+            ));
+        }
         let text = checked_config(
             config.excerpt(None, Some(name))?,
             &format!("[environments.{name}]"),
         )?;
-        recovery_mode_resources(name, &env, &text, req, &mut resources, &mut outputs);
+        let mode = iam::RecoveryMode {
+            name: name.clone(),
+            env,
+            tables: config.tables_of(name),
+        };
+        recovery_mode_resources(&mode, &text, req, &mut resources, &mut outputs);
     }
     Ok(json!({
         "AWSTemplateFormatVersion": "2010-09-09",
@@ -327,6 +392,9 @@ fn table_resources(
             tables: vec![t.physical.clone()],
             journal_table: Some(req.journal_table.clone()),
             journal_kms_key: req.journal_kms_key.clone().filter(|_| t.sensitive),
+            kms_keys: t.kms_key.iter().cloned().collect(),
+            function: true,
+            environments: t.environment.iter().cloned().collect(),
             ..Request::default()
         },
     );
@@ -343,7 +411,7 @@ fn table_resources(
     let arn = |service: &str, rest: &str| {
         format!("arn:${{AWS::Partition}}:{service}:${{AWS::Region}}:${{AWS::AccountId}}:{rest}")
     };
-    let states_policy = json!({
+    let mut states_policy = json!({
         "Version": "2012-10-17",
         "Statement": [
             { "Sid": "OwnFunction", "Effect": "Allow", "Action": ["lambda:InvokeFunction"],
@@ -354,11 +422,6 @@ fn table_resources(
             { "Sid": "OwnSyncExecutions", "Effect": "Allow",
               "Action": ["states:DescribeExecution", "states:StopExecution"],
               "Resource": [arn("states", &format!("execution:{}:*", names.sync_machine))] },
-            // A distributed Map starts child executions of its own state machine.
-            { "Sid": "OwnMapRuns", "Effect": "Allow",
-              "Action": ["states:StartExecution", "states:DescribeExecution", "states:StopExecution"],
-              "Resource": [arn("states", &format!("stateMachine:{}", names.sync_machine)),
-                           arn("states", &format!("execution:{}/*", names.sync_machine))] },
             // startExecution.sync waits on the managed rule Step Functions creates.
             { "Sid": "SyncRule", "Effect": "Allow",
               "Action": ["events:PutTargets", "events:PutRule", "events:DescribeRule"],
@@ -366,6 +429,17 @@ fn table_resources(
             log_delivery(),
         ],
     });
+    if req.max_concurrency > INLINE_MAP_LIMIT {
+        // A distributed Map starts child executions of its own state machine:
+        // <https://docs.aws.amazon.com/step-functions/latest/dg/iam-policies-eg-dist-map.html>.
+        let runs = json!({ "Sid": "OwnMapRuns", "Effect": "Allow",
+            "Action": ["states:StartExecution", "states:DescribeExecution", "states:StopExecution"],
+            "Resource": [arn("states", &format!("stateMachine:{}", names.sync_machine)),
+                         arn("states", &format!("execution:{}/*", names.sync_machine))] });
+        if let Some(list) = states_policy["Statement"].as_array_mut() {
+            list.push(runs);
+        }
+    }
     resources.insert(
         states_role.clone(),
         json!({
@@ -403,21 +477,22 @@ fn table_resources(
 }
 
 fn recovery_mode_resources(
-    name: &str,
-    env: &crate::config::EnvironmentConfig,
+    mode: &iam::RecoveryMode,
     config: &str,
     req: &StackRequest,
     resources: &mut serde_json::Map<String, Value>,
     outputs: &mut serde_json::Map<String, Value>,
 ) {
+    let name = &mode.name;
     let clean: String = name.chars().filter(char::is_ascii_alphanumeric).collect();
     let fid = format!("{clean}RecoveryModeFunction");
-    let function_name = format!("dynamo-dr-recovery-mode-{clean}");
+    let function_name = recovery_mode_function(name);
     let policy = iam::policy(
         &scope(),
         &Request {
             journal_table: Some(req.journal_table.clone()),
-            recovery_mode: Some((name.to_string(), env.clone())),
+            recovery_mode: Some(mode.clone()),
+            function: true,
             ..Request::default()
         },
     );
@@ -490,6 +565,7 @@ mod tests {
             journal_table: "dynamo-dr-journal".into(),
             max_concurrency: 16,
             journal_kms_key: None,
+            kms_keys: Default::default(),
         }
     }
 

@@ -7,6 +7,8 @@ pub mod capacity;
 pub mod emulator;
 pub mod faults;
 pub mod fixtures;
+pub mod iam;
+mod iam_lambda;
 pub mod lambda_router;
 pub mod recorder;
 pub mod runtime_api;

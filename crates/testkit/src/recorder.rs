@@ -7,6 +7,7 @@
 //! `PUT /2017-10-31/functions/NAME/concurrency` for PutFunctionConcurrency. DynamoDB's is JSON
 //! with the operation in `X-Amz-Target`.
 
+use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
@@ -17,6 +18,8 @@ use hyper::{Request, Response, StatusCode};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
+
+use crate::iam::{self, Authorization, Call, Lookup};
 
 /// One request as it arrived.
 #[derive(Debug, Clone)]
@@ -44,6 +47,10 @@ struct Shared {
     backend: String,
     client: Client<HttpConnector, Full<Bytes>>,
     log: Mutex<Vec<Recorded>>,
+    /// What IAM would evaluate for each request, in order.
+    authorizations: Mutex<Vec<Authorization>>,
+    /// Tables' partition key attributes, as DescribeTable gave them.
+    hash_keys: Mutex<BTreeMap<String, String>>,
     /// Calls (as [`Recorded::call`] starts) answered with a 500 ServiceException.
     refuse: Mutex<Vec<String>>,
 }
@@ -61,6 +68,8 @@ impl RecordingProxy {
             backend: backend.trim_end_matches('/').to_string(),
             client: Client::builder(TokioExecutor::new()).build_http(),
             log: Mutex::default(),
+            authorizations: Mutex::default(),
+            hash_keys: Mutex::default(),
             refuse: Mutex::default(),
         });
         let (addr, stop) = crate::serve::on_thread(shared.clone(), 2, handle);
@@ -79,6 +88,15 @@ impl RecordingProxy {
     pub fn requests(&self) -> Vec<Recorded> {
         self.shared
             .log
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// Every authorization AWS would have made for the requests so far (see [`crate::iam`]).
+    pub fn authorizations(&self) -> Vec<Authorization> {
+        self.shared
+            .authorizations
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .clone()
@@ -143,5 +161,135 @@ async fn handle(
             .insert("content-type", "application/json".parse()?);
         return Ok(r);
     }
-    crate::serve::forward(&shared.client, &shared.backend, &parts, body).await
+    let mut call = Call {
+        service: parts
+            .headers
+            .get("authorization")
+            .and_then(|v| v.to_str().ok())
+            .map(iam::service_of)
+            .unwrap_or_default(),
+        method: parts.method.to_string(),
+        path: parts.uri.path().to_string(),
+        target: parts
+            .headers
+            .get("x-amz-target")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string),
+        body: body.clone(),
+        ..Call::default()
+    };
+    look_up(&shared, &mut call).await;
+    let answer = crate::serve::forward(&shared.client, &shared.backend, &parts, body).await?;
+    let (head, answer) = answer.into_parts();
+    let answer = answer.collect().await?.to_bytes();
+    call.response = answer.clone();
+    shared
+        .authorizations
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .extend(iam::authorizations(&call));
+    Ok(Response::from_parts(head, Full::new(answer)))
+}
+
+/// Asks the backend what the request's context needs: the partition key of its tables, the
+/// tags of the resource, the function of a mapping.
+async fn look_up(shared: &Shared, call: &mut Call) {
+    match iam::lookup(call) {
+        Lookup::HashKeys(tables) => {
+            for table in tables {
+                let known = shared
+                    .hash_keys
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .get(&table)
+                    .cloned();
+                let hash = match known {
+                    Some(h) => Some(h),
+                    None => hash_key(shared, &table).await,
+                };
+                if let Some(h) = hash {
+                    shared
+                        .hash_keys
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .insert(table.clone(), h.clone());
+                    call.hash_keys.insert(table, h);
+                }
+            }
+        }
+        Lookup::TableTags(arn) => {
+            let body = serde_json::json!({ "ResourceArn": arn }).to_string();
+            let tags = ask(
+                shared,
+                "POST",
+                "/",
+                "dynamodb",
+                Some("ListTagsOfResource"),
+                body,
+            )
+            .await;
+            call.resource_tags = Some(
+                tags["Tags"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|t| Some((t["Key"].as_str()?.into(), t["Value"].as_str()?.into())))
+                    .collect(),
+            );
+        }
+        Lookup::Mapping(uuid) => {
+            let path = format!("/2015-03-31/event-source-mappings/{uuid}");
+            let m = ask(shared, "GET", &path, "lambda", None, String::new()).await;
+            call.mapping_function = m["FunctionArn"].as_str().map(str::to_string);
+        }
+        Lookup::None => {}
+    }
+}
+
+async fn hash_key(shared: &Shared, table: &str) -> Option<String> {
+    let body = serde_json::json!({ "TableName": table }).to_string();
+    let d = ask(shared, "POST", "/", "dynamodb", Some("DescribeTable"), body).await;
+    d["Table"]["KeySchema"]
+        .as_array()?
+        .iter()
+        .find(|k| k["KeyType"] == "HASH")
+        .and_then(|k| k["AttributeName"].as_str())
+        .map(str::to_string)
+}
+
+/// One unrecorded request to the backend, signed just enough for routing; its JSON answer.
+async fn ask(
+    shared: &Shared,
+    method: &str,
+    path: &str,
+    service: &str,
+    target: Option<&str>,
+    body: String,
+) -> serde_json::Value {
+    let mut req = Request::builder()
+        .method(method)
+        .uri(format!("{}{path}", shared.backend))
+        .header(
+            "authorization",
+            format!(
+                "AWS4-HMAC-SHA256 Credential=test/20260101/{}/{service}/aws4_request, \
+                 SignedHeaders=host, Signature=0",
+                crate::emulator::REGION
+            ),
+        );
+    if let Some(op) = target {
+        req = req
+            .header("x-amz-target", format!("DynamoDB_20120810.{op}"))
+            .header("content-type", "application/x-amz-json-1.0");
+    }
+    let Ok(req) = req.body(Full::new(Bytes::from(body))) else {
+        return serde_json::Value::Null;
+    };
+    let Ok(answer) = shared.client.request(req).await else {
+        return serde_json::Value::Null;
+    };
+    match answer.into_body().collect().await {
+        Ok(b) => serde_json::from_slice(&b.to_bytes()).unwrap_or_default(),
+        Err(_) => serde_json::Value::Null,
+    }
 }

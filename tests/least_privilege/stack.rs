@@ -1,0 +1,387 @@
+//! The stack as generated: each worker action, run by the binary as a Lambda function behind a
+//! recording proxy, evaluated against its function's role from the template; what each state
+//! machine asks of IAM (its Tasks' service integrations), against the machine's role.
+
+use std::time::Duration;
+
+use dynamo_dr_testkit::runtime_api::{Outcome as Invoked, RuntimeApi};
+use serde_json::{Value, json};
+
+use super::*;
+
+const TABLE: &str = "Orders-Live";
+const CONFIG: &str = "[environments.Prod]\nfunction_prefix = \"Prod-\"\n\n\
+                      [tables.Orders]\nname = \"Orders-Live\"\nenvironment = \"Prod\"\n";
+
+/// `Fn::Sub` strings as CloudFormation resolves them in moto's account and region.
+pub fn resolved(v: &Value) -> Value {
+    match v {
+        Value::Object(o) if o.len() == 1 && o.contains_key("Fn::Sub") => json!(
+            o["Fn::Sub"]
+                .as_str()
+                .expect("a Fn::Sub string")
+                .replace("${AWS::Partition}", "aws")
+                .replace("${AWS::Region}", emulator::REGION)
+                .replace("${AWS::AccountId}", ACCOUNT)
+        ),
+        Value::Object(o) => {
+            Value::Object(o.iter().map(|(k, v)| (k.clone(), resolved(v))).collect())
+        }
+        Value::Array(a) => Value::Array(a.iter().map(resolved).collect()),
+        other => other.clone(),
+    }
+}
+
+/// The policy of role `id` in `template`, resolved.
+pub fn role_policy(template: &Value, id: &str) -> Value {
+    let doc = &template["Resources"][id]["Properties"]["Policies"][0]["PolicyDocument"];
+    assert!(doc.is_object(), "no role {id} in the template");
+    resolved(doc)
+}
+
+/// `dynamo-dr stack FLAGS` with `config`.
+pub fn template(moto: &Emulator, dir: &tempfile::TempDir, config: &str, flags: &[&str]) -> Value {
+    let config = support::write_file(dir, "stack.toml", config);
+    let mut args = vec![
+        "--config",
+        config.as_str(),
+        "stack",
+        "--journal-table",
+        JOURNAL,
+    ];
+    args.extend_from_slice(flags);
+    let run = support::dr(moto, &args, None);
+    run.assert_code(0);
+    run.json()
+}
+
+/// The binary serving one function of the stack, its requests through `proxy`.
+struct Function {
+    api: RuntimeApi,
+    child: std::process::Child,
+}
+
+impl Function {
+    fn spawn(moto: &Emulator, proxy: &RecordingProxy, name: &str, role: &str) -> Function {
+        let api = RuntimeApi::start();
+        let child = std::process::Command::new(env!("CARGO_BIN_EXE_dynamo-dr"))
+            .envs(moto.cli_env())
+            .env("AWS_ENDPOINT_URL", proxy.url())
+            .env("AWS_LAMBDA_RUNTIME_API", api.addr())
+            .env("AWS_LAMBDA_FUNCTION_NAME", name)
+            .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "1024")
+            .env("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
+            .env("DYNAMO_DR_JOURNAL", format!("dynamodb://{JOURNAL}"))
+            .env("DYNAMO_DR_CONFIG", CONFIG)
+            .env("DYNAMO_DR_ROLE", role)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("the function");
+        Function { api, child }
+    }
+
+    async fn ok(&self, payload: Value) -> Value {
+        match self
+            .api
+            .invoke(payload.clone(), Duration::from_secs(120))
+            .await
+        {
+            Invoked::Response(v) => v,
+            Invoked::Error(e) => panic!("{payload}: {e}"),
+        }
+    }
+
+    /// Asks `payload` until the answer's state is `done` or `until` holds.
+    async fn until(&self, payload: Value, until: impl Fn(&Value) -> bool) -> Value {
+        for _ in 0..600 {
+            let answer = self.ok(payload.clone()).await;
+            if answer["state"] == "done" || until(&answer) {
+                return answer;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("{payload} never finished");
+    }
+}
+
+impl Drop for Function {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The parent's and the child's Tasks, as the state machines send them, to the end.
+async fn recover(f: &Function) {
+    let input = json!({ "incidentId": "stack-1", "pitrBackupTime": "latest",
+                        "tableNameRecoveryConfirmation": TABLE });
+    let started = f
+        .ok(json!({ "action": "start", "table": "Orders", "input": input }))
+        .await;
+    let id = started["executionId"].clone();
+    let advance = json!({ "action": "advance", "executionId": id });
+    f.until(advance.clone(), |a| a["phase"] != "backup-and-restore")
+        .await;
+    loop {
+        let phase = f.ok(json!({ "action": "phase", "executionId": id })).await;
+        if phase["state"] == "done" {
+            break;
+        }
+        for n in phase["segments"].as_array().expect("segments") {
+            let segment = json!({ "action": "segment", "executionId": id,
+                                  "phase": phase["phase"], "segment": n });
+            f.until(segment, |_| false).await;
+        }
+    }
+    let done = f.until(advance, |_| false).await;
+    assert_eq!(done["phase"], "done", "{done}");
+}
+
+/// What a state machine's Tasks ask of IAM: `lambda:invoke` invokes the function,
+/// `startExecution.sync:2` starts the child and waits on it through the managed rule, a
+/// distributed Map starts child executions of its own machine
+/// (<https://docs.aws.amazon.com/step-functions/latest/dg/service-integration-iam-templates.html>,
+/// <https://docs.aws.amazon.com/step-functions/latest/dg/iam-policies-eg-dist-map.html>).
+pub fn machine_requests(template: &Value, machine: &str) -> Vec<Authorization> {
+    let props = &template["Resources"][machine]["Properties"];
+    let name_of = |v: &Value| -> String {
+        let id = v["Ref"]
+            .as_str()
+            .or(v["Fn::GetAtt"][0].as_str())
+            .expect("a reference");
+        let p = &template["Resources"][id]["Properties"];
+        match p["FunctionName"].as_str() {
+            Some(f) => iam::function_arn(f),
+            None => states_arn(
+                "stateMachine",
+                p["StateMachineName"].as_str().expect("name"),
+            ),
+        }
+    };
+    let subs: BTreeMap<String, String> = props["DefinitionSubstitutions"]
+        .as_object()
+        .expect("substitutions")
+        .iter()
+        .map(|(k, v)| (format!("${{{k}}}"), name_of(v)))
+        .collect();
+    let own = props["StateMachineName"].as_str().expect("name");
+    let mut out = Vec::new();
+    walk(&props["Definition"], &mut |state| {
+        let task = |a: &str, r: &str| Authorization::new(a, r.to_string(), machine);
+        let param = |k: &str| subs[state["Parameters"][k].as_str().unwrap_or_default()].clone();
+        match state["Resource"].as_str() {
+            Some("arn:aws:states:::lambda:invoke") => {
+                out.push(task("lambda:InvokeFunction", &param("FunctionName")))
+            }
+            Some("arn:aws:states:::states:startExecution.sync:2") => {
+                let child = param("StateMachineArn");
+                let name = child.rsplit(':').next().unwrap_or_default().to_string();
+                let execution = states_arn("execution", &format!("{name}:run-1"));
+                out.push(task("states:StartExecution", &child));
+                out.push(task("states:DescribeExecution", &execution));
+                out.push(task("states:StopExecution", &execution));
+                let rule = format!(
+                    "arn:aws:events:{}:{ACCOUNT}:rule/StepFunctionsGetEventsForStepFunctionsExecutionRule",
+                    emulator::REGION
+                );
+                for action in ["events:PutTargets", "events:PutRule", "events:DescribeRule"] {
+                    out.push(task(action, &rule));
+                }
+            }
+            _ => {}
+        }
+        if state["ItemProcessor"]["ProcessorConfig"]["Mode"] == "DISTRIBUTED" {
+            let run = states_arn("execution", &format!("{own}/map-1:run-1"));
+            out.push(task(
+                "states:StartExecution",
+                &states_arn("stateMachine", own),
+            ));
+            out.push(task("states:DescribeExecution", &run));
+            out.push(task("states:StopExecution", &run));
+        }
+    });
+    out
+}
+
+fn states_arn(kind: &str, rest: &str) -> String {
+    format!(
+        "arn:aws:states:{}:{ACCOUNT}:{kind}:{rest}",
+        emulator::REGION
+    )
+}
+
+/// Every state of a definition, nested ones (Map iterations) too.
+fn walk(definition: &Value, visit: &mut dyn FnMut(&Value)) {
+    for state in definition["States"]
+        .as_object()
+        .into_iter()
+        .flatten()
+        .map(|(_, s)| s)
+    {
+        visit(state);
+        for inner in ["ItemProcessor", "Iterator"] {
+            if state[inner].is_object() {
+                walk(&state[inner], visit);
+            }
+        }
+    }
+}
+
+/// A table with PITR, the journal, one function of the environment to pause.
+async fn world(moto: &Emulator) {
+    let client = moto.client();
+    let spec = TableSpec::hash_only(TABLE, Scalar::S);
+    create_table(&client, &spec).await;
+    enable_pitr(&client, TABLE).await;
+    put_all(&client, TABLE, (0..200).map(|i| sized_item(&spec, i, 100))).await;
+    assert!(
+        dynamo_dr::journal::dynamo::init(&client, JOURNAL)
+            .await
+            .expect("journal init")
+    );
+    let role = create_role(moto, "app-role");
+    create_function(&moto.lambda(), "Prod-Indexer", &role, Some(2), &[]).await;
+}
+
+/// The stack's roles' outcomes: the table's and the environment's functions, run, and every
+/// state machine's Tasks, for an inline Map and for a distributed one.
+pub async fn outcomes() -> Vec<Outcome> {
+    let moto = Emulator::start(Kind::Moto).await;
+    world(&moto).await;
+    let dir = tempfile::tempdir().expect("dir");
+    let t = template(&moto, &dir, CONFIG, &[]);
+    let names = ["Orders-Live", "Orders", "Prod"];
+    let (table_proxy, mode_proxy) = (
+        RecordingProxy::start(&moto.endpoint()),
+        RecordingProxy::start(&moto.endpoint()),
+    );
+    let mode = Function::spawn(
+        &moto,
+        &mode_proxy,
+        "dynamo-dr-recovery-mode-Prod",
+        "recovery-mode:Prod",
+    );
+    let table = Function::spawn(&moto, &table_proxy, "dynamo-dr-Orders", "table:Orders");
+    let change = |c: &str| json!({ "action": "recovery-mode", "environment": "Prod", "change": c });
+    mode.until(change("start"), |_| true).await;
+    recover(&table).await;
+    mode.until(change("end"), |_| true).await;
+    let mut out = vec![
+        evaluate(
+            "stack: table function",
+            vec![role_policy(&t, "OrdersFunctionRole")],
+            table_proxy.authorizations(),
+            &names,
+        ),
+        evaluate(
+            "stack: recovery-mode function",
+            vec![role_policy(&t, "ProdRecoveryModeFunctionRole")],
+            mode_proxy.authorizations(),
+            &names,
+        ),
+    ];
+    let wide = template(&moto, &dir, CONFIG, &["--max-concurrency", "100"]);
+    for (template, label) in [(&t, "inline"), (&wide, "distributed")] {
+        for (machine, role) in [
+            (
+                "DRRestoreDynamoDbTableOrdersStateMachine",
+                "OrdersStatesRole",
+            ),
+            ("OrdersDRSyncTableDataStateMachine", "OrdersStatesRole"),
+            (
+                "DRRecoveryModeProdStateMachine",
+                "ProdRecoveryModeStatesRole",
+            ),
+        ] {
+            out.push(evaluate(
+                &format!("stack: {machine} ({label} Map)"),
+                vec![role_policy(template, role)],
+                machine_requests(template, machine),
+                &names,
+            ));
+        }
+    }
+    out
+}
+
+/// A table encrypted with a customer managed key gets that key, through DynamoDB only.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_table_with_a_customer_managed_key_gets_it_in_the_stack() {
+    let moto = Emulator::start(Kind::Moto).await;
+    let dir = tempfile::tempdir().expect("dir");
+    let key = format!(
+        "arn:aws:kms:{}:{ACCOUNT}:key/1234abcd-12ab-34cd-56ef-1234567890ab",
+        emulator::REGION
+    );
+    let via = json!(format!("dynamodb.{}.amazonaws.com", emulator::REGION));
+    let decrypt = |k: &str| {
+        Authorization::new(
+            "kms:Decrypt",
+            k.to_string(),
+            "DynamoDB on the role's behalf",
+        )
+        .with("kms:ViaService", via.clone())
+    };
+    let flag = format!("Orders={key}");
+    let from_config = format!("{CONFIG}kms_key = \"{key}\"\n");
+    for (config, flags) in [
+        (CONFIG, vec!["--kms-key", flag.as_str()]),
+        (from_config.as_str(), vec![]),
+    ] {
+        let t = template(&moto, &dir, config, &flags);
+        let role = vec![role_policy(&t, "OrdersFunctionRole")];
+        let verdicts = iam::evaluate(
+            &role,
+            &[decrypt(&key), decrypt(&key.replace("1234abcd", "9999abcd"))],
+        );
+        assert!(
+            verdicts[0].allowed(),
+            "the table's key, with {flags:?}: {:?}",
+            verdicts[0]
+        );
+        assert!(!verdicts[1].allowed(), "another key: {:?}", verdicts[1]);
+        let direct = iam::evaluate(
+            &role,
+            &[Authorization::new("kms:Decrypt", key.clone(), "direct")],
+        );
+        assert!(
+            !direct[0].allowed(),
+            "the key only through DynamoDB: {:?}",
+            direct[0]
+        );
+    }
+    let none = template(&moto, &dir, CONFIG, &[]);
+    let verdict = iam::evaluate(
+        &[role_policy(&none, "OrdersFunctionRole")],
+        &[decrypt(&key)],
+    );
+    assert!(!verdict[0].allowed(), "no key without --kms-key or kms_key");
+}
+
+/// A `function_prefix` that matches the stack's own functions would let recovery mode pause
+/// them: refused, exit 2, no template.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_function_prefix_matching_the_stacks_own_functions_is_refused() {
+    let moto = Emulator::start(Kind::Moto).await;
+    let dir = tempfile::tempdir().expect("dir");
+    for prefix in ["dynamo-dr-", "dynamo-", "dynamo-dr-Orders"] {
+        let config = CONFIG.replace(
+            "function_prefix = \"Prod-\"",
+            &format!("function_prefix = \"{prefix}\""),
+        );
+        let path = support::write_file(&dir, "bad.toml", &config);
+        let run = support::dr(&moto, &["--config", &path, "stack"], None);
+        run.assert_code(2);
+        assert!(
+            run.stdout.is_empty(),
+            "{prefix}: no template: {}",
+            run.stdout
+        );
+        assert!(
+            run.stderr.contains("function_prefix") && run.stderr.contains("dynamo-dr-Orders"),
+            "{prefix}: {}",
+            run.stderr
+        );
+    }
+}
