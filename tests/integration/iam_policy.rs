@@ -50,7 +50,10 @@ fn the_restore_policy_parses_and_deletes_only_the_tables_temporary_copies() {
             if s["Effect"] == "Deny" {
                 // What only tables whose names continue `Orders.` or end `.Orders` own: their
                 // copies and their journal items. Never this role's.
-                let theirs = [format!("{arn}DR-TEMP-Orders.*.*"), format!("{arn}dr-journal")];
+                let theirs = [
+                    format!("{arn}DR-TEMP-Orders.*.*"),
+                    format!("{arn}dr-journal"),
+                ];
                 assert!(rs.len() == 1 && theirs.contains(&rs[0].to_string()), "{s}");
                 continue;
             }

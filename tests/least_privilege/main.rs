@@ -154,9 +154,7 @@ fn family(sid: &str, names: &[String]) -> String {
 pub type Grants = BTreeSet<(String, String)>;
 
 /// (statement family, action) granted by any outcome's policies, and those some request used.
-pub fn grants_and_uses(
-    outcomes: &[Outcome],
-) -> (Grants, Grants) {
+pub fn grants_and_uses(outcomes: &[Outcome]) -> (Grants, Grants) {
     let (mut granted, mut used) = (BTreeSet::new(), BTreeSet::new());
     for o in outcomes {
         for policy in &o.policies {

@@ -442,23 +442,19 @@ pub fn evaluate(policies: &[Value], requests: &[Authorization]) -> Vec<Verdict> 
         .map(|(r, v)| Verdict {
             authorization: r.clone(),
             result: str_of(&v, "result"),
-            allowed_by: v["allowedBy"]
-                .as_array()
-                .map(|a| {
-                    a.iter()
-                        .filter_map(|s| s.as_str().map(str::to_string))
-                        .collect()
-                })
-                .unwrap_or_default(),
+            allowed_by: strings(&v["allowedBy"]),
             errors: v.get("errors").filter(|e| !e.is_null()).cloned(),
-            ignored: v["ignored"]
-                .as_array()
-                .map(|a| {
-                    a.iter()
-                        .filter_map(|s| s.as_str().map(str::to_string))
-                        .collect()
-                })
-                .unwrap_or_default(),
+            ignored: strings(&v["ignored"]),
         })
         .collect()
+}
+
+fn strings(v: &Value) -> Vec<String> {
+    v.as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|s| s.as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default()
 }

@@ -127,15 +127,16 @@ async fn handle(
 ) -> Result<Response<Full<Bytes>>, Box<dyn std::error::Error + Send + Sync>> {
     let (parts, body) = req.into_parts();
     let body = body.collect().await?.to_bytes();
+    let target = parts
+        .headers
+        .get("x-amz-target")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
     let recorded = Recorded {
         at: Instant::now(),
         method: parts.method.to_string(),
         path: parts.uri.path().to_string(),
-        target: parts
-            .headers
-            .get("x-amz-target")
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_string),
+        target: target.clone(),
         body: String::from_utf8_lossy(&body[..body.len().min(4096)]).into_owned(),
     };
     let call = recorded.call();
@@ -170,11 +171,7 @@ async fn handle(
             .unwrap_or_default(),
         method: parts.method.to_string(),
         path: parts.uri.path().to_string(),
-        target: parts
-            .headers
-            .get("x-amz-target")
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_string),
+        target,
         body: body.clone(),
         ..Call::default()
     };
