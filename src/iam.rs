@@ -171,7 +171,7 @@ pub fn shareable(tables: &[String]) -> Result<(), String> {
 pub fn policy(scope: &Scope, req: &Request) -> Value {
     let mut statements = Vec::new();
     for table in &req.tables {
-        statements.extend(table_statements(scope, table));
+        statements.extend(table_statements(scope, table, req.function));
     }
     if !req.tables.is_empty() {
         // Neither call has resource-level permissions: ListBackups finds a run's forensic
@@ -198,7 +198,9 @@ pub fn policy(scope: &Scope, req: &Request) -> Value {
     json!({ "Version": "2012-10-17", "Statement": statements })
 }
 
-fn table_statements(scope: &Scope, table: &str) -> Vec<Value> {
+/// What restoring `table` in place needs. A stack function restores the whole table from a
+/// point in time only: the state machines run neither targeted scopes nor backup sources.
+fn table_statements(scope: &Scope, table: &str, function: bool) -> Vec<Value> {
     let live = scope.dynamodb(&format!("table/{table}"));
     let temp_name = |rest: &str| {
         scope.dynamodb(&format!(
@@ -206,50 +208,55 @@ fn table_statements(scope: &Scope, table: &str) -> Vec<Value> {
         ))
     };
     let temp = temp_name("*");
+    // Preflight, forensic backup, the restore's source, the hard reset or diff, and what else
+    // sees the table's writes, for the plan and the default strategy.
+    let mut live_actions = vec![
+        "dynamodb:DescribeTable",
+        "dynamodb:DescribeContinuousBackups",
+        "dynamodb:CreateBackup",
+        "dynamodb:RestoreTableToPointInTime",
+        "dynamodb:Scan",
+        "dynamodb:BatchWriteItem",
+        "dynamodb:BatchGetItem",
+        "dynamodb:DescribeTimeToLive",
+        "dynamodb:DescribeKinesisStreamingDestination",
+    ];
+    let mut backup_actions = vec!["dynamodb:DescribeBackup"];
+    if !function {
+        // The targeted scopes write each key conditionally (a key absent at the restore point
+        // is deleted) and read conflicts back with BatchGetItem; the partition scope reads its
+        // key with Query. A backup is a source from the command line only.
+        live_actions.extend(["dynamodb:PutItem", "dynamodb:DeleteItem", "dynamodb:Query"]);
+        backup_actions.push("dynamodb:RestoreTableFromBackup");
+    }
+    let mut temp_actions = vec![
+        "dynamodb:DescribeTable",
+        "dynamodb:Scan",
+        "dynamodb:Query",
+        "dynamodb:GetItem",
+        "dynamodb:BatchGetItem",
+        "dynamodb:PutItem",
+        "dynamodb:UpdateItem",
+        "dynamodb:DeleteItem",
+        "dynamodb:BatchWriteItem",
+        "dynamodb:ListTagsOfResource",
+    ];
+    if !function {
+        // The Service Authorization Reference lists the target table as a resource of
+        // RestoreTableFromBackup, beside the backup.
+        temp_actions.push("dynamodb:RestoreTableFromBackup");
+    }
     let mut out = vec![
-        statement(
-            &sid("LiveTable", table),
-            &[
-                // Preflight, forensic backup, the restore's source, and the hard reset or diff.
-                "dynamodb:DescribeTable",
-                "dynamodb:DescribeContinuousBackups",
-                "dynamodb:CreateBackup",
-                "dynamodb:RestoreTableToPointInTime",
-                "dynamodb:Scan",
-                "dynamodb:BatchWriteItem",
-                "dynamodb:BatchGetItem",
-                // The targeted scopes write each key conditionally (a key absent at the
-                // restore point is deleted) and read conflicts back with BatchGetItem; the
-                // partition scope reads its key with Query.
-                "dynamodb:PutItem",
-                "dynamodb:DeleteItem",
-                "dynamodb:Query",
-                // What else sees the table's writes, for the plan and the default strategy.
-                "dynamodb:DescribeTimeToLive",
-                "dynamodb:DescribeKinesisStreamingDestination",
-            ],
-            vec![live.clone()],
-        ),
+        statement(&sid("LiveTable", table), &live_actions, vec![live.clone()]),
         statement(
             &sid("Backups", table),
-            &["dynamodb:DescribeBackup", "dynamodb:RestoreTableFromBackup"],
+            &backup_actions,
             vec![format!("{live}/backup/*")],
         ),
         // A restore writes into its target table with these.
         statement(
             &sid("TemporaryTables", table),
-            &[
-                "dynamodb:DescribeTable",
-                "dynamodb:Scan",
-                "dynamodb:Query",
-                "dynamodb:GetItem",
-                "dynamodb:BatchGetItem",
-                "dynamodb:PutItem",
-                "dynamodb:UpdateItem",
-                "dynamodb:DeleteItem",
-                "dynamodb:BatchWriteItem",
-                "dynamodb:ListTagsOfResource",
-            ],
+            &temp_actions,
             vec![temp.clone()],
         ),
         // Incident ids hold no dot, so a copy of this table has exactly one after its name; one
@@ -436,6 +443,68 @@ fn journal_statements(scope: &Scope, req: &Request, journal: &str) -> Vec<Value>
     out
 }
 
+/// Pausing and resuming the environment's functions: those of its prefix carrying all its
+/// tags, never an excluded one.
+fn function_statements(scope: &Scope, mode: &RecoveryMode, functions: &str) -> Vec<Value> {
+    let name = &mode.name;
+    let mut concurrency = statement(
+        &sid("FunctionConcurrency", name),
+        &[
+            "lambda:GetFunctionConcurrency",
+            "lambda:PutFunctionConcurrency",
+            "lambda:DeleteFunctionConcurrency",
+        ],
+        vec![functions.to_string()],
+    );
+    let mut out = Vec::new();
+    if !mode.env.tags.is_empty() {
+        // The environment's functions are those of the prefix carrying all its tags: the role
+        // reads any function's tags to tell, and pauses only those that carry them.
+        let tags: serde_json::Map<String, Value> = mode
+            .env
+            .tags
+            .iter()
+            .map(|(k, v)| (format!("aws:ResourceTag/{k}"), json!(v)))
+            .collect();
+        concurrency["Condition"] = json!({ "StringEquals": tags });
+        out.push(statement(
+            &sid("FunctionTags", name),
+            &["lambda:ListTags"],
+            vec![functions.to_string()],
+        ));
+    }
+    out.push(concurrency);
+    if !mode.env.exclude.is_empty() {
+        // Excluded functions are never paused, nor their mappings changed.
+        let excluded: Vec<String> = mode
+            .env
+            .exclude
+            .iter()
+            .map(|p| scope.lambda(&format!("function:{p}")))
+            .collect();
+        out.push(deny(
+            &sid("ExcludedFunctions", name),
+            &[
+                "lambda:PutFunctionConcurrency",
+                "lambda:DeleteFunctionConcurrency",
+            ],
+            excluded.clone(),
+        ));
+        let mut their_mappings = deny(
+            &sid("ExcludedFunctionsMappings", name),
+            &[
+                "lambda:UpdateEventSourceMapping",
+                "lambda:DeleteEventSourceMapping",
+                "lambda:CreateEventSourceMapping",
+            ],
+            vec!["*".into()],
+        );
+        their_mappings["Condition"] = json!({ "ArnLike": { "lambda:FunctionArn": excluded } });
+        out.push(their_mappings);
+    }
+    out
+}
+
 fn recovery_mode_statements(scope: &Scope, mode: &RecoveryMode) -> Vec<Value> {
     let name = &mode.name;
     let functions = scope.lambda(&format!("function:{}*", mode.env.function_prefix));
@@ -447,16 +516,8 @@ fn recovery_mode_statements(scope: &Scope, mode: &RecoveryMode) -> Vec<Value> {
         &["lambda:ListFunctions", "lambda:ListEventSourceMappings"],
         vec!["*".into()],
     );
-    let concurrency = statement(
-        &sid("FunctionConcurrency", name),
-        &[
-            "lambda:GetFunctionConcurrency",
-            "lambda:PutFunctionConcurrency",
-            "lambda:DeleteFunctionConcurrency",
-            "lambda:ListTags",
-        ],
-        vec![functions.clone()],
-    );
+    let mut out = vec![list];
+    out.extend(function_statements(scope, mode, &functions));
     // Only mappings of the environment's functions; Delete serves the `skip` policy, which
     // replaces a mapping by a tagged twin.
     let mut change = statement(
@@ -494,7 +555,8 @@ fn recovery_mode_statements(scope: &Scope, mode: &RecoveryMode) -> Vec<Value> {
         vec!["*".into()],
     );
     create["Condition"] = of_functions;
-    vec![list, concurrency, change, reads, tag, create]
+    out.extend([change, reads, tag, create]);
+    out
 }
 
 #[cfg(test)]
@@ -755,10 +817,13 @@ mod tests {
                 ),
             }
         }
-        // Every statement that changes mappings is held to the environment's functions.
-        let on_mappings = statements_with(&p, |a| {
+        // Every statement that lets it change mappings is held to the environment's functions.
+        let on_mappings: Vec<_> = statements_with(&p, |a| {
             a.ends_with("EventSourceMapping") && !a.starts_with("lambda:Get")
-        });
+        })
+        .into_iter()
+        .filter(|s| s["Effect"] == "Allow")
+        .collect();
         assert_eq!(on_mappings.len(), 2, "{p:#}");
         for s in on_mappings {
             assert_eq!(

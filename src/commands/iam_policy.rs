@@ -50,13 +50,23 @@ pub(crate) async fn iam_policy(ctx: &Ctx, args: IamPolicyArgs) -> Result<()> {
             format!("{account:?} is not an AWS account id: 12 digits"),
         ));
     }
-    let tables = args
+    let resolved = args
         .table
         .iter()
-        .map(|t| ctx.config.resolve("table", t).map(|r| r.physical))
+        .map(|t| ctx.config.resolve("table", t))
         .collect::<Result<Vec<_>>>()?;
+    let tables: Vec<String> = resolved.iter().map(|r| r.physical.clone()).collect();
+    // A table's key from the config counts as given with --kms-key: a restore encrypts its copy
+    // with it, through DynamoDB, as the caller.
+    let mut kms_keys = args.kms_key.clone();
+    kms_keys.extend(resolved.iter().filter_map(|r| {
+        let logical = r.logical.as_ref()?;
+        ctx.config.tables.get(logical)?.kms_key.clone()
+    }));
+    kms_keys.sort();
+    kms_keys.dedup();
     crate::iam::shareable(&tables).map_err(|why| Error::invalid("--table", why))?;
-    for key in &args.kms_key {
+    for key in &kms_keys {
         crate::iam::kms_key_arn(key).map_err(|why| {
             Error::invalid(
                 "--kms-key",
@@ -67,7 +77,7 @@ pub(crate) async fn iam_policy(ctx: &Ctx, args: IamPolicyArgs) -> Result<()> {
             )
         })?;
     }
-    if !args.kms_key.is_empty() && tables.is_empty() {
+    if !kms_keys.is_empty() && tables.is_empty() {
         return Err(Error::invalid(
             "--kms-key",
             "a KMS key is for the tables' data: give the tables too, with --table",
@@ -117,7 +127,7 @@ pub(crate) async fn iam_policy(ctx: &Ctx, args: IamPolicyArgs) -> Result<()> {
         function: false,
         journal_table,
         recovery_mode,
-        kms_keys: args.kms_key.clone(),
+        kms_keys,
         journal_init: args.journal_init,
         journal_kms_key: match &ctx.journal_kms_key {
             Some(key) => {

@@ -191,9 +191,13 @@ async fn restore_from_the_seeds_json_payload_in_a_file_and_on_stdin() {
     let client = moto.client();
     let spec = loaded_table(&client, "TransactionHistoryTable-1").await;
     let before = scan_all(&client, &spec.name).await;
-    // moto freezes the window at the moment PITR was enabled, so that instant is the one valid time.
-    let latest = pitr_window(&client, &spec.name).await.1;
-    let t = jiff::Timestamp::new(latest.secs(), latest.subsec_nanos() as i32).expect("time");
+    // Through the live-window proxy the window opens when PITR was enabled; a restore asks for a
+    // whole second, so the first whole second after that, once it has passed.
+    let enabled = pitr_window(&client, &spec.name).await.0;
+    let t = jiff::Timestamp::new(enabled.secs() + 1, 0).expect("time");
+    while jiff::Timestamp::now() <= t {
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
     let offset_form = t
         .to_zoned(jiff::tz::TimeZone::UTC)
         .strftime("%Y-%m-%dT%H:%M:%S%.f+00:00")

@@ -12,6 +12,8 @@ use super::*;
 const CONFIG: &str = r#"
 [environments.Prod]
 function_prefix = "Prod-"
+tags = { tier = "prod" }
+exclude = ["Prod-Legacy*"]
 
 [environments.Staging]
 function_prefix = "Staging-"
@@ -68,6 +70,50 @@ fn data_key(execution: &str) -> Authorization {
         .with("kms:EncryptionContextKeys", json!([CONTEXT_KEY]))
 }
 
+/// A copy is made the tool's own by its tags, so tagging and deleting are held to them: only an
+/// untagged copy of this table may be tagged, only with the tool's keys and as this table's;
+/// only a copy tagged as this table's may be deleted.
+fn tagging_and_deleting_copies() -> Vec<(Authorization, bool)> {
+    let copy = iam::table_arn("DR-TEMP-Prod-Orders.inc-1");
+    let tag = |tags: &[(&str, &str)]| {
+        let mut a = on("dynamodb:TagResource", copy.clone());
+        for (k, v) in tags {
+            a = a.with(&format!("aws:RequestTag/{k}"), json!(v));
+        }
+        let keys: Vec<&str> = tags.iter().map(|(k, _)| *k).collect();
+        a.with("aws:TagKeys", json!(keys))
+    };
+    let (exec, source) = ("dynamo-dr:execution-id", "dynamo-dr:source-table");
+    let ours = [(exec, "inc-1.Prod-Orders"), (source, "Prod-Orders")];
+    let delete = |source_tag: Option<&str>| {
+        let a = on("dynamodb:DeleteTable", copy.clone());
+        match source_tag {
+            Some(v) => a.with(&format!("aws:ResourceTag/{source}"), json!(v)),
+            None => a,
+        }
+    };
+    let tagged = format!("aws:ResourceTag/{exec}");
+    vec![
+        (tag(&ours), true),
+        (tag(&ours).with(&tagged, json!("inc-0.Prod-Orders")), false),
+        (
+            tag(&[(exec, "inc-1.Prod-Orders"), (source, "Prod-Customers")]),
+            false,
+        ),
+        (
+            tag(&[
+                (exec, "inc-1.Prod-Orders"),
+                (source, "Prod-Orders"),
+                ("team", "x"),
+            ]),
+            false,
+        ),
+        (delete(Some("Prod-Orders")), true),
+        (delete(Some("Prod-Customers")), false),
+        (delete(None), false),
+    ]
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_operators_role_reaches_its_table_and_its_own_temporary_tables_only() {
     let lab = Lab::start(CONFIG).await;
@@ -102,6 +148,7 @@ async fn an_operators_role_reaches_its_table_and_its_own_temporary_tables_only()
         on("dynamodb:DeleteTable", iam::table_arn("Prod-Customers")),
         false,
     ));
+    cases.extend(tagging_and_deleting_copies());
     let bad = mismatches(&policy, cases);
     assert!(bad.is_empty(), "{}", bad.join("\n"));
 }
@@ -124,16 +171,21 @@ async fn recovery_mode_reaches_its_environments_functions_only() {
         ),
         (on("lambda:TagResource", mapping), false),
     ];
+    // Every function here carries the environment's tag; only Prod-Mailer is the environment's:
+    // the others are another environment's, the stack's own, or excluded.
     for function in [
         "Prod-Mailer",
+        "Prod-LegacyMailer",
         "Staging-Mailer",
         "dynamo-dr-Orders",
         "dynamo-dr-recovery-mode-Prod",
     ] {
-        let allowed = function.starts_with("Prod-");
+        let allowed = function == "Prod-Mailer";
         let arn = iam::function_arn(function);
-        cases.push((on("lambda:PutFunctionConcurrency", arn.clone()), allowed));
-        cases.push((on("lambda:DeleteFunctionConcurrency", arn.clone()), allowed));
+        let tagged =
+            |action: &str| on(action, arn.clone()).with("aws:ResourceTag/tier", json!("prod"));
+        cases.push((tagged("lambda:PutFunctionConcurrency"), allowed));
+        cases.push((tagged("lambda:DeleteFunctionConcurrency"), allowed));
         cases.push((
             on(
                 "lambda:UpdateEventSourceMapping",
@@ -143,6 +195,10 @@ async fn recovery_mode_reaches_its_environments_functions_only() {
             allowed,
         ));
     }
+    // A function of the prefix without the environment's tags is not the environment's.
+    let untagged = iam::function_arn("Prod-Untagged");
+    cases.push((on("lambda:PutFunctionConcurrency", untagged.clone()), false));
+    cases.push((on("lambda:ListTags", untagged), true));
     let bad = mismatches(&policy, cases);
     assert!(bad.is_empty(), "{}", bad.join("\n"));
 }
@@ -175,11 +231,16 @@ async fn a_table_function_reaches_its_own_journal_items_and_data_keys_only() {
         (data_key(theirs), false),
         (data_key(dotted), false),
     ];
-    for action in [
-        "dynamodb:GetItem",
-        "dynamodb:PutItem",
-        "dynamodb:DeleteItem",
-    ] {
+    // Leases are released, never deleted, so their fencing numbers only grow.
+    cases.push((
+        journal_item("dynamodb:DeleteItem", lease_pk("Prod-Orders")),
+        false,
+    ));
+    cases.push((
+        journal_item("dynamodb:DeleteItem", execution_pk(mine)),
+        false,
+    ));
+    for action in ["dynamodb:GetItem", "dynamodb:PutItem"] {
         cases.push((journal_item(action, lease_pk("Prod-Orders")), true));
         cases.push((journal_item(action, execution_pk(mine)), true));
         cases.push((

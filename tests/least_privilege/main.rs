@@ -150,49 +150,86 @@ fn family(sid: &str, names: &[String]) -> String {
     out
 }
 
-/// (statement family, action) pairs.
-pub type Grants = BTreeSet<(String, String)>;
+/// (kind of role, statement family, action) triples.
+pub type Grants = BTreeSet<(String, String, String)>;
 
-/// (statement family, action) granted by any outcome's policies, and those some request used.
+/// Roles of one kind share their statements' families; a grant must be used by a role of its
+/// own kind: an operator's use does not justify a stack function's grant.
+fn kind(scenario: &str) -> String {
+    match scenario.strip_prefix("stack: ") {
+        Some(f @ ("table function" | "recovery-mode function")) => f.to_string(),
+        Some(_) => "state machine".into(),
+        None => "operator".into(),
+    }
+}
+
+/// What any outcome's policies grant, and what some request used, per kind of role.
 pub fn grants_and_uses(outcomes: &[Outcome]) -> (Grants, Grants) {
     let (mut granted, mut used) = (BTreeSet::new(), BTreeSet::new());
     for o in outcomes {
-        for policy in &o.policies {
-            for s in policy["Statement"].as_array().into_iter().flatten() {
-                if s["Effect"] != "Allow" {
-                    continue;
+        let statements = o
+            .policies
+            .iter()
+            .flat_map(|p| p["Statement"].as_array().into_iter().flatten());
+        for s in statements.filter(|s| s["Effect"] == "Allow") {
+            let sid = s["Sid"].as_str().unwrap_or_default();
+            let fam = family(sid, &o.names);
+            for action in s["Action"].as_array().into_iter().flatten() {
+                let action = action.as_str().unwrap_or_default();
+                let grant = (kind(&o.scenario), fam.clone(), action.to_string());
+                let hit = o.verdicts.iter().any(|v| {
+                    v.allowed_by.iter().any(|by| by == sid) && glob(action, &v.authorization.action)
+                });
+                if hit {
+                    used.insert(grant.clone());
                 }
-                let sid = s["Sid"].as_str().unwrap_or_default();
-                let fam = family(sid, &o.names);
-                for action in s["Action"].as_array().into_iter().flatten() {
-                    let action = action.as_str().unwrap_or_default();
-                    granted.insert((fam.clone(), action.to_string()));
-                    let hit = o.verdicts.iter().any(|v| {
-                        v.allowed_by.iter().any(|by| by == sid)
-                            && glob(action, &v.authorization.action)
-                    });
-                    if hit {
-                        used.insert((fam.clone(), action.to_string()));
-                    }
-                }
+                granted.insert(grant);
             }
         }
     }
     (granted, used)
 }
 
-/// Grants no request used and neither `iam::UNREACHED` nor `stack::UNREACHED` explains.
-pub fn unexplained(outcomes: &[Outcome]) -> Vec<(String, String)> {
+/// Grants no request of their kind of role used, and neither `iam::UNREACHED` nor
+/// `stack::UNREACHED` explains.
+pub fn unexplained(outcomes: &[Outcome]) -> Vec<(String, String, String)> {
     let (granted, used) = grants_and_uses(outcomes);
     granted
         .difference(&used)
-        .filter(|(fam, action)| {
+        .filter(|(_, fam, action)| {
             !dynamo_dr::iam::UNREACHED
                 .iter()
                 .chain(dynamo_dr::stack::UNREACHED)
                 .any(|(f, a, _)| f == fam && glob(a, action))
         })
         .cloned()
+        .collect()
+}
+
+/// Item-level DynamoDB requests of the tool itself (not a restore's target permissions) whose
+/// partition keys the recorder could not name: `dynamodb:LeadingKeys` would be missing, and a
+/// `ForAllValues` condition on it would hold vacuously.
+pub fn unkeyed(outcomes: &[Outcome]) -> Vec<String> {
+    const ITEM_LEVEL: [&str; 7] = [
+        "dynamodb:GetItem",
+        "dynamodb:PutItem",
+        "dynamodb:DeleteItem",
+        "dynamodb:UpdateItem",
+        "dynamodb:BatchWriteItem",
+        "dynamodb:BatchGetItem",
+        "dynamodb:Query",
+    ];
+    outcomes
+        .iter()
+        .flat_map(|o| o.verdicts.iter().map(move |v| (o, &v.authorization)))
+        .filter(|(_, a)| ITEM_LEVEL.contains(&a.action.as_str()) && !a.call.contains("Restore"))
+        .filter(|(_, a)| !a.context.contains_key("dynamodb:LeadingKeys"))
+        .map(|(o, a)| {
+            format!(
+                "{}: {} on {} ({})",
+                o.scenario, a.action, a.resource, a.call
+            )
+        })
         .collect()
 }
 

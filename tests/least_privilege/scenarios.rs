@@ -111,10 +111,11 @@ async fn loaded(client: &aws_sdk_dynamodb::Client, spec: &TableSpec) {
     .await;
 }
 
-/// `Prod-Orders` with a stream and two consumers: one replays the recovery, one skips it.
-async fn streamed_orders(lab: &Lab) {
-    let client = lab.moto.client();
-    loaded(&client, &TableSpec::hash_only("Prod-Orders", Scalar::S)).await;
+/// A loaded table with PITR and a stream, and `consumers` (with their reserved concurrency)
+/// reading it, tagged as the environment's functions.
+pub async fn streamed_table(moto: &Emulator, table: &str, consumers: &[(&str, Option<i32>)]) {
+    let client = moto.client();
+    loaded(&client, &TableSpec::hash_only(table, Scalar::S)).await;
     let stream = aws_sdk_dynamodb::types::StreamSpecification::builder()
         .stream_enabled(true)
         .stream_view_type(aws_sdk_dynamodb::types::StreamViewType::NewAndOldImages)
@@ -122,7 +123,7 @@ async fn streamed_orders(lab: &Lab) {
         .expect("stream");
     let arn = client
         .update_table()
-        .table_name("Prod-Orders")
+        .table_name(table)
         .stream_specification(stream)
         .send()
         .await
@@ -130,25 +131,32 @@ async fn streamed_orders(lab: &Lab) {
         .table_description
         .and_then(|t| t.latest_stream_arn)
         .expect("stream arn");
-    let lambda = lab.moto.lambda();
-    let role = create_role(&lab.moto, "consumer-role");
-    // Another function of the prefix, without the environment's tag: not the environment's.
-    create_function(&lambda, "Prod-Untagged", &role, Some(1), &[]).await;
-    // One consumer without reserved concurrency (given back by deleting it), one with.
-    for (function, reserved) in [
-        ("Prod-SearchIndexer", None),
-        ("Prod-WelcomeMailer", Some(3)),
-    ] {
-        create_function(&lambda, function, &role, reserved, &[("tier", "prod")]).await;
+    let lambda = moto.lambda();
+    let role = create_role(moto, "consumer-role");
+    for (function, reserved) in consumers {
+        create_function(&lambda, function, &role, *reserved, &[("tier", "prod")]).await;
         lambda
             .create_event_source_mapping()
             .event_source_arn(&arn)
-            .function_name(function)
+            .function_name(*function)
             .starting_position(EventSourcePosition::TrimHorizon)
             .send()
             .await
             .expect("mapping");
     }
+}
+
+/// `Prod-Orders` with two consumers: one replays the recovery (no reserved concurrency, so it
+/// is given back by deleting it), one skips it; and a function of the prefix without the
+/// environment's tag, which is not the environment's.
+async fn streamed_orders(lab: &Lab) {
+    let consumers = [
+        ("Prod-SearchIndexer", None),
+        ("Prod-WelcomeMailer", Some(3)),
+    ];
+    streamed_table(&lab.moto, "Prod-Orders", &consumers).await;
+    let role = create_role(&lab.moto, "other-role");
+    create_function(&lab.moto.lambda(), "Prod-Untagged", &role, Some(1), &[]).await;
 }
 
 /// The journal table, created by the role `journal init` needs.
@@ -475,6 +483,12 @@ async fn every_request_of_every_scenario_is_allowed_and_every_grant_is_used() {
     outcomes.extend(crate::stack::outcomes().await);
     let denied: Vec<String> = outcomes.iter().flat_map(denied).collect();
     assert!(denied.is_empty(), "denied:\n{}", denied.join("\n"));
+    let unkeyed = unkeyed(&outcomes);
+    assert!(
+        unkeyed.is_empty(),
+        "no leading keys:\n{}",
+        unkeyed.join("\n")
+    );
     let unexplained = unexplained(&outcomes);
     assert!(
         unexplained.is_empty(),

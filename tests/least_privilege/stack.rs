@@ -10,7 +10,8 @@ use serde_json::{Value, json};
 use super::*;
 
 const TABLE: &str = "Orders-Live";
-const CONFIG: &str = "[environments.Prod]\nfunction_prefix = \"Prod-\"\n\n\
+const CONFIG: &str = "[environments.Prod]\nfunction_prefix = \"Prod-\"\ntags = { tier = \"prod\" }\n\
+                      skip_recovery_events = [\"*Mailer*\"]\n\n\
                       [tables.Orders]\nname = \"Orders-Live\"\nenvironment = \"Prod\"\n";
 
 /// `Fn::Sub` strings as CloudFormation resolves them in moto's account and region.
@@ -112,8 +113,24 @@ impl Drop for Function {
     }
 }
 
+/// After phase 1 (moto restores current data): a bad job deletes two items and adds one.
+async fn damage(moto: &Emulator) {
+    let client = moto.client();
+    let spec = TableSpec::hash_only(TABLE, Scalar::S);
+    for i in [3, 5] {
+        client
+            .delete_item()
+            .table_name(TABLE)
+            .set_key(Some(spec.key(i)))
+            .send()
+            .await
+            .expect("damage");
+    }
+    put_all(&client, TABLE, [sized_item(&spec, 9_999, 100)]).await;
+}
+
 /// The parent's and the child's Tasks, as the state machines send them, to the end.
-async fn recover(f: &Function) {
+async fn recover(f: &Function, moto: &Emulator) {
     let input = json!({ "incidentId": "stack-1", "pitrBackupTime": "latest",
                         "tableNameRecoveryConfirmation": TABLE });
     let started = f
@@ -123,6 +140,7 @@ async fn recover(f: &Function) {
     let advance = json!({ "action": "advance", "executionId": id });
     f.until(advance.clone(), |a| a["phase"] != "backup-and-restore")
         .await;
+    damage(moto).await;
     loop {
         let phase = f.ok(json!({ "action": "phase", "executionId": id })).await;
         if phase["state"] == "done" {
@@ -228,20 +246,16 @@ fn walk(definition: &Value, visit: &mut dyn FnMut(&Value)) {
     }
 }
 
-/// A table with PITR, the journal, one function of the environment to pause.
+/// The journal, and a streamed table with PITR whose consumers recovery mode pauses: one
+/// replays the recovery, one skips it.
 async fn world(moto: &Emulator) {
-    let client = moto.client();
-    let spec = TableSpec::hash_only(TABLE, Scalar::S);
-    create_table(&client, &spec).await;
-    enable_pitr(&client, TABLE).await;
-    put_all(&client, TABLE, (0..200).map(|i| sized_item(&spec, i, 100))).await;
+    let consumers = [("Prod-Indexer", None), ("Prod-Mailer", Some(2))];
+    crate::scenarios::streamed_table(moto, TABLE, &consumers).await;
     assert!(
-        dynamo_dr::journal::dynamo::init(&client, JOURNAL)
+        dynamo_dr::journal::dynamo::init(&moto.client(), JOURNAL)
             .await
             .expect("journal init")
     );
-    let role = create_role(moto, "app-role");
-    create_function(&moto.lambda(), "Prod-Indexer", &role, Some(2), &[]).await;
 }
 
 /// The stack's roles' outcomes: the table's and the environment's functions, run, and every
@@ -265,7 +279,7 @@ pub async fn outcomes() -> Vec<Outcome> {
     let table = Function::spawn(&moto, &table_proxy, "dynamo-dr-Orders", "table:Orders");
     let change = |c: &str| json!({ "action": "recovery-mode", "environment": "Prod", "change": c });
     mode.until(change("start"), |_| true).await;
-    recover(&table).await;
+    recover(&table, &moto).await;
     mode.until(change("end"), |_| true).await;
     let mut out = vec![
         evaluate(
@@ -307,7 +321,7 @@ pub async fn outcomes() -> Vec<Outcome> {
 
 /// A table encrypted with a customer managed key gets that key, through DynamoDB only.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_table_with_a_customer_managed_key_gets_it_in_the_stack() {
+async fn a_table_with_a_customer_managed_key_gets_it_in_the_stack_and_the_policy() {
     let moto = Emulator::start(Kind::Moto).await;
     let dir = tempfile::tempdir().expect("dir");
     let key = format!(
@@ -357,6 +371,28 @@ async fn a_table_with_a_customer_managed_key_gets_it_in_the_stack() {
         &[decrypt(&key)],
     );
     assert!(!verdict[0].allowed(), "no key without --kms-key or kms_key");
+    // `iam-policy` reads the table's key from the config as well.
+    let path = support::write_file(&dir, "kms.toml", &from_config);
+    let run = support::dr(
+        &moto,
+        &[
+            "--config",
+            &path,
+            "iam-policy",
+            "--table",
+            "Orders",
+            "--account",
+            ACCOUNT,
+        ],
+        None,
+    );
+    run.assert_code(0);
+    let verdict = iam::evaluate(&[run.json()], &[decrypt(&key)]);
+    assert!(
+        verdict[0].allowed(),
+        "iam-policy with kms_key: {:?}",
+        verdict[0]
+    );
 }
 
 /// A `function_prefix` that matches the stack's own functions would let recovery mode pause

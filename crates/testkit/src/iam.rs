@@ -118,6 +118,8 @@ pub enum Lookup {
     TableTags(String),
     /// GetEventSourceMapping of this UUID.
     Mapping(String),
+    /// ListTags of this function ARN (`aws:ResourceTag/K` of its concurrency calls).
+    FunctionTags(String),
     None,
 }
 
@@ -138,7 +140,10 @@ pub fn lookup(call: &Call) -> Lookup {
         Some(_) => Lookup::None,
         None if call.service == "lambda" => match mapping_uuid(&call.path) {
             Some(uuid) if call.method != "POST" => Lookup::Mapping(uuid),
-            _ => Lookup::None,
+            _ => match concurrency_function(&call.path) {
+                Some(arn) => Lookup::FunctionTags(arn),
+                None => Lookup::None,
+            },
         },
         None => Lookup::None,
     }
@@ -150,6 +155,15 @@ fn dynamodb_op(target: &str) -> Option<&str> {
 
 fn str_of(v: &Value, key: &str) -> String {
     v[key].as_str().unwrap_or_default().to_string()
+}
+
+/// The function of a `/2019-09-30/functions/F/concurrency` call, as an ARN.
+fn concurrency_function(path: &str) -> Option<String> {
+    let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
+    match segments.as_slice() {
+        [_, "functions", f, "concurrency"] => Some(function_arn(&crate::iam_lambda::decoded(f))),
+        _ => None,
+    }
 }
 
 fn mapping_uuid(path: &str) -> Option<String> {
@@ -200,7 +214,13 @@ fn dynamodb(call: &Call) -> Vec<Authorization> {
         "ListTables" | "ListBackups" => vec![one("*".into())],
         "BatchWriteItem" | "BatchGetItem" => batch(call, &body, &action),
         "DescribeBackup" | "DeleteBackup" => vec![one(str_of(&body, "BackupArn"))],
-        "RestoreTableFromBackup" => restore(one(str_of(&body, "BackupArn")), &body, &name),
+        // The Service Authorization Reference lists the backup and the table for it.
+        "RestoreTableFromBackup" => {
+            let target = one(table_arn(&str_of(&body, "TargetTableName")));
+            let mut out = restore(one(str_of(&body, "BackupArn")), &body, &name);
+            out.push(target);
+            out
+        }
         "RestoreTableToPointInTime" => {
             let source = body["SourceTableArn"]
                 .as_str()

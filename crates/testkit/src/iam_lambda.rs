@@ -8,7 +8,7 @@ use serde_json::{Value, json};
 
 use crate::iam::{Authorization, Call, function_arn, mapping_arn};
 
-fn decoded(s: &str) -> String {
+pub(crate) fn decoded(s: &str) -> String {
     percent_decode_str(s).decode_utf8_lossy().into_owned()
 }
 
@@ -66,7 +66,11 @@ pub(crate) fn lambda(call: &Call) -> Vec<Authorization> {
                 "PUT" => "lambda:PutFunctionConcurrency",
                 _ => "lambda:DeleteFunctionConcurrency",
             };
-            vec![a(action, function(f))]
+            let mut x = a(action, function(f));
+            for (k, v) in call.resource_tags.iter().flatten() {
+                x = x.with(&format!("aws:ResourceTag/{k}"), json!(v));
+            }
+            vec![x]
         }
         ("POST", [_, "functions", f, "invocations"]) => {
             vec![a("lambda:InvokeFunction", function(f))]

@@ -239,6 +239,15 @@ async fn look_up(shared: &Shared, call: &mut Call) {
             let m = ask(shared, "GET", &path, "lambda", None, String::new()).await;
             call.mapping_function = m["FunctionArn"].as_str().map(str::to_string);
         }
+        Lookup::FunctionTags(arn) => {
+            let path = format!("/2017-03-31/tags/{}", arn.replace(':', "%3A"));
+            let t = ask(shared, "GET", &path, "lambda", None, String::new()).await;
+            call.resource_tags = t["Tags"].as_object().map(|m| {
+                m.iter()
+                    .map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_string()))
+                    .collect()
+            });
+        }
         Lookup::None => {}
     }
 }
