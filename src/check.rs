@@ -155,23 +155,8 @@ async fn check_table(c: Checking<'_>, name: &str, items: &mut Vec<Item>) -> Resu
         pitr_time,
         streamed,
     } = c;
-    let described = client.describe_table().table_name(name).send().await;
-    let t = match described {
-        Ok(out) => match out.table {
-            Some(t) => t,
-            None => {
-                items.push(fail("exists", "DescribeTable returned no table"));
-                return Ok(());
-            }
-        },
-        Err(e) if aws::error_kind(&e) == crate::error::AwsErrorKind::NotFound => {
-            items.push(fail(
-                "exists",
-                "no such table in this account and region; fix the config's name or --region",
-            ));
-            return Ok(());
-        }
-        Err(e) => return Err(aws::aws_error("DescribeTable", name, &e)),
+    let Some(t) = described(client, name, items).await? else {
+        return Ok(());
     };
     let info_t = table::TableInfo::from_description(&t)?;
     items.push(ok("exists", info_t.arn.clone()));
@@ -180,6 +165,50 @@ async fn check_table(c: Checking<'_>, name: &str, items: &mut Vec<Item>) -> Resu
     } else {
         fail("status", format!("{}, not ACTIVE", info_t.status))
     });
+    pitr_items(client, name, pitr_time, items).await?;
+    fact_items(&t, &info_t, items);
+    let watchers = crate::watchers::describe(client, lambda, &info_t).await?;
+    items.push(info("downstream", watchers.sentence(&info_t)));
+    if info_t.stream.is_some() {
+        *streamed = true;
+    }
+    lease_item(journal, name, items).await
+}
+
+/// The table as DynamoDB describes it; `None` (and a failed item) when it does not exist.
+async fn described(
+    client: &Client,
+    name: &str,
+    items: &mut Vec<Item>,
+) -> Result<Option<aws_sdk_dynamodb::types::TableDescription>> {
+    let described = client.describe_table().table_name(name).send().await;
+    let t = match described {
+        Ok(out) => match out.table {
+            Some(t) => t,
+            None => {
+                items.push(fail("exists", "DescribeTable returned no table"));
+                return Ok(None);
+            }
+        },
+        Err(e) if aws::error_kind(&e) == crate::error::AwsErrorKind::NotFound => {
+            items.push(fail(
+                "exists",
+                "no such table in this account and region; fix the config's name or --region",
+            ));
+            return Ok(None);
+        }
+        Err(e) => return Err(aws::aws_error("DescribeTable", name, &e)),
+    };
+    Ok(Some(t))
+}
+
+/// Whether PITR is on, its window, and whether the asked time is inside it.
+async fn pitr_items(
+    client: &Client,
+    name: &str,
+    pitr_time: Option<Timestamp>,
+    items: &mut Vec<Item>,
+) -> Result<()> {
     let pitr = client
         .describe_continuous_backups()
         .table_name(name)
@@ -224,6 +253,15 @@ async fn check_table(c: Checking<'_>, name: &str, items: &mut Vec<Item>) -> Resu
              enable it now to protect the table from here on",
         )),
     }
+    Ok(())
+}
+
+/// What the operator should know of the table: protection, key, size, segments.
+fn fact_items(
+    t: &aws_sdk_dynamodb::types::TableDescription,
+    info_t: &table::TableInfo,
+    items: &mut Vec<Item>,
+) {
     items.push(info(
         "deletion protection",
         if t.deletion_protection_enabled().unwrap_or(false) {
@@ -250,13 +288,12 @@ async fn check_table(c: Checking<'_>, name: &str, items: &mut Vec<Item>) -> Resu
     ));
     items.push(info(
         "segments",
-        info_t.segments(0, &info_t).1.unwrap_or_default(),
+        info_t.segments(0, info_t).1.unwrap_or_default(),
     ));
-    let watchers = crate::watchers::describe(client, lambda, &info_t).await?;
-    items.push(info("downstream", watchers.sentence(&info_t)));
-    if info_t.stream.is_some() {
-        *streamed = true;
-    }
+}
+
+/// Whether a run holds the table now.
+async fn lease_item(journal: &dyn Journal, name: &str, items: &mut Vec<Item>) -> Result<()> {
     let lease = journal.read_lease(name).await?;
     let now = Timestamp::now();
     items.push(match lease {

@@ -296,91 +296,127 @@ pub async fn sync_phases(
     let exec = rec.snapshot().await;
     if exec.phase == Phase::Check {
         rec.check_lease().await?;
-        let (method, counts, fingerprint, what, result) = if exec.inputs.verify {
-            let checked = verify::verify_tables(
-                client,
-                source,
-                dest,
-                opts.segments,
-                &opts,
-                &rec.key_digest(),
-                |_| Ok(()),
-            )
-            .await;
-            let counts = match &checked {
-                Ok((s, d)) => Some((s.count, d.count)),
-                Err(Error::VerifyMismatch {
-                    source_items,
-                    dest_items,
-                    ..
-                }) => Some((*source_items, *dest_items)),
-                Err(_) => None,
-            };
-            let what = match &checked {
-                Ok((s, _)) => format!(
-                    "verified: both tables hold the same {} items (fingerprint {})",
-                    s.count,
-                    s.hex()
-                ),
-                Err(e) => format!("verification failed: {e}"),
-            };
-            let fingerprint = checked.as_ref().ok().map(|(s, _)| s.hex());
-            (
-                VerificationMethod::Content,
-                counts,
-                fingerprint,
-                what,
-                checked.map(|_| ()),
-            )
+        let checked = if exec.inputs.verify {
+            content_check(client, source, dest, &opts, rec).await
         } else {
-            let checked =
-                verify::check_counts(client, &source.name, &dest.name, opts.segments, &opts).await;
-            let counts = match &checked {
-                Ok(c) => Some((c.source, c.dest)),
-                Err(Error::CountMismatch {
-                    source_count,
-                    dest_count,
-                    ..
-                }) => Some((*source_count, *dest_count)),
-                Err(_) => None,
-            };
-            let what = match &counts {
-                Some((s, d)) => format!(
-                    "count check (content not verified: --no-verify): source {s}, destination {d}"
-                ),
-                None => "count check failed".into(),
-            };
-            (
-                VerificationMethod::Count,
-                counts,
-                None,
-                what,
-                checked.map(|_| ()),
-            )
+            count_check(client, source, dest, &opts).await
         };
+        record_check(rec, checked).await?;
+        rec.update(|e| e.enter(Phase::CleanUp)).await?;
+    }
+    Ok(())
+}
+
+/// A check's outcome, to record: its verification (`source_items` unset when it could not
+/// finish) and its result.
+struct Checked {
+    verification: Verification,
+    result: Result<()>,
+}
+
+impl Checked {
+    fn new(
+        method: VerificationMethod,
+        counts: Option<(u64, u64)>,
+        fingerprint: Option<String>,
+        detail: String,
+        result: Result<()>,
+    ) -> Checked {
         let verification = Verification {
             method,
             passed: result.is_ok(),
             source_items: counts.map(|c| c.0),
             dest_items: counts.map(|c| c.1),
             fingerprint,
-            detail: what,
+            detail,
             at: Timestamp::now(),
         };
-        // A check that could not finish (an AWS error) proves nothing either way: not recorded.
-        if verification.source_items.is_some() {
-            rec.update(|e| {
-                e.source_count = verification.source_items;
-                e.dest_count = verification.dest_items;
-                e.event(verification.detail.clone());
-                e.verification = Some(verification);
-            })
-            .await?;
+        Checked {
+            verification,
+            result,
         }
-        result?;
-        rec.update(|e| e.enter(Phase::CleanUp)).await?;
     }
-    Ok(())
+}
+
+/// Every attribute of every item of both tables.
+async fn content_check(
+    client: &Client,
+    source: &TableInfo,
+    dest: &TableInfo,
+    opts: &SyncOptions,
+    rec: &Arc<Recorder>,
+) -> Checked {
+    let digest = rec.key_digest();
+    let checked = verify::verify_tables(client, source, dest, opts.segments, opts, &digest, |_| {
+        Ok(())
+    })
+    .await;
+    let counts = match &checked {
+        Ok((s, d)) => Some((s.count, d.count)),
+        Err(Error::VerifyMismatch {
+            source_items,
+            dest_items,
+            ..
+        }) => Some((*source_items, *dest_items)),
+        Err(_) => None,
+    };
+    let what = match &checked {
+        Ok((s, _)) => format!(
+            "verified: both tables hold the same {} items (fingerprint {})",
+            s.count,
+            s.hex()
+        ),
+        Err(e) => format!("verification failed: {e}"),
+    };
+    let fingerprint = checked.as_ref().ok().map(|(s, _)| s.hex());
+    let method = VerificationMethod::Content;
+    Checked::new(method, counts, fingerprint, what, checked.map(|_| ()))
+}
+
+/// Item counts only (--no-verify).
+async fn count_check(
+    client: &Client,
+    source: &TableInfo,
+    dest: &TableInfo,
+    opts: &SyncOptions,
+) -> Checked {
+    let checked = verify::check_counts(client, &source.name, &dest.name, opts.segments, opts).await;
+    let counts = match &checked {
+        Ok(c) => Some((c.source, c.dest)),
+        Err(Error::CountMismatch {
+            source_count,
+            dest_count,
+            ..
+        }) => Some((*source_count, *dest_count)),
+        Err(_) => None,
+    };
+    let what = match &counts {
+        Some((s, d)) => {
+            format!("count check (content not verified: --no-verify): source {s}, destination {d}")
+        }
+        None => "count check failed".into(),
+    };
+    let method = VerificationMethod::Count;
+    Checked::new(method, counts, None, what, checked.map(|_| ()))
+}
+
+/// Records a check that finished (one that could not, on an AWS error, proves nothing either
+/// way), and returns its result.
+async fn record_check(rec: &Arc<Recorder>, checked: Checked) -> Result<()> {
+    let Checked {
+        verification,
+        result,
+    } = checked;
+    if verification.source_items.is_some() {
+        rec.update(|e| {
+            e.source_count = verification.source_items;
+            e.dest_count = verification.dest_items;
+            e.event(verification.detail.clone());
+            e.verification = Some(verification);
+        })
+        .await?;
+    }
+    result
 }
 
 /// A targeted restore's phases (see [`targeted`]) from wherever the record says the run is:
@@ -413,20 +449,7 @@ pub async fn targeted_phases(
         known_conflicts: known.conflict_keys.iter().cloned().collect(),
     };
     if exec.phase == Phase::Check && exec.verification.as_ref().is_some_and(|v| !v.passed) {
-        rec.update(|e| {
-            let conflicts = e.targeted.conflicts;
-            e.event(format!(
-                "planning the scope again: {conflicts} conflict(s) of the last pass"
-            ));
-            e.targeted.replanned += conflicts;
-            e.targeted.conflicts = 0;
-            e.targeted.conflict_keys.clear();
-            e.delete = Default::default();
-            e.copy = Default::default();
-            e.verification = None;
-            e.enter(Phase::Delete);
-        })
-        .await?;
+        replan(rec).await?;
     }
     for phase in [Phase::Delete, Phase::Copy] {
         let exec = rec.snapshot().await;
@@ -451,6 +474,36 @@ pub async fn targeted_phases(
     }
     rec.check_lease().await?;
     let found = targeted::check(client, pass(&exec.targeted), &opts).await?;
+    scope_checked(rec, &exec, &found, restored, live).await
+}
+
+/// A finished pass whose check found conflicts: its scope is planned again.
+async fn replan(rec: &Arc<Recorder>) -> Result<()> {
+    rec.update(|e| {
+        let conflicts = e.targeted.conflicts;
+        e.event(format!(
+            "planning the scope again: {conflicts} conflict(s) of the last pass"
+        ));
+        e.targeted.replanned += conflicts;
+        e.targeted.conflicts = 0;
+        e.targeted.conflict_keys.clear();
+        e.delete = Default::default();
+        e.copy = Default::default();
+        e.verification = None;
+        e.enter(Phase::Delete);
+    })
+    .await
+}
+
+/// Records the scope's check, and fails on differences (exit 3) or conflicts (exit 3).
+async fn scope_checked(
+    rec: &Arc<Recorder>,
+    exec: &Execution,
+    found: &targeted::ScopeCheck,
+    restored: &TableInfo,
+    live: &TableInfo,
+) -> Result<()> {
+    let inputs = &exec.inputs;
     let conflicts = exec.targeted.conflicts;
     let detail = format!(
         "scope checked ({}): {} items in scope, {} equal to the restore point, {} differing, {} \

@@ -457,6 +457,21 @@ fn status(s: Status) -> &'static str {
 
 fn execution_markdown(e: &ExecutionReport) -> String {
     let mut md = format!("\n## {} ({})\n\n", cell(&e.table), cell(&e.execution_id));
+    for section in [
+        kind_markdown,
+        targeted_markdown,
+        source_markdown,
+        operators_markdown,
+        outcome_markdown,
+        timeline_markdown,
+    ] {
+        section(&mut md, e);
+    }
+    md
+}
+
+/// What kind of run: in place or from another table, a strategy or a targeted scope.
+fn kind_markdown(md: &mut String, e: &ExecutionReport) {
     let kind = match e.kind {
         Kind::Restore => "restore in place",
         Kind::Sync => "sync from another table",
@@ -472,6 +487,10 @@ fn execution_markdown(e: &ExecutionReport) -> String {
             e.strategy.as_str()
         ));
     }
+}
+
+/// A targeted run's writes and conflicts.
+fn targeted_markdown(md: &mut String, e: &ExecutionReport) {
     if let Some(t) = &e.targeted {
         md.push_str(&format!(
             "- Targeted writes: {} put, {} deleted, {} already equal, {} conflict(s){}\n",
@@ -505,6 +524,10 @@ fn execution_markdown(e: &ExecutionReport) -> String {
             }
         }
     }
+}
+
+/// Where the data came from, the run's state and its options.
+fn source_markdown(md: &mut String, e: &ExecutionReport) {
     md.push_str(&format!("- Source: {}\n", e.source));
     if let Some(point) = &e.restore_point {
         md.push_str(&format!("- Restore point: restoring to {point}\n"));
@@ -532,6 +555,10 @@ fn execution_markdown(e: &ExecutionReport) -> String {
             "disabled by config"
         },
     ));
+}
+
+/// Who ran it, with the AWS identities recorded.
+fn operators_markdown(md: &mut String, e: &ExecutionReport) {
     md.push_str("- Operators:\n");
     if e.principals.is_empty() {
         md.push_str(&format!(
@@ -542,6 +569,10 @@ fn execution_markdown(e: &ExecutionReport) -> String {
     for p in &e.principals {
         md.push_str(&format!("  - {}: {}\n", time_text(p.at), principal(p)));
     }
+}
+
+/// What it made, moved and checked, and the next step after a failure.
+fn outcome_markdown(md: &mut String, e: &ExecutionReport) {
     md.push_str(&format!(
         "- Forensic backup: {}\n",
         match (&e.backup_arn, &e.backup_name) {
@@ -584,6 +615,10 @@ fn execution_markdown(e: &ExecutionReport) -> String {
             e.execution_id
         ));
     }
+}
+
+/// The phases' times and the audit trail.
+fn timeline_markdown(md: &mut String, e: &ExecutionReport) {
     md.push_str("\n| Phase | Started | Finished | Seconds |\n|---|---|---|---|\n");
     for p in &e.phases {
         md.push_str(&format!(
@@ -604,7 +639,6 @@ fn execution_markdown(e: &ExecutionReport) -> String {
             cell(&ev.what)
         ));
     }
-    md
 }
 
 /// Where a report was written.

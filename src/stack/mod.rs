@@ -403,6 +403,44 @@ fn log_delivery() -> Value {
     })
 }
 
+/// What a table's state machines ask of IAM: its function, the child machine and its
+/// executions, the managed rule `startExecution.sync` waits on, and a distributed Map's runs.
+fn states_policy(names: &Names, max_concurrency: u32) -> Value {
+    let arn = |service: &str, rest: &str| {
+        format!("arn:${{AWS::Partition}}:{service}:${{AWS::Region}}:${{AWS::AccountId}}:{rest}")
+    };
+    let mut states_policy = json!({
+        "Version": "2012-10-17",
+        "Statement": [
+            { "Sid": "OwnFunction", "Effect": "Allow", "Action": ["lambda:InvokeFunction"],
+              "Resource": [arn("lambda", &format!("function:{}", names.function)),
+                           arn("lambda", &format!("function:{}:*", names.function))] },
+            { "Sid": "OwnSyncMachine", "Effect": "Allow", "Action": ["states:StartExecution"],
+              "Resource": [arn("states", &format!("stateMachine:{}", names.sync_machine))] },
+            { "Sid": "OwnSyncExecutions", "Effect": "Allow",
+              "Action": ["states:DescribeExecution", "states:StopExecution"],
+              "Resource": [arn("states", &format!("execution:{}:*", names.sync_machine))] },
+            // startExecution.sync waits on the managed rule Step Functions creates.
+            { "Sid": "SyncRule", "Effect": "Allow",
+              "Action": ["events:PutTargets", "events:PutRule", "events:DescribeRule"],
+              "Resource": [arn("events", "rule/StepFunctionsGetEventsForStepFunctionsExecutionRule")] },
+            log_delivery(),
+        ],
+    });
+    if max_concurrency > INLINE_MAP_LIMIT {
+        // A distributed Map starts child executions of its own state machine:
+        // <https://docs.aws.amazon.com/step-functions/latest/dg/iam-policies-eg-dist-map.html>.
+        let runs = json!({ "Sid": "OwnMapRuns", "Effect": "Allow",
+            "Action": ["states:StartExecution", "states:DescribeExecution", "states:StopExecution"],
+            "Resource": [arn("states", &format!("stateMachine:{}", names.sync_machine)),
+                         arn("states", &format!("execution:{}/*", names.sync_machine))] });
+        if let Some(list) = states_policy["Statement"].as_array_mut() {
+            list.push(runs);
+        }
+    }
+    states_policy
+}
+
 fn table_resources(
     t: &Table,
     req: &StackRequest,
@@ -433,38 +471,7 @@ fn table_resources(
     }
     function(&fid, &names.function, policy, env, resources);
     let states_role = format!("{}StatesRole", t.logical);
-    let arn = |service: &str, rest: &str| {
-        format!("arn:${{AWS::Partition}}:{service}:${{AWS::Region}}:${{AWS::AccountId}}:{rest}")
-    };
-    let mut states_policy = json!({
-        "Version": "2012-10-17",
-        "Statement": [
-            { "Sid": "OwnFunction", "Effect": "Allow", "Action": ["lambda:InvokeFunction"],
-              "Resource": [arn("lambda", &format!("function:{}", names.function)),
-                           arn("lambda", &format!("function:{}:*", names.function))] },
-            { "Sid": "OwnSyncMachine", "Effect": "Allow", "Action": ["states:StartExecution"],
-              "Resource": [arn("states", &format!("stateMachine:{}", names.sync_machine))] },
-            { "Sid": "OwnSyncExecutions", "Effect": "Allow",
-              "Action": ["states:DescribeExecution", "states:StopExecution"],
-              "Resource": [arn("states", &format!("execution:{}:*", names.sync_machine))] },
-            // startExecution.sync waits on the managed rule Step Functions creates.
-            { "Sid": "SyncRule", "Effect": "Allow",
-              "Action": ["events:PutTargets", "events:PutRule", "events:DescribeRule"],
-              "Resource": [arn("events", "rule/StepFunctionsGetEventsForStepFunctionsExecutionRule")] },
-            log_delivery(),
-        ],
-    });
-    if req.max_concurrency > INLINE_MAP_LIMIT {
-        // A distributed Map starts child executions of its own state machine:
-        // <https://docs.aws.amazon.com/step-functions/latest/dg/iam-policies-eg-dist-map.html>.
-        let runs = json!({ "Sid": "OwnMapRuns", "Effect": "Allow",
-            "Action": ["states:StartExecution", "states:DescribeExecution", "states:StopExecution"],
-            "Resource": [arn("states", &format!("stateMachine:{}", names.sync_machine)),
-                         arn("states", &format!("execution:{}/*", names.sync_machine))] });
-        if let Some(list) = states_policy["Statement"].as_array_mut() {
-            list.push(runs);
-        }
-    }
+    let states_policy = states_policy(&names, req.max_concurrency);
     resources.insert(
         states_role.clone(),
         json!({
