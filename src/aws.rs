@@ -29,10 +29,16 @@ pub struct AwsOptions {
     pub max_attempts: Option<u32>,
 }
 
+/// Attempts of one call, the SDK's and the tool's own retries alike (`--retry-budget`).
+pub const DEFAULT_RETRY_BUDGET: u32 = 15;
+/// One attempt's timeout, in seconds (`--attempt-timeout`).
+pub const DEFAULT_ATTEMPT_TIMEOUT_SECONDS: u64 = 60;
+
 impl AwsOptions {
     /// One attempt's timeout, as the clients are built with.
     pub fn attempt_timeout(&self) -> Duration {
-        self.attempt_timeout.unwrap_or(Duration::from_secs(60))
+        self.attempt_timeout
+            .unwrap_or(Duration::from_secs(DEFAULT_ATTEMPT_TIMEOUT_SECONDS))
     }
 }
 
@@ -58,7 +64,10 @@ pub async fn load_config(opts: &AwsOptions) -> aws_config::SdkConfig {
                 .operation_attempt_timeout(opts.attempt_timeout())
                 .build(),
         )
-        .retry_config(RetryConfig::standard().with_max_attempts(opts.max_attempts.unwrap_or(15)));
+        .retry_config(
+            RetryConfig::standard()
+                .with_max_attempts(opts.max_attempts.unwrap_or(DEFAULT_RETRY_BUDGET)),
+        );
     if let Some(region) = &opts.region {
         loader = loader.region(aws_config::Region::new(region.clone()));
     }

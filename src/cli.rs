@@ -114,10 +114,10 @@ pub(crate) struct GlobalArgs {
     pub journal_kms_key: Option<String>,
     /// Attempts in a row that get nothing through (throttled, unprocessed, failed) before a run
     /// stops with exit 1; `resume` continues it.
-    #[arg(long, global = true, value_name = "N", default_value_t = 15, value_parser = clap::value_parser!(u32).range(1..=100))]
+    #[arg(long, global = true, value_name = "N", default_value_t = crate::aws::DEFAULT_RETRY_BUDGET, value_parser = clap::value_parser!(u32).range(1..=100))]
     pub retry_budget: u32,
     /// Seconds one attempt of an AWS call may take before it is abandoned and retried.
-    #[arg(long, global = true, value_name = "SECONDS", default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..=900))]
+    #[arg(long, global = true, value_name = "SECONDS", default_value_t = crate::aws::DEFAULT_ATTEMPT_TIMEOUT_SECONDS, value_parser = clap::value_parser!(u64).range(1..=900))]
     pub attempt_timeout: u64,
 }
 

@@ -60,7 +60,7 @@ pub fn session_from_env() -> Result<Session> {
         ));
     }
     // The CLI's defaults (`--retry-budget`, `--attempt-timeout`).
-    let budget = 15;
+    let budget = crate::aws::DEFAULT_RETRY_BUDGET;
     Ok(Session {
         aws: AwsOptions {
             region: config.aws.region.clone(),
@@ -69,7 +69,7 @@ pub fn session_from_env() -> Result<Session> {
             attempt_timeout: Some(Duration::from_secs(
                 var(ATTEMPT_TIMEOUT_ENV)
                     .and_then(|s| s.parse().ok())
-                    .unwrap_or(60),
+                    .unwrap_or(crate::aws::DEFAULT_ATTEMPT_TIMEOUT_SECONDS),
             )),
             max_attempts: Some(budget),
         },

@@ -41,7 +41,7 @@ impl Default for Timing {
         Timing {
             ttl: TTL,
             renew_every: RENEW_EVERY,
-            attempt_timeout: Duration::from_secs(60),
+            attempt_timeout: Duration::from_secs(crate::aws::DEFAULT_ATTEMPT_TIMEOUT_SECONDS),
             deadline: None,
         }
     }

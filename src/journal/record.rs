@@ -29,6 +29,16 @@ pub enum Phase {
     Done,
 }
 
+impl std::str::FromStr for Phase {
+    type Err = String;
+
+    /// A phase as [`Phase::as_str`] writes it (the state machines' payloads carry it so).
+    fn from_str(text: &str) -> std::result::Result<Phase, String> {
+        serde_json::from_value(serde_json::Value::String(text.to_string()))
+            .map_err(|_| format!("{text:?} is not a phase"))
+    }
+}
+
 impl Phase {
     pub fn as_str(self) -> &'static str {
         match self {

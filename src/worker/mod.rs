@@ -58,13 +58,31 @@ pub enum Action {
     #[serde(rename_all = "camelCase")]
     Segment {
         execution_id: String,
-        phase: String,
+        /// `delete` or `copy`: the phases with segments.
+        phase: Phase,
         segment: u32,
     },
     RecoveryMode {
         environment: String,
-        change: String,
+        change: Change,
     },
+}
+
+/// A change of recovery mode the state machine asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Change {
+    Start,
+    End,
+}
+
+impl Change {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Change::Start => "start",
+            Change::End => "end",
+        }
+    }
 }
 
 impl Action {
@@ -254,11 +272,11 @@ pub async fn handle(session: &Session, action: Action, inv: &Invocation) -> Resu
             execution_id,
             phase,
             segment,
-        } => segment_step(session, &execution_id, &phase, segment, inv).await,
+        } => segment_step(session, &execution_id, phase, segment, inv).await,
         Action::RecoveryMode {
             environment,
             change,
-        } => recovery(session, &environment, &change, inv).await,
+        } => recovery(session, &environment, change, inv).await,
     }
 }
 
@@ -636,7 +654,7 @@ async fn next_segments(journal: &Arc<dyn Journal>, rec: &Recorder) -> Result<Ans
 async fn recovery(
     session: &Session,
     environment: &str,
-    change: &str,
+    change: Change,
     inv: &Invocation,
 ) -> Result<Answer> {
     let env = session.config.environment(environment)?;
@@ -653,8 +671,8 @@ async fn recovery(
         },
     };
     let actions = match change {
-        "start" => recovery_mode::start(&run, &env).await?,
-        "end" => {
+        Change::Start => recovery_mode::start(&run, &env).await?,
+        Change::End => {
             let end = recovery_mode::EndOptions {
                 skip: &env.skip_recovery_events,
                 tables: session.config.tables_of(environment),
@@ -662,25 +680,20 @@ async fn recovery(
             };
             recovery_mode::end(&run, &end).await?
         }
-        other => {
-            return Err(Error::invalid(
-                "change",
-                format!("{other:?} is not a change of recovery mode; give \"start\" or \"end\""),
-            ));
-        }
     };
     let failures = recovery_mode::failures(&actions);
     if !failures.is_empty() {
         return Err(Error::Incomplete(format!(
-            "recovery-mode {change} for {environment}: {} call(s) failed; the others were done \
+            "recovery-mode {} for {environment}: {} call(s) failed; the others were done \
              and recorded. Start the state machine again to finish:\n  {}",
+            change.as_str(),
             failures.len(),
             failures.join("\n  ")
         )));
     }
     Ok(Answer {
         execution_id: String::new(),
-        phase: format!("recovery-mode-{change}"),
+        phase: format!("recovery-mode-{}", change.as_str()),
         state: Next::Done,
         wait_seconds: 0,
         segments: Vec::new(),
@@ -703,7 +716,7 @@ mod tests {
             a,
             Action::Segment {
                 execution_id: "i.T".into(),
-                phase: "copy".into(),
+                phase: Phase::Copy,
                 segment: 3
             }
         );
@@ -715,7 +728,10 @@ mod tests {
         let err = Action::parse(serde_json::json!({"action": "explode"})).unwrap_err();
         assert_eq!(err.exit_status(), crate::error::ExitStatus::Refused);
         assert!(err.to_string().contains("advance"), "{err}");
-        assert!(segment::parse_phase("check").is_err());
+        assert!(segment::segment_phase(Phase::Check).is_err());
+        let change = serde_json::json!({"action": "recovery-mode", "environment": "Prod", "change": "pause"});
+        let err = Action::parse(change).unwrap_err();
+        assert_eq!(err.exit_status(), crate::error::ExitStatus::Refused);
     }
 
     #[test]

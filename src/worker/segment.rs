@@ -95,13 +95,16 @@ impl Checkpoint for SegmentWriter {
     }
 }
 
-pub(super) fn parse_phase(text: &str) -> Result<Phase> {
-    match text {
-        "delete" => Ok(Phase::Delete),
-        "copy" => Ok(Phase::Copy),
+/// The phases with segments; another is refused with the valid ones.
+pub(super) fn segment_phase(phase: Phase) -> Result<Phase> {
+    match phase {
+        Phase::Delete | Phase::Copy => Ok(phase),
         other => Err(Error::invalid(
             "phase",
-            format!("{other:?} is not a phase with segments; give \"delete\" or \"copy\""),
+            format!(
+                "{:?} is not a phase with segments; give \"delete\" or \"copy\"",
+                other.as_str()
+            ),
         )),
     }
 }
@@ -241,11 +244,11 @@ async fn claim(
 pub(super) async fn segment_step(
     session: &Session,
     id: &str,
-    phase_text: &str,
+    phase: Phase,
     segment: u32,
     inv: &Invocation,
 ) -> Result<Answer> {
-    let phase = parse_phase(phase_text)?;
+    let phase = segment_phase(phase)?;
     let (client, journal) = session.open().await?;
     let exec = load(session, journal.as_ref(), id, inv).await?;
     let mut answer = Answer::of(&exec, Next::Done, "");

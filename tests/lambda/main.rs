@@ -182,7 +182,7 @@ async fn child(s: &Session, id: &str) -> Vec<(String, Vec<u32>)> {
         }
         assert_eq!(p.state, Next::Continue, "{p:?}");
         let iterations = p.segments.iter().map(|&n| {
-            let phase = p.phase.clone();
+            let phase: Phase = p.phase.parse().expect("a phase");
             async move {
                 let segment = Action::Segment {
                     execution_id: id.into(),
@@ -435,7 +435,7 @@ async fn an_execution_started_in_aws_is_resumed_from_the_cli_at_its_workers_chec
     damage(&moto).await;
     let segment = |phase: &str, n: u32| Action::Segment {
         execution_id: id.clone(),
-        phase: phase.into(),
+        phase: phase.parse().expect("a phase"),
         segment: n,
     };
     let delete = run(
