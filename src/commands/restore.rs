@@ -416,6 +416,22 @@ mod tests {
         }
     }
 
+    /// The plan an operator reads before typing the table's name, as reviewed.
+    #[test]
+    fn the_plan_reads_as_reviewed() {
+        let t = |s: &str| s.parse::<jiff::Timestamp>().unwrap();
+        let at = t("2026-12-04T09:04:59.250Z");
+        let window = SourceDetail::Pitr {
+            time: PitrTime::At(at),
+            earliest: t("2026-11-01T00:00:00.14Z"),
+            latest: t("2026-12-04T09:40:00Z"),
+            recovery_period_days: Some(35),
+        };
+        let mut plan = plan(at, window);
+        plan.strategy.1 = "the default for a table nothing downstream reads".into();
+        insta::assert_snapshot!(plan_summary(&plan));
+    }
+
     #[test]
     fn the_plan_shows_times_to_the_millisecond_and_the_second_restored_to() {
         let t = |s: &str| s.parse::<jiff::Timestamp>().unwrap();

@@ -281,3 +281,36 @@ fn tables_whose_names_extend_each_other_with_a_dot_need_a_role_each() {
         assert!(why.contains("one policy per table"), "{why}");
     }
 }
+
+/// What operators and auditors read, as reviewed: a change of any grant is a reviewed diff.
+#[test]
+fn the_policies_read_as_reviewed() {
+    let key = "arn:aws:kms:us-east-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab";
+    let journal_key = "arn:aws:kms:us-east-1:123456789012:key/5678abcd-12ab-34cd-56ef-1234567890ab";
+    let operator = Request {
+        tables: vec!["Orders".into()],
+        journal_table: Some("dr-journal".into()),
+        kms_keys: vec![key.into()],
+        journal_kms_key: Some(journal_key.into()),
+        environments: vec!["Prod".into()],
+        ..Request::default()
+    };
+    insta::assert_json_snapshot!("operator", policy(&scope(), &operator));
+    let function = Request {
+        function: true,
+        ..operator.clone()
+    };
+    insta::assert_json_snapshot!("stack_table_function", policy(&scope(), &function));
+    let mut tagged = env();
+    tagged.tags = [("tier".to_string(), "prod".to_string())].into();
+    let mode = Request {
+        journal_table: Some("dr-journal".into()),
+        recovery_mode: Some(RecoveryMode {
+            name: "Prod".into(),
+            env: tagged,
+            tables: vec!["Orders".into()],
+        }),
+        ..Request::default()
+    };
+    insta::assert_json_snapshot!("recovery_mode", policy(&scope(), &mode));
+}

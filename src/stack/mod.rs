@@ -611,6 +611,13 @@ mod tests {
         }
     }
 
+    /// The template as reviewed: a change of any resource, role or machine is a reviewed diff.
+    #[test]
+    fn the_template_reads_as_reviewed() {
+        let config = Config::parse(CONFIG).unwrap();
+        insta::assert_json_snapshot!("template", template(&config, &request()).unwrap());
+    }
+
     #[test]
     fn each_table_gets_the_seeds_machines_and_a_role_for_that_table_alone() {
         let config = Config::parse(CONFIG).unwrap();
