@@ -426,14 +426,9 @@ pub fn capacity_text(t: &TableInfo) -> String {
 }
 
 /// The plan the operator confirms.
-pub fn plan_summary(plan: &Plan) -> String {
-    let r = &plan.request;
-    let approx = plan
-        .dest
-        .approx_items
-        .map(|n| format!("~{n} items (DescribeTable, up to 6 h stale)"))
-        .unwrap_or_else(|| "unknown size".into());
-    let source = match &plan.source {
+/// Where the plan restores from, as people read it.
+fn source_text(source: &SourceDetail) -> String {
+    match source {
         SourceDetail::Pitr {
             time,
             earliest,
@@ -458,8 +453,13 @@ pub fn plan_summary(plan: &Plan) -> String {
                 time_text(*created)
             )
         }
-    };
-    let (strategy, strategy_why) = &plan.strategy;
+    }
+}
+
+/// The run's mode in the plan's heading, and what it will then do to the live table.
+fn mode_text(plan: &Plan) -> (&'static str, String) {
+    let r = &plan.request;
+    let (strategy, _) = &plan.strategy;
     let targeted = r.scope.is_targeted().then(|| {
         (
             "TARGETED",
@@ -471,7 +471,7 @@ pub fn plan_summary(plan: &Plan) -> String {
             ),
         )
     });
-    let (mode, then) = match (targeted, strategy) {
+    match (targeted, strategy) {
         (Some(t), _) => t,
         (None, Strategy::HardReset) => (
             "HARD RESET",
@@ -488,7 +488,19 @@ pub fn plan_summary(plan: &Plan) -> String {
                 plan.dest.name
             ),
         ),
-    };
+    }
+}
+
+pub fn plan_summary(plan: &Plan) -> String {
+    let r = &plan.request;
+    let approx = plan
+        .dest
+        .approx_items
+        .map(|n| format!("~{n} items (DescribeTable, up to 6 h stale)"))
+        .unwrap_or_else(|| "unknown size".into());
+    let source = source_text(&plan.source);
+    let (strategy, strategy_why) = &plan.strategy;
+    let (mode, then) = mode_text(plan);
     let mut text = format!(
         "\nIn-place recovery plan, execution {exec}\n\
          \x20 table ({mode}): {table} ({approx}), key {key}\n\

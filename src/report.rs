@@ -332,6 +332,17 @@ fn verification_text(v: &Option<Verification>) -> String {
 impl Report {
     pub fn markdown(&self) -> String {
         let mut md = String::new();
+        self.summary_markdown(&mut md);
+        self.tables_markdown(&mut md);
+        self.recovery_mode_markdown(&mut md);
+        for e in &self.executions {
+            md.push_str(&execution_markdown(e));
+        }
+        md
+    }
+
+    /// The heading and the incident's outcome, restore point and author.
+    fn summary_markdown(&self, md: &mut String) {
         let ok = self
             .executions
             .iter()
@@ -361,6 +372,10 @@ impl Report {
             time_text(self.generated_at),
             cell(&principal(&self.generated_by))
         ));
+    }
+
+    /// One row per table.
+    fn tables_markdown(&self, md: &mut String) {
         md.push_str("## Tables\n\n");
         md.push_str("| Table | Execution | Status | Restore point | Items copied | Verification | Forensic backup | Temporary table |\n");
         md.push_str("|---|---|---|---|---|---|---|---|\n");
@@ -392,6 +407,10 @@ impl Report {
                 )),
             ));
         }
+    }
+
+    /// The recovery-mode window of each environment, and the consumers that skipped it.
+    fn recovery_mode_markdown(&self, md: &mut String) {
         md.push_str("\n## Recovery mode\n\n");
         if self.recovery_mode.is_empty() {
             md.push_str(
@@ -435,10 +454,6 @@ impl Report {
                 );
             }
         }
-        for e in &self.executions {
-            md.push_str(&execution_markdown(e));
-        }
-        md
     }
 }
 

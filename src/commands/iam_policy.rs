@@ -50,39 +50,7 @@ pub(crate) async fn iam_policy(ctx: &Ctx, args: IamPolicyArgs) -> Result<()> {
             format!("{account:?} is not an AWS account id: 12 digits"),
         ));
     }
-    let resolved = args
-        .table
-        .iter()
-        .map(|t| ctx.config.resolve("table", t))
-        .collect::<Result<Vec<_>>>()?;
-    let tables: Vec<String> = resolved.iter().map(|r| r.physical.clone()).collect();
-    // A table's key from the config counts as given with --kms-key: a restore encrypts its copy
-    // with it, through DynamoDB, as the caller.
-    let mut kms_keys = args.kms_key.clone();
-    kms_keys.extend(resolved.iter().filter_map(|r| {
-        let logical = r.logical.as_ref()?;
-        ctx.config.tables.get(logical)?.kms_key.clone()
-    }));
-    kms_keys.sort();
-    kms_keys.dedup();
-    crate::iam::shareable(&tables).map_err(|why| Error::invalid("--table", why))?;
-    for key in &kms_keys {
-        crate::iam::kms_key_arn(key).map_err(|why| {
-            Error::invalid(
-                "--kms-key",
-                format!(
-                    "{why}; give the table's key as `check` or DescribeTable shows it \
-                     (SSEDescription.KMSMasterKeyArn)"
-                ),
-            )
-        })?;
-    }
-    if !kms_keys.is_empty() && tables.is_empty() {
-        return Err(Error::invalid(
-            "--kms-key",
-            "a KMS key is for the tables' data: give the tables too, with --table",
-        ));
-    }
+    let (tables, kms_keys) = tables_and_keys(ctx, &args)?;
     let recovery_mode = match (&args.environment, args.recovery_mode) {
         (Some(env), true) => Some(crate::iam::RecoveryMode {
             name: env.clone(),
@@ -91,19 +59,7 @@ pub(crate) async fn iam_policy(ctx: &Ctx, args: IamPolicyArgs) -> Result<()> {
         }),
         _ => None,
     };
-    let region = aws::region(&ctx.aws).await.ok_or_else(|| {
-        Error::invalid(
-            "--region",
-            "no region: the policy names this region's tables and keys; pass --region (e.g. \
-             us-east-1) or set AWS_REGION",
-        )
-    })?;
-    crate::iam::region(&region).map_err(|why| Error::invalid("--region", why))?;
-    let scope = crate::iam::Scope {
-        partition: args.partition.clone(),
-        region,
-        account: args.account.clone().unwrap_or_else(|| "*".into()),
-    };
+    let scope = scope_of(ctx, &args).await?;
     let journal_table = match &ctx.journal {
         journal::Location::DynamoDb(t) => Some(t.clone()),
         journal::Location::Dir(_) => None,
@@ -129,21 +85,7 @@ pub(crate) async fn iam_policy(ctx: &Ctx, args: IamPolicyArgs) -> Result<()> {
         recovery_mode,
         kms_keys,
         journal_init: args.journal_init,
-        journal_kms_key: match &ctx.journal_kms_key {
-            Some(key) => {
-                crate::iam::kms_key_arn(key).map_err(|why| {
-                    Error::invalid(
-                        "--journal-kms-key",
-                        format!(
-                            "{why}. A policy needs the key's ARN: `aws kms describe-key --key-id \
-                             {key}` shows it"
-                        ),
-                    )
-                })?;
-                Some(key.clone())
-            }
-            None => None,
-        },
+        journal_kms_key: journal_kms_key(ctx)?,
     };
     let policy = crate::iam::policy(&scope, &request);
     let text = serde_json::to_string_pretty(&policy).map_err(|e| Error::BadState {
@@ -156,4 +98,78 @@ pub(crate) async fn iam_policy(ctx: &Ctx, args: IamPolicyArgs) -> Result<()> {
         eprintln!("note: pass --account to pin the policy to one account (now `*`)");
     }
     Ok(())
+}
+
+/// The tables' physical names, each checked to share the role, and their KMS keys: those given
+/// and those of the config (a restore encrypts its copy with the table's key, through
+/// DynamoDB, as the caller).
+fn tables_and_keys(ctx: &Ctx, args: &IamPolicyArgs) -> Result<(Vec<String>, Vec<String>)> {
+    let resolved = args
+        .table
+        .iter()
+        .map(|t| ctx.config.resolve("table", t))
+        .collect::<Result<Vec<_>>>()?;
+    let tables: Vec<String> = resolved.iter().map(|r| r.physical.clone()).collect();
+    let mut kms_keys = args.kms_key.clone();
+    kms_keys.extend(resolved.iter().filter_map(|r| {
+        let logical = r.logical.as_ref()?;
+        ctx.config.tables.get(logical)?.kms_key.clone()
+    }));
+    kms_keys.sort();
+    kms_keys.dedup();
+    crate::iam::shareable(&tables).map_err(|why| Error::invalid("--table", why))?;
+    for key in &kms_keys {
+        crate::iam::kms_key_arn(key).map_err(|why| {
+            Error::invalid(
+                "--kms-key",
+                format!(
+                    "{why}; give the table's key as `check` or DescribeTable shows it \
+                     (SSEDescription.KMSMasterKeyArn)"
+                ),
+            )
+        })?;
+    }
+    if !kms_keys.is_empty() && tables.is_empty() {
+        return Err(Error::invalid(
+            "--kms-key",
+            "a KMS key is for the tables' data: give the tables too, with --table",
+        ));
+    }
+    Ok((tables, kms_keys))
+}
+
+/// The partition, region and account every ARN of the policy names.
+async fn scope_of(ctx: &Ctx, args: &IamPolicyArgs) -> Result<crate::iam::Scope> {
+    let region = aws::region(&ctx.aws).await.ok_or_else(|| {
+        Error::invalid(
+            "--region",
+            "no region: the policy names this region's tables and keys; pass --region (e.g. \
+             us-east-1) or set AWS_REGION",
+        )
+    })?;
+    crate::iam::region(&region).map_err(|why| Error::invalid("--region", why))?;
+    Ok(crate::iam::Scope {
+        partition: args.partition.clone(),
+        region,
+        account: args.account.clone().unwrap_or_else(|| "*".into()),
+    })
+}
+
+/// The key that wraps sensitive tables' journal keys, as an ARN.
+fn journal_kms_key(ctx: &Ctx) -> Result<Option<String>> {
+    Ok(match &ctx.journal_kms_key {
+        Some(key) => {
+            crate::iam::kms_key_arn(key).map_err(|why| {
+                Error::invalid(
+                    "--journal-kms-key",
+                    format!(
+                        "{why}. A policy needs the key's ARN: `aws kms describe-key --key-id \
+                             {key}` shows it"
+                    ),
+                )
+            })?;
+            Some(key.clone())
+        }
+        None => None,
+    })
 }

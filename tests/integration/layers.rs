@@ -322,13 +322,10 @@ fn long_functions(text: &str) -> Vec<String> {
 /// list may only shrink: a new long function, or one split but still listed, fails the test.
 const STILL_LONG: &[&str] = &[
     "cli.rs run",
-    "commands/iam_policy.rs iam_policy",
     "commands/restore.rs restore_requests",
     "lifecycle.rs begin",
-    "output.rs plan_summary",
     "recovery_mode.rs end",
     "recovery_mode.rs end_mappings",
-    "report.rs markdown",
     "restore/job.rs run_all",
     "sync.rs transfer",
     "sync.rs write_batch",
