@@ -126,6 +126,17 @@ pub async fn kms_client(opts: &AwsOptions) -> aws_sdk_kms::Client {
     aws_sdk_kms::Client::new(&load_config(opts).await)
 }
 
+/// Path-style addressing when the endpoint is overridden (an emulator has no bucket subdomains).
+pub async fn s3_client(opts: &AwsOptions) -> aws_sdk_s3::Client {
+    let config = load_config(opts).await;
+    let path_style =
+        config.endpoint_url().is_some() || std::env::var_os("AWS_ENDPOINT_URL_S3").is_some();
+    let config = aws_sdk_s3::config::Builder::from(&config)
+        .force_path_style(path_style)
+        .build();
+    aws_sdk_s3::Client::from_conf(config)
+}
+
 pub async fn lambda_client(opts: &AwsOptions) -> aws_sdk_lambda::Client {
     aws_sdk_lambda::Client::new(&load_config(opts).await)
 }

@@ -62,6 +62,9 @@ pub struct TableOptions {
     /// Take the forensic backup before a restore [default: true]; false for tables whose
     /// resource policy forbids backups.
     pub forensic_backup: Option<bool>,
+    /// Where keys files for `--scope keys` may be read from S3, as `s3://BUCKET/PREFIX`: the
+    /// generated policies grant s3:GetObject there, and a keys object elsewhere is refused.
+    pub keys_location: Option<String>,
 }
 
 impl TableOptions {
@@ -75,6 +78,10 @@ impl TableOptions {
             max_write_rate: self.max_write_rate.or(fallback.max_write_rate),
             sensitive: self.sensitive.or(fallback.sensitive),
             forensic_backup: self.forensic_backup.or(fallback.forensic_backup),
+            keys_location: self
+                .keys_location
+                .clone()
+                .or(fallback.keys_location.clone()),
         }
     }
 }
@@ -172,6 +179,10 @@ impl Config {
                 format!("{e}; see examples/compact-connect.toml for the format"),
             )
         })?;
+        let places = config.tables.values().map(|t| &t.options.keys_location);
+        for place in places.chain([&config.defaults.keys_location]).flatten() {
+            crate::validate::S3Uri::location(place)?;
+        }
         for (logical, t) in &config.tables {
             crate::validate::table_name(&format!("config tables.{logical}.name"), &t.name)?;
             if let Some(env) = &t.environment

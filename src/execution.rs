@@ -12,12 +12,12 @@ use crate::item::{Item, key_to_json};
 use crate::journal::lease::{Fence, LeaseGuard};
 use crate::journal::seal::{self, JournalKey};
 use crate::journal::{
-    Execution, Journal, Phase, Scope, SegmentCheckpoint, Status, Strategy, Targeted, Verification,
-    VerificationMethod,
+    self, Execution, Journal, Phase, SegmentCheckpoint, Status, Verification, VerificationMethod,
 };
-use crate::sync::{self, Checkpoint, SyncOptions, Totals};
+use crate::machine::{self, Step, Work};
+use crate::sync::{Checkpoint, SyncOptions, Totals};
 use crate::table::TableInfo;
-use crate::targeted::{self, Pass};
+use crate::targeted;
 use crate::verify;
 
 /// Owns the in-memory execution record and saves every change before reporting it done.
@@ -123,11 +123,7 @@ impl Recorder {
         phase: Phase,
         segments: u32,
     ) -> Result<Vec<SegmentCheckpoint>> {
-        let recorded = if phase == Phase::Delete {
-            &exec.delete.segments
-        } else {
-            &exec.copy.segments
-        };
+        let recorded = exec.progress(phase).map_or(&[][..], |p| &p.segments[..]);
         if !recorded.is_empty() {
             return self.opened(recorded).await;
         }
@@ -142,26 +138,17 @@ impl Recorder {
         Ok(Vec::new())
     }
 
-    /// Records a finished delete or copy phase with what it did, and enters the next one.
+    /// Records a finished delete or copy phase with what it did (and what segment workers in
+    /// AWS recorded apart, when they ran part of it), and enters the next one.
     async fn phase_done(&self, phase: Phase, totals: Option<Totals>) -> Result<()> {
-        let next = if phase == Phase::Delete {
-            Phase::Copy
-        } else {
-            Phase::Check
+        let (id, count) = {
+            let exec = self.exec.lock().await;
+            let count = exec.progress(phase).map_or(0, |p| p.segments.len()) as u32;
+            (exec.id.clone(), count)
         };
-        self.update(|e| {
-            if let Some(p) = e.progress_mut(phase) {
-                p.finished_at = Some(Timestamp::now());
-                if let Some(t) = totals {
-                    p.scan_requests += t.scans;
-                    p.write_requests += t.writes;
-                    p.read_units += t.read_units;
-                    p.write_units += t.write_units;
-                }
-            }
-            e.enter(next);
-        })
-        .await
+        let workers = journal::load_segments(self.journal.as_ref(), &id, phase, count).await?;
+        self.update(|e| machine::close_phase(e, phase, totals, &workers))
+            .await
     }
 
     /// A sensitive table's checkpoint key, sealed; any other table's, as it is.
@@ -258,53 +245,73 @@ impl Checkpoint for Recorder {
     }
 }
 
-/// Runs the delete, copy and check phases from wherever the record says the run is.
-pub async fn sync_phases(
+/// Steps the machine from wherever the record says the run is, up to its clean-up: every
+/// segment of a phase at once, in this process.
+pub async fn run_to_clean_up(
     client: &Client,
-    source: &TableInfo,
-    dest: &TableInfo,
+    work: &Work,
     opts: &SyncOptions,
     rec: &Arc<Recorder>,
 ) -> Result<()> {
-    let inputs = rec.snapshot().await.inputs;
-    let segments = inputs.segments.max(1);
-    let (mut source, mut dest) = (source.clone(), dest.clone());
-    source.sensitive |= inputs.sensitive;
-    dest.sensitive |= inputs.sensitive;
-    let (source, dest) = (&source, &dest);
+    loop {
+        match machine::next_step(&rec.snapshot().await) {
+            Step::PhaseOne | Step::CleanUp | Step::Done => return Ok(()),
+            step => run_step(client, work, step, opts, rec).await?,
+        }
+    }
+}
+
+/// Runs one step after phase one and before the clean-up: a phase's segments (all of them),
+/// the check, or a targeted scope planned again. Each ends by entering the next phase.
+pub async fn run_step(
+    client: &Client,
+    work: &Work,
+    step: Step,
+    opts: &SyncOptions,
+    rec: &Arc<Recorder>,
+) -> Result<()> {
+    let exec = rec.snapshot().await;
     let opts = SyncOptions {
-        segments,
+        segments: exec.inputs.segments.max(1),
         ..opts.clone()
     };
-    for phase in [Phase::Delete, Phase::Copy] {
-        let exec = rec.snapshot().await;
-        if exec.phase != phase {
-            continue;
+    rec.check_lease().await?;
+    match step {
+        Step::Segments(phase) => {
+            let segments = machine::segment_count(&exec.inputs, phase);
+            let from = rec.phase_start(&exec, phase, segments).await?;
+            let totals = if segments == 0 {
+                None
+            } else {
+                let cp: Arc<dyn Checkpoint> = rec.clone();
+                Some(
+                    work.run(client, phase, &opts, &from, cp, &exec.targeted)
+                        .await?,
+                )
+            };
+            rec.phase_done(phase, totals).await
         }
-        rec.check_lease().await?;
-        let from = rec.phase_start(&exec, phase, segments).await?;
-        let cp: Arc<dyn Checkpoint> = rec.clone();
-        let diff = exec.inputs.strategy == Strategy::Diff;
-        let totals: Totals = if phase == Phase::Delete {
-            let keep_if_in = diff.then_some(source);
-            sync::prune(client, dest, keep_if_in, &opts, &from, cp).await?
-        } else {
-            sync::copy(client, source, dest, diff, &opts, &from, cp).await?
-        };
-        rec.phase_done(phase, Some(totals)).await?;
+        Step::Check if exec.inputs.scope.is_targeted() => {
+            let found = targeted::check(client, work.pass(&exec.targeted), &opts).await?;
+            scope_checked(rec, &exec, &found, work).await
+        }
+        Step::Check => {
+            let (source, dest) = (&work.source, &work.dest);
+            let checked = if exec.inputs.verify {
+                content_check(client, source, dest, &opts, rec).await
+            } else {
+                count_check(client, source, dest, &opts).await
+            };
+            record_check(rec, checked).await?;
+            rec.update(|e| e.enter(Phase::CleanUp)).await
+        }
+        Step::Replan => replan(rec).await,
+        Step::PhaseOne | Step::CleanUp | Step::Done => Err(Error::BadState {
+            what: format!("execution {}", exec.id),
+            state: format!("in phase {}", exec.phase.as_str()),
+            hint: "a step of the data phases was asked of it; this is a bug, report it".into(),
+        }),
     }
-    let exec = rec.snapshot().await;
-    if exec.phase == Phase::Check {
-        rec.check_lease().await?;
-        let checked = if exec.inputs.verify {
-            content_check(client, source, dest, &opts, rec).await
-        } else {
-            count_check(client, source, dest, &opts).await
-        };
-        record_check(rec, checked).await?;
-        rec.update(|e| e.enter(Phase::CleanUp)).await?;
-    }
-    Ok(())
 }
 
 /// A check's outcome, to record: its verification (`source_items` unset when it could not
@@ -419,64 +426,6 @@ async fn record_check(rec: &Arc<Recorder>, checked: Checked) -> Result<()> {
     result
 }
 
-/// A targeted restore's phases (see [`targeted`]) from wherever the record says the run is:
-/// deletes (for partitions), then puts, then the check of the scope. A finished run whose
-/// check found conflicts plans its scope again when resumed.
-pub async fn targeted_phases(
-    client: &Client,
-    restored: &TableInfo,
-    live: &TableInfo,
-    opts: &SyncOptions,
-    rec: &Arc<Recorder>,
-) -> Result<()> {
-    let exec = rec.snapshot().await;
-    let inputs = exec.inputs.clone();
-    let opts = SyncOptions {
-        segments: inputs.segments.max(1),
-        ..opts.clone()
-    };
-    let partitions = match &inputs.scope {
-        Scope::Partition { values } => targeted::partition_values(live, values)?,
-        _ => Vec::new(),
-    };
-    let digest = inputs.sensitive.then(|| rec.key_digest());
-    let pass = |known: &Targeted| Pass {
-        restored,
-        live,
-        scope: &inputs.scope,
-        partitions: &partitions,
-        digest: digest.as_ref(),
-        known_conflicts: known.conflict_keys.iter().cloned().collect(),
-    };
-    if exec.phase == Phase::Check && exec.verification.as_ref().is_some_and(|v| !v.passed) {
-        replan(rec).await?;
-    }
-    for phase in [Phase::Delete, Phase::Copy] {
-        let exec = rec.snapshot().await;
-        if exec.phase != phase {
-            continue;
-        }
-        rec.check_lease().await?;
-        let segments = targeted::segments(&inputs.scope, phase, opts.segments);
-        let from = rec.phase_start(&exec, phase, segments).await?;
-        let totals = if segments == 0 {
-            None
-        } else {
-            let cp: Arc<dyn Checkpoint> = rec.clone();
-            let pass = pass(&exec.targeted);
-            Some(targeted::run(client, pass, phase, &opts, &from, cp).await?)
-        };
-        rec.phase_done(phase, totals).await?;
-    }
-    let exec = rec.snapshot().await;
-    if exec.phase != Phase::Check {
-        return Ok(());
-    }
-    rec.check_lease().await?;
-    let found = targeted::check(client, pass(&exec.targeted), &opts).await?;
-    scope_checked(rec, &exec, &found, restored, live).await
-}
-
 /// A finished pass whose check found conflicts: its scope is planned again.
 async fn replan(rec: &Arc<Recorder>) -> Result<()> {
     rec.update(|e| {
@@ -500,9 +449,9 @@ async fn scope_checked(
     rec: &Arc<Recorder>,
     exec: &Execution,
     found: &targeted::ScopeCheck,
-    restored: &TableInfo,
-    live: &TableInfo,
+    work: &Work,
 ) -> Result<()> {
+    let (restored, live) = (&work.source, &work.dest);
     let inputs = &exec.inputs;
     let conflicts = exec.targeted.conflicts;
     let detail = format!(

@@ -55,6 +55,8 @@ pub struct Request {
     pub function: bool,
     /// Environments whose recovery-mode record the tables' runs read before they write.
     pub environments: Vec<String>,
+    /// Where keys files are read from S3 (the tables' `keys_location`, `s3://BUCKET/PREFIX`).
+    pub keys_locations: Vec<String>,
 }
 
 /// The recovery mode of one environment.
@@ -171,7 +173,7 @@ pub fn shareable(tables: &[String]) -> Result<(), String> {
 pub fn policy(scope: &Scope, req: &Request) -> Value {
     let mut statements = Vec::new();
     for table in &req.tables {
-        statements.extend(table_statements(scope, table, req.function));
+        statements.extend(table_statements(scope, table));
     }
     if !req.tables.is_empty() {
         // Neither call has resource-level permissions: ListBackups finds a run's forensic
@@ -187,6 +189,7 @@ pub fn policy(scope: &Scope, req: &Request) -> Value {
             vec!["*".into()],
         ));
     }
+    statements.extend(keys_statements(scope, req));
     statements.extend(table_kms_statements(scope, req));
     statements.extend(journal_kms_statements(req));
     if let Some(journal) = &req.journal_table {
@@ -198,9 +201,19 @@ pub fn policy(scope: &Scope, req: &Request) -> Value {
     json!({ "Version": "2012-10-17", "Statement": statements })
 }
 
-/// What restoring `table` in place needs. A stack function restores the whole table from a
-/// point in time only: the state machines run neither targeted scopes nor backup sources.
-fn table_statements(scope: &Scope, table: &str, function: bool) -> Vec<Value> {
+/// Reading keys files under the tables' `keys_location`s, and nothing else in S3.
+fn keys_statements(scope: &Scope, req: &Request) -> Option<Value> {
+    let places: Vec<String> = req
+        .keys_locations
+        .iter()
+        .filter_map(|l| crate::validate::S3Uri::location(l).ok())
+        .map(|l| format!("arn:{}:s3:::{}/{}*", scope.partition, l.bucket, l.key))
+        .collect();
+    (!places.is_empty()).then(|| statement("KeysObjects", &["s3:GetObject"], places))
+}
+
+/// What restoring `table` in place needs, from the command line or a stack's function alike.
+fn table_statements(scope: &Scope, table: &str) -> Vec<Value> {
     let live = scope.dynamodb(&format!("table/{table}"));
     let temp_name = |rest: &str| {
         scope.dynamodb(&format!(
@@ -210,7 +223,7 @@ fn table_statements(scope: &Scope, table: &str, function: bool) -> Vec<Value> {
     let temp = temp_name("*");
     // Preflight, forensic backup, the restore's source, the hard reset or diff, and what else
     // sees the table's writes, for the plan and the default strategy.
-    let mut live_actions = vec![
+    let live_actions = [
         "dynamodb:DescribeTable",
         "dynamodb:DescribeContinuousBackups",
         "dynamodb:CreateBackup",
@@ -220,16 +233,15 @@ fn table_statements(scope: &Scope, table: &str, function: bool) -> Vec<Value> {
         "dynamodb:BatchGetItem",
         "dynamodb:DescribeTimeToLive",
         "dynamodb:DescribeKinesisStreamingDestination",
-    ];
-    let mut backup_actions = vec!["dynamodb:DescribeBackup"];
-    if !function {
         // The targeted scopes write each key conditionally (a key absent at the restore point
         // is deleted) and read conflicts back with BatchGetItem; the partition scope reads its
-        // key with Query. A backup is a source from the command line only.
-        live_actions.extend(["dynamodb:PutItem", "dynamodb:DeleteItem", "dynamodb:Query"]);
-        backup_actions.push("dynamodb:RestoreTableFromBackup");
-    }
-    let mut temp_actions = vec![
+        // key with Query.
+        "dynamodb:PutItem",
+        "dynamodb:DeleteItem",
+        "dynamodb:Query",
+    ];
+    let backup_actions = ["dynamodb:DescribeBackup", "dynamodb:RestoreTableFromBackup"];
+    let temp_actions = [
         "dynamodb:DescribeTable",
         "dynamodb:Scan",
         "dynamodb:Query",
@@ -240,12 +252,10 @@ fn table_statements(scope: &Scope, table: &str, function: bool) -> Vec<Value> {
         "dynamodb:DeleteItem",
         "dynamodb:BatchWriteItem",
         "dynamodb:ListTagsOfResource",
-    ];
-    if !function {
         // The Service Authorization Reference lists the target table as a resource of
         // RestoreTableFromBackup, beside the backup.
-        temp_actions.push("dynamodb:RestoreTableFromBackup");
-    }
+        "dynamodb:RestoreTableFromBackup",
+    ];
     let mut out = vec![
         statement(&sid("LiveTable", table), &live_actions, vec![live.clone()]),
         statement(

@@ -46,6 +46,77 @@ impl SeedInput {
     }
 }
 
+/// The payload of a table's restore state machine (`dynamo-dr stack`): the seed's three fields,
+/// or a backup instead of the PITR time, and optionally a targeted scope. Unknown fields are
+/// refused, as in [`SeedInput`].
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct StackInput {
+    pub incident_id: String,
+    pub table_name_recovery_confirmation: String,
+    /// `latest` or an RFC 3339 time; or
+    #[serde(default)]
+    pub pitr_backup_time: Option<String>,
+    /// the ARN of an on-demand backup of the table.
+    #[serde(default)]
+    pub backup_arn: Option<String>,
+    /// `table` (the default), `missing`, `keys` or `partition`.
+    #[serde(default)]
+    pub scope: Option<String>,
+    /// For `keys`: `s3://BUCKET/KEY` of a keys file.
+    #[serde(default)]
+    pub keys: Option<String>,
+    /// For `partition`: the partition key values.
+    #[serde(default)]
+    pub partition_values: Vec<String>,
+}
+
+/// The restore point a payload names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PointIn<'a> {
+    Time(&'a str),
+    Backup(&'a str),
+}
+
+/// The valid payloads, for refusals.
+const STACK_FORMS: &str = "{\"incidentId\", \"tableNameRecoveryConfirmation\", and \
+    \"pitrBackupTime\" or \"backupArn\"}, optionally with \"scope\": \"missing\", \
+    \"scope\": \"keys\" and \"keys\": \"s3://BUCKET/KEY\", or \"scope\": \"partition\" \
+    and \"partitionValues\": [...]";
+
+impl StackInput {
+    pub fn parse(value: &serde_json::Value) -> Result<StackInput> {
+        let input: StackInput = serde_json::from_value(value.clone()).map_err(|e| {
+            Error::invalid(
+                "input",
+                format!("the execution's input is not a valid recovery payload: {e}; expected {STACK_FORMS}"),
+            )
+        })?;
+        input.point()?;
+        Ok(input)
+    }
+
+    /// The PITR time or the backup: exactly one.
+    pub fn point(&self) -> Result<PointIn<'_>> {
+        match (&self.pitr_backup_time, &self.backup_arn) {
+            (Some(t), None) => Ok(PointIn::Time(t)),
+            (None, Some(arn)) => Ok(PointIn::Backup(arn)),
+            (Some(_), Some(_)) => Err(Error::invalid(
+                "input",
+                format!(
+                    "give \"pitrBackupTime\" or \"backupArn\", not both; expected {STACK_FORMS}"
+                ),
+            )),
+            (None, None) => Err(Error::invalid(
+                "input",
+                format!(
+                    "no restore point: give \"pitrBackupTime\" or \"backupArn\"; expected {STACK_FORMS}"
+                ),
+            )),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -68,5 +139,32 @@ mod tests {
             e.to_string().contains("tableNameRecoveryConfirmaton"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn a_stack_payload_names_one_restore_point() {
+        let seed = serde_json::json!({"incidentId": "i", "pitrBackupTime": "latest",
+            "tableNameRecoveryConfirmation": "T"});
+        let ok = StackInput::parse(&seed).unwrap();
+        assert_eq!(ok.point().unwrap(), PointIn::Time("latest"));
+        let backup = serde_json::json!({"incidentId": "i", "backupArn": "arn:b",
+            "tableNameRecoveryConfirmation": "T", "scope": "keys", "keys": "s3://b/k"});
+        let ok = StackInput::parse(&backup).unwrap();
+        assert_eq!(ok.point().unwrap(), PointIn::Backup("arn:b"));
+        for bad in [
+            serde_json::json!({"incidentId": "i", "tableNameRecoveryConfirmation": "T"}),
+            serde_json::json!({"incidentId": "i", "tableNameRecoveryConfirmation": "T",
+                "pitrBackupTime": "latest", "backupArn": "arn:b"}),
+            serde_json::json!({"incidentId": "i", "tableNameRecoveryConfirmation": "T",
+                "pitrBackupTime": "latest", "partitionValue": ["a"]}),
+        ] {
+            let err = StackInput::parse(&bad).unwrap_err();
+            assert_eq!(
+                err.exit_status(),
+                crate::error::ExitStatus::Refused,
+                "{bad}"
+            );
+            assert!(err.to_string().contains("backupArn"), "{err}");
+        }
     }
 }

@@ -23,6 +23,7 @@ pub mod validate;
 pub mod aws;
 pub mod calls;
 pub mod mappings;
+pub mod objects;
 pub mod table;
 pub mod watchers;
 // 2 storage
@@ -36,6 +37,7 @@ pub mod check;
 pub mod execution;
 pub mod iam;
 pub mod lifecycle;
+pub mod machine;
 pub mod options;
 pub mod recovery_mode;
 pub mod report;

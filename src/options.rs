@@ -85,6 +85,31 @@ pub fn recorded(session: &Session, exec: &Execution, page_limit: Option<i32>) ->
 }
 
 /// The restore deadline for `--restore-timeout` minutes.
+/// A keys scope read from S3 must lie under the table's `keys_location`: the generated policies
+/// grant reading there alone, so anywhere else would fail mid-run on AccessDenied.
+pub fn keys_scope(options: &TableOptions, scope: &crate::journal::Scope) -> Result<()> {
+    let crate::journal::Scope::Keys { file, .. } = scope else {
+        return Ok(());
+    };
+    let Some(uri) = crate::validate::S3Uri::parse(file)? else {
+        return Ok(());
+    };
+    let place = options.keys_location.as_deref();
+    match place.map(crate::validate::S3Uri::location).transpose()? {
+        Some(place) if uri.within(&place) => Ok(()),
+        _ => Err(Error::invalid(
+            "keys",
+            format!(
+                "{uri} is not under the table's keys_location ({}); put the keys file under it, \
+                 or set keys_location = \"s3://BUCKET/PREFIX\" for the table (or in [defaults]) \
+                 and regenerate its policy with `dynamo-dr iam-policy` or `dynamo-dr stack`, \
+                 which grant reading there",
+                place.unwrap_or("none is set")
+            ),
+        )),
+    }
+}
+
 pub fn restore_deadline(minutes: u64) -> Duration {
     Duration::from_secs(minutes * 60)
 }

@@ -234,7 +234,7 @@ enum Op {
 }
 
 /// What one run of a phase did (a resumed phase counts only its own work).
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, Default)]
 pub struct Totals {
     pub items: u64,
     pub scans: u64,

@@ -131,7 +131,9 @@ pub async fn run(session: &Session, p: Prepared, run: RunOptions) -> Result<Exec
     };
     let fresh = || Execution::new(id.clone(), Kind::Sync, inputs, Phase::Delete);
     let ((), exec) = lifecycle::journaled(start, fresh, |rec| async move {
-        crate::execution::sync_phases(&client, &src, &dst, &opts, &rec).await?;
+        let inputs = rec.snapshot().await.inputs;
+        let work = crate::machine::Work::new(&src, &dst, &inputs, rec.key_digest(), None)?;
+        crate::execution::run_to_clean_up(&client, &work, &opts, &rec).await?;
         rec.update(|e| e.enter(Phase::Done)).await
     })
     .await?;

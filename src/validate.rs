@@ -416,6 +416,62 @@ pub fn backup_arn_belongs(
     Ok(())
 }
 
+/// `s3://BUCKET/KEY`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct S3Uri {
+    pub bucket: String,
+    pub key: String,
+}
+
+impl S3Uri {
+    /// A place keys objects may be read from: `s3://BUCKET` or `s3://BUCKET/PREFIX`.
+    pub fn location(text: &str) -> Result<S3Uri> {
+        let rest = text.strip_prefix("s3://").unwrap_or_default();
+        let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+        if bucket.is_empty() || bucket.contains(['*', '?']) || prefix.contains(['*', '?']) {
+            return Err(Error::invalid(
+                "keys_location",
+                format!(
+                    "{text:?} is not a place in S3; give s3://BUCKET or s3://BUCKET/PREFIX, without wildcards"
+                ),
+            ));
+        }
+        Ok(S3Uri {
+            bucket: bucket.to_string(),
+            key: prefix.to_string(),
+        })
+    }
+
+    /// Whether this object lies under `location`'s bucket and prefix.
+    pub fn within(&self, location: &S3Uri) -> bool {
+        self.bucket == location.bucket && self.key.starts_with(&location.key)
+    }
+
+    /// `None` when `text` is not an S3 URI at all (a local path); an error when it is one
+    /// without a bucket or a key.
+    pub fn parse(text: &str) -> Result<Option<S3Uri>> {
+        let Some(rest) = text.strip_prefix("s3://") else {
+            return Ok(None);
+        };
+        match rest.split_once('/') {
+            Some((bucket, key)) if !bucket.is_empty() && !key.is_empty() => Ok(Some(S3Uri {
+                bucket: bucket.to_string(),
+                key: key.to_string(),
+            })),
+            _ => Err(Error::invalid(
+                "keys",
+                format!("{text} names no object; give s3://BUCKET/KEY, or a local file"),
+            )),
+        }
+    }
+}
+
+impl std::fmt::Display for S3Uri {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "s3://{}/{}", self.bucket, self.key)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -619,6 +675,31 @@ mod tests {
             let e = backup_arn_belongs(arn, table, region, account).unwrap_err();
             assert!(e.to_string().contains(says), "{e}");
             assert_eq!(e.exit_status(), crate::ExitStatus::Refused);
+        }
+    }
+
+    #[test]
+    fn an_s3_uri_needs_a_bucket_and_a_key_and_a_path_is_not_one() {
+        let uri = S3Uri::parse("s3://ops-bucket/incidents/keys.jsonl")
+            .unwrap()
+            .unwrap();
+        assert_eq!(uri.bucket, "ops-bucket");
+        assert_eq!(uri.key, "incidents/keys.jsonl");
+        assert_eq!(uri.to_string(), "s3://ops-bucket/incidents/keys.jsonl");
+        assert_eq!(S3Uri::parse("/tmp/keys.jsonl").unwrap(), None);
+        let place = S3Uri::location("s3://ops-bucket/incidents/").unwrap();
+        assert!(uri.within(&place));
+        assert!(!uri.within(&S3Uri::location("s3://ops-bucket/other/").unwrap()));
+        assert!(uri.within(&S3Uri::location("s3://ops-bucket").unwrap()));
+        assert!(S3Uri::location("s3://ops-*/x").is_err());
+        assert!(S3Uri::location("ops-bucket").is_err());
+        for bad in ["s3://", "s3://bucket", "s3://bucket/", "s3:///key"] {
+            let err = S3Uri::parse(bad).unwrap_err();
+            assert_eq!(
+                err.exit_status(),
+                crate::error::ExitStatus::Refused,
+                "{bad}"
+            );
         }
     }
 }

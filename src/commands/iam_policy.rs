@@ -77,7 +77,15 @@ pub(crate) async fn iam_policy(ctx: &Ctx, args: IamPolicyArgs) -> Result<()> {
         .collect();
     environments.sort();
     environments.dedup();
+    let mut keys_locations: Vec<String> = args
+        .table
+        .iter()
+        .filter_map(|t| ctx.config.resolve("table", t).ok()?.options.keys_location)
+        .collect();
+    keys_locations.sort();
+    keys_locations.dedup();
     let request = crate::iam::Request {
+        keys_locations,
         tables,
         environments,
         function: false,

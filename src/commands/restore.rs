@@ -61,7 +61,8 @@ pub(crate) struct RestoreArgs {
     #[arg(long, value_enum, default_value_t = ScopeArg::Table)]
     pub scope: ScopeArg,
     /// With --scope keys: a file of keys, one per line, in DynamoDB JSON, or the lines
-    /// `verify --keys-out` and `diff --out` write.
+    /// `verify --keys-out` and `diff --out` write; or s3://BUCKET/KEY under the table's
+    /// `keys_location`.
     #[arg(long, value_name = "FILE")]
     pub keys: Option<PathBuf>,
     /// With --scope partition: a partition key value (a number for a numeric key, base64 for a
@@ -97,6 +98,11 @@ fn scope(args: &RestoreArgs, tables: usize) -> Result<Scope> {
         ScopeArg::Missing => Scope::Missing,
         ScopeArg::Keys => match &args.keys {
             // Absolute, so that a resume from another directory reads the same file.
+            Some(file) if file.to_str().is_some_and(|f| f.starts_with("s3://")) => Scope::Keys {
+                file: file.display().to_string(),
+                sha256: String::new(),
+                keys: 0,
+            },
             Some(file) => Scope::Keys {
                 file: std::path::absolute(file)
                     .unwrap_or_else(|_| file.clone())
@@ -248,6 +254,7 @@ fn restore_requests(ctx: &Ctx, args: &RestoreArgs) -> Result<Vec<RestoreRequest>
         .map(|(table, names)| {
             let sensitive = table.options.sensitive.unwrap_or(false);
             ctx.require_key(sensitive, &table.physical)?;
+            options::keys_scope(&table.options, &scope)?;
             Ok(RestoreRequest {
                 sensitive,
                 forensic_backup: table.options.forensic_backup.unwrap_or(true),
@@ -275,7 +282,7 @@ async fn dry_run(ctx: &Ctx, request: RestoreRequest, run: RunOptions) -> Result<
     };
     let existing = journal.load(&request.names.execution_id).await?;
     let (read, write) = (request.sync.read_rate.cap(), request.sync.write_rate.cap());
-    let mut plan = restore::preflight(&client, request, existing.is_some()).await?;
+    let mut plan = restore::preflight((&client, &ctx.aws), request, existing.is_some()).await?;
     let lambda = aws::lambda_client(&ctx.aws).await;
     plan.watchers = crate::watchers::describe(&client, &lambda, &plan.dest).await?;
     ctx.mark_end_policies(&plan.dest.name, &mut plan.watchers)?;
@@ -413,6 +420,7 @@ mod tests {
             source,
             watchers: Default::default(),
             strategy: Default::default(),
+            keys: None,
         }
     }
 

@@ -155,6 +155,10 @@ pub struct SegmentRecord {
     pub updated_at: Option<Timestamp>,
     /// Who advanced it last: a Lambda request id, or `user@host pid`.
     pub worker: String,
+    /// A targeted phase's writes and conflicts in this segment, folded into the execution's
+    /// when the phase ends (absent for the whole table's phases).
+    #[serde(default, skip_serializing_if = "super::Targeted::is_empty")]
+    pub targeted: super::Targeted,
 }
 
 impl SegmentCheckpoint {

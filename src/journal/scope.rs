@@ -93,6 +93,22 @@ pub struct Targeted {
 }
 
 impl Targeted {
+    pub fn is_empty(&self) -> bool {
+        *self == Targeted::default()
+    }
+
+    /// Another segment's counts and conflicts added to these.
+    pub fn absorb(&mut self, other: &Targeted) {
+        self.puts += other.puts;
+        self.deletes += other.deletes;
+        self.unchanged += other.unchanged;
+        for key in &other.conflict_keys {
+            self.add_conflict(key.clone());
+        }
+        // Conflicts past the kept keys were counted but not named.
+        self.conflicts += other.conflicts - other.conflict_keys.len() as u64;
+    }
+
     pub fn add_conflict(&mut self, key: String) {
         self.conflicts += 1;
         if self.conflict_keys.len() < CONFLICTS_KEPT && !self.conflict_keys.contains(&key) {

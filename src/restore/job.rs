@@ -87,7 +87,7 @@ async fn prepare(
         },
         None => request,
     };
-    let mut plan = super::preflight(client, request, existing.is_some()).await?;
+    let mut plan = super::preflight((client, &session.aws), request, existing.is_some()).await?;
     plan.watchers = crate::watchers::describe(client, lambda, &plan.dest).await?;
     session.mark_end_policies(&plan.dest.name, &mut plan.watchers)?;
     plan.strategy = options::strategy(existing.as_ref(), run, &plan.dest, &plan.watchers)?;

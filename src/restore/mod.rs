@@ -21,7 +21,7 @@ mod phases;
 mod preflight;
 mod temp_table;
 
-pub use phases::{clean_up, execute, phase_one, restored_table};
+pub use phases::{clean_up, execute, phase_one, plan_work, restored_table};
 pub use preflight::preflight;
 pub use temp_table::{check_provenance, delete_if_ours};
 
@@ -92,6 +92,8 @@ pub struct Plan {
     pub watchers: crate::watchers::Watchers,
     /// The strategy the run will use, and why.
     pub strategy: (journal::Strategy, String),
+    /// A keys scope's file, where this process reads it.
+    pub keys: Option<crate::targeted::KeysFile>,
 }
 
 #[derive(Debug, Clone)]

@@ -11,6 +11,7 @@ use super::*;
 use crate::error::{Error, Result};
 use crate::execution::{self, Recorder};
 use crate::journal::{Execution, Phase};
+use crate::machine::{self, Step, Work};
 use crate::table::{self, TableInfo};
 
 /// What exists now, for the message when a phase fails.
@@ -48,21 +49,39 @@ pub async fn execute(client: &Client, plan: &Plan, rec: &Arc<Recorder>) -> Resul
     report(plan, &exec, started.elapsed())
 }
 
+/// Steps the machine from wherever the record says the execution is, until it is done.
 async fn run_phases(client: &Client, plan: &Plan, rec: &Arc<Recorder>) -> Result<()> {
-    phase_one(client, plan, rec).await?;
-    let phase = rec.snapshot().await.phase;
-    if phase < Phase::CleanUp {
-        let restored = restored_table(client, plan).await?;
-        if plan.request.scope.is_targeted() {
-            tracing::info!(source = %restored.name, dest = %plan.dest.name, scope = plan.request.scope.as_str(), "phase 2: targeted writes, then the check of the scope");
-            execution::targeted_phases(client, &restored, &plan.dest, &plan.request.sync, rec)
-                .await?;
-        } else {
-            tracing::info!(source = %restored.name, dest = %plan.dest.name, "phase 2: delete then copy, then count check");
-            execution::sync_phases(client, &restored, &plan.dest, &plan.request.sync, rec).await?;
+    let mut work = None;
+    loop {
+        let exec = rec.snapshot().await;
+        match machine::next_step(&exec) {
+            Step::PhaseOne => phase_one(client, plan, rec).await?,
+            Step::CleanUp => clean_up(client, plan, rec).await?,
+            Step::Done => return Ok(()),
+            step => {
+                if work.is_none() {
+                    tracing::info!(dest = %plan.dest.name, scope = plan.request.scope.as_str(), "phase 2: {}", plan.request.scope.describe());
+                    work = Some(plan_work(client, plan, rec).await?);
+                }
+                let work = work.as_ref().expect("made above");
+                execution::run_step(client, work, step, &plan.request.sync, rec).await?;
+            }
         }
     }
-    clean_up(client, plan, rec).await
+}
+
+/// What the data phases work on: the temporary table, the table put back, the record's choices
+/// and the keys file as read here.
+pub async fn plan_work(client: &Client, plan: &Plan, rec: &Arc<Recorder>) -> Result<Work> {
+    let restored = restored_table(client, plan).await?;
+    let exec = rec.snapshot().await;
+    Work::new(
+        &restored,
+        &plan.dest,
+        &exec.inputs,
+        rec.key_digest(),
+        plan.keys.clone(),
+    )
 }
 
 /// The temporary table, which must still exist after phase 1.

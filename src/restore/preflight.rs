@@ -14,7 +14,7 @@ use crate::validate::{self, PitrTime, time_text};
 /// Read-only checks of everything the run will rely on. Any failure here is an
 /// [`Error::Invalid`]: nothing has been changed.
 pub async fn preflight(
-    client: &Client,
+    (client, aws): (&Client, &aws::AwsOptions),
     mut request: RestoreRequest,
     resuming: bool,
 ) -> Result<Plan> {
@@ -33,7 +33,8 @@ pub async fn preflight(
             ),
         ));
     }
-    scope(&mut request.scope, &dest)?;
+    let keys = crate::targeted::KeysFile::open(aws, &request.scope).await?;
+    scope(&mut request.scope, &dest, keys.as_ref())?;
     let source = match &request.source {
         Source::Pitr(time) => pitr_window(client, &dest, *time).await?,
         Source::Backup(arn) => backup_detail(client, &dest, arn).await?,
@@ -42,6 +43,7 @@ pub async fn preflight(
         return Ok(Plan {
             watchers: Default::default(),
             strategy: Default::default(),
+            keys,
             request,
             dest,
             source,
@@ -60,6 +62,7 @@ pub async fn preflight(
     Ok(Plan {
         watchers: Default::default(),
         strategy: Default::default(),
+        keys,
         request,
         dest,
         source,
@@ -69,11 +72,15 @@ pub async fn preflight(
 /// A targeted scope's inputs, checked against the table: every line of a keys file is one of
 /// its keys (and, on a resume, the file is the one the run started with), every partition value
 /// is of its hash key's type.
-fn scope(scope: &mut journal::Scope, dest: &TableInfo) -> Result<()> {
+fn scope(
+    scope: &mut journal::Scope,
+    dest: &TableInfo,
+    local: Option<&crate::targeted::KeysFile>,
+) -> Result<()> {
     match scope {
         journal::Scope::Keys { file, sha256, keys } => {
-            let (count, hash) =
-                crate::targeted::read_keys_file(std::path::Path::new(file.as_str()), &dest.key)?;
+            let path = local.map_or_else(|| std::path::Path::new(file.as_str()), |k| k.path());
+            let (count, hash) = crate::targeted::read_keys_file(path, &dest.key)?;
             if !sha256.is_empty() && *sha256 != hash {
                 return Err(Error::invalid(
                     "--keys",

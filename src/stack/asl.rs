@@ -30,11 +30,18 @@ fn invoke(payload: Value, next: &str) -> Value {
     })
 }
 
-/// `state` of `$.run` to the next state: wait, continue (the same Task again), done, failed.
+/// `$.run` to the next state: a sync phase (delete or copy) to the child, then by `state`:
+/// wait, continue (the same Task again), done, failed. The phase comes first: once phase 1 is
+/// done the handler answers `continue` in the delete (or, resumed, the copy) phase, and a
+/// targeted scope planned again after a check hands its phases back to the child too.
 fn route(wait: &str, again: &str, done: &str) -> Value {
     json!({
         "Type": "Choice",
         "Choices": [
+            { "Or": [
+                { "Variable": "$.run.phase", "StringEquals": "delete" },
+                { "Variable": "$.run.phase", "StringEquals": "copy" },
+              ], "Next": "SyncTableData" },
             { "Variable": "$.run.state", "StringEquals": "wait", "Next": wait },
             { "Variable": "$.run.state", "StringEquals": "continue", "Next": again },
             { "Variable": "$.run.state", "StringEquals": "done", "Next": done },
@@ -55,7 +62,7 @@ pub fn restore_definition(logical: &str) -> Value {
     let mut advance = run.clone();
     advance["action"] = json!("advance");
     json!({
-        "Comment": format!("In-place recovery of {logical} by dynamo-dr. Input: {{\"incidentId\", \"pitrBackupTime\", \"tableNameRecoveryConfirmation\"}}"),
+        "Comment": format!("In-place recovery of {logical} by dynamo-dr. Input: {{\"incidentId\", \"tableNameRecoveryConfirmation\", \"pitrBackupTime\" or \"backupArn\"}}, optionally \"scope\" (missing, keys with \"keys\": \"s3://BUCKET/KEY\", partition with \"partitionValues\")"),
         "StartAt": "Validate",
         "States": {
             "Validate": {
@@ -74,21 +81,7 @@ pub fn restore_definition(logical: &str) -> Value {
                 "Next": "BackupAndRestore",
             },
             "BackupAndRestore": invoke(advance.clone(), "AfterBackupAndRestore"),
-            "AfterBackupAndRestore": {
-                "Type": "Choice",
-                // The phase first: once phase 1 is done the handler answers `continue` in the
-                // delete (or, resumed, the copy) phase, which the child runs.
-                "Choices": [
-                    { "Or": [
-                        { "Variable": "$.run.phase", "StringEquals": "delete" },
-                        { "Variable": "$.run.phase", "StringEquals": "copy" },
-                      ], "Next": "SyncTableData" },
-                    { "Variable": "$.run.state", "StringEquals": "wait", "Next": "WaitForRestore" },
-                    { "Variable": "$.run.state", "StringEquals": "continue", "Next": "BackupAndRestore" },
-                    { "Variable": "$.run.state", "StringEquals": "done", "Next": "CheckAndCleanUp" },
-                ],
-                "Default": "Failed",
-            },
+            "AfterBackupAndRestore": route("WaitForRestore", "BackupAndRestore", "CheckAndCleanUp"),
             "WaitForRestore": { "Type": "Wait", "SecondsPath": "$.run.waitSeconds", "Next": "BackupAndRestore" },
             "SyncTableData": {
                 "Type": "Task",

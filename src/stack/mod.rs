@@ -71,6 +71,8 @@ struct Table {
     sensitive: bool,
     /// The table's customer managed KMS key.
     kms_key: Option<String>,
+    /// Where its keys files are read from S3.
+    keys_location: Option<String>,
     /// Its function's `DYNAMO_DR_CONFIG`.
     config: String,
 }
@@ -157,6 +159,7 @@ fn tables_of(config: &Config, req: &StackRequest) -> Result<Vec<Table>> {
                 environment: t.environment.clone(),
                 sensitive: config.is_sensitive(&t.name),
                 kms_key: req.kms_keys.get(logical).or(t.kms_key.as_ref()).cloned(),
+                keys_location: t.options.or(&config.defaults).keys_location,
                 config: checked_config(
                     config.excerpt(Some(logical), None)?,
                     &format!("[tables.{logical}]"),
@@ -458,6 +461,7 @@ fn table_resources(
             kms_keys: t.kms_key.iter().cloned().collect(),
             function: true,
             environments: t.environment.iter().cloned().collect(),
+            keys_locations: t.keys_location.iter().cloned().collect(),
             ..Request::default()
         },
     );

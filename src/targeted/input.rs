@@ -3,17 +3,61 @@
 
 use std::collections::HashSet;
 use std::io::{BufRead, BufReader};
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::types::AttributeValue;
 use sha2::{Digest, Sha256};
 
+use crate::aws::AwsOptions;
 use crate::calls::retrying;
 use crate::error::{Error, Result};
 use crate::item::{Item, KeySchema, key_from_json};
+use crate::journal::Scope;
+use crate::objects::S3Uri;
 use crate::sync::SyncOptions;
 use crate::table::TableInfo;
+
+/// A keys scope's file where this process reads it: the operator's own file, or a private copy
+/// of an S3 object (deleted when the last clone is dropped).
+#[derive(Debug, Clone)]
+pub struct KeysFile {
+    path: PathBuf,
+    _copy: Option<Arc<tempfile::TempPath>>,
+}
+
+impl KeysFile {
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The scope's file, as given (`s3://BUCKET/KEY` is copied here first); `None` for a
+    /// scope without one.
+    pub async fn open(aws: &AwsOptions, scope: &Scope) -> Result<Option<KeysFile>> {
+        let Scope::Keys { file, .. } = scope else {
+            return Ok(None);
+        };
+        let Some(uri) = S3Uri::parse(file)? else {
+            let path = PathBuf::from(file);
+            return Ok(Some(KeysFile { path, _copy: None }));
+        };
+        let copy = tempfile::Builder::new()
+            .prefix("dynamo-dr-keys-")
+            .tempfile()
+            .map_err(|source| Error::Io {
+                path: std::env::temp_dir().display().to_string(),
+                source,
+            })?
+            .into_temp_path();
+        let client = crate::aws::s3_client(aws).await;
+        crate::objects::download(&client, &uri, &copy).await?;
+        Ok(Some(KeysFile {
+            path: copy.to_path_buf(),
+            _copy: Some(Arc::new(copy)),
+        }))
+    }
+}
 
 /// Reads a keys file through once before anything is changed: every line is a key of `key`
 /// (DynamoDB JSON, alone or as the `key` of a `verify --keys-out` or `diff` line). Returns the

@@ -15,6 +15,7 @@ use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Instant;
 
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnConsumedCapacity};
@@ -30,7 +31,7 @@ use crate::progress::Progress;
 use crate::sync::{Checkpoint, SyncOptions, Totals};
 use crate::table::TableInfo;
 use input::parse_key;
-pub use input::{live_count, partition_values, read_keys_file};
+pub use input::{KeysFile, live_count, partition_values, read_keys_file};
 
 /// The attribute of a keys-file checkpoint: the number of lines done.
 const LINE: &str = "dynamo-dr:line";
@@ -206,9 +207,14 @@ impl<'a> Ctx<'a> {
                 })
                 .collect::<Result<_>>()?
         };
-        stream::iter(starts.into_iter().enumerate())
-            .filter_map(|(i, s)| async move { s.map(|s| (i as u32, s)) })
-            .map(|(segment, (start, rewritten))| self.segment(segment, start, rewritten))
+        // Futures made first, then run: a closure returning a borrowing future inside a stream
+        // combinator is not provably `Send`, and the Lambda worker's futures must be.
+        let runs: Vec<_> = starts
+            .into_iter()
+            .enumerate()
+            .filter_map(|(i, s)| s.map(|(start, redo)| self.segment(i as u32, start, redo)))
+            .collect();
+        stream::iter(runs)
             .buffer_unordered(n.max(1) as usize)
             .try_collect::<Vec<()>>()
             .await?;
@@ -235,6 +241,9 @@ impl<'a> Ctx<'a> {
             }
             redo = false;
             match next {
+                // A Lambda invocation stops at a page boundary before its deadline; the next
+                // continues from the checkpoint.
+                Some(_) if self.opts.stop_at.is_some_and(|t| Instant::now() >= t) => return Ok(()),
                 Some(k) => start = Some(k),
                 None => return Ok(()),
             }
@@ -426,8 +435,8 @@ impl<'a> Ctx<'a> {
 
     async fn apply(&self, page: Vec<Candidate>) -> Result<Vec<Outcome>> {
         let concurrency = self.opts.write_concurrency.max(1);
-        stream::iter(page)
-            .map(|c| self.decide(c))
+        let decisions: Vec<_> = page.into_iter().map(|c| self.decide(c)).collect();
+        stream::iter(decisions)
             .buffer_unordered(concurrency)
             .try_collect()
             .await

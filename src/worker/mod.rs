@@ -20,16 +20,18 @@ use std::time::{Duration, Instant};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
-use crate::execution::Recorder;
-use crate::input::SeedInput;
+use crate::execution::{self, Recorder};
 use crate::journal::lease::{self, LeaseGuard, Timing};
-use crate::journal::{self, Execution, Journal, Kind, Phase, Scope, SegmentCheckpoint, Status};
+use crate::journal::{self, Execution, Journal, Phase, SegmentCheckpoint, Status};
+use crate::machine::{self, Step};
 use crate::options::{self, BACKUP_DEADLINE, RESTORE_TIMEOUT_MINUTES, RunOptions};
-use crate::restore::{self, RestoreRequest, Source, job};
+use crate::restore::{self, job};
 use crate::session::Session;
-use crate::{lifecycle, recovery_mode, validate};
+use crate::{lifecycle, recovery_mode};
 
+mod request;
 mod segment;
+use request::{recorded_request, seed_request};
 use segment::segment_step;
 
 /// How long phase 1 looks at the backup and the restore in one invocation before it answers
@@ -280,84 +282,6 @@ pub async fn handle(session: &Session, action: Action, inv: &Invocation) -> Resu
     }
 }
 
-/// The restore the seed's payload asks for, checked as `restore --input` checks it.
-fn seed_request(
-    session: &Session,
-    logical: &str,
-    input: serde_json::Value,
-) -> Result<RestoreRequest> {
-    let seed = SeedInput::parse(&input.to_string(), "the execution's input")?;
-    let table = session.config.resolve("table", logical)?;
-    validate::confirmation(&seed.table_name_recovery_confirmation, &table.physical)?;
-    let incident = validate::incident_id(&seed.incident_id)?;
-    let time = validate::pitr_time(&seed.pitr_backup_time, jiff::Timestamp::now())?;
-    let sensitive = table.options.sensitive.unwrap_or(false);
-    session.require_key(sensitive, &table.physical)?;
-    Ok(RestoreRequest {
-        sensitive,
-        forensic_backup: table.options.forensic_backup.unwrap_or(true),
-        names: validate::names(&table.physical, &incident)?,
-        table: table.physical.clone(),
-        incident,
-        source: Source::Pitr(time),
-        keep_restored_table: false,
-        sync: options::sync_options(
-            session,
-            Some(&table.options),
-            options::Requested {
-                page_limit: table.options.scan_page_limit,
-                ..Default::default()
-            },
-        ),
-        backup_deadline: BACKUP_DEADLINE,
-        restore_deadline: options::restore_deadline(RESTORE_TIMEOUT_MINUTES),
-        segments_why: String::new(),
-        scope: Scope::Table,
-    })
-}
-
-/// The request a recorded restore continues with, as `resume` builds it.
-fn recorded_request(session: &Session, exec: &Execution) -> Result<RestoreRequest> {
-    session.config.guard("table", &exec.inputs.table)?;
-    if exec.kind != Kind::Restore || exec.inputs.scope != Scope::Table {
-        return Err(Error::invalid(
-            "executionId",
-            format!(
-                "{} is a {} of scope {}; the state machines run whole-table restores only. \
-                 Continue it with `dynamo-dr resume {}`",
-                exec.id,
-                if exec.kind == Kind::Restore {
-                    "restore"
-                } else {
-                    "sync"
-                },
-                exec.inputs.scope.as_str(),
-                exec.id
-            ),
-        ));
-    }
-    let incident = exec.inputs.incident_id.clone().unwrap_or_default();
-    let page_limit = session
-        .config
-        .resolve("table", &exec.inputs.table)
-        .ok()
-        .and_then(|t| t.options.scan_page_limit);
-    Ok(RestoreRequest {
-        table: exec.inputs.table.clone(),
-        names: lifecycle::recorded_names(exec, &incident)?,
-        incident,
-        source: Source::from_record(&exec.inputs.source)?,
-        keep_restored_table: exec.inputs.keep_restored_table,
-        sensitive: exec.inputs.sensitive,
-        forensic_backup: exec.inputs.forensic_backup,
-        sync: options::recorded(session, exec, page_limit),
-        backup_deadline: BACKUP_DEADLINE,
-        restore_deadline: options::restore_deadline(RESTORE_TIMEOUT_MINUTES),
-        segments_why: String::new(),
-        scope: Scope::Table,
-    })
-}
-
 async fn start(
     session: &Session,
     logical: &str,
@@ -472,10 +396,13 @@ async fn ended(rec: &Recorder, error: Option<Error>) -> Result<Answer> {
     }
 }
 
+/// The parent's steps, as [`machine::next_step`] names them: phase one (answering `wait` while
+/// AWS works), then after the child the check and the clean-up. A step of segments is the
+/// child's: the answer names its phase, which the parent routes on.
 async fn advance(session: &Session, id: &str, inv: &Invocation) -> Result<Answer> {
     let (_, journal) = session.open().await?;
     let exec = load(session, journal.as_ref(), id, inv).await?;
-    match (exec.status, exec.phase) {
+    match (exec.status, machine::next_step(&exec)) {
         (Status::Succeeded, _) => return Ok(Answer::of(&exec, Next::Done, "already succeeded")),
         (Status::Failed, _) => {
             return Err(Error::invalid(
@@ -487,12 +414,9 @@ async fn advance(session: &Session, id: &str, inv: &Invocation) -> Result<Answer
                 ),
             ));
         }
-        (_, Phase::Delete | Phase::Copy) => {
-            return Ok(Answer::of(
-                &exec,
-                Next::Continue,
-                "the sync phases run in the child",
-            ));
+        (_, Step::Segments(_)) => {
+            let detail = "the sync phases run in the child";
+            return Ok(Answer::of(&exec, Next::Continue, detail));
         }
         _ => {}
     }
@@ -515,55 +439,97 @@ async fn advance(session: &Session, id: &str, inv: &Invocation) -> Result<Answer
     // check_all read the record again, merged with the workers' checkpoints.
     let exec = prepared.existing.unwrap_or(exec);
     let rec = recorder(session, &journal, exec, inv).await?;
-    let stop = tokio::time::Instant::from_std(inv.stop_at());
     if phase_one {
-        let done = tokio::time::timeout_at(stop, restore::phase_one(&client, &plan, &rec)).await;
-        let waited = match done {
-            Ok(Ok(())) => None,
-            Ok(Err(Error::WaitTimeout { last_state, .. })) => Some(last_state),
-            Err(_) => Some("the invocation's deadline".to_string()),
-            Ok(Err(e)) => return ended(&rec, Some(e)).await,
-        };
-        let exec = rec.snapshot().await;
-        if let Some(state) = waited {
-            let began = exec.created_at;
-            let limit = options::restore_deadline(RESTORE_TIMEOUT_MINUTES).max(BACKUP_DEADLINE);
-            let elapsed = jiff::Timestamp::now().duration_since(began);
-            if elapsed.as_secs() as u64 > limit.as_secs() {
-                let e = Error::Incomplete(format!(
-                    "phase 1 of {id} has waited {}s, past its limit of {}s ({state}); the \
-                     backup and the temporary table are kept. Look at them in the console, then \
-                     `dynamo-dr resume {id}`",
-                    elapsed.as_secs(),
-                    limit.as_secs()
-                ));
-                return ended(&rec, Some(e)).await;
-            }
-            rec.detach_lease();
-            let mut answer = Answer::of(&exec, Next::Wait, format!("waiting: {state}"));
-            answer.wait_seconds = WAIT_SECONDS;
-            return Ok(answer);
-        }
+        return advance_phase_one(&client, &plan, &rec, inv).await;
+    }
+    advance_to_end(&client, &plan, &rec, inv).await
+}
+
+/// Phase one for as long as the invocation allows: `wait` while AWS works, past its limit a
+/// failure that keeps what exists.
+async fn advance_phase_one(
+    client: &aws_sdk_dynamodb::Client,
+    plan: &restore::Plan,
+    rec: &Arc<Recorder>,
+    inv: &Invocation,
+) -> Result<Answer> {
+    let stop = tokio::time::Instant::from_std(inv.stop_at());
+    let done = tokio::time::timeout_at(stop, restore::phase_one(client, plan, rec)).await;
+    let waited = match done {
+        Ok(Ok(())) => None,
+        Ok(Err(Error::WaitTimeout { last_state, .. })) => Some(last_state),
+        Err(_) => Some("the invocation's deadline".to_string()),
+        Ok(Err(e)) => return ended(rec, Some(e)).await,
+    };
+    let exec = rec.snapshot().await;
+    let Some(state) = waited else {
         rec.detach_lease();
         return Ok(Answer::of(&exec, Next::Continue, "phase 1 done"));
-    }
-    let rest = async {
-        if rec.snapshot().await.phase < Phase::CleanUp {
-            let restored = restore::restored_table(&client, &plan).await?;
-            crate::execution::sync_phases(&client, &restored, &plan.dest, &plan.request.sync, &rec)
-                .await?;
-        }
-        restore::clean_up(&client, &plan, &rec).await
     };
-    match tokio::time::timeout_at(stop, rest).await {
-        Ok(Ok(())) => ended(&rec, None).await,
-        Ok(Err(e)) => ended(&rec, Some(e)).await,
+    let limit = options::restore_deadline(RESTORE_TIMEOUT_MINUTES).max(BACKUP_DEADLINE);
+    let elapsed = jiff::Timestamp::now().duration_since(exec.created_at);
+    if elapsed.as_secs() as u64 > limit.as_secs() {
+        let e = Error::Incomplete(format!(
+            "phase 1 of {} has waited {}s, past its limit of {}s ({state}); the backup and the \
+             temporary table are kept. Look at them in the console, then `dynamo-dr resume {}`",
+            exec.id,
+            elapsed.as_secs(),
+            limit.as_secs(),
+            exec.id
+        ));
+        return ended(rec, Some(e)).await;
+    }
+    rec.detach_lease();
+    let mut answer = Answer::of(&exec, Next::Wait, format!("waiting: {state}"));
+    answer.wait_seconds = WAIT_SECONDS;
+    Ok(answer)
+}
+
+/// The steps after the child: the check (or a targeted scope planned again, which hands the
+/// execution back to the child), then the clean-up.
+async fn advance_to_end(
+    client: &aws_sdk_dynamodb::Client,
+    plan: &restore::Plan,
+    rec: &Arc<Recorder>,
+    inv: &Invocation,
+) -> Result<Answer> {
+    let stop = tokio::time::Instant::from_std(inv.stop_at());
+    let steps = async {
+        let mut work = None;
+        loop {
+            match machine::next_step(&rec.snapshot().await) {
+                Step::Done => return Ok(true),
+                Step::Segments(_) => return Ok(false),
+                Step::CleanUp => restore::clean_up(client, plan, rec).await?,
+                step => {
+                    if work.is_none() {
+                        work = Some(restore::plan_work(client, plan, rec).await?);
+                    }
+                    let work = work.as_ref().expect("made above");
+                    execution::run_step(client, work, step, &plan.request.sync, rec).await?;
+                }
+            }
+        }
+    };
+    match tokio::time::timeout_at(stop, steps).await {
+        Ok(Ok(true)) => ended(rec, None).await,
+        Ok(Ok(false)) => {
+            rec.detach_lease();
+            let exec = rec.snapshot().await;
+            Ok(Answer::of(
+                &exec,
+                Next::Continue,
+                "planned again: the child runs it",
+            ))
+        }
+        Ok(Err(e)) => ended(rec, Some(e)).await,
         Err(_) => {
+            let id = rec.snapshot().await.id;
             let e = Error::Incomplete(format!(
                 "the check of {id} did not finish within one invocation; raise the function's \
                  timeout (at most 900 s), or run it from a machine with `dynamo-dr resume {id}`"
             ));
-            ended(&rec, Some(e)).await
+            ended(rec, Some(e)).await
         }
     }
 }
@@ -587,14 +553,15 @@ async fn phase(session: &Session, id: &str, inv: &Invocation) -> Result<Answer> 
 
 /// The current phase's unfinished segments, entering the next phase while there are none.
 async fn next_segments(journal: &Arc<dyn Journal>, rec: &Recorder) -> Result<Answer> {
-    let answer = loop {
+    loop {
         let exec = rec.snapshot().await;
         let phase = exec.phase;
-        let Some(progress) = exec.progress(phase) else {
-            break Answer::of(&exec, Next::Done, "the sync phases are done");
+        let Step::Segments(_) = machine::next_step(&exec) else {
+            return Ok(Answer::of(&exec, Next::Done, "the sync phases are done"));
         };
-        let count = exec.inputs.segments.max(1);
-        if progress.segments.is_empty() {
+        let recorded = exec.progress(phase).map_or(0, |p| p.segments.len()) as u32;
+        let count = machine::segment_count(&exec.inputs, phase);
+        if recorded == 0 && count > 0 {
             rec.update(|e| {
                 if let Some(p) = e.progress_mut(phase) {
                     p.segments = vec![SegmentCheckpoint::default(); count as usize];
@@ -604,51 +571,34 @@ async fn next_segments(journal: &Arc<dyn Journal>, rec: &Recorder) -> Result<Ans
             .await?;
             continue;
         }
-        let count = progress.segments.len() as u32;
-        let loaded = journal::load_segments(journal.as_ref(), &exec.id, phase, count).await?;
-        let mut open = Vec::new();
-        let mut merged = progress.segments.clone();
+        let loaded = journal::load_segments(journal.as_ref(), &exec.id, phase, recorded).await?;
+        let mut merged = exec
+            .progress(phase)
+            .map(|p| p.segments.clone())
+            .unwrap_or_default();
         journal::fold(&mut merged, &loaded);
-        for (n, c) in merged.iter().enumerate() {
-            if !c.done {
-                open.push(n as u32);
-            }
-        }
+        let open: Vec<u32> = (0..recorded)
+            .filter(|&n| !merged[n as usize].done)
+            .collect();
         if !open.is_empty() {
-            let mut answer = Answer::of(
-                &exec,
-                Next::Continue,
-                format!("{} segment(s) to run", open.len()),
-            );
+            let detail = format!("{} segment(s) to run", open.len());
+            let mut answer = Answer::of(&exec, Next::Continue, detail);
             answer.items = merged.iter().map(|s| s.items).sum();
             answer.segments = open;
-            break answer;
+            return Ok(answer);
         }
-        let next = if phase == Phase::Delete {
-            Phase::Copy
-        } else {
-            Phase::Check
-        };
         rec.update(|e| {
             if let Some(p) = e.progress_mut(phase) {
                 p.segments = merged;
-                p.finished_at = Some(jiff::Timestamp::now());
-                for r in loaded.iter().flatten() {
-                    p.scan_requests += r.scan_requests;
-                    p.write_requests += r.write_requests;
-                    p.read_units += r.read_units;
-                    p.write_units += r.write_units;
-                }
             }
             e.event(format!(
-                "phase {} done by {count} segment worker(s)",
+                "phase {} done by {recorded} segment worker(s)",
                 phase.as_str()
             ));
-            e.enter(next);
+            machine::close_phase(e, phase, None, &loaded);
         })
         .await?;
-    };
-    Ok(answer)
+    }
 }
 
 async fn recovery(
@@ -706,7 +656,8 @@ async fn recovery(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::journal::Strategy;
+    use crate::journal::{Kind, Scope, Strategy};
+    use crate::validate;
 
     #[test]
     fn the_state_machines_payloads_parse_and_others_are_refused() {

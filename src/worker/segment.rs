@@ -5,16 +5,17 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use super::{Answer, Invocation, Next, hold, load, recorded_request, still_recovering};
+use crate::digest::KeyDigest;
 use crate::error::{Error, Result};
 use crate::item::{Item, key_to_json};
 use crate::journal::lease::{Fence, LeaseGuard};
 use crate::journal::seal::{self, JournalKey};
-use crate::journal::{
-    Execution, Journal, Phase, SegmentCheckpoint, SegmentRecord, Status, Strategy,
-};
+use crate::journal::{Execution, Journal, Phase, Scope, SegmentCheckpoint, SegmentRecord, Status};
+use crate::machine::Work;
 use crate::session::Session;
 use crate::sync::{self, Checkpoint, SyncOptions};
 use crate::table;
+use crate::targeted::KeysFile;
 
 /// Writes one segment's checkpoints into its own journal item, by version.
 struct SegmentWriter {
@@ -92,6 +93,20 @@ impl Checkpoint for SegmentWriter {
 
     async fn may_write(&self) -> Result<u64> {
         self.check_lease().await
+    }
+
+    async fn targeted(&self, puts: u64, deletes: u64, unchanged: u64) -> Result<()> {
+        self.save(|r| {
+            r.targeted.puts += puts;
+            r.targeted.deletes += deletes;
+            r.targeted.unchanged += unchanged;
+        })
+        .await
+    }
+
+    async fn conflict(&self, key: &str) -> Result<()> {
+        self.save(|r| r.targeted.add_conflict(key.to_string()))
+            .await
     }
 }
 
@@ -270,11 +285,11 @@ pub(super) async fn segment_step(
     };
     let segments = resume.from.len() as u32;
     let from = resume.from.clone();
-    let mut source =
-        table::describe_existing(&client, &request.names.temp_table, "temporary table").await?;
-    let mut dest = table::describe_existing(&client, &exec.inputs.table, "table").await?;
-    source.sensitive |= exec.inputs.sensitive;
-    dest.sensitive |= exec.inputs.sensitive;
+    let digest = resume
+        .key
+        .as_ref()
+        .map_or_else(KeyDigest::ephemeral, JournalKey::digest_key);
+    let work = segment_work(session, &client, &exec, &request, digest).await?;
     let writer = match claim(session, &journal, &exec, (phase, segment), resume, inv).await? {
         Ok(w) => w,
         Err((state, detail)) => {
@@ -289,20 +304,41 @@ pub(super) async fn segment_step(
         ..request.sync
     };
     let cp: Arc<dyn Checkpoint> = writer.clone();
-    let diff = exec.inputs.strategy == Strategy::Diff;
     let stop = tokio::time::Instant::from_std(inv.stop_at() + inv.margin / 2);
-    let work = async {
-        match phase {
-            Phase::Delete => {
-                let keep_if_in = diff.then_some(&source);
-                sync::prune(&client, &dest, keep_if_in, &opts, &from, cp).await
-            }
-            _ => sync::copy(&client, &source, &dest, diff, &opts, &from, cp).await,
-        }
-    };
+    let work = work.run(&client, phase, &opts, &from, cp, &exec.targeted);
     // A page cut mid-way is written again by the next invocation, from the checkpoint.
     let result = tokio::time::timeout_at(stop, work).await;
     finish(&writer, result, answer).await
+}
+
+/// What the segment works on: the temporary table and the table, and a keys scope's file read
+/// again from S3 and refused if it changed since the execution started.
+async fn segment_work(
+    session: &Session,
+    client: &aws_sdk_dynamodb::Client,
+    exec: &Execution,
+    request: &crate::restore::RestoreRequest,
+    digest: KeyDigest,
+) -> Result<Work> {
+    let temp = &request.names.temp_table;
+    let source = table::describe_existing(client, temp, "temporary table").await?;
+    let dest = table::describe_existing(client, &exec.inputs.table, "table").await?;
+    let keys = KeysFile::open(&session.aws, &exec.inputs.scope).await?;
+    if let (Some(k), Scope::Keys { file, sha256, .. }) = (&keys, &exec.inputs.scope) {
+        let (_, now) = crate::targeted::read_keys_file(k.path(), &dest.key)?;
+        if now != *sha256 {
+            return Err(Error::invalid(
+                "keys",
+                format!(
+                    "{file} changed since execution {} started (SHA-256 {sha256}, now {now}); \
+                     put the original object back, or restore the new keys under a new \
+                     incident id",
+                    exec.id
+                ),
+            ));
+        }
+    }
+    Work::new(&source, &dest, &exec.inputs, digest, keys)
 }
 
 /// The segment's totals saved and the answer to the state machine.

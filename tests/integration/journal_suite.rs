@@ -642,7 +642,10 @@ async fn a_run_whose_lease_cannot_be_renewed_stops_writing_before_it_lapses() {
         segments: 2,
         ..Default::default()
     };
-    let e = dynamo_dr::execution::sync_phases(&client, &source, &dest, &opts, &rec)
+    let inputs = rec.snapshot().await.inputs;
+    let digest = dynamo_dr::digest::KeyDigest::ephemeral();
+    let work = dynamo_dr::machine::Work::new(&source, &dest, &inputs, digest, None).expect("work");
+    let e = dynamo_dr::execution::run_to_clean_up(&client, &work, &opts, &rec)
         .await
         .expect_err("the copy must stop");
     assert!(e.to_string().contains("could not be renewed"), "{e}");

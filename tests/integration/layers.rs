@@ -25,6 +25,7 @@ const LAYERS: &[(&str, u8)] = &[
     ("calls", 1),
     ("watchers", 1),
     ("mappings", 1),
+    ("objects", 1),
     // 2 storage
     ("journal", 2),
     // 3 data plane
@@ -36,6 +37,7 @@ const LAYERS: &[(&str, u8)] = &[
     ("options", 4),
     ("execution", 4),
     ("lifecycle", 4),
+    ("machine", 4),
     ("restore", 4),
     ("table_sync", 4),
     ("recovery_mode", 4),
@@ -331,7 +333,6 @@ const STILL_LONG: &[&str] = &[
     "sync.rs write_batch",
     "targeted/mod.rs write",
     "verify.rs differences",
-    "worker/mod.rs advance",
 ];
 
 #[test]

@@ -154,7 +154,7 @@ async fn planned(moto: &Emulator, table: &str, incident: &str) -> (restore::Plan
         segments_why: String::new(),
         scope: Default::default(),
     };
-    let plan = restore::preflight(&client, request, false)
+    let plan = restore::preflight((&client, &Default::default()), request, false)
         .await
         .expect("preflight");
     let journal: Arc<dyn Journal> =

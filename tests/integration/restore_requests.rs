@@ -64,6 +64,7 @@ fn plan(at: jiff::Timestamp) -> Plan {
     let names = validate::names(DEST, "inc-7").expect("names");
     let dest = TableInfo::from_description(&description(DEST, true)).expect("info");
     Plan {
+        keys: None,
         watchers: Default::default(),
         strategy: Default::default(),
         request: RestoreRequest {
@@ -341,7 +342,7 @@ async fn the_window_edge_reads_as_the_aws_cli_prints_it() {
     let client = mock_client!(aws_sdk_dynamodb, RuleMode::MatchAny, &rules);
     let edge: jiff::Timestamp = "2025-12-04T09:39:49.462Z".parse().expect("time");
     let request = plan(edge).request;
-    let plan = restore::preflight(&client, request, true)
+    let plan = restore::preflight((&client, &Default::default()), request, true)
         .await
         .expect("the edge is inside the window");
     let SourceDetail::Pitr {

@@ -16,6 +16,7 @@ use serde_json::json;
 
 mod chaos;
 mod runtime;
+mod scopes;
 mod sfn;
 mod writers;
 

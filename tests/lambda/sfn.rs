@@ -14,7 +14,7 @@ use super::*;
 const FUNCTION: &str = "arn:aws:lambda:us-east-1:123456789012:function:dynamo-dr-OrdersTable";
 
 /// A definition with its `${…}` substitutions made, as CloudFormation makes them.
-fn definition(def: serde_json::Value, subs: &[(&str, &str)]) -> String {
+pub(crate) fn definition(def: serde_json::Value, subs: &[(&str, &str)]) -> String {
     let mut text = def.to_string();
     for (k, v) in subs {
         text = text.replace(&format!("${{{k}}}"), v);
@@ -22,7 +22,7 @@ fn definition(def: serde_json::Value, subs: &[(&str, &str)]) -> String {
     text
 }
 
-fn create_machine(moto: &Emulator, name: &str, definition: &str, role: &str) -> String {
+pub(crate) fn create_machine(moto: &Emulator, name: &str, definition: &str, role: &str) -> String {
     let body =
         json!({ "name": name, "definition": definition, "roleArn": role, "type": "STANDARD" });
     let made = moto.json_call(
@@ -33,7 +33,7 @@ fn create_machine(moto: &Emulator, name: &str, definition: &str, role: &str) -> 
     made["stateMachineArn"].as_str().expect("arn").to_string()
 }
 
-async fn run_to_end(
+pub(crate) async fn run_to_end(
     moto: &Emulator,
     machine: &str,
     name: &str,
@@ -253,7 +253,7 @@ async fn moto_runs_the_parent_and_the_child_with_the_handler_answering_their_tas
     );
 }
 
-fn diag(e: &dynamo_dr::Error) -> serde_json::Value {
+pub(crate) fn diag(e: &dynamo_dr::Error) -> serde_json::Value {
     let d = dynamo_dr::lambda::diagnostic(e);
     json!({ "errorType": d.error_type, "errorMessage": d.error_message })
 }

@@ -180,12 +180,28 @@ pub fn authorizations(call: &Call) -> Vec<Authorization> {
         "lambda" => crate::iam_lambda::lambda(call),
         "kms" => kms(call),
         "states" => crate::iam_lambda::states(call),
+        "s3" => s3(call),
         "sts" => Vec::new(),
         other => vec![Authorization::new(
             &format!("{other}:Unknown"),
             "*",
             &call.name(),
         )],
+    }
+}
+
+/// A keys file read from S3, path-style (`GET /BUCKET/KEY`): s3:GetObject on the object
+/// (<https://docs.aws.amazon.com/service-authorization/latest/reference/list_amazons3.html>).
+/// The tool makes no other S3 call; any other is reported as unknown, which no policy allows.
+fn s3(call: &Call) -> Vec<Authorization> {
+    let object = call.path.trim_start_matches('/');
+    match (call.method.as_str(), object.split_once('/')) {
+        ("GET", Some((bucket, key))) if !key.is_empty() => vec![Authorization::new(
+            "s3:GetObject",
+            format!("arn:aws:s3:::{bucket}/{}", crate::iam_lambda::decoded(key)),
+            &call.name(),
+        )],
+        _ => vec![Authorization::new("s3:Unknown", "*", &call.name())],
     }
 }
 

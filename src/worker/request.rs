@@ -1,0 +1,120 @@
+//! The restore a payload asks for, and the one a recorded execution continues with: built as
+//! the CLI's `restore` and `resume` build theirs, so that both drivers run the same request.
+
+use crate::error::{Error, Result};
+use crate::input::{PointIn, StackInput};
+use crate::journal::{Execution, Kind, Scope};
+use crate::options::{self, BACKUP_DEADLINE, RESTORE_TIMEOUT_MINUTES};
+use crate::restore::{RestoreRequest, Source};
+use crate::session::Session;
+use crate::{lifecycle, validate};
+
+/// The restore the payload asks for, checked as `restore` checks its flags.
+pub(super) fn seed_request(
+    session: &Session,
+    logical: &str,
+    input: serde_json::Value,
+) -> Result<RestoreRequest> {
+    let input = StackInput::parse(&input)?;
+    let table = session.config.resolve("table", logical)?;
+    validate::confirmation(&input.table_name_recovery_confirmation, &table.physical)?;
+    let incident = validate::incident_id(&input.incident_id)?;
+    let source = match input.point()? {
+        PointIn::Time(t) => Source::Pitr(validate::pitr_time(t, jiff::Timestamp::now())?),
+        PointIn::Backup(arn) => Source::Backup(validate::backup_arn(arn)?),
+    };
+    let sensitive = table.options.sensitive.unwrap_or(false);
+    session.require_key(sensitive, &table.physical)?;
+    let scope = stack_scope(&input)?;
+    options::keys_scope(&table.options, &scope)?;
+    Ok(RestoreRequest {
+        sensitive,
+        forensic_backup: table.options.forensic_backup.unwrap_or(true),
+        names: validate::names(&table.physical, &incident)?,
+        table: table.physical.clone(),
+        incident,
+        source,
+        keep_restored_table: false,
+        sync: options::sync_options(
+            session,
+            Some(&table.options),
+            options::Requested {
+                page_limit: table.options.scan_page_limit,
+                ..Default::default()
+            },
+        ),
+        backup_deadline: BACKUP_DEADLINE,
+        restore_deadline: options::restore_deadline(RESTORE_TIMEOUT_MINUTES),
+        segments_why: String::new(),
+        scope,
+    })
+}
+
+/// The payload's scope; a keys file is an S3 object (a function has no operator's disk).
+fn stack_scope(input: &StackInput) -> Result<Scope> {
+    let refused = |why: &str| {
+        Error::invalid(
+            "scope",
+            format!(
+                "{why}; give \"scope\": \"table\" (the default), \"missing\", \"keys\" with \
+                 \"keys\": \"s3://BUCKET/KEY\", or \"partition\" with \"partitionValues\": [...]"
+            ),
+        )
+    };
+    let scope = match (input.scope.as_deref().unwrap_or("table"), &input.keys) {
+        ("table", None) => Scope::Table,
+        ("missing", None) => Scope::Missing,
+        ("keys", Some(uri)) if crate::objects::S3Uri::parse(uri)?.is_some() => Scope::Keys {
+            file: uri.clone(),
+            sha256: String::new(),
+            keys: 0,
+        },
+        ("keys", Some(other)) => return Err(refused(&format!("{other} is not an S3 URI"))),
+        ("keys", None) => return Err(refused("scope keys needs \"keys\"")),
+        ("partition", None) if !input.partition_values.is_empty() => Scope::Partition {
+            values: input.partition_values.clone(),
+        },
+        ("partition", None) => return Err(refused("scope partition needs \"partitionValues\"")),
+        (_, Some(_)) => return Err(refused("\"keys\" goes with scope keys")),
+        (other, None) => return Err(refused(&format!("{other:?} is not a scope"))),
+    };
+    if !matches!(scope, Scope::Partition { .. }) && !input.partition_values.is_empty() {
+        return Err(refused("\"partitionValues\" goes with scope partition"));
+    }
+    Ok(scope)
+}
+
+/// The request a recorded restore continues with, as `resume` builds it.
+pub(super) fn recorded_request(session: &Session, exec: &Execution) -> Result<RestoreRequest> {
+    session.config.guard("table", &exec.inputs.table)?;
+    if exec.kind != Kind::Restore {
+        return Err(Error::invalid(
+            "executionId",
+            format!(
+                "{} is a sync; the state machines run restores only. Continue it with \
+                 `dynamo-dr resume {}`",
+                exec.id, exec.id
+            ),
+        ));
+    }
+    let incident = exec.inputs.incident_id.clone().unwrap_or_default();
+    let page_limit = session
+        .config
+        .resolve("table", &exec.inputs.table)
+        .ok()
+        .and_then(|t| t.options.scan_page_limit);
+    Ok(RestoreRequest {
+        table: exec.inputs.table.clone(),
+        names: lifecycle::recorded_names(exec, &incident)?,
+        incident,
+        source: Source::from_record(&exec.inputs.source)?,
+        keep_restored_table: exec.inputs.keep_restored_table,
+        sensitive: exec.inputs.sensitive,
+        forensic_backup: exec.inputs.forensic_backup,
+        sync: options::recorded(session, exec, page_limit),
+        backup_deadline: BACKUP_DEADLINE,
+        restore_deadline: options::restore_deadline(RESTORE_TIMEOUT_MINUTES),
+        segments_why: String::new(),
+        scope: exec.inputs.scope.clone(),
+    })
+}
