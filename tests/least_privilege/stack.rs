@@ -12,7 +12,8 @@ use super::*;
 const TABLE: &str = "Orders-Live";
 const CONFIG: &str = "[environments.Prod]\nfunction_prefix = \"Prod-\"\ntags = { tier = \"prod\" }\n\
                       skip_recovery_events = [\"*Mailer*\"]\n\n\
-                      [tables.Orders]\nname = \"Orders-Live\"\nenvironment = \"Prod\"\n";
+                      [tables.Orders]\nname = \"Orders-Live\"\nenvironment = \"Prod\"\n\
+                      keys_location = \"s3://dr-keys/incidents/\"\n";
 
 /// `Fn::Sub` strings as CloudFormation resolves them in moto's account and region.
 pub fn resolved(v: &Value) -> Value {
@@ -129,10 +130,9 @@ async fn damage(moto: &Emulator) {
     put_all(&client, TABLE, [sized_item(&spec, 9_999, 100)]).await;
 }
 
-/// The parent's and the child's Tasks, as the state machines send them, to the end.
-async fn recover(f: &Function, moto: &Emulator) {
-    let input = json!({ "incidentId": "stack-1", "pitrBackupTime": "latest",
-                        "tableNameRecoveryConfirmation": TABLE });
+/// The parent's and the child's Tasks, as the state machines send them, to the end; the
+/// damage after phase 1 when `damaged` (moto's PITR restores current data).
+async fn recover(f: &Function, moto: &Emulator, input: Value, damaged: bool) {
     let started = f
         .ok(json!({ "action": "start", "table": "Orders", "input": input }))
         .await;
@@ -140,7 +140,9 @@ async fn recover(f: &Function, moto: &Emulator) {
     let advance = json!({ "action": "advance", "executionId": id });
     f.until(advance.clone(), |a| a["phase"] != "backup-and-restore")
         .await;
-    damage(moto).await;
+    if damaged {
+        damage(moto).await;
+    }
     loop {
         let phase = f.ok(json!({ "action": "phase", "executionId": id })).await;
         if phase["state"] == "done" {
@@ -154,6 +156,54 @@ async fn recover(f: &Function, moto: &Emulator) {
     }
     let done = f.until(advance, |_| false).await;
     assert_eq!(done["phase"], "done", "{done}");
+}
+
+/// From a backup, the keys of a file in S3 (conditional puts and deletes), then a partition
+/// (Query), as the state machines run them.
+async fn targeted(f: &Function, moto: &Emulator) {
+    let client = moto.client();
+    let backup = create_backup(&client, TABLE, "before-the-job").await;
+    damage(moto).await;
+    let spec = TableSpec::hash_only(TABLE, Scalar::S);
+    let lines: String = [spec.key(3), spec.key(9_999)]
+        .iter()
+        .map(|k| format!("{}\n", dynamo_dr::item::key_to_json(k).expect("key")))
+        .collect();
+    let config = aws_sdk_s3::Config::builder()
+        .behavior_version(aws_sdk_s3::config::BehaviorVersion::latest())
+        .credentials_provider(aws_sdk_s3::config::Credentials::for_tests())
+        .region(aws_sdk_s3::config::Region::new(emulator::REGION))
+        .endpoint_url(moto.endpoint())
+        .force_path_style(true)
+        .build();
+    let s3 = aws_sdk_s3::Client::from_conf(config);
+    s3.create_bucket()
+        .bucket("dr-keys")
+        .send()
+        .await
+        .expect("bucket");
+    s3.put_object()
+        .bucket("dr-keys")
+        .key("incidents/stack-2.jsonl")
+        .body(lines.into_bytes().into())
+        .send()
+        .await
+        .expect("keys object");
+    let base = json!({ "backupArn": backup, "tableNameRecoveryConfirmation": TABLE });
+    let mut keys = base.clone();
+    keys["incidentId"] = json!("stack-2");
+    keys["scope"] = json!("keys");
+    keys["keys"] = json!("s3://dr-keys/incidents/stack-2.jsonl");
+    recover(f, moto, keys, false).await;
+    let mut partition = base;
+    partition["incidentId"] = json!("stack-3");
+    partition["scope"] = json!("partition");
+    let value = match spec.key(5).remove("id") {
+        Some(aws_sdk_dynamodb::types::AttributeValue::S(v)) => v,
+        other => panic!("key {other:?}"),
+    };
+    partition["partitionValues"] = json!([value]);
+    recover(f, moto, partition, false).await;
 }
 
 /// What a state machine's Tasks ask of IAM: `lambda:invoke` invokes the function,
@@ -279,7 +329,10 @@ pub async fn outcomes() -> Vec<Outcome> {
     let table = Function::spawn(&moto, &table_proxy, "dynamo-dr-Orders", "table:Orders");
     let change = |c: &str| json!({ "action": "recovery-mode", "environment": "Prod", "change": c });
     mode.until(change("start"), |_| true).await;
-    recover(&table, &moto).await;
+    let input = json!({ "incidentId": "stack-1", "pitrBackupTime": "latest",
+                        "tableNameRecoveryConfirmation": TABLE });
+    recover(&table, &moto, input, true).await;
+    targeted(&table, &moto).await;
     mode.until(change("end"), |_| true).await;
     let mut out = vec![
         evaluate(
