@@ -27,7 +27,14 @@ pub struct AwsOptions {
     /// the error reaches the tool: the same `--retry-budget` the tool's own retries of data-plane
     /// calls have (see [`without_retries`]) [default: 15].
     pub max_attempts: Option<u32>,
+    /// The SDK config these options load, once per session: every client made from it shares
+    /// one credentials chain and its cache, so credentials are resolved once, not per client.
+    pub sdk: SharedSdkConfig,
 }
+
+/// An SDK config loaded at first use and shared by every clone of the options that hold it.
+#[derive(Debug, Clone, Default)]
+pub struct SharedSdkConfig(std::sync::Arc<tokio::sync::OnceCell<aws_config::SdkConfig>>);
 
 /// Attempts of one call, the SDK's and the tool's own retries alike (`--retry-budget`).
 pub const DEFAULT_RETRY_BUDGET: u32 = 15;
@@ -55,7 +62,12 @@ pub async fn region(opts: &AwsOptions) -> Option<String> {
     chain.build().region().await.map(|r| r.to_string())
 }
 
+/// The session's SDK config: loaded by the first caller, then shared.
 pub async fn load_config(opts: &AwsOptions) -> aws_config::SdkConfig {
+    opts.sdk.0.get_or_init(|| load_new(opts)).await.clone()
+}
+
+async fn load_new(opts: &AwsOptions) -> aws_config::SdkConfig {
     let mut loader = aws_config::defaults(BehaviorVersion::latest())
         // A hung connection must surface as a retryable timeout rather than stall a segment forever.
         .timeout_config(
@@ -347,12 +359,16 @@ pub fn timestamp(t: &aws_smithy_types::DateTime) -> Option<jiff::Timestamp> {
 /// The AWS principal these credentials act as, for the audit trail. Never fatal: a run must not
 /// stop because STS is unreachable, so a failure comes back as its description.
 pub async fn caller_identity(opts: &AwsOptions) -> std::result::Result<AwsIdentity, String> {
-    let opts = AwsOptions {
-        attempt_timeout: Some(Duration::from_secs(10)),
-        max_attempts: Some(3),
-        ..opts.clone()
-    };
-    let client = aws_sdk_sts::Client::new(&load_config(&opts).await);
+    let config = aws_sdk_sts::config::Builder::from(&load_config(opts).await)
+        .timeout_config(
+            TimeoutConfig::builder()
+                .connect_timeout(Duration::from_secs(5))
+                .operation_attempt_timeout(Duration::from_secs(10))
+                .build(),
+        )
+        .retry_config(RetryConfig::standard().with_max_attempts(3))
+        .build();
+    let client = aws_sdk_sts::Client::from_conf(config);
     let call = client.get_caller_identity().send();
     let out = match tokio::time::timeout(Duration::from_secs(45), call).await {
         Ok(Ok(out)) => out,

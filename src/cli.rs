@@ -301,6 +301,7 @@ async fn run(cli: Cli) -> Result<()> {
     let ctx = Ctx {
         session: Session {
             aws: AwsOptions {
+                sdk: Default::default(),
                 region: cli.global.region.clone().or(config.aws.region.clone()),
                 profile: cli.global.profile.clone().or(config.aws.profile.clone()),
                 endpoint_url: cli

@@ -12,7 +12,8 @@ use crate::item::{Item, key_to_json};
 use crate::journal::lease::{Fence, LeaseGuard};
 use crate::journal::seal::{self, JournalKey};
 use crate::journal::{
-    self, Execution, Journal, Phase, SegmentCheckpoint, Status, Verification, VerificationMethod,
+    self, Execution, Journal, Phase, SegmentCheckpoint, Status, Targeted, Verification,
+    VerificationMethod,
 };
 use crate::machine::{self, Step, Work};
 use crate::sync::{Checkpoint, SyncOptions, Totals};
@@ -136,6 +137,18 @@ impl Recorder {
         })
         .await?;
         Ok(Vec::new())
+    }
+
+    /// The conflicts of this execution so far, those segment workers in AWS recorded in this
+    /// phase included: a page they left unacknowledged and this run writes again must keep them.
+    async fn known_conflicts(&self, exec: &Execution, phase: Phase) -> Result<Targeted> {
+        let count = exec.progress(phase).map_or(0, |p| p.segments.len()) as u32;
+        let workers = journal::load_segments(self.journal.as_ref(), &exec.id, phase, count).await?;
+        let mut known = exec.targeted.clone();
+        for r in workers.iter().flatten() {
+            known.absorb(&r.targeted);
+        }
+        Ok(known)
     }
 
     /// Records a finished delete or copy phase with what it did (and what segment workers in
@@ -283,15 +296,13 @@ pub async fn run_step(
             let totals = if segments == 0 {
                 None
             } else {
+                let known = rec.known_conflicts(&exec, phase).await?;
                 let cp: Arc<dyn Checkpoint> = rec.clone();
-                Some(
-                    work.run(client, phase, &opts, &from, cp, &exec.targeted)
-                        .await?,
-                )
+                Some(work.run(client, phase, &opts, &from, cp, &known).await?)
             };
             rec.phase_done(phase, totals).await
         }
-        Step::Check if exec.inputs.scope.is_targeted() => {
+        Step::Check if exec.inputs.mode().targeted().is_some() => {
             let found = targeted::check(client, work.pass(&exec.targeted), &opts).await?;
             scope_checked(rec, &exec, &found, work).await
         }
@@ -426,8 +437,11 @@ async fn record_check(rec: &Arc<Recorder>, checked: Checked) -> Result<()> {
     result
 }
 
-/// A finished pass whose check found conflicts: its scope is planned again.
+/// A finished pass whose check found conflicts: its scope is planned again, from segment
+/// records emptied (a pass in AWS left its own).
 async fn replan(rec: &Arc<Recorder>) -> Result<()> {
+    let exec = rec.snapshot().await;
+    journal::reset_segments(rec.journal.as_ref(), &exec).await?;
     rec.update(|e| {
         let conflicts = e.targeted.conflicts;
         e.event(format!(

@@ -63,6 +63,7 @@ pub fn session_from_env() -> Result<Session> {
     let budget = crate::aws::DEFAULT_RETRY_BUDGET;
     Ok(Session {
         aws: AwsOptions {
+            sdk: Default::default(),
             region: config.aws.region.clone(),
             profile: None,
             endpoint_url: config.aws.endpoint_url.clone(),

@@ -150,7 +150,7 @@ pub async fn begin(start: Start, fresh: impl FnOnce() -> Execution) -> Result<Ar
     // Read again under the lease: a displaced writer may have saved it since it was checked.
     let latest = match &existing {
         Some(e) => match journal.load(&e.id).await {
-            Ok(Some(now)) => Some(journal::merged(journal.as_ref(), now).await),
+            Ok(Some(now)) => Some(fenced(journal.as_ref(), now).await),
             Ok(None) => None,
             Err(err) => Some(Err(err)),
         },
@@ -196,15 +196,18 @@ pub async fn begin(start: Start, fresh: impl FnOnce() -> Execution) -> Result<Ar
         exec.event(n);
     }
     exec.status = Status::Running;
-    let saved = async {
-        journal.save(&mut exec).await?;
-        journal::fence_segments(journal.as_ref(), &exec).await
-    };
-    if let Err(e) = saved.await {
+    if let Err(e) = journal.save(&mut exec).await {
         let _ = guard.release().await;
         return Err(e);
     }
     Ok(Arc::new(Recorder::new(journal, exec, Some(guard), key)))
+}
+
+/// The record with its segment workers' checkpoints, read after fencing their records: a worker
+/// still running can save none after the read, so no page it acknowledges is left out.
+async fn fenced(journal: &dyn Journal, exec: Execution) -> Result<Execution> {
+    journal::fence_segments(journal, &exec).await?;
+    journal::merged(journal, exec).await
 }
 
 /// Runs `work` as a journaled execution: start record, Ctrl-C handling, outcome record.

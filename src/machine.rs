@@ -14,7 +14,7 @@ use aws_sdk_dynamodb::types::AttributeValue;
 
 use crate::digest::KeyDigest;
 use crate::error::Result;
-use crate::journal::{Execution, Inputs, Phase, Scope, SegmentRecord, Strategy, Targeted};
+use crate::journal::{Execution, Inputs, Mode, Phase, Scope, SegmentRecord, Strategy, Targeted};
 use crate::sync::{self, Checkpoint, SyncOptions, Totals};
 use crate::table::TableInfo;
 use crate::targeted::{self, KeysFile, Pass};
@@ -48,17 +48,14 @@ pub fn next_step(exec: &Execution) -> Step {
 
 /// A targeted run is planned again after a check that failed; a whole table's check is run again.
 fn replans(exec: &Execution) -> bool {
-    exec.inputs.scope.is_targeted() && exec.verification.as_ref().is_some_and(|v| !v.passed)
+    let targeted = exec.inputs.mode().targeted().is_some();
+    targeted && exec.verification.as_ref().is_some_and(|v| !v.passed)
 }
 
 /// The segments of a phase: the record's scan segments for the whole table; for a targeted
 /// scope, its own ([`targeted::segments`]: none, for a phase it does not run).
 pub fn segment_count(inputs: &Inputs, phase: Phase) -> u32 {
-    let scan = inputs.segments.max(1);
-    match inputs.scope {
-        Scope::Table => scan,
-        _ => targeted::segments(&inputs.scope, phase, scan),
-    }
+    targeted::segments(&inputs.scope, phase, inputs.segments.max(1))
 }
 
 /// A phase's end in the record: its span closed, what it did (this process's `totals`, and what
@@ -168,10 +165,12 @@ impl Work {
         cp: Arc<dyn Checkpoint>,
         known: &Targeted,
     ) -> Result<Totals> {
-        if self.inputs.scope.is_targeted() {
-            return targeted::run(client, self.pass(known), phase, opts, from, cp).await;
-        }
-        let diff = self.inputs.strategy == Strategy::Diff;
+        let diff = match self.inputs.mode() {
+            Mode::Targeted(_) => {
+                return targeted::run(client, self.pass(known), phase, opts, from, cp).await;
+            }
+            Mode::Table(strategy) => strategy == Strategy::Diff,
+        };
         match phase {
             Phase::Delete => {
                 let keep_if_in = diff.then_some(&self.source);

@@ -84,7 +84,6 @@ pub fn recorded(session: &Session, exec: &Execution, page_limit: Option<i32>) ->
     }
 }
 
-/// The restore deadline for `--restore-timeout` minutes.
 /// A keys scope read from S3 must lie under the table's `keys_location`: the generated policies
 /// grant reading there alone, so anywhere else would fail mid-run on AccessDenied.
 pub fn keys_scope(options: &TableOptions, scope: &crate::journal::Scope) -> Result<()> {
@@ -110,6 +109,7 @@ pub fn keys_scope(options: &TableOptions, scope: &crate::journal::Scope) -> Resu
     }
 }
 
+/// The restore deadline for `--restore-timeout` minutes.
 pub fn restore_deadline(minutes: u64) -> Duration {
     Duration::from_secs(minutes * 60)
 }

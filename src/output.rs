@@ -15,7 +15,7 @@ pub(crate) use {out, outln};
 
 use serde_json::{Value, json};
 
-use crate::journal::Strategy;
+use crate::journal::{Mode, Strategy};
 use crate::restore::{Plan, RestoreReport, Source, SourceDetail};
 use crate::table::TableInfo;
 use crate::validate::time_text;
@@ -89,16 +89,32 @@ pub fn restore_text(r: &RestoreReport) -> String {
                 .unwrap_or_default()
         ),
     };
+    let (what, deleted, copied, checked) = match Mode::of(&r.scope, r.strategy) {
+        Mode::Table(_) => (
+            r.table.clone(),
+            "deleted items:   ",
+            "copied items:    ",
+            format!(
+                "item count check: {} in {} = {} in the restore (full scans)",
+                r.counts.dest, r.table, r.counts.source
+            ),
+        ),
+        Mode::Targeted(scope) => (
+            format!("scope {} of {}", scope.as_str(), r.table),
+            "deletes:         ",
+            "puts:            ",
+            "scope check:      every item in scope equals the restore point".to_string(),
+        ),
+    };
     format!(
-        "Recovery succeeded: {table} is back to {source}\n\
+        "Recovery succeeded: {what} is back to {source}\n\
          \x20 execution:        {exec}\n\
          \x20 forensic backup:  {backup}\n\
          \x20 temporary table:  {temp} ({fate})\n\
-         \x20 deleted items:    {deleted} in {del_s:.1} s\n\
-         \x20 copied items:     {copied} in {copy_s:.1} s\n\
-         \x20 item count check: {dest_n} in {table} = {src_n} in the restore (full scans)\n\
+         \x20 {deleted} {deleted_n} in {del_s:.1} s\n\
+         \x20 {copied} {copied_n} in {copy_s:.1} s\n\
+         \x20 {checked}\n\
          \x20 total time:       {total:.1} s\n",
-        table = r.table,
         exec = r.execution_id,
         backup = if r.backup_arn.is_empty() {
             "none (forensic_backup = false in the config)".to_string()
@@ -107,12 +123,10 @@ pub fn restore_text(r: &RestoreReport) -> String {
         },
         temp = r.restored_table,
         fate = r.restored_table_fate.as_str(),
-        deleted = r.sync.deleted_items,
+        deleted_n = r.sync.deleted_items,
         del_s = r.sync.delete_duration.as_secs_f64(),
-        copied = r.sync.copied_items,
+        copied_n = r.sync.copied_items,
         copy_s = r.sync.copy_duration.as_secs_f64(),
-        dest_n = r.counts.dest,
-        src_n = r.counts.source,
         total = r.duration.as_secs_f64(),
     )
 }
@@ -460,14 +474,15 @@ fn source_text(source: &SourceDetail) -> String {
 fn mode_text(plan: &Plan) -> (&'static str, String) {
     let r = &plan.request;
     let (strategy, _) = &plan.strategy;
-    let targeted = r.scope.is_targeted().then(|| {
+    let mode = Mode::of(&r.scope, *strategy);
+    let targeted = mode.targeted().map(|scope| {
         (
             "TARGETED",
             format!(
                 "write only {}, each put or delete conditional on the live item being as read \
                  (a changed item is kept and reported as a conflict); every other item is left \
                  alone, so recovery mode is not required",
-                r.scope.describe()
+                scope.describe()
             ),
         )
     });
@@ -513,16 +528,14 @@ pub fn plan_summary(plan: &Plan) -> String {
          \x20 segments:           {segments}\n\
          \x20 write capacity:     {capacity}\n\
          \x20 temporary table:    {after}\n",
-        strategy = if r.scope.is_targeted() {
-            "none, targeted writes"
-        } else {
-            strategy.as_str()
+        strategy = match Mode::of(&r.scope, *strategy) {
+            Mode::Targeted(_) => "none, targeted writes",
+            Mode::Table(s) => s.as_str(),
         },
         scope = r.scope.as_str(),
-        segments = if r.segments_why.is_empty() {
-            format!("{} (--segments or the config)", r.sync.segments)
-        } else {
-            r.segments_why.clone()
+        segments = match &plan.segments_why {
+            None => format!("{} (--segments or the config)", r.sync.segments),
+            Some(why) => why.clone(),
         },
         capacity = capacity_text(&plan.dest),
         exec = r.names.execution_id,
@@ -750,3 +763,6 @@ pub fn check_text(r: &crate::check::Report) -> String {
     });
     out
 }
+
+#[cfg(test)]
+mod tests;

@@ -10,7 +10,7 @@ use serde::Serialize;
 use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::journal::{
-    Event, Execution, Journal, Kind, Operator, Principal, Status, Strategy, Verification,
+    Event, Execution, Journal, Kind, Mode, Operator, Principal, Status, Strategy, Verification,
     VerificationMethod,
 };
 use crate::recovery_mode::{RecoveryMode, State};
@@ -252,7 +252,7 @@ fn execution_report(e: &Execution) -> ExecutionReport {
         restored_to: e.resources.restored_to,
         strategy: e.inputs.strategy,
         scope: e.inputs.scope.clone(),
-        targeted: e.inputs.scope.is_targeted().then(|| e.targeted.clone()),
+        targeted: e.inputs.mode().targeted().map(|_| e.targeted.clone()),
         segments: e.inputs.segments,
         content_verification: e.inputs.verify,
         sensitive: e.inputs.sensitive,
@@ -491,11 +491,8 @@ fn kind_markdown(md: &mut String, e: &ExecutionReport) {
         Kind::Restore => "restore in place",
         Kind::Sync => "sync from another table",
     };
-    if e.scope.is_targeted() {
-        md.push_str(&format!(
-            "- Kind: {kind}, targeted: {}\n",
-            e.scope.describe()
-        ));
+    if let Some(scope) = Mode::of(&e.scope, e.strategy).targeted() {
+        md.push_str(&format!("- Kind: {kind}, targeted: {}\n", scope.describe()));
     } else {
         md.push_str(&format!(
             "- Kind: {kind}, strategy {}\n",

@@ -428,17 +428,24 @@ impl S3Uri {
     pub fn location(text: &str) -> Result<S3Uri> {
         let rest = text.strip_prefix("s3://").unwrap_or_default();
         let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
-        if bucket.is_empty() || bucket.contains(['*', '?']) || prefix.contains(['*', '?']) {
+        // `$` would be an IAM policy variable in the grant made from it.
+        if bucket.is_empty() || [bucket, prefix].iter().any(|p| p.contains(['*', '?', '$'])) {
             return Err(Error::invalid(
                 "keys_location",
                 format!(
-                    "{text:?} is not a place in S3; give s3://BUCKET or s3://BUCKET/PREFIX, without wildcards"
+                    "{text:?} is not a place in S3; give s3://BUCKET or s3://BUCKET/PREFIX/, \
+                     without wildcards or $"
                 ),
             ));
         }
+        // A folder: `s3://b/dr` must not take `s3://b/drafts/...`.
+        let mut key = prefix.to_string();
+        if !key.is_empty() && !key.ends_with('/') {
+            key.push('/');
+        }
         Ok(S3Uri {
             bucket: bucket.to_string(),
-            key: prefix.to_string(),
+            key,
         })
     }
 
@@ -691,6 +698,9 @@ mod tests {
         assert!(uri.within(&place));
         assert!(!uri.within(&S3Uri::location("s3://ops-bucket/other/").unwrap()));
         assert!(uri.within(&S3Uri::location("s3://ops-bucket").unwrap()));
+        assert!(uri.within(&S3Uri::location("s3://ops-bucket/incidents").unwrap()));
+        assert!(!uri.within(&S3Uri::location("s3://ops-bucket/incident").unwrap()));
+        assert!(S3Uri::location("s3://ops-bucket/${aws:username}/").is_err());
         assert!(S3Uri::location("s3://ops-*/x").is_err());
         assert!(S3Uri::location("ops-bucket").is_err());
         for bad in ["s3://", "s3://bucket", "s3://bucket/", "s3:///key"] {

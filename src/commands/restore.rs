@@ -8,7 +8,7 @@ use super::{Ctx, RunArgs};
 use crate::error::{Error, Result};
 use crate::input::SeedInput;
 use crate::journal::Scope;
-use crate::options::{self, BACKUP_DEADLINE, RESTORE_TIMEOUT_MINUTES, RunOptions};
+use crate::options::{self, RESTORE_TIMEOUT_MINUTES, RunOptions};
 use crate::output::{self, out, outln};
 use crate::restore::{self, RestoreRequest, Source, job};
 use crate::{aws, lifecycle, prompt, validate};
@@ -241,33 +241,26 @@ fn restore_requests(ctx: &Ctx, args: &RestoreArgs) -> Result<Vec<RestoreRequest>
             Source::Pitr(_) => {}
         }
     }
-    let names = physical
-        .iter()
-        .map(|t| validate::names(t, &incident))
-        .collect::<Result<Vec<_>>>()?;
+    // The names each run creates, refused before the prompt when too long.
+    for t in &physical {
+        validate::names(t, &incident)?;
+    }
     if !args.dry_run {
         prompt::require_terminal_or_yes(args.run.start.yes)?;
     }
     tables
         .into_iter()
-        .zip(names)
-        .map(|(table, names)| {
-            let sensitive = table.options.sensitive.unwrap_or(false);
-            ctx.require_key(sensitive, &table.physical)?;
+        .map(|table| {
+            ctx.require_key(table.options.sensitive.unwrap_or(false), &table.physical)?;
             options::keys_scope(&table.options, &scope)?;
+            let sync = options::sync_options(ctx, Some(&table.options), args.run.requested());
+            let named = (table.physical.as_str(), &table.options);
+            let request =
+                RestoreRequest::new(named, incident.clone(), source.clone(), scope.clone(), sync)?;
             Ok(RestoreRequest {
-                sensitive,
-                forensic_backup: table.options.forensic_backup.unwrap_or(true),
-                table: table.physical.clone(),
-                incident: incident.clone(),
-                source: source.clone(),
-                names,
                 keep_restored_table: args.keep_restored_table,
-                sync: options::sync_options(ctx, Some(&table.options), args.run.requested()),
-                backup_deadline: BACKUP_DEADLINE,
                 restore_deadline: options::restore_deadline(args.restore_timeout),
-                segments_why: String::new(),
-                scope: scope.clone(),
+                ..request
             })
         })
         .collect()
@@ -276,9 +269,10 @@ fn restore_requests(ctx: &Ctx, args: &RestoreArgs) -> Result<Vec<RestoreRequest>
 /// The plan and its estimate, from read-only calls; nothing is created, taken or journaled.
 async fn dry_run(ctx: &Ctx, request: RestoreRequest, run: RunOptions) -> Result<()> {
     let (client, journal) = ctx.open().await?;
-    let guard = match request.scope.is_targeted() {
-        true => Ok(None),
-        false => lifecycle::recovery_mode_guard(ctx, journal.as_ref(), &request.table, run).await,
+    let mode = crate::journal::Mode::of(&request.scope, Default::default());
+    let guard = match mode.needs_recovery_mode() {
+        false => Ok(None),
+        true => lifecycle::recovery_mode_guard(ctx, journal.as_ref(), &request.table, run).await,
     };
     let existing = journal.load(&request.names.execution_id).await?;
     let (read, write) = (request.sync.read_rate.cap(), request.sync.write_rate.cap());
@@ -403,19 +397,18 @@ mod tests {
             .build();
         Plan {
             request: RestoreRequest {
-                table: "Orders".into(),
-                incident: "inc-1".into(),
-                source: Source::Pitr(PitrTime::At(time)),
-                names: crate::validate::names("Orders", "inc-1").unwrap(),
-                keep_restored_table: false,
-                sensitive: false,
-                forensic_backup: true,
-                sync: Default::default(),
                 backup_deadline: Duration::from_secs(1),
                 restore_deadline: Duration::from_secs(1),
-                segments_why: String::new(),
-                scope: Default::default(),
+                ..RestoreRequest::new(
+                    ("Orders", &Default::default()),
+                    "inc-1".into(),
+                    Source::Pitr(PitrTime::At(time)),
+                    Default::default(),
+                    Default::default(),
+                )
+                .unwrap()
             },
+            segments_why: None,
             dest: TableInfo::from_description(&t).unwrap(),
             source,
             watchers: Default::default(),

@@ -7,9 +7,9 @@ use clap::Args;
 use super::{Ctx, StartArgs};
 use crate::error::{Error, Result};
 use crate::journal::{self, Kind};
-use crate::options::{self, BACKUP_DEADLINE, RESTORE_TIMEOUT_MINUTES};
-use crate::restore::{RestoreRequest, Source};
-use crate::{lifecycle, prompt};
+use crate::options;
+use crate::prompt;
+use crate::restore::RestoreRequest;
 
 #[derive(Debug, Args)]
 pub(crate) struct ResumeArgs {
@@ -50,21 +50,7 @@ pub(crate) async fn resume(ctx: &Ctx, args: ResumeArgs) -> Result<()> {
     let opts = options::recorded(ctx, &exec, args.start.scan_page_limit);
     match exec.kind {
         Kind::Restore => {
-            let incident = exec.inputs.incident_id.clone().unwrap_or_default();
-            let request = RestoreRequest {
-                table: exec.inputs.table.clone(),
-                names: lifecycle::recorded_names(&exec, &incident)?,
-                incident,
-                source: Source::from_record(&exec.inputs.source)?,
-                keep_restored_table: exec.inputs.keep_restored_table,
-                sensitive: exec.inputs.sensitive,
-                forensic_backup: exec.inputs.forensic_backup,
-                sync: opts,
-                backup_deadline: BACKUP_DEADLINE,
-                restore_deadline: options::restore_deadline(RESTORE_TIMEOUT_MINUTES),
-                segments_why: String::new(),
-                scope: exec.inputs.scope.clone(),
-            };
+            let request = RestoreRequest::recorded(&exec, opts)?;
             super::restore::run_restores(ctx, vec![request], run, &args.report_dir).await
         }
         Kind::Sync => {

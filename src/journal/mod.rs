@@ -20,7 +20,7 @@ use serde::{Deserialize, Serialize};
 use crate::error::{Error, Result};
 pub use record::*;
 pub use recovery::RecoveryMode;
-pub use scope::{Scope, Targeted};
+pub use scope::{Mode, Scope, Targeted};
 
 /// Who holds the right to change a destination table (or an environment's recovery mode), until
 /// when, and the fencing token every one of its writes is checked against.
@@ -223,14 +223,30 @@ pub async fn merged(journal: &dyn Journal, mut exec: Execution) -> Result<Execut
 
 /// Advances the version of every segment record of `exec`'s sync phases, unchanged: a worker
 /// that read one before this run took the execution over can no longer save it. Called by a run
-/// that took the lease, before its first write.
+/// that took the lease, before it reads the records and before its first write.
 pub async fn fence_segments(journal: &dyn Journal, exec: &Execution) -> Result<()> {
+    rewrite_segments(journal, exec, |r| r).await
+}
+
+/// Empties every segment record of `exec`'s sync phases (and fences them, as
+/// [`fence_segments`]): a targeted scope planned again starts its segments afresh, and its
+/// earlier pass's counts and conflicts are not folded in twice.
+pub async fn reset_segments(journal: &dyn Journal, exec: &Execution) -> Result<()> {
+    rewrite_segments(journal, exec, |_| SegmentRecord::default()).await
+}
+
+async fn rewrite_segments(
+    journal: &dyn Journal,
+    exec: &Execution,
+    change: impl Fn(SegmentRecord) -> SegmentRecord,
+) -> Result<()> {
     for phase in [Phase::Delete, Phase::Copy] {
         let count = exec.progress(phase).map_or(0, |p| p.segments.len()) as u32;
         for n in 0..count {
             // A record written between the load and the swap is read again.
             let mut tries = 0;
             while let Some((record, v)) = journal.load_segment(&exec.id, phase, n).await? {
+                let record = change(record);
                 if journal.swap_segment(&exec.id, phase, n, &record, v).await? {
                     break;
                 }

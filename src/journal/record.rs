@@ -107,6 +107,12 @@ pub struct Inputs {
     pub scope: super::Scope,
 }
 
+impl Inputs {
+    pub fn mode(&self) -> super::Mode<'_> {
+        super::Mode::of(&self.scope, self.strategy)
+    }
+}
+
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Strategy {

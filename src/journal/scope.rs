@@ -26,11 +26,38 @@ pub enum Scope {
     },
 }
 
-impl Scope {
-    pub fn is_targeted(&self) -> bool {
-        *self != Scope::Table
+/// What a run does to the table: all of it by a strategy, or a targeted scope, which has no
+/// strategy (its writes are conditional puts and deletes of its own keys).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode<'a> {
+    Table(super::Strategy),
+    Targeted(&'a Scope),
+}
+
+impl<'a> Mode<'a> {
+    /// The mode of a run of `scope`; `strategy` counts only for the whole table.
+    pub fn of(scope: &'a Scope, strategy: super::Strategy) -> Mode<'a> {
+        match scope {
+            Scope::Table => Mode::Table(strategy),
+            Scope::Missing | Scope::Keys { .. } | Scope::Partition { .. } => Mode::Targeted(scope),
+        }
     }
 
+    /// Recovery mode guards a whole-table restore; a targeted scope touches no item outside it.
+    pub fn needs_recovery_mode(self) -> bool {
+        matches!(self, Mode::Table(_))
+    }
+
+    /// Conditional writes, each counted as a put, delete, unchanged key or conflict.
+    pub fn targeted(self) -> Option<&'a Scope> {
+        match self {
+            Mode::Table(_) => None,
+            Mode::Targeted(scope) => Some(scope),
+        }
+    }
+}
+
+impl Scope {
     pub fn as_str(&self) -> &'static str {
         match self {
             Scope::Table => "table",

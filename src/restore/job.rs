@@ -44,11 +44,10 @@ async fn prepare(
     request: RestoreRequest,
     run: RunOptions,
 ) -> Result<Prepared> {
-    let mut notes: Vec<String> = if request.scope.is_targeted() {
-        vec![format!(
-            "scope {}: targeted writes touch no other item, so recovery mode is not required",
-            request.scope.describe()
-        )]
+    let mode = crate::journal::Mode::of(&request.scope, Strategy::default());
+    // A targeted scope's note is written once preflight has read its inputs.
+    let mut notes: Vec<String> = if !mode.needs_recovery_mode() {
+        Vec::new()
     } else {
         lifecycle::recovery_mode_guard(session, journal, &request.table, run)
             .await?
@@ -93,6 +92,15 @@ async fn prepare(
     plan.strategy = options::strategy(existing.as_ref(), run, &plan.dest, &plan.watchers)?;
     inputs.strategy = plan.strategy.0;
     inputs.scope = plan.request.scope.clone();
+    // The count preflight chose (from the table's size, when none was asked for) is the one
+    // the run's checkpoints belong to.
+    inputs.segments = plan.request.sync.segments;
+    if let Some(scope) = inputs.mode().targeted() {
+        notes.push(format!(
+            "scope {}: targeted writes touch no other item, so recovery mode is not required",
+            scope.describe()
+        ));
+    }
     notes.push(plan.watchers.sentence(&plan.dest));
     notes.push(format!(
         "strategy {} ({})",

@@ -76,10 +76,58 @@ pub struct RestoreRequest {
     pub sync: SyncOptions,
     pub backup_deadline: Duration,
     pub restore_deadline: Duration,
-    /// How the segment count was chosen, for the plan.
-    pub segments_why: String,
     /// The part of the table to put back.
     pub scope: journal::Scope,
+}
+
+impl RestoreRequest {
+    /// A new restore of `table` (its physical name and config options) for `incident`, as the
+    /// CLI's flags and a state machine's payload both ask for one; the deadlines are the
+    /// defaults and the restored table is deleted at the end.
+    pub fn new(
+        (table, options): (&str, &crate::config::TableOptions),
+        incident: String,
+        source: Source,
+        scope: journal::Scope,
+        sync: SyncOptions,
+    ) -> Result<RestoreRequest> {
+        Ok(RestoreRequest {
+            names: crate::validate::names(table, &incident)?,
+            table: table.to_string(),
+            incident,
+            source,
+            keep_restored_table: false,
+            sensitive: options.sensitive.unwrap_or(false),
+            forensic_backup: options.forensic_backup.unwrap_or(true),
+            sync,
+            backup_deadline: crate::options::BACKUP_DEADLINE,
+            restore_deadline: crate::options::restore_deadline(
+                crate::options::RESTORE_TIMEOUT_MINUTES,
+            ),
+            scope,
+        })
+    }
+
+    /// The restore a recorded execution continues with: every choice the record's, as `resume`
+    /// and the state machines' workers continue it.
+    pub fn recorded(exec: &journal::Execution, sync: SyncOptions) -> Result<RestoreRequest> {
+        let incident = exec.inputs.incident_id.clone().unwrap_or_default();
+        Ok(RestoreRequest {
+            table: exec.inputs.table.clone(),
+            names: crate::lifecycle::recorded_names(exec, &incident)?,
+            incident,
+            source: Source::from_record(&exec.inputs.source)?,
+            keep_restored_table: exec.inputs.keep_restored_table,
+            sensitive: exec.inputs.sensitive,
+            forensic_backup: exec.inputs.forensic_backup,
+            sync,
+            backup_deadline: crate::options::BACKUP_DEADLINE,
+            restore_deadline: crate::options::restore_deadline(
+                crate::options::RESTORE_TIMEOUT_MINUTES,
+            ),
+            scope: exec.inputs.scope.clone(),
+        })
+    }
 }
 
 /// Everything preflight learned; shown to the operator before anything changes.
@@ -94,6 +142,8 @@ pub struct Plan {
     pub strategy: (journal::Strategy, String),
     /// A keys scope's file, where this process reads it.
     pub keys: Option<crate::targeted::KeysFile>,
+    /// How the segment count was chosen, when the table's size or capacity changed it.
+    pub segments_why: Option<String>,
 }
 
 #[derive(Debug, Clone)]

@@ -10,7 +10,7 @@ use super::temp_table::{delete_if_ours, restore_temp_table};
 use super::*;
 use crate::error::{Error, Result};
 use crate::execution::{self, Recorder};
-use crate::journal::{Execution, Phase};
+use crate::journal::{Execution, Mode, Phase};
 use crate::machine::{self, Step, Work};
 use crate::table::{self, TableInfo};
 
@@ -197,13 +197,13 @@ fn report(plan: &Plan, exec: &Execution, duration: Duration) -> Result<RestoreRe
         source: plan.request.source.clone(),
         sync: SyncReport {
             // A targeted phase's pages count the keys it looked at; its writes are counted apart.
-            deleted_items: match exec.inputs.scope.is_targeted() {
-                true => exec.targeted.deletes,
-                false => exec.delete.items(),
+            deleted_items: match exec.inputs.mode() {
+                Mode::Targeted(_) => exec.targeted.deletes,
+                Mode::Table(_) => exec.delete.items(),
             },
-            copied_items: match exec.inputs.scope.is_targeted() {
-                true => exec.targeted.puts,
-                false => exec.copy.items(),
+            copied_items: match exec.inputs.mode() {
+                Mode::Targeted(_) => exec.targeted.puts,
+                Mode::Table(_) => exec.copy.items(),
             },
             scan_requests: exec.delete.scan_requests + exec.copy.scan_requests,
             write_requests: exec.delete.write_requests + exec.copy.write_requests,

@@ -19,11 +19,8 @@ pub async fn preflight(
     resuming: bool,
 ) -> Result<Plan> {
     let dest = table::describe_existing(client, &request.table, "table").await?;
-    let (segments, why) = dest.segments(request.sync.segments, &dest);
+    let (segments, segments_why) = dest.segments(request.sync.segments, &dest);
     request.sync.segments = segments;
-    if let Some(why) = why {
-        request.segments_why = why;
-    }
     if !dest.is_active() {
         return Err(Error::invalid(
             "table",
@@ -44,6 +41,7 @@ pub async fn preflight(
             watchers: Default::default(),
             strategy: Default::default(),
             keys,
+            segments_why,
             request,
             dest,
             source,
@@ -63,6 +61,7 @@ pub async fn preflight(
         watchers: Default::default(),
         strategy: Default::default(),
         keys,
+        segments_why,
         request,
         dest,
         source,

@@ -9,10 +9,11 @@
 //! is not seen; a table with a version attribute is guarded by it among the rest.
 
 mod input;
+mod keys;
+mod missing;
+mod partition;
 
 use std::collections::{HashMap, HashSet};
-use std::io::{BufRead, BufReader};
-use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
@@ -25,31 +26,76 @@ use crate::aws;
 use crate::calls::{self, Units, charge_read, retrying, retrying_fenced};
 use crate::digest::{KeyDigest, item_digest};
 use crate::error::{AwsErrorKind, Error, Result};
-use crate::item::{Item, KeySchema, key_from_json, key_only, key_text, write_units};
+use crate::item::{Item, KeySchema, key_from_json, key_text, write_units};
 use crate::journal::{Phase, Scope, SegmentCheckpoint};
 use crate::progress::Progress;
 use crate::sync::{Checkpoint, SyncOptions, Totals};
 use crate::table::TableInfo;
-use input::parse_key;
 pub use input::{KeysFile, live_count, partition_values, read_keys_file};
 
-/// The attribute of a keys-file checkpoint: the number of lines done.
-const LINE: &str = "dynamo-dr:line";
 /// Keys read per BatchGetItem, and per page of a keys file.
 const KEYS_PER_PAGE: usize = 100;
 /// DynamoDB's limit on an expression's length.
 const MAX_EXPRESSION: usize = 4096;
 
-/// The segments of a targeted phase: scan segments for `missing`, one per partition value, one
-/// for a keys file. The delete phase runs only for partitions (the keys' deletes are planned
-/// with their puts; `missing` never deletes).
-pub fn segments(scope: &Scope, phase: Phase, scan_segments: u32) -> u32 {
-    match (scope, phase) {
-        (Scope::Partition { values }, _) => values.len() as u32,
-        (_, Phase::Delete) => 0,
-        (Scope::Missing, _) => scan_segments.max(1),
-        _ => 1,
+/// One kind of targeted scope: where its candidates come from, how its phases are segmented and
+/// checkpointed, and what each candidate's target is. A new scope is a file implementing this,
+/// registered in [`source`]; the rest (conditional writes, conflicts, the check, resume, both
+/// drivers) is shared.
+#[async_trait::async_trait]
+trait Source: Send + Sync {
+    /// As the journal and the plan name it.
+    fn name(&self) -> &'static str;
+
+    /// The segments of `phase`; 0 when the scope has no such phase.
+    fn segments(&self, phase: Phase, scan_segments: u32) -> u32;
+
+    /// What the progress of `phase` counts up to, when known before reading.
+    fn total(&self, _phase: Phase, _restored: &TableInfo) -> Option<u64> {
+        None
     }
+
+    /// A page of `segment`'s candidates from `start` (this scope's own checkpoint), and where
+    /// the next page starts (`None`: the segment is done).
+    async fn page(
+        &self,
+        ctx: &Ctx<'_>,
+        segment: u32,
+        start: Option<Item>,
+    ) -> Result<(Vec<Candidate>, Option<Item>)>;
+
+    /// Whether the live item is already the target: by default, the restore point's version.
+    fn settled(&self, restored: Option<&Item>, live: Option<&Item>) -> bool {
+        match (restored, live) {
+            (Some(r), Some(l)) => item_digest(r) == item_digest(l),
+            (None, None) => true,
+            _ => false,
+        }
+    }
+}
+
+/// The registration of every targeted scope; `None` for the whole table, which is not one.
+/// `partitions` are a partition scope's values typed by the table's hash key (empty where only
+/// the segments are asked).
+fn source(scope: &Scope, partitions: &[AttributeValue]) -> Option<Box<dyn Source>> {
+    match scope {
+        Scope::Table => None,
+        Scope::Missing => Some(Box::new(missing::Missing)),
+        Scope::Keys { file, keys, .. } => Some(Box::new(keys::Keys {
+            path: file.into(),
+            keys: *keys,
+            cursor: Default::default(),
+        })),
+        Scope::Partition { values } => Some(Box::new(partition::Partition {
+            count: values.len(),
+            values: partitions.to_vec(),
+        })),
+    }
+}
+
+/// The segments of a targeted phase, as the scope says (the whole table: `scan_segments`).
+pub fn segments(scope: &Scope, phase: Phase, scan_segments: u32) -> u32 {
+    source(scope, &[]).map_or(scan_segments.max(1), |s| s.segments(phase, scan_segments))
 }
 
 /// One targeted phase.
@@ -102,7 +148,7 @@ struct Ctx<'a> {
     /// Writes nothing: counts what differs.
     check_only: bool,
     conflicts: std::sync::Mutex<HashSet<String>>,
-    keys_file: tokio::sync::Mutex<Option<(std::io::Lines<BufReader<std::fs::File>>, u64)>>,
+    source: Box<dyn Source>,
     progress: Progress,
     units: Units,
     reads: AtomicU64,
@@ -120,8 +166,8 @@ pub async fn run(
     from: &[SegmentCheckpoint],
     cp: Arc<dyn Checkpoint>,
 ) -> Result<Totals> {
-    let n = segments(pass.scope, phase, opts.segments);
-    let ctx = Ctx::new(client, pass, phase, opts, cp, false);
+    let ctx = Ctx::new(client, pass, phase, opts, cp, false)?;
+    let n = ctx.source.segments(phase, opts.segments);
     ctx.segments(n, from).await?;
     let (items, duration) = ctx.progress.clone().finish();
     Ok(Totals {
@@ -144,7 +190,7 @@ pub async fn check(client: &Client, pass: Pass<'_>, opts: &SyncOptions) -> Resul
         if n == 0 {
             continue;
         }
-        let ctx = Ctx::new(client, pass.clone(), phase, opts, cp.clone(), true);
+        let ctx = Ctx::new(client, pass.clone(), phase, opts, cp.clone(), true)?;
         ctx.segments(n, &[]).await?;
         ctx.progress.clone().finish();
         let found = ctx.check.into_inner().unwrap_or_else(|p| p.into_inner());
@@ -167,31 +213,32 @@ impl<'a> Ctx<'a> {
         opts: &'a SyncOptions,
         cp: Arc<dyn Checkpoint>,
         check_only: bool,
-    ) -> Ctx<'a> {
-        let total = match pass.scope {
-            Scope::Keys { keys, .. } if phase == Phase::Copy => Some(*keys),
-            Scope::Missing => pass.restored.approx_items.map(|n| n.max(0) as u64),
-            _ => None,
-        };
+    ) -> Result<Ctx<'a>> {
+        let source = source(pass.scope, pass.partitions).ok_or_else(|| Error::BadState {
+            what: format!("a targeted pass on {}", pass.live.name),
+            state: "with the whole table as its scope".into(),
+            hint: "the whole table is restored by the sync phases; this is a bug, report it".into(),
+        })?;
+        let total = source.total(phase, pass.restored);
         let verb = if check_only { "check" } else { phase.as_str() };
-        Ctx {
+        Ok(Ctx {
             client: aws::without_retries(client),
             conflicts: std::sync::Mutex::new(pass.known_conflicts.clone()),
             progress: Progress::items_of(
-                &format!("{verb} {} ({})", pass.live.name, pass.scope.as_str()),
+                &format!("{verb} {} ({})", pass.live.name, source.name()),
                 total,
             ),
+            source,
             pass,
             phase,
             opts,
             cp,
             check_only,
-            keys_file: tokio::sync::Mutex::new(None),
             units: Units::default(),
             reads: AtomicU64::new(0),
             writes: AtomicU64::new(0),
             check: std::sync::Mutex::new(ScopeCheck::default()),
-        }
+        })
     }
 
     async fn segments(&self, n: u32, from: &[SegmentCheckpoint]) -> Result<()> {
@@ -223,7 +270,7 @@ impl<'a> Ctx<'a> {
 
     async fn segment(&self, segment: u32, mut start: Option<Item>, mut redo: bool) -> Result<()> {
         loop {
-            let (page, next) = self.page(segment, start).await?;
+            let (page, next) = self.source.page(self, segment, start).await?;
             let n = page.len() as u64;
             let outcomes = self.apply(page).await?;
             if !self.check_only {
@@ -250,96 +297,6 @@ impl<'a> Ctx<'a> {
         }
     }
 
-    /// One page of candidates from the scope's source, and where the next page starts.
-    async fn page(
-        &self,
-        segment: u32,
-        start: Option<Item>,
-    ) -> Result<(Vec<Candidate>, Option<Item>)> {
-        let key = &self.pass.live.key;
-        match (self.pass.scope, self.phase) {
-            (Scope::Keys { file, .. }, _) => {
-                let (keys, next) = self.keys_page(Path::new(file), start).await?;
-                let restored = self.get(&self.pass.restored.name, &keys, false).await?;
-                let live = self.get(&self.pass.live.name, &keys, false).await?;
-                Ok((join(key, keys, restored, live), next))
-            }
-            (Scope::Partition { .. }, Phase::Delete) => {
-                // Live items under the value that the restore point does not have.
-                let value = &self.pass.partitions[segment as usize];
-                let (live, next) = self.query(&self.pass.live.name, value, start).await?;
-                let keys: Vec<Item> = live.iter().map(|i| key_only(key, i)).collect();
-                let restored = self.get(&self.pass.restored.name, &keys, true).await?;
-                let had: HashSet<String> = restored.iter().map(|i| key_text(key, i)).collect();
-                let page = live
-                    .into_iter()
-                    .filter(|i| !had.contains(&key_text(key, i)))
-                    .map(|l| Candidate {
-                        key: key_only(key, &l),
-                        restored: None,
-                        live: Some(l),
-                    })
-                    .collect();
-                Ok((page, next))
-            }
-            (Scope::Partition { .. }, _) => {
-                let value = &self.pass.partitions[segment as usize];
-                let (restored, next) = self.query(&self.pass.restored.name, value, start).await?;
-                let keys: Vec<Item> = restored.iter().map(|i| key_only(key, i)).collect();
-                let live = self.get(&self.pass.live.name, &keys, false).await?;
-                Ok((join(key, keys, restored, live), next))
-            }
-            _ => {
-                let (restored, next) = self.scan(segment, start).await?;
-                let keys: Vec<Item> = restored.iter().map(|i| key_only(key, i)).collect();
-                let live = self.get(&self.pass.live.name, &keys, true).await?;
-                Ok((join(key, keys, restored, live), next))
-            }
-        }
-    }
-
-    async fn keys_page(
-        &self,
-        path: &Path,
-        start: Option<Item>,
-    ) -> Result<(Vec<Item>, Option<Item>)> {
-        let mut guard = self.keys_file.lock().await;
-        if guard.is_none() {
-            let skip = match start.as_ref().and_then(|s| s.get(LINE)) {
-                Some(AttributeValue::N(n)) => n.parse::<u64>().map_err(|_| {
-                    Error::Journal(format!("keys-file checkpoint {n} is not a line number"))
-                })?,
-                _ => 0,
-            };
-            let file = std::fs::File::open(path).map_err(|e| {
-                Error::invalid("--keys", format!("cannot read {}: {e}", path.display()))
-            })?;
-            let mut lines = BufReader::new(file).lines();
-            for _ in 0..skip {
-                lines.next();
-            }
-            *guard = Some((lines, skip));
-        }
-        let (lines, at) = guard.as_mut().expect("opened above");
-        let mut keys = Vec::with_capacity(KEYS_PER_PAGE);
-        let mut more = false;
-        for line in lines.by_ref() {
-            *at += 1;
-            let line = line.map_err(|e| Error::invalid("--keys", e.to_string()))?;
-            // Read and checked before the run; a file changed since is refused by its hash.
-            let parsed = parse_key(&line, &self.pass.live.key)
-                .map_err(|why| Error::invalid("--keys", format!("line {at}: {why}")))?;
-            keys.extend(parsed);
-            if keys.len() == KEYS_PER_PAGE {
-                more = true;
-                break;
-            }
-        }
-        let next =
-            more.then(|| HashMap::from([(LINE.to_string(), AttributeValue::N(at.to_string()))]));
-        Ok((keys, next))
-    }
-
     async fn scan(&self, segment: u32, start: Option<Item>) -> Result<(Vec<Item>, Option<Item>)> {
         let table = &self.pass.restored.name;
         let req = self
@@ -347,7 +304,7 @@ impl<'a> Ctx<'a> {
             .scan()
             .table_name(table)
             .segment(segment as i32)
-            .total_segments(segments(self.pass.scope, self.phase, self.opts.segments) as i32)
+            .total_segments(self.source.segments(self.phase, self.opts.segments) as i32)
             .consistent_read(true)
             .set_limit(self.opts.page_limit)
             .return_consumed_capacity(ReturnConsumedCapacity::Total)
@@ -452,13 +409,7 @@ impl<'a> Ctx<'a> {
         {
             return Ok(Outcome::Conflict);
         }
-        let missing_only = *self.pass.scope == Scope::Missing;
-        let equal = match (&c.restored, &c.live) {
-            (_, Some(_)) if missing_only => true,
-            (Some(r), Some(l)) => item_digest(r) == item_digest(l),
-            (None, None) => true,
-            _ => false,
-        };
+        let equal = self.source.settled(c.restored.as_ref(), c.live.as_ref());
         if self.check_only {
             let mut check = self.check.lock().unwrap_or_else(|p| p.into_inner());
             check.in_scope += 1;

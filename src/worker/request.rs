@@ -4,10 +4,10 @@
 use crate::error::{Error, Result};
 use crate::input::{PointIn, StackInput};
 use crate::journal::{Execution, Kind, Scope};
-use crate::options::{self, BACKUP_DEADLINE, RESTORE_TIMEOUT_MINUTES};
+use crate::options;
 use crate::restore::{RestoreRequest, Source};
 use crate::session::Session;
-use crate::{lifecycle, validate};
+use crate::validate;
 
 /// The restore the payload asks for, checked as `restore` checks its flags.
 pub(super) fn seed_request(
@@ -23,31 +23,19 @@ pub(super) fn seed_request(
         PointIn::Time(t) => Source::Pitr(validate::pitr_time(t, jiff::Timestamp::now())?),
         PointIn::Backup(arn) => Source::Backup(validate::backup_arn(arn)?),
     };
-    let sensitive = table.options.sensitive.unwrap_or(false);
-    session.require_key(sensitive, &table.physical)?;
+    session.require_key(table.options.sensitive.unwrap_or(false), &table.physical)?;
     let scope = stack_scope(&input)?;
     options::keys_scope(&table.options, &scope)?;
-    Ok(RestoreRequest {
-        sensitive,
-        forensic_backup: table.options.forensic_backup.unwrap_or(true),
-        names: validate::names(&table.physical, &incident)?,
-        table: table.physical.clone(),
-        incident,
-        source,
-        keep_restored_table: false,
-        sync: options::sync_options(
-            session,
-            Some(&table.options),
-            options::Requested {
-                page_limit: table.options.scan_page_limit,
-                ..Default::default()
-            },
-        ),
-        backup_deadline: BACKUP_DEADLINE,
-        restore_deadline: options::restore_deadline(RESTORE_TIMEOUT_MINUTES),
-        segments_why: String::new(),
-        scope,
-    })
+    let sync = options::sync_options(
+        session,
+        Some(&table.options),
+        options::Requested {
+            page_limit: table.options.scan_page_limit,
+            ..Default::default()
+        },
+    );
+    let table = (table.physical.as_str(), &table.options);
+    RestoreRequest::new(table, incident, source, scope, sync)
 }
 
 /// The payload's scope; a keys file is an S3 object (a function has no operator's disk).
@@ -97,24 +85,10 @@ pub(super) fn recorded_request(session: &Session, exec: &Execution) -> Result<Re
             ),
         ));
     }
-    let incident = exec.inputs.incident_id.clone().unwrap_or_default();
     let page_limit = session
         .config
         .resolve("table", &exec.inputs.table)
         .ok()
         .and_then(|t| t.options.scan_page_limit);
-    Ok(RestoreRequest {
-        table: exec.inputs.table.clone(),
-        names: lifecycle::recorded_names(exec, &incident)?,
-        incident,
-        source: Source::from_record(&exec.inputs.source)?,
-        keep_restored_table: exec.inputs.keep_restored_table,
-        sensitive: exec.inputs.sensitive,
-        forensic_backup: exec.inputs.forensic_backup,
-        sync: options::recorded(session, exec, page_limit),
-        backup_deadline: BACKUP_DEADLINE,
-        restore_deadline: options::restore_deadline(RESTORE_TIMEOUT_MINUTES),
-        segments_why: String::new(),
-        scope: exec.inputs.scope.clone(),
-    })
+    RestoreRequest::recorded(exec, options::recorded(session, exec, page_limit))
 }

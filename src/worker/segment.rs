@@ -290,6 +290,9 @@ pub(super) async fn segment_step(
         .as_ref()
         .map_or_else(KeyDigest::ephemeral, JournalKey::digest_key);
     let work = segment_work(session, &client, &exec, &request, digest).await?;
+    // This segment's own conflicts too: a page redone after one must keep the item.
+    let mut known = exec.targeted.clone();
+    known.absorb(&resume.record.targeted);
     let writer = match claim(session, &journal, &exec, (phase, segment), resume, inv).await? {
         Ok(w) => w,
         Err((state, detail)) => {
@@ -305,7 +308,7 @@ pub(super) async fn segment_step(
     };
     let cp: Arc<dyn Checkpoint> = writer.clone();
     let stop = tokio::time::Instant::from_std(inv.stop_at() + inv.margin / 2);
-    let work = work.run(&client, phase, &opts, &from, cp, &exec.targeted);
+    let work = work.run(&client, phase, &opts, &from, cp, &known);
     // A page cut mid-way is written again by the next invocation, from the checkpoint.
     let result = tokio::time::timeout_at(stop, work).await;
     finish(&writer, result, answer).await

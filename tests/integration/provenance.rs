@@ -10,7 +10,7 @@ use dynamo_dr::journal::local::LocalJournal;
 use dynamo_dr::journal::{Execution, Inputs, Journal, Kind, Phase};
 use dynamo_dr::restore::{self, RestoreRequest, Source};
 use dynamo_dr::sync::SyncOptions;
-use dynamo_dr::validate::{self, PitrTime};
+use dynamo_dr::validate::PitrTime;
 use dynamo_dr_testkit::*;
 
 use crate::support::{dr, dr_env};
@@ -141,18 +141,17 @@ async fn a_resume_never_copies_another_runs_temporary_table_into_the_live_table(
 async fn planned(moto: &Emulator, table: &str, incident: &str) -> (restore::Plan, Arc<Recorder>) {
     let client = moto.client();
     let request = RestoreRequest {
-        table: table.into(),
-        incident: incident.into(),
-        source: Source::Pitr(PitrTime::Latest),
-        names: validate::names(table, incident).expect("names"),
-        keep_restored_table: false,
-        sensitive: false,
         forensic_backup: false,
-        sync: SyncOptions::default(),
         backup_deadline: Duration::from_secs(60),
         restore_deadline: Duration::from_secs(60),
-        segments_why: String::new(),
-        scope: Default::default(),
+        ..RestoreRequest::new(
+            (table, &Default::default()),
+            incident.into(),
+            Source::Pitr(PitrTime::Latest),
+            Default::default(),
+            SyncOptions::default(),
+        )
+        .expect("request")
     };
     let plan = restore::preflight((&client, &Default::default()), request, false)
         .await

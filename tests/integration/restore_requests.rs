@@ -29,7 +29,7 @@ use dynamo_dr::journal::{Execution, Inputs, Journal, Kind, Phase};
 use dynamo_dr::restore::{self, Plan, RestoreRequest, Source, SourceDetail, TempTableFate};
 use dynamo_dr::sync::SyncOptions;
 use dynamo_dr::table::TableInfo;
-use dynamo_dr::validate::{self, PitrTime};
+use dynamo_dr::validate::PitrTime;
 
 const DEST: &str = "Prod-ProviderTable";
 const KEY: &str = "arn:aws:kms:us-east-1:123456789012:key/1111-2222";
@@ -61,28 +61,27 @@ fn description(name: &str, kms: bool) -> TableDescription {
 }
 
 fn plan(at: jiff::Timestamp) -> Plan {
-    let names = validate::names(DEST, "inc-7").expect("names");
     let dest = TableInfo::from_description(&description(DEST, true)).expect("info");
     Plan {
         keys: None,
         watchers: Default::default(),
         strategy: Default::default(),
+        segments_why: None,
         request: RestoreRequest {
-            table: DEST.into(),
-            incident: "inc-7".into(),
-            source: Source::Pitr(PitrTime::At(at)),
-            names,
-            keep_restored_table: false,
-            sensitive: false,
-            forensic_backup: true,
             sync: SyncOptions {
                 segments: 2,
                 ..SyncOptions::default()
             },
             backup_deadline: Duration::from_secs(5),
             restore_deadline: Duration::from_secs(5),
-            segments_why: String::new(),
-            scope: Default::default(),
+            ..RestoreRequest::new(
+                (DEST, &Default::default()),
+                "inc-7".into(),
+                Source::Pitr(PitrTime::At(at)),
+                Default::default(),
+                SyncOptions::default(),
+            )
+            .expect("request")
         },
         dest,
         source: SourceDetail::Pitr {

@@ -356,3 +356,77 @@ async fn a_targeted_restore_killed_mid_copy_resumes_exactly() {
     assert_eq!(rec["targeted"]["conflicts"], 0);
     assert_eq!(rec["verification"]["passed"], true);
 }
+
+/// The moto S3 bucket of this test's keys files, through the SDK's own client.
+async fn keys_object(moto: &Emulator, key: &str, body: String) -> String {
+    let config = aws_sdk_s3::Config::builder()
+        .behavior_version(aws_sdk_s3::config::BehaviorVersion::latest())
+        .credentials_provider(aws_sdk_s3::config::Credentials::for_tests())
+        .region(aws_sdk_s3::config::Region::new(emulator::REGION))
+        .endpoint_url(moto.endpoint())
+        .force_path_style(true)
+        .build();
+    let s3 = aws_sdk_s3::Client::from_conf(config);
+    // Created by the first call; moto answers the second with the bucket the caller owns.
+    let _ = s3.create_bucket().bucket("dr-keys").send().await;
+    s3.put_object()
+        .bucket("dr-keys")
+        .key(key)
+        .body(body.into_bytes().into())
+        .send()
+        .await
+        .expect("keys object");
+    format!("s3://dr-keys/{key}")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_keys_file_in_s3_is_read_under_keys_location_and_refused_elsewhere() {
+    let s = scenario().await;
+    let dir = tempfile::tempdir().expect("dir");
+    let config = write_file(
+        &dir,
+        "dr.toml",
+        &format!(
+            "[tables.Ledger]\nname = \"{TABLE}\"\nkeys_location = \"s3://dr-keys/incidents/\"\n"
+        ),
+    );
+    let lines: String = (0..ITEMS)
+        .filter(|i| modified(*i))
+        .map(|i| key_of(i) + "\n")
+        .collect();
+    let outside = keys_object(&s.moto, "elsewhere/keys.jsonl", lines.clone()).await;
+    let inside = keys_object(&s.moto, "incidents/inc-s3.jsonl", lines).await;
+    let with = |uri: &str| {
+        let mut args = vec!["--config", config.as_str()];
+        args.extend(restore_args(
+            &s.backup,
+            "inc-s3",
+            &["--scope", "keys", "--keys", uri],
+        ));
+        args.into_iter().map(str::to_string).collect::<Vec<_>>()
+    };
+    let refused = with(&outside);
+    let refused: Vec<&str> = refused.iter().map(String::as_str).collect();
+    let run = dr(&s.moto, &refused, None);
+    run.assert_code(2);
+    assert!(run.stderr.contains("keys_location"), "{}", run.stderr);
+    assert!(
+        record(&s.moto, &format!("inc-s3.{TABLE}")).is_none(),
+        "nothing recorded"
+    );
+    assert_table(&scan_all(&s.moto.client(), TABLE).await, &s.damaged);
+
+    let accepted = with(&inside);
+    let accepted: Vec<&str> = accepted.iter().map(String::as_str).collect();
+    dr(&s.moto, &accepted, None).assert_code(0);
+    let live = scan_all(&s.moto.client(), TABLE).await;
+    let want = expected(&s, |k, _| (0..ITEMS).any(|i| modified(i) && key_of(i) == k));
+    assert_table(&live, &want);
+    let rec = record(&s.moto, &format!("inc-s3.{TABLE}")).expect("record");
+    assert_eq!(
+        rec["inputs"]["scope"]["file"], inside,
+        "{:#}",
+        rec["inputs"]
+    );
+    assert_eq!(rec["inputs"]["scope"]["keys"], 200);
+}

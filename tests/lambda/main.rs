@@ -63,6 +63,7 @@ fn session(moto: &Emulator) -> Session {
     Session {
         config: Config::parse(&config_text()).expect("config"),
         aws: dynamo_dr::aws::AwsOptions {
+            sdk: Default::default(),
             region: Some("us-east-1".into()),
             profile: None,
             endpoint_url: Some(moto.endpoint()),

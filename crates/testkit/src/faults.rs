@@ -45,7 +45,7 @@ pub struct Faults {
     pub latency_max: Duration,
     /// Only DynamoDB operations with these names (e.g. "BatchWriteItem") get faults; empty: all.
     pub operations: Vec<String>,
-    /// Only requests naming one of these tables (exactly, as a JSON string) get faults; empty:
+    /// Only requests naming one of these tables (exactly, as a JSON string) get faults or races; empty:
     /// all.
     pub tables: Vec<String>,
     /// Not a fault but fidelity: DescribeContinuousBackups answers carry a
@@ -299,7 +299,19 @@ async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Result<Reply, Bo
             .entry(op.clone())
             .or_default() += 1;
     }
+    let named = faults.tables.is_empty()
+        || faults.tables.iter().any(|t| {
+            let quoted = format!("\"{t}\"");
+            body.windows(quoted.len()).any(|w| w == quoted.as_bytes())
+        });
+    // A race is an application write to the table itself, not to a journal item naming it.
+    let table = serde_json::from_slice::<Value>(&body)
+        .ok()
+        .and_then(|r| r["TableName"].as_str().map(str::to_string))
+        .unwrap_or_default();
+    let raced_table = faults.tables.is_empty() || faults.tables.contains(&table);
     if matches!(operation.as_deref(), Some("PutItem" | "DeleteItem"))
+        && raced_table
         && inj
             .raced
             .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| {
@@ -311,11 +323,7 @@ async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Result<Reply, Bo
     }
     let eligible = operation.as_deref().is_some_and(|op| {
         faults.operations.is_empty() || faults.operations.iter().any(|o| o == op)
-    }) && (faults.tables.is_empty()
-        || faults.tables.iter().any(|t| {
-            let quoted = format!("\"{t}\"");
-            body.windows(quoted.len()).any(|w| w == quoted.as_bytes())
-        }));
+    }) && named;
     let fault = if eligible {
         draw(&faults, operation.as_deref().unwrap_or_default())
     } else {
