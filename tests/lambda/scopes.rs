@@ -326,8 +326,8 @@ async fn the_state_machines_restore_from_a_backup_and_every_targeted_scope() {
     let (uri, sha) = put_keys(moto, &keys).await;
     let named: Vec<String> = scan_keys(&damaged, before, &keys);
     recover(
-        &moto,
-        &m,
+        moto,
+        m,
         "keys",
         &payload("inc-keys", json!({ "scope": "keys", "keys": uri })),
     )
