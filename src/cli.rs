@@ -284,7 +284,8 @@ fn init_tracing(verbose: u8, log_file: Option<&std::path::Path>) -> Result<()> {
     Ok(())
 }
 
-async fn run(cli: Cli) -> Result<()> {
+/// The session from the flags and the config, resolved once.
+fn session(cli: &Cli) -> Result<Session> {
     let config = Config::load(cli.global.config.as_deref())?;
     let journal_key =
         crate::journal::seal::JournalKey::load(cli.global.journal_key_file.as_deref())?;
@@ -298,31 +299,35 @@ async fn run(cli: Cli) -> Result<()> {
             ),
         ));
     }
-    let ctx = Ctx {
-        session: Session {
-            aws: AwsOptions {
-                sdk: Default::default(),
-                region: cli.global.region.clone().or(config.aws.region.clone()),
-                profile: cli.global.profile.clone().or(config.aws.profile.clone()),
-                endpoint_url: cli
-                    .global
-                    .endpoint_url
-                    .clone()
-                    .or(config.aws.endpoint_url.clone()),
-                attempt_timeout: Some(std::time::Duration::from_secs(cli.global.attempt_timeout)),
-                max_attempts: Some(cli.global.retry_budget),
-            },
-            retry: crate::backoff::RetryPolicy {
-                max_attempts: cli.global.retry_budget,
-                ..Default::default()
-            },
-            max_read_rate: cli.global.max_read_rate,
-            max_write_rate: cli.global.max_write_rate,
-            journal_key,
-            journal_kms_key: cli.global.journal_kms_key.clone(),
-            journal: journal::Location::parse(cli.global.journal.as_deref())?,
-            config,
+    Ok(Session {
+        aws: AwsOptions {
+            sdk: Default::default(),
+            region: cli.global.region.clone().or(config.aws.region.clone()),
+            profile: cli.global.profile.clone().or(config.aws.profile.clone()),
+            endpoint_url: cli
+                .global
+                .endpoint_url
+                .clone()
+                .or(config.aws.endpoint_url.clone()),
+            attempt_timeout: Some(std::time::Duration::from_secs(cli.global.attempt_timeout)),
+            max_attempts: Some(cli.global.retry_budget),
         },
+        retry: crate::backoff::RetryPolicy {
+            max_attempts: cli.global.retry_budget,
+            ..Default::default()
+        },
+        max_read_rate: cli.global.max_read_rate,
+        max_write_rate: cli.global.max_write_rate,
+        journal_key,
+        journal_kms_key: cli.global.journal_kms_key.clone(),
+        journal: journal::Location::parse(cli.global.journal.as_deref())?,
+        config,
+    })
+}
+
+async fn run(cli: Cli) -> Result<()> {
+    let ctx = Ctx {
+        session: session(&cli)?,
         format: cli.global.output,
     };
     match cli.command {

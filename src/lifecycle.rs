@@ -113,60 +113,34 @@ pub fn guarded_environment(session: &Session, table: &str, run: RunOptions) -> O
         .filter(|_| !run.allow_live_traffic)
 }
 
-/// Writes the start (or resume) into the journal under the held lease, and returns the recorder.
-pub async fn begin(start: Start, fresh: impl FnOnce() -> Execution) -> Result<Arc<Recorder>> {
-    let Start {
-        journal,
-        existing,
-        lease: (guard, note),
-        notes,
-        key,
-        data_key,
-        identity,
-        recovery_env,
-    } = start;
-    // Checked again under the lease: `recovery-mode end` saves Ending before it looks for
-    // leases, so one of the two always sees the other.
-    if let Some(env) = &recovery_env {
-        let on = match journal.load_recovery_mode(env).await {
-            Ok(r) => r.is_some_and(|r| r.is_on()),
-            Err(e) => {
-                let _ = guard.release().await;
-                return Err(e);
-            }
-        };
-        if !on {
-            let _ = guard.release().await;
-            return Err(Error::invalid(
-                "recovery mode",
-                format!(
-                    "recovery mode of environment {env} ended while this run was starting, so \
-                     the application may write to the table; nothing was changed. Start it \
-                     again (`dynamo-dr recovery-mode start --environment {env}`), then run again"
-                ),
-            ));
-        }
-    }
-    // Read again under the lease: a displaced writer may have saved it since it was checked.
-    let latest = match &existing {
-        Some(e) => match journal.load(&e.id).await {
-            Ok(Some(now)) => Some(fenced(journal.as_ref(), now).await),
-            Ok(None) => None,
-            Err(err) => Some(Err(err)),
-        },
-        None => None,
+/// Checked again under the lease: `recovery-mode end` saves Ending before it looks for leases,
+/// so one of the two always sees the other.
+async fn still_in_recovery_mode(journal: &dyn Journal, env: Option<&str>) -> Result<()> {
+    let Some(env) = env else {
+        return Ok(());
     };
-    let mut exec = match latest {
-        Some(Ok(now)) => now,
-        Some(Err(e)) => {
-            let _ = guard.release().await;
-            return Err(e);
-        }
-        None => existing.unwrap_or_else(fresh),
-    };
-    if data_key.is_some() {
-        exec.data_key = data_key;
+    if journal
+        .load_recovery_mode(env)
+        .await?
+        .is_some_and(|r| r.is_on())
+    {
+        return Ok(());
     }
+    Err(Error::invalid(
+        "recovery mode",
+        format!(
+            "recovery mode of environment {env} ended while this run was starting, so the \
+             application may write to the table; nothing was changed. Start it again \
+             (`dynamo-dr recovery-mode start --environment {env}`), then run again"
+        ),
+    ))
+}
+
+/// Who starts or resumes the run, in its events and principals.
+fn record_operator(
+    exec: &mut Execution,
+    identity: std::result::Result<journal::AwsIdentity, String>,
+) {
     let me = journal::Operator::current();
     let principal = match &identity {
         Ok(id) => format!(" as {}", id.arn),
@@ -192,6 +166,45 @@ pub async fn begin(start: Start, fresh: impl FnOnce() -> Execution) -> Result<Ar
         aws: identity.as_ref().ok().cloned(),
         aws_error: identity.err(),
     });
+}
+
+/// Writes the start (or resume) into the journal under the held lease, and returns the recorder.
+pub async fn begin(start: Start, fresh: impl FnOnce() -> Execution) -> Result<Arc<Recorder>> {
+    let Start {
+        journal,
+        existing,
+        lease: (guard, note),
+        notes,
+        key,
+        data_key,
+        identity,
+        recovery_env,
+    } = start;
+    if let Err(e) = still_in_recovery_mode(journal.as_ref(), recovery_env.as_deref()).await {
+        let _ = guard.release().await;
+        return Err(e);
+    }
+    // Read again under the lease: a displaced writer may have saved it since it was checked.
+    let latest = match &existing {
+        Some(e) => match journal.load(&e.id).await {
+            Ok(Some(now)) => Some(fenced(journal.as_ref(), now).await),
+            Ok(None) => None,
+            Err(err) => Some(Err(err)),
+        },
+        None => None,
+    };
+    let mut exec = match latest {
+        Some(Ok(now)) => now,
+        Some(Err(e)) => {
+            let _ = guard.release().await;
+            return Err(e);
+        }
+        None => existing.unwrap_or_else(fresh),
+    };
+    if data_key.is_some() {
+        exec.data_key = data_key;
+    }
+    record_operator(&mut exec, identity);
     for n in note.into_iter().chain(notes) {
         exec.event(n);
     }

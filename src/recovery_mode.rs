@@ -449,31 +449,7 @@ pub async fn end(change: &Change<'_>, opts: &EndOptions<'_>) -> Result<Vec<Actio
             }
             h.journal.save_recovery_mode(&mut rm).await?;
         }
-        let live = live_runs(h.journal, &opts.tables).await?;
-        if !live.is_empty() && !opts.force {
-            if !h.dry_run {
-                rm.state = was;
-                rm.event("end refused: runs in progress");
-                h.journal.save_recovery_mode(&mut rm).await?;
-            }
-            return Err(Error::invalid(
-                "recovery mode",
-                format!(
-                    "{name} has runs in progress: {}. Ending recovery mode now lets the \
-                     application write into a table mid-restore. Wait for them (dynamo-dr \
-                     status), or pass --force to end it anyway (recorded)",
-                    live.join("; ")
-                ),
-            ));
-        }
-        if !live.is_empty() && !h.dry_run {
-            let forced = format!(
-                "FORCED (--force) while runs held leases: {}",
-                live.join("; ")
-            );
-            rm.event(forced);
-            h.journal.save_recovery_mode(&mut rm).await?;
-        }
+        no_live_runs(h, &mut rm, was, opts).await?;
         let mut actions = Vec::new();
         let twin_missing = end_mappings(h, &mut rm, opts.skip, &mut actions).await?;
         if twin_missing && !opts.force {
@@ -508,6 +484,43 @@ pub async fn end(change: &Change<'_>, opts: &EndOptions<'_>) -> Result<Vec<Actio
         Ok(actions)
     })
     .await
+}
+
+/// Refuses to end while runs hold leases on the environment's tables (putting back the state
+/// it `was` in), unless forced, which is recorded.
+async fn no_live_runs(
+    h: &Held<'_>,
+    rm: &mut RecoveryMode,
+    was: State,
+    opts: &EndOptions<'_>,
+) -> Result<()> {
+    let name = rm.environment.clone();
+    let live = live_runs(h.journal, &opts.tables).await?;
+    if !live.is_empty() && !opts.force {
+        if !h.dry_run {
+            rm.state = was;
+            rm.event("end refused: runs in progress");
+            h.journal.save_recovery_mode(rm).await?;
+        }
+        return Err(Error::invalid(
+            "recovery mode",
+            format!(
+                "{name} has runs in progress: {}. Ending recovery mode now lets the \
+                 application write into a table mid-restore. Wait for them (dynamo-dr \
+                 status), or pass --force to end it anyway (recorded)",
+                live.join("; ")
+            ),
+        ));
+    }
+    if !live.is_empty() && !h.dry_run {
+        let forced = format!(
+            "FORCED (--force) while runs held leases: {}",
+            live.join("; ")
+        );
+        rm.event(forced);
+        h.journal.save_recovery_mode(rm).await?;
+    }
+    Ok(())
 }
 
 /// The live leases on `tables`, one sentence each.
@@ -608,22 +621,12 @@ async fn end_mappings(
                 (action, result.map(|r| r.map(|_| ())))
             }
             None => {
-                let result = if h.dry_run {
-                    Ok(Some(()))
-                } else {
-                    match set_mapping(h.client, &uuid, true).await {
-                        Err(Error::Aws {
-                            kind: AwsErrorKind::NotFound,
-                            ..
-                        }) => Ok(None),
-                        other => other.map(Some),
-                    }
-                };
                 let note = if !stream && matching(skip, &m.function).is_some() {
                     "; skip applies only to DynamoDB streams"
                 } else {
                     ""
                 };
+                let result = reenable(h, &uuid).await;
                 (format!("re-enable ({source}){note}"), result)
             }
         };
@@ -649,6 +652,20 @@ async fn end_mappings(
         });
     }
     Ok(twin_missing)
+}
+
+/// Enables mapping `uuid` again; `Ok(None)` when it was deleted after recovery mode started.
+async fn reenable(h: &Held<'_>, uuid: &str) -> Result<Option<()>> {
+    if h.dry_run {
+        return Ok(Some(()));
+    }
+    match set_mapping(h.client, uuid, true).await {
+        Err(Error::Aws {
+            kind: AwsErrorKind::NotFound,
+            ..
+        }) => Ok(None),
+        other => other.map(Some),
+    }
 }
 
 /// Replaces mapping `uuid` by its twin at `LATEST`, recording each step before the next: the
@@ -766,22 +783,4 @@ pub async fn status(
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_long_recovery_mode_on_streamed_tables_warns_before_records_expire() {
-        let now: Timestamp = "2026-12-02T12:00:00Z".parse().unwrap();
-        let mut record = RecoveryMode::new("Prod");
-        record.state = State::On;
-        record.started_at = Some("2026-12-01T15:00:00Z".parse().unwrap());
-        let warning = stale_streams(&record, true, now).expect("21 h on");
-        assert!(warning.contains("for 21 h"), "{warning}");
-        assert_eq!(stale_streams(&record, false, now), None);
-        record.started_at = Some("2026-12-01T17:00:00Z".parse().unwrap());
-        assert_eq!(stale_streams(&record, true, now), None);
-        record.started_at = Some("2026-12-01T10:00:00Z".parse().unwrap());
-        record.state = State::Off;
-        assert_eq!(stale_streams(&record, true, now), None);
-    }
-}
+mod tests;

@@ -286,6 +286,43 @@ struct Job<'a> {
     phase: Phase,
 }
 
+/// Every unfinished segment at once; the first failure fails the phase (the others are
+/// aborted with the set).
+async fn run_segments(
+    ctx: &Arc<Ctx>,
+    starts: Vec<Option<SegmentStart>>,
+    label: &str,
+) -> Result<()> {
+    let mut tasks = tokio::task::JoinSet::new();
+    for (segment, start) in starts.into_iter().enumerate() {
+        let Some(SegmentStart { key, rewritten }) = start else {
+            continue;
+        };
+        let ctx = ctx.clone();
+        ctx.active.fetch_add(1, Ordering::Relaxed);
+        tasks.spawn(async move {
+            let done = ctx.run_segment(segment as u32, key, rewritten).await;
+            ctx.active.fetch_sub(1, Ordering::Relaxed);
+            done
+        });
+    }
+    while let Some(joined) = tasks.join_next().await {
+        match joined {
+            Ok(Ok(())) => {}
+            // Dropping the JoinSet aborts the other segments: the run has failed as a whole.
+            Ok(Err(e)) => return Err(e),
+            Err(join) => {
+                return Err(Error::BadState {
+                    what: format!("{label} segment task"),
+                    state: join.to_string(),
+                    hint: "this is a bug in dynamo-dr; run again to continue".into(),
+                });
+            }
+        }
+    }
+    Ok(())
+}
+
 async fn transfer(
     client: &Client,
     job: Job<'_>,
@@ -345,33 +382,7 @@ async fn transfer(
         active: AtomicU64::new(0),
         stop_at: opts.stop_at,
     });
-    let mut tasks = tokio::task::JoinSet::new();
-    for (segment, start) in starts.into_iter().enumerate() {
-        let Some(SegmentStart { key, rewritten }) = start else {
-            continue;
-        };
-        let ctx = ctx.clone();
-        ctx.active.fetch_add(1, Ordering::Relaxed);
-        tasks.spawn(async move {
-            let done = ctx.run_segment(segment as u32, key, rewritten).await;
-            ctx.active.fetch_sub(1, Ordering::Relaxed);
-            done
-        });
-    }
-    while let Some(joined) = tasks.join_next().await {
-        match joined {
-            Ok(Ok(())) => {}
-            // Dropping the JoinSet aborts the other segments: the run has failed as a whole.
-            Ok(Err(e)) => return Err(e),
-            Err(join) => {
-                return Err(Error::BadState {
-                    what: format!("{label} segment task"),
-                    state: join.to_string(),
-                    hint: "this is a bug in dynamo-dr; run again to continue".into(),
-                });
-            }
-        }
-    }
+    run_segments(&ctx, starts, &label).await?;
     let (items, duration) = ctx.progress.clone().finish();
     Ok(Totals {
         items,
@@ -600,6 +611,28 @@ impl Ctx {
         })
     }
 
+    /// A batch that wrote nothing: its cost refunded, and the pace slowed where DynamoDB says
+    /// the limit is (this key range, or the whole table). Returns the cause, for the budget.
+    fn nothing_written(
+        &self,
+        e: &BatchWriteError,
+        items: usize,
+        cost: f64,
+        pace: &KeyRangePace,
+    ) -> String {
+        self.write_rate.charge(-(items as f64), -cost);
+        pace.refund(cost / self.boost());
+        match aws::throttle_scope(e) {
+            Some(aws::ThrottleScope::KeyRange) => pace.throttled(),
+            Some(aws::ThrottleScope::Table) => {
+                pace.throttled();
+                self.write_rate.throttled();
+            }
+            None => {}
+        }
+        aws::describe(e)
+    }
+
     /// Writes one batch, retrying UnprocessedItems and throttling until all are acknowledged or
     /// the budget is spent. Never returns Ok with an item left behind.
     async fn write_batch(
@@ -661,19 +694,7 @@ impl Ctx {
                     format!("{} UnprocessedItems", requests.len())
                 }
                 Err(e) if aws::is_retryable(&e) => {
-                    // Nothing was written: refund, and slow down where DynamoDB says the limit
-                    // is: this key range, or the whole table.
-                    self.write_rate.charge(-(requests.len() as f64), -cost);
-                    pace.refund(cost / self.boost());
-                    match aws::throttle_scope(&e) {
-                        Some(aws::ThrottleScope::KeyRange) => pace.throttled(),
-                        Some(aws::ThrottleScope::Table) => {
-                            pace.throttled();
-                            self.write_rate.throttled();
-                        }
-                        None => {}
-                    }
-                    aws::describe(&e)
+                    self.nothing_written(&e, requests.len(), cost, pace)
                 }
                 Err(e) => return Err(aws::aws_error("BatchWriteItem", &self.dest_table, &e)),
             };
@@ -692,6 +713,11 @@ impl Ctx {
         }
     }
 }
+
+type BatchWriteError = aws_sdk_dynamodb::error::SdkError<
+    aws_sdk_dynamodb::operation::batch_write_item::BatchWriteItemError,
+    aws_sdk_dynamodb::config::http::HttpResponse,
+>;
 
 /// What a write request costs in write units before DynamoDB says: a put by the item's size, a
 /// delete one unit (the deleted item's size is unknown until it is gone).

@@ -12,7 +12,7 @@ use aws_sdk_dynamodb::types::{ReturnConsumedCapacity, Select};
 use crate::calls::{batch_get, charge_read, retrying};
 use crate::digest::{Fingerprint, KeyDigest, item_digest};
 use crate::error::{Error, Result};
-use crate::item::{Item, key_text};
+use crate::item::{Item, key_only, key_text};
 use crate::progress::Progress;
 use crate::sync::SyncOptions;
 use crate::table::TableInfo;
@@ -269,25 +269,10 @@ pub async fn differences(
             let out = retrying(retry, read, "Scan", &scan.name, || req.clone().send()).await?;
             let items = out.items.unwrap_or_default();
             charge_read(read, &items, None);
-            let keys: Vec<Item> = items
-                .iter()
-                .map(|i| {
-                    scan.key
-                        .attributes()
-                        .filter_map(|a| i.get(a).map(|v| (a.to_string(), v.clone())))
-                        .collect()
-                })
-                .collect();
-            let theirs = batch_get(
-                client,
-                &other.name,
-                keys,
-                if forward { None } else { Some(&other.key) },
-                retry,
-                read,
-                None,
-            )
-            .await?;
+            // Backwards, only whether the key exists in the source counts.
+            let keys: Vec<Item> = items.iter().map(|i| key_only(&scan.key, i)).collect();
+            let only = (!forward).then_some(&other.key);
+            let theirs = batch_get(client, &other.name, keys, only, retry, read, None).await?;
             let theirs: HashMap<String, &Item> = theirs
                 .iter()
                 .map(|i| (key_text(&other.key, i), i))

@@ -176,6 +176,36 @@ pub(crate) async fn restore(ctx: &Ctx, args: RestoreArgs) -> Result<()> {
     run_restores(ctx, requests, args.run.options(), &args.report_dir).await
 }
 
+/// The restore point from the flags or the payload: exactly one, and for several tables one
+/// instant.
+fn source((time, backup): (Option<String>, Option<String>), tables: usize) -> Result<Source> {
+    let source = match (time, backup) {
+        (Some(t), None) => Source::Pitr(validate::pitr_time(&t, jiff::Timestamp::now())?),
+        (None, Some(arn)) => Source::Backup(validate::backup_arn(&arn)?),
+        _ => {
+            return Err(Error::invalid(
+                "source",
+                "give exactly one of --pitr-time or --backup-arn",
+            ));
+        }
+    };
+    match &source {
+        _ if tables < 2 => Ok(source),
+        Source::Backup(_) => Err(Error::invalid(
+            "--backup-arn",
+            "a backup holds one table; restore several tables to one instant with \
+             --pitr-time TIME, or each from its own backup in separate runs",
+        )),
+        Source::Pitr(validate::PitrTime::Latest) => Err(Error::invalid(
+            "--pitr-time",
+            "`latest` is each table's own latest restorable time, so the tables would not \
+             be restored to one instant; give one time, e.g. 2025-01-15T09:00:00Z (`dynamo-dr \
+             check --environment ENV --pitr-time TIME` shows whether it is restorable)",
+        )),
+        Source::Pitr(_) => Ok(source),
+    }
+}
+
 /// Every input check that needs no AWS call, for every table, before anything else.
 fn restore_requests(ctx: &Ctx, args: &RestoreArgs) -> Result<Vec<RestoreRequest>> {
     let tables = args
@@ -211,36 +241,7 @@ fn restore_requests(ctx: &Ctx, args: &RestoreArgs) -> Result<Vec<RestoreRequest>
     let scope = scope(args, tables.len())?;
     let physical: Vec<String> = tables.iter().map(|t| t.physical.clone()).collect();
     validate::confirmations(&confirms, &physical)?;
-    let source = match (time_text, backup) {
-        (Some(t), None) => Source::Pitr(validate::pitr_time(&t, jiff::Timestamp::now())?),
-        (None, Some(arn)) => Source::Backup(validate::backup_arn(&arn)?),
-        _ => {
-            return Err(Error::invalid(
-                "source",
-                "give exactly one of --pitr-time or --backup-arn",
-            ));
-        }
-    };
-    if tables.len() > 1 {
-        match &source {
-            Source::Backup(_) => {
-                return Err(Error::invalid(
-                    "--backup-arn",
-                    "a backup holds one table; restore several tables to one instant with \
-                     --pitr-time TIME, or each from its own backup in separate runs",
-                ));
-            }
-            Source::Pitr(validate::PitrTime::Latest) => {
-                return Err(Error::invalid(
-                    "--pitr-time",
-                    "`latest` is each table's own latest restorable time, so the tables would not \
-                     be restored to one instant; give one time, e.g. 2025-01-15T09:00:00Z (`dynamo-dr \
-                     check --environment ENV --pitr-time TIME` shows whether it is restorable)",
-                ));
-            }
-            Source::Pitr(_) => {}
-        }
-    }
+    let source = source((time_text, backup), tables.len())?;
     // The names each run creates, refused before the prompt when too long.
     for t in &physical {
         validate::names(t, &incident)?;

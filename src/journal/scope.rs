@@ -69,9 +69,18 @@ impl Scope {
 
     /// The same request: the same kind and file or values (a keys file's hash is checked apart).
     pub fn same_request(&self, other: &Scope) -> bool {
-        match (self, other) {
-            (Scope::Keys { file: a, .. }, Scope::Keys { file: b, .. }) => a == b,
-            (a, b) => a == b,
+        self.as_requested() == other.as_requested()
+    }
+
+    /// The scope as asked for, without what preflight learns (a keys file's hash and count).
+    fn as_requested(&self) -> Scope {
+        match self {
+            Scope::Keys { file, .. } => Scope::Keys {
+                file: file.clone(),
+                sha256: String::new(),
+                keys: 0,
+            },
+            Scope::Table | Scope::Missing | Scope::Partition { .. } => self.clone(),
         }
     }
 

@@ -161,22 +161,21 @@ async fn release(leases: Vec<(lease::LeaseGuard, Option<String>)>) {
     }
 }
 
-/// Runs the confirmed restores: every lease first, then every key, then all of them at once,
-/// then the incident report (an error there is returned beside the outcomes, which stand).
-pub async fn run_all(
+type Held = (lease::LeaseGuard, Option<String>);
+type Keys = (
+    Option<crate::journal::seal::JournalKey>,
+    Option<crate::journal::WrappedKey>,
+);
+
+/// Every table's lease, then every sealing key; on any failure every lease taken is released.
+async fn leases_and_keys(
     session: &Session,
-    checked: Checked,
+    journal: &Arc<dyn Journal>,
+    prepared: &[Prepared],
     run: RunOptions,
-    report_dir: &std::path::Path,
-) -> Result<(Vec<Outcome>, Result<crate::report::Written>)> {
-    let Checked {
-        client,
-        journal,
-        prepared,
-        incident,
-    } = checked;
+) -> Result<(Vec<Held>, Vec<Keys>)> {
     let mut leases = Vec::new();
-    for p in &prepared {
+    for p in prepared {
         let id = &p.plan.request.names.execution_id;
         let timing = lease::Timing::cli(session.aws.attempt_timeout());
         let taken = lease::acquire(
@@ -195,7 +194,7 @@ pub async fn run_all(
         }
     }
     let mut keys = Vec::new();
-    for p in &prepared {
+    for p in prepared {
         let id = &p.plan.request.names.execution_id;
         match session
             .execution_key(p.existing.as_ref(), p.inputs.sensitive, id, &p.inputs.table)
@@ -208,6 +207,24 @@ pub async fn run_all(
             }
         }
     }
+    Ok((leases, keys))
+}
+
+/// Runs the confirmed restores: every lease first, then every key, then all of them at once,
+/// then the incident report (an error there is returned beside the outcomes, which stand).
+pub async fn run_all(
+    session: &Session,
+    checked: Checked,
+    run: RunOptions,
+    report_dir: &std::path::Path,
+) -> Result<(Vec<Outcome>, Result<crate::report::Written>)> {
+    let Checked {
+        client,
+        journal,
+        prepared,
+        incident,
+    } = checked;
+    let (leases, keys) = leases_and_keys(session, &journal, &prepared, run).await?;
     let identity = crate::aws::caller_identity(&session.aws).await;
     if let Err(e) = &identity {
         tracing::warn!("{e}; the journal records the local user only");

@@ -440,25 +440,18 @@ impl<'a> Ctx<'a> {
         Ok(outcome)
     }
 
-    /// One conditional put or delete. A failed condition is read again: the item may already be
-    /// what this write makes it (an earlier attempt whose answer was lost).
-    async fn write(&self, c: &Candidate) -> Result<Outcome> {
-        let table = &self.pass.live.name;
-        let Some(Guard {
+    /// The put (or delete) of `c`'s restore-point version, conditional on `guard`, fenced; the
+    /// write units DynamoDB says it consumed.
+    async fn send(&self, c: &Candidate, guard: Guard) -> Result<Option<f64>> {
+        let Guard {
             expression: condition,
             names,
             values,
-        }) = guard(&self.pass.live.key, c.live.as_ref())
-        else {
-            tracing::warn!(table = %table, key = %self.name(&c.key), "too many attributes to guard a write; left as a conflict");
-            return Ok(Outcome::Conflict);
-        };
-        let cost = c.restored.as_ref().map_or(1.0, write_units);
-        self.opts.write_rate.take(1, cost).await;
-        self.writes.fetch_add(1, Ordering::Relaxed);
+        } = guard;
+        let table = &self.pass.live.name;
         let fence = || self.cp.may_write();
         let values = (!values.is_empty()).then_some(values);
-        let sent = match &c.restored {
+        match &c.restored {
             Some(item) => {
                 let req = self
                     .client
@@ -499,7 +492,21 @@ impl<'a> Ctx<'a> {
                 .await
                 .map(|o| o.consumed_capacity.and_then(|c| c.capacity_units))
             }
+        }
+    }
+
+    /// One conditional put or delete. A failed condition is read again: the item may already be
+    /// what this write makes it (an earlier attempt whose answer was lost).
+    async fn write(&self, c: &Candidate) -> Result<Outcome> {
+        let table = &self.pass.live.name;
+        let Some(condition) = guard(&self.pass.live.key, c.live.as_ref()) else {
+            tracing::warn!(table = %table, key = %self.name(&c.key), "too many attributes to guard a write; left as a conflict");
+            return Ok(Outcome::Conflict);
         };
+        let cost = c.restored.as_ref().map_or(1.0, write_units);
+        self.opts.write_rate.take(1, cost).await;
+        self.writes.fetch_add(1, Ordering::Relaxed);
+        let sent = self.send(c, condition).await;
         let done = if c.restored.is_some() {
             Outcome::Put
         } else {

@@ -320,21 +320,6 @@ fn long_functions(text: &str) -> Vec<String> {
     out
 }
 
-/// Functions over the limit when it was set, each to be split (the phase-machine issue); the
-/// list may only shrink: a new long function, or one split but still listed, fails the test.
-const STILL_LONG: &[&str] = &[
-    "cli.rs run",
-    "commands/restore.rs restore_requests",
-    "lifecycle.rs begin",
-    "recovery_mode.rs end",
-    "recovery_mode.rs end_mappings",
-    "restore/job.rs run_all",
-    "sync.rs transfer",
-    "sync.rs write_batch",
-    "targeted/mod.rs write",
-    "verify.rs differences",
-];
-
 #[test]
 fn no_function_is_over_80_lines() {
     let mut long = BTreeSet::new();
@@ -345,27 +330,13 @@ fn no_function_is_over_80_lines() {
             .display()
             .to_string();
         for f in long_functions(text) {
-            let name = f.split(' ').next().unwrap_or_default().to_string();
-            long.insert((format!("{rel} {name}"), f));
+            long.insert(format!("{rel} {f}"));
         }
     }
-    let new: Vec<&String> = long
-        .iter()
-        .filter(|(id, _)| !STILL_LONG.contains(&id.as_str()))
-        .map(|(_, f)| f)
-        .collect();
     assert!(
-        new.is_empty(),
+        long.is_empty(),
         "functions over {MAX_FUNCTION_LINES} lines (split them, or mark a table of data with \
-         `{DATA_TABLE}`): {new:#?}"
-    );
-    let split: Vec<&&str> = STILL_LONG
-        .iter()
-        .filter(|id| !long.iter().any(|(l, _)| l == *id))
-        .collect();
-    assert!(
-        split.is_empty(),
-        "split now: remove them from STILL_LONG: {split:?}"
+         `{DATA_TABLE}`): {long:#?}"
     );
     let sample = format!(
         "fn short() {{\n}}\nfn long() {{\n{}}}\n",

@@ -61,8 +61,29 @@ fn executable(kind: Kind) -> PathBuf {
     path
 }
 
+/// A loopback listener on a port never handed out before in this process. The OS may give a
+/// released port again at once: two tests' emulators on one port would each find the other's
+/// answering and share it, and a proxy on an emulator's port before the emulator binds it would
+/// answer in its place.
+pub(crate) fn loopback_listener() -> TcpListener {
+    static GIVEN: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
+    let mut given = GIVEN.lock().unwrap_or_else(|p| p.into_inner());
+    // Held until a new port comes, so the OS does not hand the same one back.
+    let mut seen = Vec::new();
+    loop {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind an ephemeral loopback port");
+        let port = listener.local_addr().expect("local address").port();
+        if !given.contains(&port) {
+            given.push(port);
+            return listener;
+        }
+        seen.push(listener);
+    }
+}
+
+/// A port for an emulator to bind (see [`loopback_listener`]).
 fn free_port() -> u16 {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind an ephemeral loopback port");
+    let listener = loopback_listener();
     listener.local_addr().expect("local address").port()
 }
 

@@ -25,7 +25,7 @@ where
     Fut: Future<Output = Result<Response<Full<Bytes>>, E>> + Send + 'static,
     E: Into<Box<dyn std::error::Error + Send + Sync>> + 'static,
 {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind a loopback port");
+    let listener = crate::emulator::loopback_listener();
     listener.set_nonblocking(true).expect("nonblocking");
     let addr = listener.local_addr().expect("local addr");
     let (stop, stopped) = tokio::sync::oneshot::channel();
