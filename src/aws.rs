@@ -457,3 +457,11 @@ mod tests {
         );
     }
 }
+
+/// An instant as the SDK takes it.
+pub fn to_aws_time(t: jiff::Timestamp) -> aws_smithy_types::DateTime {
+    aws_smithy_types::DateTime::from_secs_and_nanos(
+        t.as_second(),
+        t.subsec_nanosecond().max(0) as u32,
+    )
+}

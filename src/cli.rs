@@ -125,7 +125,7 @@ pub(crate) struct GlobalArgs {
 pub(crate) enum Command {
     /// Restore a table in place from a point in time or a backup (hard reset, diff or a targeted
     /// scope; the plan says which).
-    Restore(RestoreArgs),
+    Restore(Box<RestoreArgs>),
     /// Make DEST hold exactly the items of SOURCE (hard reset or diff of DEST; the plan says
     /// which).
     Sync(SyncArgs),
@@ -331,7 +331,7 @@ async fn run(cli: Cli) -> Result<()> {
         format: cli.global.output,
     };
     match cli.command {
-        Command::Restore(args) => commands::restore::restore(&ctx, args).await,
+        Command::Restore(args) => commands::restore::restore(&ctx, *args).await,
         Command::Sync(args) => commands::sync::sync(&ctx, args).await,
         Command::Resume(args) => commands::resume::resume(&ctx, args).await,
         Command::Verify(args) => commands::compare::verify(&ctx, args).await,

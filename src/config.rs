@@ -65,6 +65,10 @@ pub struct TableOptions {
     /// Where keys files for `--scope keys` may be read from S3, as `s3://BUCKET/PREFIX`: the
     /// generated policies grant s3:GetObject there, and a keys object elsewhere is refused.
     pub keys_location: Option<String>,
+    /// The S3 bucket `--scope window` writes its incremental export to.
+    pub export_bucket: Option<String>,
+    /// The key prefix of that export in the bucket.
+    pub export_prefix: Option<String>,
 }
 
 impl TableOptions {
@@ -82,6 +86,14 @@ impl TableOptions {
                 .keys_location
                 .clone()
                 .or(fallback.keys_location.clone()),
+            export_bucket: self
+                .export_bucket
+                .clone()
+                .or(fallback.export_bucket.clone()),
+            export_prefix: self
+                .export_prefix
+                .clone()
+                .or(fallback.export_prefix.clone()),
         }
     }
 }

@@ -204,9 +204,74 @@ pub fn key_from_json(value: &serde_json::Value) -> Result<HashMap<String, Attrib
     Ok(key)
 }
 
+/// An item in DynamoDB JSON (as exports write it), every type read.
+pub fn item_from_json(value: &serde_json::Value) -> std::result::Result<Item, String> {
+    value
+        .as_object()
+        .ok_or("an item is a JSON object")?
+        .iter()
+        .map(|(name, v)| Ok((name.clone(), attr_from_json(v)?)))
+        .collect()
+}
+
+fn list(v: &serde_json::Value) -> std::result::Result<&Vec<serde_json::Value>, String> {
+    v.as_array().ok_or_else(|| "not a list".to_string())
+}
+
+fn attr_from_json(value: &serde_json::Value) -> std::result::Result<AttributeValue, String> {
+    let (t, v) = value
+        .as_object()
+        .and_then(|o| o.iter().next())
+        .ok_or("an attribute is {\"TYPE\": value}")?;
+    let text = |v: &serde_json::Value| v.as_str().map(str::to_string).ok_or("not a string");
+    let blob = |v: &serde_json::Value| -> std::result::Result<aws_smithy_types::Blob, String> {
+        let b = aws_smithy_types::base64::decode(text(v)?).map_err(|_| "not base64")?;
+        Ok(aws_smithy_types::Blob::new(b))
+    };
+    Ok(match t.as_str() {
+        "S" => AttributeValue::S(text(v)?),
+        "N" => AttributeValue::N(text(v)?),
+        "B" => AttributeValue::B(blob(v)?),
+        "BOOL" => AttributeValue::Bool(v.as_bool().ok_or("not a boolean")?),
+        "NULL" => AttributeValue::Null(true),
+        "SS" => AttributeValue::Ss(list(v)?.iter().map(text).collect::<Result<_, _>>()?),
+        "NS" => AttributeValue::Ns(list(v)?.iter().map(text).collect::<Result<_, _>>()?),
+        "BS" => AttributeValue::Bs(list(v)?.iter().map(blob).collect::<Result<_, _>>()?),
+        "L" => AttributeValue::L(
+            list(v)?
+                .iter()
+                .map(attr_from_json)
+                .collect::<Result<_, _>>()?,
+        ),
+        "M" => AttributeValue::M(item_from_json(v)?),
+        other => return Err(format!("unknown attribute type {other}")),
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn items_round_trip_through_dynamodb_json() {
+        use aws_sdk_dynamodb::types::AttributeValue as A;
+        let item: Item = [
+            ("s".to_string(), A::S("x".into())),
+            (
+                "m".to_string(),
+                A::M([("b".to_string(), A::Bool(true))].into()),
+            ),
+            ("l".to_string(), A::L(vec![A::N("1".into()), A::Null(true)])),
+            ("ss".to_string(), A::Ss(vec!["a".into()])),
+            (
+                "bs".to_string(),
+                A::Bs(vec![aws_smithy_types::Blob::new(vec![1, 2])]),
+            ),
+        ]
+        .into();
+        assert_eq!(item_from_json(&item_to_json(&item)).unwrap(), item);
+        assert!(item_from_json(&serde_json::json!({"a": {"X": 1}})).is_err());
+    }
 
     #[test]
     fn keys_round_trip_through_json() {

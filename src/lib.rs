@@ -22,6 +22,7 @@ pub mod validate;
 // 1 AWS
 pub mod aws;
 pub mod calls;
+pub mod export;
 pub mod mappings;
 pub mod objects;
 pub mod table;

@@ -105,6 +105,8 @@ pub struct Work {
     scope: Scope,
     /// That copy, kept while the work runs.
     _keys: Option<KeysFile>,
+    /// A window scope's exports, as recorded.
+    window: Option<targeted::WindowInputs>,
 }
 
 impl Work {
@@ -121,7 +123,7 @@ impl Work {
         dest.sensitive |= inputs.sensitive;
         let partitions = match &inputs.scope {
             Scope::Partition { values } => targeted::partition_values(&dest, values)?,
-            Scope::Table | Scope::Missing | Scope::Keys { .. } => Vec::new(),
+            Scope::Table | Scope::Missing | Scope::Keys { .. } | Scope::Window { .. } => Vec::new(),
         };
         let scope = match (&inputs.scope, &keys) {
             (Scope::Keys { sha256, keys, .. }, Some(local)) => Scope::Keys {
@@ -139,7 +141,14 @@ impl Work {
             partitions,
             scope,
             _keys: keys,
+            window: None,
         })
+    }
+
+    /// A window scope's exports and the client that reads them.
+    pub fn with_window(mut self, window: Option<targeted::WindowInputs>) -> Work {
+        self.window = window;
+        self
     }
 
     /// One targeted pass; `known` conflicts are never planned again.
@@ -149,6 +158,7 @@ impl Work {
             live: &self.dest,
             scope: &self.scope,
             partitions: &self.partitions,
+            window: self.window.as_ref(),
             digest: self.digest.as_ref(),
             known_conflicts: known.conflict_keys.iter().cloned().collect(),
         }

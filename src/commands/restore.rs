@@ -14,7 +14,7 @@ use crate::restore::{self, RestoreRequest, Source, job};
 use crate::{aws, lifecycle, prompt, validate};
 
 #[derive(Debug, Args)]
-#[command(group = clap::ArgGroup::new("source").args(["pitr_time", "backup_arn", "input"]).required(true))]
+#[command(group = clap::ArgGroup::new("source").args(["pitr_time", "backup_arn", "input", "from"]).required(true))]
 pub(crate) struct RestoreArgs {
     /// Table to recover: its physical name, or a logical name from the config. Repeat to restore
     /// several tables to one instant (one --confirm each; every table is validated before any is
@@ -69,6 +69,25 @@ pub(crate) struct RestoreArgs {
     /// binary one). Repeatable.
     #[arg(long = "partition-key", value_name = "VALUE")]
     pub partition_key: Vec<String>,
+    /// With --scope window: the start of the window whose writes are undone (RFC 3339,
+    /// inclusive): items are put back as they were then.
+    #[arg(long, value_name = "TIME", requires = "to")]
+    pub from: Option<String>,
+    /// With --scope window: the end of the window (exclusive). Every write after it is kept: an
+    /// item written again since is a conflict, left as it is and reported.
+    #[arg(long, value_name = "TIME", requires = "from")]
+    pub to: Option<String>,
+    /// With --scope window: the S3 bucket the incremental export is written to (the table's
+    /// `export_bucket` in the config otherwise).
+    #[arg(long, value_name = "BUCKET")]
+    pub export_bucket: Option<String>,
+    /// With --scope window: the key prefix of the export in that bucket (`export_prefix`).
+    #[arg(long, value_name = "PREFIX")]
+    pub export_prefix: Option<String>,
+    /// With --scope window: write every item back WITHOUT a condition, overwriting writes made
+    /// after the window. Only when those writes are known to be bad too.
+    #[arg(long)]
+    pub overwrite_later_writes: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -77,6 +96,7 @@ pub(crate) enum ScopeArg {
     Missing,
     Keys,
     Partition,
+    Window,
 }
 
 /// The scope the flags ask for; a flag of another scope is refused, not ignored.
@@ -92,6 +112,13 @@ fn scope(args: &RestoreArgs, tables: usize) -> Result<Scope> {
     }
     if !args.partition_key.is_empty() && args.scope != ScopeArg::Partition {
         return wrong("--partition-key", "partition");
+    }
+    let window_flags = args.from.is_some()
+        || args.export_bucket.is_some()
+        || args.export_prefix.is_some()
+        || args.overwrite_later_writes;
+    if window_flags && args.scope != ScopeArg::Window {
+        return wrong("--from/--to/--export-bucket", "window");
     }
     let scope = match args.scope {
         ScopeArg::Table => return Ok(Scope::Table),
@@ -119,6 +146,7 @@ fn scope(args: &RestoreArgs, tables: usize) -> Result<Scope> {
         ScopeArg::Partition => Scope::Partition {
             values: args.partition_key.clone(),
         },
+        ScopeArg::Window => window(args)?,
     };
     if tables > 1 {
         return Err(Error::invalid(
@@ -241,7 +269,10 @@ fn restore_requests(ctx: &Ctx, args: &RestoreArgs) -> Result<Vec<RestoreRequest>
     let scope = scope(args, tables.len())?;
     let physical: Vec<String> = tables.iter().map(|t| t.physical.clone()).collect();
     validate::confirmations(&confirms, &physical)?;
-    let source = source((time_text, backup), tables.len())?;
+    let source = match &scope {
+        Scope::Window { from, .. } => Source::Pitr(validate::PitrTime::At(*from)),
+        _ => source((time_text, backup), tables.len())?,
+    };
     // The names each run creates, refused before the prompt when too long.
     for t in &physical {
         validate::names(t, &incident)?;
@@ -254,10 +285,11 @@ fn restore_requests(ctx: &Ctx, args: &RestoreArgs) -> Result<Vec<RestoreRequest>
         .map(|table| {
             ctx.require_key(table.options.sensitive.unwrap_or(false), &table.physical)?;
             options::keys_scope(&table.options, &scope)?;
+            let scope = export_target(&scope, &table.options)?;
             let sync = options::sync_options(ctx, Some(&table.options), args.run.requested());
             let named = (table.physical.as_str(), &table.options);
             let request =
-                RestoreRequest::new(named, incident.clone(), source.clone(), scope.clone(), sync)?;
+                RestoreRequest::new(named, incident.clone(), source.clone(), scope, sync)?;
             Ok(RestoreRequest {
                 keep_restored_table: args.keep_restored_table,
                 restore_deadline: options::restore_deadline(args.restore_timeout),
@@ -344,7 +376,88 @@ async fn targeted_counts(
              (~{live} items now); none deleted or overwritten. The count is known once the \
              restore point is restored\n"
         ),
+        Scope::Window {
+            bucket,
+            prefix,
+            overwrite_later_writes,
+            ..
+        } => format!(
+            "  targeted writes:    one {}put or delete per item the window changed (counted once \
+             the export completes); no table is restored or scanned\n  export:             \
+             incremental, to s3://{bucket}/{}, billed at ${:.2} per GB processed (DynamoDB \
+             pricing, us-east-1); not started by a dry run\n",
+            if *overwrite_later_writes {
+                "UNCONDITIONAL "
+            } else {
+                "conditional "
+            },
+            prefix.as_deref().unwrap_or(""),
+            crate::export::PRICE_PER_GB
+        ),
     }))
+}
+
+/// `--scope window`'s flags; the bucket may still come from the table's config.
+fn window(args: &RestoreArgs) -> Result<Scope> {
+    let now = jiff::Timestamp::now();
+    let instant = |flag: &str, text: &Option<String>| match text {
+        Some(t) => match validate::pitr_time(t, now) {
+            Ok(validate::PitrTime::At(t)) => Ok(t),
+            Ok(validate::PitrTime::Latest) => Err(Error::invalid(
+                flag,
+                "a window's ends are instants (e.g. 2025-01-15T09:05:00Z), not latest",
+            )),
+            Err(e) => Err(Error::invalid(flag, e.to_string())),
+        },
+        None => Err(Error::invalid(
+            flag,
+            "--scope window needs --from and --to: the window whose writes are undone, e.g. \
+             --from 2025-01-15T09:05:00Z --to 2025-01-15T09:45:00Z",
+        )),
+    };
+    let (from, to) = (instant("--from", &args.from)?, instant("--to", &args.to)?);
+    if from >= to {
+        return Err(Error::invalid(
+            "--to",
+            format!("the window ends ({to}) before it starts ({from}); give --from < --to"),
+        ));
+    }
+    Ok(Scope::Window {
+        from,
+        to,
+        bucket: args.export_bucket.clone().unwrap_or_default(),
+        prefix: args.export_prefix.clone(),
+        overwrite_later_writes: args.overwrite_later_writes,
+    })
+}
+
+/// A window's bucket and prefix: the flags', else the table's config; a window needs a bucket.
+fn export_target(scope: &Scope, options: &crate::config::TableOptions) -> Result<Scope> {
+    let Scope::Window { bucket, prefix, .. } = scope else {
+        return Ok(scope.clone());
+    };
+    let bucket = Some(bucket.clone())
+        .filter(|b| !b.is_empty())
+        .or(options.export_bucket.clone())
+        .ok_or_else(|| {
+            Error::invalid(
+                "--export-bucket",
+                "--scope window writes an incremental export to S3: give --export-bucket BUCKET \
+                 (a bucket in the table's account and region) or set export_bucket for the \
+                 table or in [defaults]",
+            )
+        })?;
+    let mut scope = scope.clone();
+    if let Scope::Window {
+        bucket: b,
+        prefix: p,
+        ..
+    } = &mut scope
+    {
+        *b = bucket;
+        *p = prefix.clone().or(options.export_prefix.clone());
+    }
+    Ok(scope)
 }
 
 /// Checks every table, has the operator confirm them together, runs them, prints the outcome.
@@ -410,6 +523,7 @@ mod tests {
                 .unwrap()
             },
             segments_why: None,
+            s3: None,
             dest: TableInfo::from_description(&t).unwrap(),
             source,
             watchers: Default::default(),

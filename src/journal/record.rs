@@ -223,6 +223,26 @@ pub struct Resources {
     pub restore_requested: bool,
     pub restored_to: Option<Timestamp>,
     pub temp_table_fate: Option<TempTableFate>,
+    /// A window scope's exports, oldest first; each recorded when started, before waiting.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub exports: Vec<ExportRecord>,
+}
+
+/// One incremental export of a window scope, as started and then as checked.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ExportRecord {
+    pub arn: String,
+    pub from: Option<Timestamp>,
+    pub to: Option<Timestamp>,
+    /// `manifest-files.json`'s S3 key and MD5 (hex), once the export completed and its
+    /// manifests were checked.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub manifest: Option<(String, String)>,
+    #[serde(default)]
+    pub files: u64,
+    #[serde(default)]
+    pub items: u64,
 }
 
 /// What a run reads its items from, as the record names it: `latest`, an RFC 3339 time,
@@ -293,6 +313,9 @@ pub enum TempTableFate {
     /// Its restore summary or tags did not name this execution, so it was left alone.
     #[serde(rename = "kept (tags do not name this execution)")]
     NotOurs,
+    /// A window scope reads an export and restores no table.
+    #[serde(rename = "none created")]
+    NotCreated,
 }
 
 impl TempTableFate {
@@ -301,6 +324,7 @@ impl TempTableFate {
             TempTableFate::Deleted => "deleted",
             TempTableFate::Kept => "kept",
             TempTableFate::NotOurs => "kept (tags do not name this execution)",
+            TempTableFate::NotCreated => "none created",
         }
     }
 }

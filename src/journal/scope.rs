@@ -24,6 +24,19 @@ pub enum Scope {
         /// As given on the command line; typed by the table's hash key.
         values: Vec<String>,
     },
+    /// Undo every write made in `[from, to)`: each key an incremental export names is put back
+    /// to its image at `from`, on condition that it is still its image at `to`.
+    Window {
+        from: jiff::Timestamp,
+        to: jiff::Timestamp,
+        /// Where the export is written: the caller's bucket and prefix.
+        bucket: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        prefix: Option<String>,
+        /// Written without a condition: writes made after `to` are overwritten.
+        #[serde(default)]
+        overwrite_later_writes: bool,
+    },
 }
 
 /// What a run does to the table: all of it by a strategy, or a targeted scope, which has no
@@ -39,7 +52,10 @@ impl<'a> Mode<'a> {
     pub fn of(scope: &'a Scope, strategy: super::Strategy) -> Mode<'a> {
         match scope {
             Scope::Table => Mode::Table(strategy),
-            Scope::Missing | Scope::Keys { .. } | Scope::Partition { .. } => Mode::Targeted(scope),
+            Scope::Missing
+            | Scope::Keys { .. }
+            | Scope::Partition { .. }
+            | Scope::Window { .. } => Mode::Targeted(scope),
         }
     }
 
@@ -64,6 +80,7 @@ impl Scope {
             Scope::Missing => "missing",
             Scope::Keys { .. } => "keys",
             Scope::Partition { .. } => "partition",
+            Scope::Window { .. } => "window",
         }
     }
 
@@ -80,7 +97,9 @@ impl Scope {
                 sha256: String::new(),
                 keys: 0,
             },
-            Scope::Table | Scope::Missing | Scope::Partition { .. } => self.clone(),
+            Scope::Table | Scope::Missing | Scope::Partition { .. } | Scope::Window { .. } => {
+                self.clone()
+            }
         }
     }
 
@@ -100,6 +119,20 @@ impl Scope {
             Scope::Partition { values } => format!(
                 "partition key value(s) {}: every item under them made equal to the restore point",
                 values.join(", ")
+            ),
+            Scope::Window {
+                from,
+                to,
+                overwrite_later_writes,
+                ..
+            } => format!(
+                "the writes made from {from} to {to}: each item they changed put back as it was at \
+                 {from}{}",
+                if *overwrite_later_writes {
+                    ", OVERWRITING any write made to it after the window"
+                } else {
+                    ", unless it was written again after the window (a conflict, kept)"
+                }
             ),
         }
     }
@@ -169,6 +202,13 @@ mod tests {
             },
             Scope::Partition {
                 values: vec!["c#1".into()],
+            },
+            Scope::Window {
+                from: "2026-01-01T09:05:00Z".parse().unwrap(),
+                to: "2026-01-01T09:45:00Z".parse().unwrap(),
+                bucket: "b".into(),
+                prefix: Some("dr".into()),
+                overwrite_later_writes: false,
             },
         ] {
             let text = serde_json::to_string(&scope).unwrap();

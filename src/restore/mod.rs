@@ -20,6 +20,7 @@ pub mod job;
 mod phases;
 mod preflight;
 mod temp_table;
+mod window;
 
 pub use phases::{clean_up, execute, phase_one, plan_work, restored_table};
 pub use preflight::preflight;
@@ -144,6 +145,8 @@ pub struct Plan {
     pub keys: Option<crate::targeted::KeysFile>,
     /// How the segment count was chosen, when the table's size or capacity changed it.
     pub segments_why: Option<String>,
+    /// Reads a window scope's export.
+    pub s3: Option<aws_sdk_s3::Client>,
 }
 
 #[derive(Debug, Clone)]
@@ -187,9 +190,4 @@ pub struct RestoreReport {
     pub duration: Duration,
 }
 
-pub(crate) fn to_aws_time(t: Timestamp) -> aws_smithy_types::DateTime {
-    aws_smithy_types::DateTime::from_secs_and_nanos(
-        t.as_second(),
-        t.subsec_nanosecond().max(0) as u32,
-    )
-}
+pub(crate) use crate::aws::to_aws_time;

@@ -10,9 +10,10 @@ use super::temp_table::{delete_if_ours, restore_temp_table};
 use super::*;
 use crate::error::{Error, Result};
 use crate::execution::{self, Recorder};
-use crate::journal::{Execution, Mode, Phase};
+use crate::journal::{Execution, Mode, Phase, Scope};
 use crate::machine::{self, Step, Work};
 use crate::table::{self, TableInfo};
+use crate::targeted::WindowInputs;
 
 /// What exists now, for the message when a phase fails.
 fn left_in_place(exec: &Execution) -> String {
@@ -73,15 +74,28 @@ async fn run_phases(client: &Client, plan: &Plan, rec: &Arc<Recorder>) -> Result
 /// What the data phases work on: the temporary table, the table put back, the record's choices
 /// and the keys file as read here.
 pub async fn plan_work(client: &Client, plan: &Plan, rec: &Arc<Recorder>) -> Result<Work> {
-    let restored = restored_table(client, plan).await?;
     let exec = rec.snapshot().await;
-    Work::new(
+    // A window restores no table: its targets are in the export.
+    let (restored, window) = match &plan.request.scope {
+        Scope::Window { .. } => {
+            let s3 = plan.s3.clone().ok_or_else(|| Error::BadState {
+                what: "a window restore".into(),
+                state: "planned without an S3 client".into(),
+                hint: "this is a bug, report it".into(),
+            })?;
+            let exports = exec.resources.exports.clone();
+            (plan.dest.clone(), Some(WindowInputs { s3, exports }))
+        }
+        _ => (restored_table(client, plan).await?, None),
+    };
+    Ok(Work::new(
         &restored,
         &plan.dest,
         &exec.inputs,
         rec.key_digest(),
         plan.keys.clone(),
-    )
+    )?
+    .with_window(window))
 }
 
 /// The temporary table, which must still exist after phase 1.
@@ -115,6 +129,15 @@ pub async fn phase_one(client: &Client, plan: &Plan, rec: &Arc<Recorder>) -> Res
                 .await
             }
         };
+        if let Scope::Window { from, .. } = &req.scope {
+            tokio::try_join!(backup, super::window::exports(client, plan, rec))?;
+            rec.update(|e| {
+                e.resources.restored_to = Some(*from);
+                e.enter(Phase::Delete);
+            })
+            .await?;
+            return Ok(());
+        }
         let ((), restored) = tokio::try_join!(backup, restore_temp_table(client, plan, rec))?;
         if restored.key != plan.dest.key {
             return Err(Error::BadState {
@@ -146,7 +169,9 @@ pub async fn clean_up(client: &Client, plan: &Plan, rec: &Arc<Recorder>) -> Resu
     let req = &plan.request;
     if rec.snapshot().await.phase == Phase::CleanUp {
         tracing::info!("phase 4: clean-up");
-        let fate = if req.keep_restored_table {
+        let fate = if matches!(req.scope, Scope::Window { .. }) {
+            TempTableFate::NotCreated
+        } else if req.keep_restored_table {
             TempTableFate::Kept
         } else {
             rec.check_lease().await?;

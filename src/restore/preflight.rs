@@ -31,17 +31,23 @@ pub async fn preflight(
         ));
     }
     let keys = crate::targeted::KeysFile::open(aws, &request.scope).await?;
+    let s3 = match &request.scope {
+        journal::Scope::Window { .. } => Some(aws::s3_client(aws).await),
+        _ => None,
+    };
     scope(&mut request.scope, &dest, keys.as_ref())?;
     let source = match &request.source {
         Source::Pitr(time) => pitr_window(client, &dest, *time).await?,
         Source::Backup(arn) => backup_detail(client, &dest, arn).await?,
     };
+    window_end(&request.scope, &source, &dest.name)?;
     if resuming {
         return Ok(Plan {
             watchers: Default::default(),
             strategy: Default::default(),
             keys,
             segments_why,
+            s3: s3.clone(),
             request,
             dest,
             source,
@@ -62,6 +68,7 @@ pub async fn preflight(
         strategy: Default::default(),
         keys,
         segments_why,
+        s3,
         request,
         dest,
         source,
@@ -96,7 +103,50 @@ fn scope(
         journal::Scope::Partition { values } => {
             crate::targeted::partition_values(dest, values)?;
         }
+        journal::Scope::Window { from, to, .. } => {
+            let span = to.duration_since(*from);
+            if span < jiff::SignedDuration::try_from(crate::export::MIN_WINDOW).unwrap_or_default()
+            {
+                return Err(Error::invalid(
+                    "--to",
+                    format!(
+                        "the window {from} to {to} is shorter than 15 minutes, the shortest an \
+                         incremental export covers; widen it (writes before the bad ones are \
+                         kept only if they are outside it, so choose --from just before them)"
+                    ),
+                ));
+            }
+            if crate::export::pieces(*from, *to).len() > 1 {
+                return Err(Error::invalid(
+                    "--to",
+                    format!(
+                        "the window {from} to {to} is longer than 24 hours, the longest one \
+                         incremental export covers, and chained exports are not built yet; undo \
+                         it as windows of at most 24 hours, the latest first"
+                    ),
+                ));
+            }
+        }
         journal::Scope::Table | journal::Scope::Missing => {}
+    }
+    Ok(())
+}
+
+/// A window must end inside the table's PITR window: DynamoDB exports only what it can restore.
+fn window_end(scope: &journal::Scope, source: &SourceDetail, table: &str) -> Result<()> {
+    let (journal::Scope::Window { to, .. }, SourceDetail::Pitr { latest, .. }) = (scope, source)
+    else {
+        return Ok(());
+    };
+    if to > latest {
+        return Err(Error::invalid(
+            "--to",
+            format!(
+                "{to} is later than {table}'s latest restorable time ({}); an export can end no \
+                 later than that. Choose an earlier --to, or wait",
+                time_text(*latest)
+            ),
+        ));
     }
     Ok(())
 }

@@ -12,6 +12,7 @@ mod input;
 mod keys;
 mod missing;
 mod partition;
+mod window;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -32,6 +33,7 @@ use crate::progress::Progress;
 use crate::sync::{Checkpoint, SyncOptions, Totals};
 use crate::table::TableInfo;
 pub use input::{KeysFile, live_count, partition_values, read_keys_file};
+pub use window::WindowInputs;
 
 /// Keys read per BatchGetItem, and per page of a keys file.
 const KEYS_PER_PAGE: usize = 100;
@@ -64,6 +66,11 @@ trait Source: Send + Sync {
         start: Option<Item>,
     ) -> Result<(Vec<Candidate>, Option<Item>)>;
 
+    /// Writes without a condition: whatever the live item is, it is overwritten.
+    fn unconditional(&self) -> bool {
+        false
+    }
+
     /// Whether the live item is already the target: by default, the restore point's version.
     fn settled(&self, restored: Option<&Item>, live: Option<&Item>) -> bool {
         match (restored, live) {
@@ -75,9 +82,13 @@ trait Source: Send + Sync {
 }
 
 /// The registration of every targeted scope; `None` for the whole table, which is not one.
-/// `partitions` are a partition scope's values typed by the table's hash key (empty where only
-/// the segments are asked).
-fn source(scope: &Scope, partitions: &[AttributeValue]) -> Option<Box<dyn Source>> {
+/// `partitions` are a partition scope's values typed by the table's hash key, `window` a window
+/// scope's exports (empty, or `None`, where only the segments are asked).
+fn source(
+    scope: &Scope,
+    partitions: &[AttributeValue],
+    window: Option<&WindowInputs>,
+) -> Option<Box<dyn Source>> {
     match scope {
         Scope::Table => None,
         Scope::Missing => Some(Box::new(missing::Missing)),
@@ -90,12 +101,23 @@ fn source(scope: &Scope, partitions: &[AttributeValue]) -> Option<Box<dyn Source
             count: values.len(),
             values: partitions.to_vec(),
         })),
+        Scope::Window {
+            bucket,
+            overwrite_later_writes,
+            ..
+        } => Some(Box::new(window::Window {
+            bucket: bucket.clone(),
+            overwrite: *overwrite_later_writes,
+            inputs: window.cloned(),
+            files: Default::default(),
+            open: Default::default(),
+        })),
     }
 }
 
 /// The segments of a targeted phase, as the scope says (the whole table: `scan_segments`).
 pub fn segments(scope: &Scope, phase: Phase, scan_segments: u32) -> u32 {
-    source(scope, &[]).map_or(scan_segments.max(1), |s| s.segments(phase, scan_segments))
+    source(scope, &[], None).map_or(scan_segments.max(1), |s| s.segments(phase, scan_segments))
 }
 
 /// One targeted phase.
@@ -107,6 +129,8 @@ pub struct Pass<'a> {
     pub scope: &'a Scope,
     /// Typed by [`partition_values`], for a partition scope.
     pub partitions: &'a [AttributeValue],
+    /// A window scope's exports.
+    pub window: Option<&'a WindowInputs>,
     /// Names a sensitive table's keys.
     pub digest: Option<&'a KeyDigest>,
     /// Conflicts already recorded: never planned again by this execution's passes.
@@ -214,11 +238,13 @@ impl<'a> Ctx<'a> {
         cp: Arc<dyn Checkpoint>,
         check_only: bool,
     ) -> Result<Ctx<'a>> {
-        let source = source(pass.scope, pass.partitions).ok_or_else(|| Error::BadState {
-            what: format!("a targeted pass on {}", pass.live.name),
-            state: "with the whole table as its scope".into(),
-            hint: "the whole table is restored by the sync phases; this is a bug, report it".into(),
-        })?;
+        let source =
+            source(pass.scope, pass.partitions, pass.window).ok_or_else(|| Error::BadState {
+                what: format!("a targeted pass on {}", pass.live.name),
+                state: "with the whole table as its scope".into(),
+                hint: "the whole table is restored by the sync phases; this is a bug, report it"
+                    .into(),
+            })?;
         let total = source.total(phase, pass.restored);
         let verb = if check_only { "check" } else { phase.as_str() };
         Ok(Ctx {
@@ -442,15 +468,14 @@ impl<'a> Ctx<'a> {
 
     /// The put (or delete) of `c`'s restore-point version, conditional on `guard`, fenced; the
     /// write units DynamoDB says it consumed.
-    async fn send(&self, c: &Candidate, guard: Guard) -> Result<Option<f64>> {
-        let Guard {
-            expression: condition,
-            names,
-            values,
-        } = guard;
+    async fn send(&self, c: &Candidate, guard: Option<Guard>) -> Result<Option<f64>> {
+        let (condition, names, values) = match guard {
+            Some(g) => (Some(g.expression), Some(g.names), Some(g.values)),
+            None => (None, None, None),
+        };
         let table = &self.pass.live.name;
         let fence = || self.cp.may_write();
-        let values = (!values.is_empty()).then_some(values);
+        let values = values.filter(|v| !v.is_empty());
         match &c.restored {
             Some(item) => {
                 let req = self
@@ -458,8 +483,8 @@ impl<'a> Ctx<'a> {
                     .put_item()
                     .table_name(table)
                     .set_item(Some(item.clone()))
-                    .condition_expression(&condition)
-                    .set_expression_attribute_names(Some(names))
+                    .set_condition_expression(condition)
+                    .set_expression_attribute_names(names)
                     .set_expression_attribute_values(values)
                     .return_consumed_capacity(ReturnConsumedCapacity::Total);
                 retrying_fenced(
@@ -478,8 +503,8 @@ impl<'a> Ctx<'a> {
                     .delete_item()
                     .table_name(table)
                     .set_key(Some(c.key.clone()))
-                    .condition_expression(&condition)
-                    .set_expression_attribute_names(Some(names))
+                    .set_condition_expression(condition)
+                    .set_expression_attribute_names(names)
                     .set_expression_attribute_values(values)
                     .return_consumed_capacity(ReturnConsumedCapacity::Total);
                 retrying_fenced(
@@ -499,9 +524,13 @@ impl<'a> Ctx<'a> {
     /// what this write makes it (an earlier attempt whose answer was lost).
     async fn write(&self, c: &Candidate) -> Result<Outcome> {
         let table = &self.pass.live.name;
-        let Some(condition) = guard(&self.pass.live.key, c.live.as_ref()) else {
-            tracing::warn!(table = %table, key = %self.name(&c.key), "too many attributes to guard a write; left as a conflict");
-            return Ok(Outcome::Conflict);
+        let condition = match guard(&self.pass.live.key, c.live.as_ref()) {
+            _ if self.source.unconditional() => None,
+            Some(g) => Some(g),
+            None => {
+                tracing::warn!(table = %table, key = %self.name(&c.key), "too many attributes to guard a write; left as a conflict");
+                return Ok(Outcome::Conflict);
+            }
         };
         let cost = c.restored.as_ref().map_or(1.0, write_units);
         self.opts.write_rate.take(1, cost).await;

@@ -26,6 +26,7 @@ const LAYERS: &[(&str, u8)] = &[
     ("watchers", 1),
     ("mappings", 1),
     ("objects", 1),
+    ("export", 1),
     // 2 storage
     ("journal", 2),
     // 3 data plane

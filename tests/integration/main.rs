@@ -27,3 +27,4 @@ mod stack;
 mod sync_dynalite;
 mod targeted;
 mod verify;
+mod window;

@@ -67,6 +67,7 @@ fn plan(at: jiff::Timestamp) -> Plan {
         watchers: Default::default(),
         strategy: Default::default(),
         segments_why: None,
+        s3: None,
         request: RestoreRequest {
             sync: SyncOptions {
                 segments: 2,

@@ -165,13 +165,7 @@ impl Emulator {
 
     /// A DynamoDB client with static credentials, as production code builds one.
     pub fn client(&self) -> aws_sdk_dynamodb::Client {
-        let config = aws_sdk_dynamodb::Config::builder()
-            .behavior_version(BehaviorVersion::latest())
-            .region(Region::new(REGION))
-            .credentials_provider(Credentials::new("test", "test", None, None, "testkit"))
-            .endpoint_url(self.endpoint())
-            .build();
-        aws_sdk_dynamodb::Client::from_conf(config)
+        client_for(&self.endpoint())
     }
 
     /// Environment for a `dynamo-dr` subprocess talking to this emulator and nothing else.
@@ -288,4 +282,15 @@ impl Drop for Emulator {
         let _ = self.child.wait();
         let _ = std::fs::remove_dir_all(&self.journal_dir);
     }
+}
+
+/// A DynamoDB client for `endpoint` (an emulator, or a proxy in front of one).
+pub fn client_for(endpoint: &str) -> aws_sdk_dynamodb::Client {
+    let config = aws_sdk_dynamodb::Config::builder()
+        .behavior_version(BehaviorVersion::latest())
+        .region(Region::new(REGION))
+        .credentials_provider(Credentials::new("test", "test", None, None, "testkit"))
+        .endpoint_url(endpoint)
+        .build();
+    aws_sdk_dynamodb::Client::from_conf(config)
 }

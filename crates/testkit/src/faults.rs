@@ -170,6 +170,8 @@ struct Shared {
     restore_times: Mutex<std::collections::HashMap<String, f64>>,
     /// A modelled table's partitions and limits, when the proxy has one.
     capacity: Option<Mutex<Model>>,
+    /// Every write's images, exports and point-in-time restores, when the proxy keeps them.
+    history: Option<crate::history::History>,
 }
 
 /// The proxy, on its own thread and runtime so that a test may block on a CLI run meanwhile.
@@ -183,12 +185,26 @@ pub struct FaultProxy {
 impl FaultProxy {
     /// Listens on a free loopback port and forwards to `backend` (http://host:port).
     pub fn start(backend: &str, faults: Faults) -> FaultProxy {
-        FaultProxy::start_with(backend, faults, None)
+        FaultProxy::start_with(backend, faults, None, false)
+    }
+
+    /// [`FaultProxy::start`], keeping DynamoDB's history ([`crate::history`]): what exports and
+    /// point-in-time restores are made from.
+    pub fn with_history(backend: &str, faults: Faults) -> FaultProxy {
+        FaultProxy::start_with(backend, faults, None, true)
+    }
+
+    /// The history, for a proxy started [`FaultProxy::with_history`].
+    pub fn history(&self) -> &crate::history::History {
+        self.shared
+            .history
+            .as_ref()
+            .expect("a proxy started with_history")
     }
 
     /// [`FaultProxy::start`], and the table `capacity` describes gets its throughput limits.
     pub fn with_capacity(backend: &str, faults: Faults, capacity: Capacity) -> FaultProxy {
-        FaultProxy::start_with(backend, faults, Some(capacity))
+        FaultProxy::start_with(backend, faults, Some(capacity), false)
     }
 
     /// What the capacity model counted so far (empty without one).
@@ -200,7 +216,12 @@ impl FaultProxy {
             .unwrap_or_default()
     }
 
-    fn start_with(backend: &str, faults: Faults, capacity: Option<Capacity>) -> FaultProxy {
+    fn start_with(
+        backend: &str,
+        faults: Faults,
+        capacity: Option<Capacity>,
+        history: bool,
+    ) -> FaultProxy {
         let shared = Arc::new(Shared {
             backend: backend.trim_end_matches('/').to_string(),
             faults: Mutex::new(faults),
@@ -208,6 +229,7 @@ impl FaultProxy {
             client: Client::builder(TokioExecutor::new()).build_http(),
             restore_times: Mutex::default(),
             capacity: capacity.map(|c| Mutex::new(Model::new(c))),
+            history: history.then(Default::default),
         });
         let (addr, stop) = crate::serve::on_thread(shared.clone(), 2, handle);
         let url = format!("http://{addr}");
@@ -220,6 +242,11 @@ impl FaultProxy {
 
     pub fn url(&self) -> &str {
         &self.url
+    }
+
+    /// A DynamoDB client whose requests pass through the proxy.
+    pub fn client(&self) -> aws_sdk_dynamodb::Client {
+        crate::emulator::client_for(&self.url)
     }
 
     /// Changes the faults for the requests that arrive from now on.
@@ -341,6 +368,13 @@ async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Result<Reply, Bo
         if f == Fault::Reset {
             inj.reset.fetch_add(1, Ordering::Relaxed);
             return Err("injected connection reset".into());
+        }
+    }
+    if let Some(h) = &shared.history {
+        let (http, backend) = (&shared.client, &shared.backend);
+        let op = operation.as_deref();
+        if let Some(reply) = crate::history::handle(h, http, backend, &parts, &body, op).await? {
+            return Ok(reply);
         }
     }
     if let Some(reply) = modelled(&shared, &parts, &body, operation.as_deref()).await? {

@@ -7,6 +7,7 @@ pub mod capacity;
 pub mod emulator;
 pub mod faults;
 pub mod fixtures;
+pub mod history;
 pub mod iam;
 mod iam_lambda;
 pub mod lambda_router;
