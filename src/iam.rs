@@ -57,6 +57,9 @@ pub struct Request {
     pub environments: Vec<String>,
     /// Where keys files are read from S3 (the tables' `keys_location`, `s3://BUCKET/PREFIX`).
     pub keys_locations: Vec<String>,
+    /// Where `--scope window` writes its incremental exports (the tables' `export_bucket` and
+    /// `export_prefix`, as `s3://BUCKET/PREFIX`).
+    pub export_locations: Vec<String>,
 }
 
 /// The recovery mode of one environment.
@@ -85,6 +88,23 @@ pub const UNREACHED: &[(&str, &str, &str)] = &[
         "restore/backup.rs find_backup: after CreateBackup's answer was lost, the forensic backup \
          is adopted by listing the table's backups; tests/integration/faults.rs loses answers, \
          this suite's recorder does not",
+    ),
+    (
+        "ExportObjects",
+        "s3:PutObject",
+        "DynamoDB writes an export's objects as the caller (Developer Guide, \"Requesting a table \
+         export\": s3:PutObject, s3:PutObjectAcl, s3:AbortMultipartUpload); the testkit's export \
+         writes them to moto itself, so no recorded request of the tool's reaches them",
+    ),
+    (
+        "ExportObjects",
+        "s3:PutObjectAcl",
+        "as s3:PutObject: the export's own writes",
+    ),
+    (
+        "ExportObjects",
+        "s3:AbortMultipartUpload",
+        "as s3:PutObject: the export's own writes",
     ),
     (
         "JournalInit",
@@ -190,6 +210,7 @@ pub fn policy(scope: &Scope, req: &Request) -> Value {
         ));
     }
     statements.extend(keys_statements(scope, req));
+    statements.extend(export_statements(scope, req));
     statements.extend(table_kms_statements(scope, req));
     statements.extend(journal_kms_statements(req));
     if let Some(journal) = &req.journal_table {
@@ -210,6 +231,46 @@ fn keys_statements(scope: &Scope, req: &Request) -> Option<Value> {
         .map(|l| format!("arn:{}:s3:::{}/{}*", scope.partition, l.bucket, l.key))
         .collect();
     (!places.is_empty()).then(|| statement("KeysObjects", &["s3:GetObject"], places))
+}
+
+/// A window scope's incremental export of the tables, written to their export locations and
+/// read back from there; nothing else in S3.
+fn export_statements(scope: &Scope, req: &Request) -> Vec<Value> {
+    let places: Vec<String> = req
+        .export_locations
+        .iter()
+        .filter_map(|l| crate::validate::S3Uri::location(l).ok())
+        .map(|l| format!("arn:{}:s3:::{}/{}*", scope.partition, l.bucket, l.key))
+        .collect();
+    if places.is_empty() {
+        return Vec::new();
+    }
+    let tables = |rest: &str| -> Vec<String> {
+        let arn = |t: &String| scope.dynamodb(&format!("table/{t}{rest}"));
+        req.tables.iter().map(arn).collect()
+    };
+    vec![
+        statement(
+            "Exports",
+            &["dynamodb:ExportTableToPointInTime"],
+            tables(""),
+        ),
+        statement(
+            "ExportStatus",
+            &["dynamodb:DescribeExport"],
+            tables("/export/*"),
+        ),
+        statement(
+            "ExportObjects",
+            &[
+                "s3:PutObject",
+                "s3:PutObjectAcl",
+                "s3:AbortMultipartUpload",
+                "s3:GetObject",
+            ],
+            places,
+        ),
+    ]
 }
 
 /// What restoring `table` in place needs, from the command line or a stack's function alike.

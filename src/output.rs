@@ -15,7 +15,7 @@ pub(crate) use {out, outln};
 
 use serde_json::{Value, json};
 
-use crate::journal::{Mode, Strategy};
+use crate::journal::{Mode, Scope, Strategy};
 use crate::restore::{Plan, RestoreReport, Source, SourceDetail};
 use crate::table::TableInfo;
 use crate::validate::time_text;
@@ -476,12 +476,25 @@ fn mode_text(plan: &Plan) -> (&'static str, String) {
     let (strategy, _) = &plan.strategy;
     let mode = Mode::of(&r.scope, *strategy);
     let targeted = mode.targeted().map(|scope| {
+        let condition = match scope {
+            Scope::Window {
+                overwrite_later_writes: true,
+                ..
+            } => "each put or delete UNCONDITIONAL (--overwrite-later-writes)",
+            Scope::Window { .. } => {
+                "each put or delete conditional on the live item still being as the window left \
+                 it (an item written since is kept and reported as a conflict)"
+            }
+            _ => {
+                "each put or delete conditional on the live item being as read (a changed item \
+                 is kept and reported as a conflict)"
+            }
+        };
         (
             "TARGETED",
             format!(
-                "write only {}, each put or delete conditional on the live item being as read \
-                 (a changed item is kept and reported as a conflict); every other item is left \
-                 alone, so recovery mode is not required",
+                "write only {}, {condition}; every other item is left alone, so recovery mode is \
+                 not required",
                 scope.describe()
             ),
         )
@@ -521,9 +534,9 @@ pub fn plan_summary(plan: &Plan) -> String {
          \x20 table ({mode}): {table} ({approx}), key {key}\n\
          \x20 restore from:       {source}\n\
          \x20 will create:        {backup}\n\
-         \x20                     temporary table {temp} (on-demand{kms})\n\
+         \x20                     {temp}\n\
          \x20 will then {then}\n\
-         \x20 scope:              {scope} (--scope table|missing|keys|partition)\n\
+         \x20 scope:              {scope} (--scope table|missing|keys|partition|window)\n\
          \x20 strategy:           {strategy} ({strategy_why}; --strategy hard-reset|diff)\n\
          \x20 segments:           {segments}\n\
          \x20 write capacity:     {capacity}\n\
@@ -546,17 +559,31 @@ pub fn plan_summary(plan: &Plan) -> String {
         } else {
             "NO forensic backup (forensic_backup = false in the config)".into()
         },
-        temp = r.names.temp_table,
-        kms = plan
-            .dest
-            .kms_key_arn
-            .as_ref()
-            .map(|k| format!(", KMS key {k}"))
-            .unwrap_or_default(),
-        after = if r.keep_restored_table {
-            "kept afterwards"
-        } else {
-            "deleted afterwards"
+        temp = match &r.scope {
+            Scope::Window {
+                from,
+                to,
+                bucket,
+                prefix,
+                ..
+            } => format!(
+                "incremental export of {from} to {to} into s3://{bucket}/{} (no table is restored)",
+                prefix.as_deref().unwrap_or("")
+            ),
+            _ => format!(
+                "temporary table {} (on-demand{})",
+                r.names.temp_table,
+                plan.dest
+                    .kms_key_arn
+                    .as_ref()
+                    .map(|k| format!(", KMS key {k}"))
+                    .unwrap_or_default()
+            ),
+        },
+        after = match (&r.scope, r.keep_restored_table) {
+            (Scope::Window { .. }, _) => "none (the export is kept in S3)",
+            (_, true) => "kept afterwards",
+            (_, false) => "deleted afterwards",
         },
     );
     text.push_str(&downstream_text(&plan.dest, &plan.watchers));

@@ -68,6 +68,9 @@ pub struct ExecutionReport {
     pub backup_arn: Option<String>,
     pub temp_table: Option<String>,
     pub temp_table_fate: Option<crate::journal::TempTableFate>,
+    /// A window scope's exports.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub exports: Vec<crate::journal::ExportRecord>,
     pub verification: Option<Verification>,
     pub last_error: Option<String>,
     pub audit_trail: Vec<Event>,
@@ -286,6 +289,7 @@ fn execution_report(e: &Execution) -> ExecutionReport {
         backup_arn: e.resources.backup_arn.clone(),
         temp_table: e.resources.temp_table.clone(),
         temp_table_fate: e.resources.temp_table_fate,
+        exports: e.resources.exports.clone(),
         verification: e.verification.clone(),
         last_error: e.last_error.clone(),
         audit_trail: e.events.clone(),
@@ -600,6 +604,17 @@ fn outcome_markdown(md: &mut String, e: &ExecutionReport) {
             e.temp_table_fate
                 .map(|f| f.as_str())
                 .unwrap_or("not cleaned up yet")
+        ));
+    }
+    for x in &e.exports {
+        md.push_str(&format!(
+            "- Incremental export: {} ({} to {}): {} item(s) in {} file(s), manifests and MD5s \
+             checked\n",
+            x.arn,
+            x.from.map_or("-".into(), time_text),
+            x.to.map_or("-".into(), time_text),
+            x.items,
+            x.files
         ));
     }
     let c = &e.counts;

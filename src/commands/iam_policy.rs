@@ -84,8 +84,20 @@ pub(crate) async fn iam_policy(ctx: &Ctx, args: IamPolicyArgs) -> Result<()> {
         .collect();
     keys_locations.sort();
     keys_locations.dedup();
+    let mut export_locations: Vec<String> = args
+        .table
+        .iter()
+        .filter_map(|t| {
+            let o = ctx.config.resolve("table", t).ok()?.options;
+            let prefix = o.export_prefix.unwrap_or_default();
+            Some(format!("s3://{}/{prefix}", o.export_bucket?))
+        })
+        .collect();
+    export_locations.sort();
+    export_locations.dedup();
     let request = crate::iam::Request {
         keys_locations,
+        export_locations,
         tables,
         environments,
         function: false,

@@ -436,6 +436,19 @@ fn export_target(scope: &Scope, options: &crate::config::TableOptions) -> Result
     let Scope::Window { bucket, prefix, .. } = scope else {
         return Ok(scope.clone());
     };
+    if let Some(configured) = &options.export_bucket
+        && !bucket.is_empty()
+        && bucket != configured
+    {
+        return Err(Error::invalid(
+            "--export-bucket",
+            format!(
+                "the table's config sets export_bucket = \"{configured}\", the only bucket its \
+                 generated policy lets the export write to; drop --export-bucket, or change \
+                 export_bucket and regenerate the policy with `dynamo-dr iam-policy`"
+            ),
+        ));
+    }
     let bucket = Some(bucket.clone())
         .filter(|b| !b.is_empty())
         .or(options.export_bucket.clone())

@@ -11,6 +11,7 @@ mod support;
 mod denials;
 mod scenarios;
 mod stack;
+mod window;
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -34,7 +35,7 @@ pub struct Lab {
 impl Lab {
     pub async fn start(config: &str) -> Lab {
         let moto = Emulator::start(Kind::Moto).await;
-        let live = FaultProxy::start(
+        let live = FaultProxy::with_history(
             &moto.endpoint(),
             Faults {
                 live_pitr_window: true,

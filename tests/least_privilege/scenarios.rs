@@ -49,6 +49,15 @@ environment = "Shop"
 [tables.ShopB]
 name = "Shop-B"
 environment = "Shop"
+
+[environments.Feed]
+function_prefix = "Feed-"
+
+[tables.Feed]
+name = "Events"
+environment = "Feed"
+export_bucket = "dr-exports"
+export_prefix = "incidents"
 "#;
 
 const ITEMS: u64 = 120;
@@ -473,6 +482,7 @@ pub async fn run_all() -> Scenarios {
     backup_and_scopes(&mut s).await;
     several_tables_sync_and_resume(&mut s).await;
     sensitive(&mut s).await;
+    crate::window::window(&mut s).await;
     s
 }
 

@@ -394,9 +394,14 @@ async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Result<Reply, Bo
         let request: Option<Value> = (faults.live_pitr_window || !faults.replicas.is_empty())
             .then(|| serde_json::from_slice(&body).ok())
             .flatten();
-        let mut reply = forward(&shared, &parts, body).await?;
+        let mut reply = forward(&shared, &parts, body.clone()).await?;
         if reply.status() == StatusCode::OK {
             inj.written.fetch_add(writes, Ordering::Relaxed);
+        }
+        if let Some(h) = &shared.history {
+            let (http, backend) = (&shared.client, &shared.backend);
+            let op = operation.as_deref();
+            reply = crate::history::after(h, http, backend, op, &body, reply).await?;
         }
         if let Some(request) = request.filter(|_| reply.status() == StatusCode::OK) {
             let pitr = faults.live_pitr_window;

@@ -143,9 +143,32 @@ pub(crate) async fn handle(
             }
             Ok(Some(reply))
         }
-        "DescribeContinuousBackups" => pitr_window(h, &backend, parts, body, &request).await,
-        "RestoreTableToPointInTime" => restore(h, &backend, parts, body, &request).await,
         _ => Ok(None),
+    }
+}
+
+/// The history's changes to an answer the proxy forwarded as usual: a PITR window that opens
+/// when PITR was turned on, and a restored table put back to its instant.
+pub(crate) async fn after(
+    h: &History,
+    http: &Http,
+    backend: &str,
+    operation: Option<&str>,
+    body: &Bytes,
+    reply: Reply,
+) -> Result<Reply, BoxError> {
+    if reply.status() != StatusCode::OK {
+        return Ok(reply);
+    }
+    let backend = Backend { http, url: backend };
+    let request: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
+    match operation {
+        Some("DescribeContinuousBackups") => pitr_window(h, reply, &request).await,
+        Some("RestoreTableToPointInTime") => {
+            restore(h, &backend, &request).await?;
+            Ok(reply)
+        }
+        _ => Ok(reply),
     }
 }
 
@@ -714,22 +737,11 @@ fn list_exports(h: &History, request: &Value) -> Reply {
 }
 
 /// The PITR window: from the instant PITR was turned on, on the history's clock, to now.
-async fn pitr_window(
-    h: &History,
-    backend: &Backend<'_>,
-    parts: &hyper::http::request::Parts,
-    body: &Bytes,
-    request: &Value,
-) -> Result<Option<Reply>, BoxError> {
-    let reply = crate::serve::forward(backend.http, backend.url, parts, body.clone()).await?;
-    if reply.status() != StatusCode::OK {
-        return Ok(Some(reply));
-    }
-    let since = h
-        .lock()
-        .pitr_since
-        .get(request["TableName"].as_str().unwrap_or_default())
-        .copied();
+async fn pitr_window(h: &History, reply: Reply, request: &Value) -> Result<Reply, BoxError> {
+    let table = request["TableName"].as_str().unwrap_or_default();
+    let Some(since) = h.lock().pitr_since.get(table).copied() else {
+        return Ok(reply);
+    };
     let bytes = reply.into_body().collect().await?.to_bytes();
     let mut value: Value = serde_json::from_slice(&bytes)?;
     if let Some(pitr) = value
@@ -741,33 +753,24 @@ async fn pitr_window(
             "LatestRestorableDateTime".into(),
             secs(SystemTime::now()).into(),
         );
-        if let Some(since) = since {
-            pitr.insert("EarliestRestorableDateTime".into(), since.into());
-        }
+        pitr.insert("EarliestRestorableDateTime".into(), since.into());
     }
-    Ok(Some(ok(value)))
+    Ok(ok(value))
 }
 
 /// moto restores a table as it is now; the history then puts back, in the new table, every item
 /// changed since the instant asked for as it was then.
-async fn restore(
-    h: &History,
-    backend: &Backend<'_>,
-    parts: &hyper::http::request::Parts,
-    body: &Bytes,
-    request: &Value,
-) -> Result<Option<Reply>, BoxError> {
+async fn restore(h: &History, backend: &Backend<'_>, request: &Value) -> Result<(), BoxError> {
     let _one = h.gate.lock().await;
-    let reply = crate::serve::forward(backend.http, backend.url, parts, body.clone()).await?;
-    if reply.status() != StatusCode::OK || request["UseLatestRestorableTime"] == true {
-        return Ok(Some(reply));
+    if request["UseLatestRestorableTime"] == true {
+        return Ok(());
     }
     let (Some(source), Some(target), Some(at)) = (
         request["SourceTableName"].as_str(),
         request["TargetTableName"].as_str(),
         request["RestoreDateTime"].as_f64(),
     ) else {
-        return Ok(Some(reply));
+        return Ok(());
     };
     for (key, image) in undo_after(h, source, at) {
         let (status, answer) = match image {
@@ -786,5 +789,5 @@ async fn restore(
             return Err(format!("putting {target} back to its point in time: {answer}").into());
         }
     }
-    Ok(Some(reply))
+    Ok(())
 }

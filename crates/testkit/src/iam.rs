@@ -230,6 +230,10 @@ fn dynamodb(call: &Call) -> Vec<Authorization> {
         "ListTables" | "ListBackups" => vec![one("*".into())],
         "BatchWriteItem" | "BatchGetItem" => batch(call, &body, &action),
         "DescribeBackup" | "DeleteBackup" => vec![one(str_of(&body, "BackupArn"))],
+        // The table, and an export of it (`table/T/export/ID`), as the Service Authorization
+        // Reference lists them.
+        "ExportTableToPointInTime" => vec![one(str_of(&body, "TableArn"))],
+        "DescribeExport" => vec![one(str_of(&body, "ExportArn"))],
         // The Service Authorization Reference lists the backup and the table for it.
         "RestoreTableFromBackup" => {
             let target = one(table_arn(&str_of(&body, "TargetTableName")));
