@@ -391,6 +391,14 @@ pub struct AwsIdentity {
     pub user_id: String,
 }
 
+/// An instant as the SDK takes it.
+pub fn to_aws_time(t: jiff::Timestamp) -> aws_smithy_types::DateTime {
+    aws_smithy_types::DateTime::from_secs_and_nanos(
+        t.as_second(),
+        t.subsec_nanosecond().max(0) as u32,
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -456,12 +464,4 @@ mod tests {
             None
         );
     }
-}
-
-/// An instant as the SDK takes it.
-pub fn to_aws_time(t: jiff::Timestamp) -> aws_smithy_types::DateTime {
-    aws_smithy_types::DateTime::from_secs_and_nanos(
-        t.as_second(),
-        t.subsec_nanosecond().max(0) as u32,
-    )
 }
