@@ -116,16 +116,6 @@ fn scope(
                     ),
                 ));
             }
-            if crate::export::pieces(*from, *to).len() > 1 {
-                return Err(Error::invalid(
-                    "--to",
-                    format!(
-                        "the window {from} to {to} is longer than 24 hours, the longest one \
-                         incremental export covers, and chained exports are not built yet; undo \
-                         it as windows of at most 24 hours, the latest first"
-                    ),
-                ));
-            }
         }
         journal::Scope::Table | journal::Scope::Missing => {}
     }

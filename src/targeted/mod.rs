@@ -111,6 +111,7 @@ fn source(
             inputs: window.cloned(),
             files: Default::default(),
             open: Default::default(),
+            seen: Default::default(),
         })),
     }
 }

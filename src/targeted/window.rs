@@ -7,7 +7,8 @@
 //! checkpoint is a file and the lines of it done, so a resume downloads that file again (its MD5
 //! checked again) and skips what was done.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
+use std::hash::{Hash, Hasher};
 use std::io::{BufReader, Lines};
 
 use aws_sdk_dynamodb::types::AttributeValue;
@@ -38,6 +39,8 @@ pub(super) struct Window {
     pub(super) files: OnceCell<Vec<DataFile>>,
     /// Each segment's open file.
     pub(super) open: Mutex<HashMap<u32, Reader>>,
+    /// A check of chained exports: the keys (by hash) each segment has checked already.
+    pub(super) seen: std::sync::Mutex<HashMap<u32, HashSet<u64>>>,
 }
 
 pub(super) struct Reader {
@@ -76,33 +79,43 @@ impl Source for Window {
         start: Option<Item>,
     ) -> Result<(Vec<Candidate>, Option<Item>)> {
         let n = self.segments(Phase::Copy, ctx.opts.segments);
-        let (mut file, mut line) = checkpoint(start.as_ref(), segment)?;
-        let files = self.files().await?;
+        let chained = self.inputs()?.exports.len() > 1;
+        // One export: its files shared out. Chained: every segment reads every file and owns
+        // the keys that hash to it, so one key's lines are applied in order by one segment.
+        let (first, step) = if chained {
+            (0, 1)
+        } else {
+            (segment as usize, n as usize)
+        };
+        let (mut file, mut line) = checkpoint(start.as_ref(), first)?;
+        let files = self.files(ctx.check_only).await?;
         let mut changes = Vec::with_capacity(KEYS_PER_PAGE);
         let mut open = self.open.lock().await;
-        while file < files.len() && changes.len() < KEYS_PER_PAGE {
-            let reader = match open.remove(&segment) {
+        // A page never spans two files: one file names a key at most once.
+        while file < files.len() && changes.is_empty() {
+            let mut reader = match open.remove(&segment) {
                 Some(r) if r.file == file && r.line == line => r,
                 _ => self.open_at(&files[file], file, line).await?,
             };
-            let mut reader = reader;
-            let before = changes.len();
+            let mut full = false;
             for text in reader.lines.by_ref() {
                 reader.line += 1;
                 let text = text.map_err(|e| damaged(&files[file], reader.line, e.to_string()))?;
                 let change = export::parse_line(&text)
                     .map_err(|why| damaged(&files[file], reader.line, why))?;
-                changes.push(change);
+                if !chained || owner(&ctx.pass.live.key, &change.keys, n) == segment {
+                    changes.push(change);
+                }
                 if changes.len() == KEYS_PER_PAGE {
+                    full = true;
                     break;
                 }
             }
             line = reader.line;
-            if changes.len() == KEYS_PER_PAGE && changes.len() > before {
+            if full {
                 open.insert(segment, reader);
             } else {
-                // The file is done: on to this segment's next one.
-                file += n as usize;
+                file += step;
                 line = 0;
             }
         }
@@ -113,18 +126,32 @@ impl Source for Window {
                 (LINE.to_string(), AttributeValue::N(line.to_string())),
             ])
         });
+        let changes = self.first_seen(segment, ctx, changes, chained);
         Ok((self.candidates(ctx, changes).await?, next))
     }
 }
 
+/// The segment that owns `keys` among `n`, for chained exports.
+fn owner(schema: &crate::item::KeySchema, keys: &Item, n: u32) -> u32 {
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    key_text(schema, keys).hash(&mut h);
+    (h.finish() % u64::from(n.max(1))) as u32
+}
+
 impl Window {
-    /// Every recorded export's data files, oldest export first, read once per pass.
-    async fn files(&self) -> Result<&Vec<DataFile>> {
+    /// Every recorded export's data files, read once per pass: the latest export first for
+    /// the revert (chained exports are undone from the latest back), the earliest first for the
+    /// check (a key's target is its image before its first change).
+    async fn files(&self, check: bool) -> Result<&Vec<DataFile>> {
         self.files
             .get_or_try_init(|| async {
                 let inputs = self.inputs()?;
                 let mut all = Vec::new();
-                for e in &inputs.exports {
+                let mut exports: Vec<&ExportRecord> = inputs.exports.iter().collect();
+                if !check {
+                    exports.reverse();
+                }
+                for e in exports {
                     let Some((key, md5)) = &e.manifest else {
                         return Err(Error::BadState {
                             what: format!("export {}", e.arn),
@@ -172,6 +199,30 @@ impl Window {
         })
     }
 
+    /// A check of chained exports looks at a key once: at its earliest export, whose old image
+    /// is its target. The keys seen are kept by hash, 8 bytes each, per segment.
+    fn first_seen(
+        &self,
+        segment: u32,
+        ctx: &Ctx<'_>,
+        changes: Vec<export::Change>,
+        chained: bool,
+    ) -> Vec<export::Change> {
+        if !(chained && ctx.check_only) {
+            return changes;
+        }
+        let mut seen = self.seen.lock().unwrap_or_else(|p| p.into_inner());
+        let seen = seen.entry(segment).or_default();
+        changes
+            .into_iter()
+            .filter(|c| {
+                let mut h = std::collections::hash_map::DefaultHasher::new();
+                key_text(&ctx.pass.live.key, &c.keys).hash(&mut h);
+                seen.insert(h.finish())
+            })
+            .collect()
+    }
+
     /// Each change as a candidate: the window's start is the target; the condition is the
     /// window's end, or (for a check) the live item as it is.
     async fn candidates(
@@ -199,9 +250,10 @@ impl Window {
     }
 }
 
-fn checkpoint(start: Option<&Item>, segment: u32) -> Result<(usize, u64)> {
+/// Where a segment goes on: the recorded file and line, or `first` with none.
+fn checkpoint(start: Option<&Item>, first: usize) -> Result<(usize, u64)> {
     let Some(start) = start else {
-        return Ok((segment as usize, 0));
+        return Ok((first, 0));
     };
     let number = |name: &str| match start.get(name) {
         Some(AttributeValue::N(n)) => n.parse::<u64>().ok(),
@@ -210,7 +262,7 @@ fn checkpoint(start: Option<&Item>, segment: u32) -> Result<(usize, u64)> {
     match (number(FILE), number(LINE)) {
         (Some(f), Some(l)) => Ok((f as usize, l)),
         _ => Err(Error::Journal(format!(
-            "window checkpoint of segment {segment} is not a file and line; the journal is damaged"
+            "a window checkpoint is not a file and line; the journal is damaged"
         ))),
     }
 }

@@ -274,3 +274,70 @@ async fn windows_out_of_bounds_are_refused_before_anything_is_created() {
 fn restore_id(incident: &str) -> String {
     format!("{incident}.{TABLE}")
 }
+
+/// A 72-hour window is three exports of 24 hours, undone from the latest back: an item changed
+/// in all three, one only in the last, one inserted in the first and deleted in the last, and
+/// two written again after the window (conflicts, kept).
+#[tokio::test]
+async fn a_72_hour_window_chains_three_exports_and_folds_them() {
+    let moto = Emulator::start(Kind::Moto).await;
+    let direct = moto.client();
+    create_table(&direct, &spec()).await;
+    put_all(&direct, TABLE, (0..100).map(|i| item(i, "original"))).await;
+    moto.s3("PUT", &format!("/{BUCKET}"), b"");
+    let proxy = FaultProxy::with_history(&moto.endpoint(), Faults::none());
+    let (client, history) = (proxy.client(), proxy.history());
+    let base = SystemTime::now() - Duration::from_secs(80 * 3600);
+    let hour = |h: u64| at(base, h * 60);
+    history.set_clock(Some(base));
+    enable_pitr(&client, TABLE).await;
+    let before = scan_all(&direct, TABLE).await;
+    let writes: [(u64, std::ops::Range<u64>, &str); 9] = [
+        (2, 0..10, "first"),
+        (3, 200..210, "inserted"),
+        (4, 30..40, "first"),
+        (26, 200..210, "changed"),
+        (30, 0..10, "second"),
+        (40, 35..40, "second"),
+        (50, 10..20, "third"),
+        (60, 0..10, "third"),
+        (65, 35..40, "third"),
+    ];
+    for (h, range, v) in writes {
+        history.set_clock(Some(hour(h)));
+        put_all(&client, TABLE, range.map(|i| item(i, v))).await;
+    }
+    history.set_clock(Some(hour(70)));
+    for i in 200..210 {
+        let del = client
+            .delete_item()
+            .table_name(TABLE)
+            .set_key(Some(spec().key(i)));
+        del.send().await.expect("deleted in the last export");
+    }
+    history.set_clock(Some(hour(75)));
+    put_all(&client, TABLE, (30..40).map(|i| item(i, "after"))).await;
+    history.set_clock(None);
+    let mut expected = before;
+    for i in 30..40 {
+        expected.insert(key(i), item(i, "after"));
+    }
+    let (from, to) = (rfc3339(hour(1)), rfc3339(hour(73)));
+    let s = Scenario {
+        moto,
+        proxy,
+        from,
+        to,
+        expected,
+    };
+    let env = [("AWS_ENDPOINT_URL", s.proxy.url())];
+    let mut args = window_args(&s, "three-days");
+    args.extend(["--segments", "2"]);
+    dr_env(&s.moto, &env, &args, None).assert_code(3);
+    assert_reverted(&s, &scan_all(&s.moto.client(), TABLE).await);
+    let rec = record(&s.moto, &restore_id("three-days")).expect("the record");
+    let exports = rec["resources"]["exports"].as_array().expect("exports");
+    assert_eq!(exports.len(), 3, "{exports:?}");
+    assert_eq!(rec["targeted"]["conflicts"], 10, "{}", rec["targeted"]);
+    assert_eq!(s.proxy.injected().count("ExportTableToPointInTime"), 3);
+}
