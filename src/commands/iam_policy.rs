@@ -77,24 +77,7 @@ pub(crate) async fn iam_policy(ctx: &Ctx, args: IamPolicyArgs) -> Result<()> {
         .collect();
     environments.sort();
     environments.dedup();
-    let mut keys_locations: Vec<String> = args
-        .table
-        .iter()
-        .filter_map(|t| ctx.config.resolve("table", t).ok()?.options.keys_location)
-        .collect();
-    keys_locations.sort();
-    keys_locations.dedup();
-    let mut export_locations: Vec<String> = args
-        .table
-        .iter()
-        .filter_map(|t| {
-            let o = ctx.config.resolve("table", t).ok()?.options;
-            let prefix = o.export_prefix.unwrap_or_default();
-            Some(format!("s3://{}/{prefix}", o.export_bucket?))
-        })
-        .collect();
-    export_locations.sort();
-    export_locations.dedup();
+    let (keys_locations, export_locations) = s3_locations(ctx, &args.table);
     let request = crate::iam::Request {
         keys_locations,
         export_locations,
@@ -192,4 +175,28 @@ fn journal_kms_key(ctx: &Ctx) -> Result<Option<String>> {
         }
         None => None,
     })
+}
+
+/// The tables' keys locations and export locations (`s3://BUCKET/PREFIX`), each once.
+fn s3_locations(ctx: &Ctx, tables: &[String]) -> (Vec<String>, Vec<String>) {
+    let options: Vec<_> = tables
+        .iter()
+        .filter_map(|t| Some(ctx.config.resolve("table", t).ok()?.options))
+        .collect();
+    let mut keys: Vec<String> = options
+        .iter()
+        .filter_map(|o| o.keys_location.clone())
+        .collect();
+    let mut exports: Vec<String> = options
+        .iter()
+        .filter_map(|o| {
+            let prefix = o.export_prefix.clone().unwrap_or_default();
+            Some(format!("s3://{}/{prefix}", o.export_bucket.as_ref()?))
+        })
+        .collect();
+    for list in [&mut keys, &mut exports] {
+        list.sort();
+        list.dedup();
+    }
+    (keys, exports)
 }

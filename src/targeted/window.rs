@@ -261,9 +261,9 @@ fn checkpoint(start: Option<&Item>, first: usize) -> Result<(usize, u64)> {
     };
     match (number(FILE), number(LINE)) {
         (Some(f), Some(l)) => Ok((f as usize, l)),
-        _ => Err(Error::Journal(format!(
-            "a window checkpoint is not a file and line; the journal is damaged"
-        ))),
+        _ => Err(Error::Journal(
+            "a window checkpoint is not a file and line; the journal is damaged".into(),
+        )),
     }
 }
 
