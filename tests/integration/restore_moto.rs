@@ -364,3 +364,58 @@ async fn clean_up_leaves_a_temporary_table_it_cannot_prove_it_created() {
     assert_eq!(fate, dynamo_dr::restore::TempTableFate::Deleted);
     assert!(!table_exists(&client, &untagged.name).await);
 }
+
+/// Through the testkit's history, a PITR restore is of the table as it was at the instant asked
+/// for (moto alone restores the current data): writes after it are undone in place.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pitr_restore_puts_back_the_table_as_it_was_at_that_instant() {
+    use std::time::{Duration, SystemTime};
+    let moto = Emulator::start(Kind::Moto).await;
+    let direct = moto.client();
+    let spec = TableSpec::seed_like("Accounts");
+    create_table(&direct, &spec).await;
+    put_all(&direct, &spec.name, (0..200).map(|i| mixed_item(&spec, i))).await;
+    let faults = Faults {
+        live_pitr_window: true,
+        ..Faults::none()
+    };
+    let proxy = FaultProxy::with_history(&moto.endpoint(), faults);
+    let history = proxy.history();
+    let base = SystemTime::now() - Duration::from_secs(3600);
+    history.set_clock(Some(base));
+    enable_pitr(&proxy.client(), &spec.name).await;
+    let at_instant = scan_all(&direct, &spec.name).await;
+    history.set_clock(Some(base + Duration::from_secs(20 * 60)));
+    corrupt(&proxy.client(), &spec, 200, 15).await;
+    history.set_clock(None);
+    assert_ne!(
+        diff_summary(&at_instant, &scan_all(&direct, &spec.name).await),
+        None
+    );
+    let secs = (base + Duration::from_secs(10 * 60))
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .expect("after 1970")
+        .as_secs();
+    let instant = jiff::Timestamp::from_second(secs as i64)
+        .expect("instant")
+        .to_string();
+    let env = [("AWS_ENDPOINT_URL", proxy.url())];
+    let args = [
+        "restore",
+        "--table",
+        &spec.name,
+        "--incident-id",
+        "as-of",
+        "--pitr-time",
+        &instant,
+        "--confirm",
+        &spec.name,
+        "--yes",
+    ];
+    dr_env(&moto, &env, &args, None).assert_code(0);
+    assert_eq!(
+        diff_summary(&at_instant, &scan_all(&direct, &spec.name).await),
+        None,
+        "the table is as it was at {instant}, not as it is now"
+    );
+}
