@@ -120,6 +120,8 @@ pub struct Injected {
     pub written: AtomicU64,
     /// Application writes made ahead of conditional writes (`race`).
     pub raced: AtomicU64,
+    /// Items asked for by GetItem and BatchGetItem, for counting reads per key.
+    pub keys_read: AtomicU64,
     /// Requests by DynamoDB operation.
     operations: Mutex<BTreeMap<String, u64>>,
 }
@@ -325,6 +327,16 @@ async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Result<Reply, Bo
             .unwrap_or_else(|p| p.into_inner())
             .entry(op.clone())
             .or_default() += 1;
+    }
+    match operation.as_deref() {
+        Some("GetItem") => {
+            inj.keys_read.fetch_add(1, Ordering::Relaxed);
+        }
+        Some("BatchGetItem") => {
+            inj.keys_read
+                .fetch_add(batch_keys(&body), Ordering::Relaxed);
+        }
+        _ => {}
     }
     let named = faults.tables.is_empty()
         || faults.tables.iter().any(|t| {
@@ -596,6 +608,20 @@ fn injected_error(inj: &Injected, fault: Fault) -> Option<(&AtomicU64, StatusCod
         ),
         Fault::Reset | Fault::Hang | Fault::PartialBatch => return None,
     })
+}
+
+fn batch_keys(body: &Bytes) -> u64 {
+    serde_json::from_slice::<Value>(body)
+        .ok()
+        .and_then(|v| {
+            v.get("RequestItems").and_then(Value::as_object).map(|t| {
+                t.values()
+                    .filter_map(|r| r.get("Keys").and_then(Value::as_array))
+                    .map(|l| l.len() as u64)
+                    .sum()
+            })
+        })
+        .unwrap_or(0)
 }
 
 fn batch_writes(body: &Bytes) -> u64 {
