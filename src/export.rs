@@ -269,35 +269,17 @@ async fn get(s3: &aws_sdk_s3::Client, bucket: &str, key: &str) -> Result<Vec<u8>
 /// any of them: one damaged file stops the run with the table untouched.
 pub async fn verify_files(s3: &aws_sdk_s3::Client, bucket: &str, files: &[DataFile]) -> Result<()> {
     for file in files {
-        let what = format!("s3://{bucket}/{}", file.key);
-        let out = s3
-            .get_object()
-            .bucket(bucket)
-            .key(&file.key)
-            .send()
-            .await
-            .map_err(|e| aws::aws_error("GetObject", &what, &e))?;
-        let mut body = out.body;
-        let mut digest = Md5::new();
-        while let Some(chunk) = body.try_next().await.map_err(|e| Error::Io {
-            path: what.clone(),
-            source: std::io::Error::other(e),
-        })? {
-            digest.update(&chunk);
-        }
-        if !md5_matches(&digest.finalize(), &file.md5) {
-            return Err(integrity(&file.key, "its MD5 is not the manifest's".into()));
-        }
+        download(s3, bucket, file, None).await?;
     }
     Ok(())
 }
 
-/// The data file copied to `to`, streamed, and refused unless its MD5 is the manifest's.
+/// The data file streamed (into `to`, when given) and refused unless its MD5 is the manifest's.
 pub async fn download(
     s3: &aws_sdk_s3::Client,
     bucket: &str,
     file: &DataFile,
-    to: &Path,
+    to: Option<&Path>,
 ) -> Result<()> {
     let what = format!("s3://{bucket}/{}", file.key);
     let out = s3
@@ -307,11 +289,18 @@ pub async fn download(
         .send()
         .await
         .map_err(|e| aws::aws_error("GetObject", &what, &e))?;
-    let written = |source| Error::Io {
-        path: to.display().to_string(),
+    let written = |path: &Path, source| Error::Io {
+        path: path.display().to_string(),
         source,
     };
-    let mut out_file = tokio::fs::File::create(to).await.map_err(written)?;
+    let mut out_file = match to {
+        Some(p) => Some(
+            tokio::fs::File::create(p)
+                .await
+                .map_err(|e| written(p, e))?,
+        ),
+        None => None,
+    };
     let mut body = out.body;
     let mut digest = Md5::new();
     let cut = |e: aws_sdk_s3::primitives::ByteStreamError| Error::Io {
@@ -320,9 +309,13 @@ pub async fn download(
     };
     while let Some(chunk) = body.try_next().await.map_err(cut)? {
         digest.update(&chunk);
-        out_file.write_all(&chunk).await.map_err(written)?;
+        if let (Some(f), Some(p)) = (out_file.as_mut(), to) {
+            f.write_all(&chunk).await.map_err(|e| written(p, e))?;
+        }
     }
-    out_file.flush().await.map_err(written)?;
+    if let (Some(f), Some(p)) = (out_file.as_mut(), to) {
+        f.flush().await.map_err(|e| written(p, e))?;
+    }
     if !md5_matches(&digest.finalize(), &file.md5) {
         return Err(integrity(&file.key, "its MD5 is not the manifest's".into()));
     }

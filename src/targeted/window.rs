@@ -183,7 +183,7 @@ impl Window {
                 source,
             })?
             .into_temp_path();
-        export::download(&self.inputs()?.s3, &self.bucket, data, &copy).await?;
+        export::download(&self.inputs()?.s3, &self.bucket, data, Some(&copy)).await?;
         let mut lines = export::lines(&copy)?;
         for n in 0..skip {
             lines
