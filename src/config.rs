@@ -72,6 +72,12 @@ pub struct TableOptions {
 }
 
 impl TableOptions {
+    /// Where a window's export is written, as `s3://BUCKET/PREFIX`: what the policies grant.
+    pub fn export_location(&self) -> Option<String> {
+        let prefix = self.export_prefix.as_deref().unwrap_or_default();
+        Some(format!("s3://{}/{prefix}", self.export_bucket.as_ref()?))
+    }
+
     /// `self` where set, else `fallback`.
     pub fn or(&self, fallback: &TableOptions) -> TableOptions {
         TableOptions {

@@ -60,7 +60,7 @@ pub struct StackInput {
     /// the ARN of an on-demand backup of the table.
     #[serde(default)]
     pub backup_arn: Option<String>,
-    /// `table` (the default), `missing`, `keys` or `partition`.
+    /// `table` (the default), `missing`, `keys`, `partition` or `window`.
     #[serde(default)]
     pub scope: Option<String>,
     /// For `keys`: `s3://BUCKET/KEY` of a keys file.
@@ -69,6 +69,18 @@ pub struct StackInput {
     /// For `partition`: the partition key values.
     #[serde(default)]
     pub partition_values: Vec<String>,
+    /// For `window`: its start and end (RFC 3339); the writes between them are undone.
+    #[serde(default)]
+    pub from: Option<String>,
+    #[serde(default)]
+    pub to: Option<String>,
+    /// For `window`: the export's bucket, which must be the table's configured `export_bucket`
+    /// (the one the stack's role may write to); its prefix comes from the config.
+    #[serde(default)]
+    pub export_bucket: Option<String>,
+    /// For `window`: write back without a condition, overwriting writes made after the window.
+    #[serde(default)]
+    pub overwrite_later_writes: bool,
 }
 
 /// The restore point a payload names.
@@ -82,7 +94,8 @@ pub enum PointIn<'a> {
 const STACK_FORMS: &str = "{\"incidentId\", \"tableNameRecoveryConfirmation\", and \
     \"pitrBackupTime\" or \"backupArn\"}, optionally with \"scope\": \"missing\", \
     \"scope\": \"keys\" and \"keys\": \"s3://BUCKET/KEY\", or \"scope\": \"partition\" \
-    and \"partitionValues\": [...]";
+    and \"partitionValues\": [...]; or, with no restore point, \"scope\": \"window\", \
+    \"from\" and \"to\" (RFC 3339), optionally \"overwriteLaterWrites\": true";
 
 impl StackInput {
     pub fn parse(value: &serde_json::Value) -> Result<StackInput> {
@@ -92,6 +105,31 @@ impl StackInput {
                 format!("the execution's input is not a valid recovery payload: {e}; expected {STACK_FORMS}"),
             )
         })?;
+        if input.scope.as_deref() == Some("window") {
+            if input.pitr_backup_time.is_some() || input.backup_arn.is_some() {
+                return Err(Error::invalid(
+                    "input",
+                    format!(
+                        "a window is undone from DynamoDB's export of its writes, not from a \
+                         restore point: drop \"pitrBackupTime\" and \"backupArn\"; expected \
+                         {STACK_FORMS}"
+                    ),
+                ));
+            }
+            return Ok(input);
+        }
+        let window_field = [
+            ("from", input.from.is_some()),
+            ("to", input.to.is_some()),
+            ("exportBucket", input.export_bucket.is_some()),
+            ("overwriteLaterWrites", input.overwrite_later_writes),
+        ];
+        if let Some((field, _)) = window_field.iter().find(|(_, given)| *given) {
+            return Err(Error::invalid(
+                "input",
+                format!("\"{field}\" goes with \"scope\": \"window\"; expected {STACK_FORMS}"),
+            ));
+        }
         input.point()?;
         Ok(input)
     }
@@ -166,5 +204,22 @@ mod tests {
             );
             assert!(err.to_string().contains("backupArn"), "{err}");
         }
+    }
+
+    #[test]
+    fn a_window_payload_has_no_restore_point_and_window_fields_go_with_it() {
+        let window = serde_json::json!({"incidentId": "i", "tableNameRecoveryConfirmation": "T",
+            "scope": "window", "from": "2025-01-15T09:05:00Z", "to": "2025-01-15T09:45:00Z"});
+        let ok = StackInput::parse(&window).unwrap();
+        assert_eq!(ok.from.as_deref(), Some("2025-01-15T09:05:00Z"));
+        let mut with_point = window.clone();
+        with_point["pitrBackupTime"] = serde_json::json!("latest");
+        let err = StackInput::parse(&with_point).unwrap_err();
+        assert!(err.to_string().contains("drop \"pitrBackupTime\""), "{err}");
+        let stray = serde_json::json!({"incidentId": "i", "tableNameRecoveryConfirmation": "T",
+            "pitrBackupTime": "latest", "from": "2025-01-15T09:05:00Z"});
+        let err = StackInput::parse(&stray).unwrap_err();
+        assert!(err.to_string().contains("\"from\" goes with"), "{err}");
+        assert_eq!(err.exit_status(), crate::error::ExitStatus::Refused);
     }
 }

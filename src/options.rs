@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use crate::config::TableOptions;
 use crate::error::{Error, Result};
-use crate::journal::{Execution, Strategy};
+use crate::journal::{Execution, Scope, Strategy};
 use crate::session::Session;
 use crate::sync::SyncOptions;
 use crate::table::TableInfo;
@@ -86,8 +86,8 @@ pub fn recorded(session: &Session, exec: &Execution, page_limit: Option<i32>) ->
 
 /// A keys scope read from S3 must lie under the table's `keys_location`: the generated policies
 /// grant reading there alone, so anywhere else would fail mid-run on AccessDenied.
-pub fn keys_scope(options: &TableOptions, scope: &crate::journal::Scope) -> Result<()> {
-    let crate::journal::Scope::Keys { file, .. } = scope else {
+pub fn keys_scope(options: &TableOptions, scope: &Scope) -> Result<()> {
+    let Scope::Keys { file, .. } = scope else {
         return Ok(());
     };
     let Some(uri) = crate::validate::S3Uri::parse(file)? else {
@@ -107,6 +107,50 @@ pub fn keys_scope(options: &TableOptions, scope: &crate::journal::Scope) -> Resu
             ),
         )),
     }
+}
+
+/// A window's bucket and prefix: the flags', else the table's config; a window needs a bucket.
+pub fn export_target(scope: &Scope, options: &TableOptions, field: &str) -> Result<Scope> {
+    let Scope::Window { bucket, prefix, .. } = scope else {
+        return Ok(scope.clone());
+    };
+    if let Some(configured) = &options.export_bucket
+        && !bucket.is_empty()
+        && bucket != configured
+    {
+        return Err(Error::invalid(
+            field,
+            format!(
+                "the table's config sets export_bucket = \"{configured}\", the only bucket its \
+                 generated policy lets the export write to; drop {field}, or change \
+                 export_bucket and regenerate the policy with `dynamo-dr iam-policy`"
+            ),
+        ));
+    }
+    let bucket = Some(bucket.clone())
+        .filter(|b| !b.is_empty())
+        .or(options.export_bucket.clone())
+        .ok_or_else(|| {
+            Error::invalid(
+                field,
+                format!(
+                    "a window is undone from an incremental export written to S3: give {field} \
+                     BUCKET (a bucket in the table's account and region) or set export_bucket \
+                     for the table or in [defaults]"
+                ),
+            )
+        })?;
+    let mut scope = scope.clone();
+    if let Scope::Window {
+        bucket: b,
+        prefix: p,
+        ..
+    } = &mut scope
+    {
+        *b = bucket;
+        *p = prefix.clone().or(options.export_prefix.clone());
+    }
+    Ok(scope)
 }
 
 /// The restore deadline for `--restore-timeout` minutes.

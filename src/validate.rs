@@ -146,6 +146,43 @@ fn future(t: &str, now: Timestamp) -> Error {
     )
 }
 
+/// A window's two ends (`fields` name them in refusals): instants, not `latest`, in order.
+/// How long the window may be, and where, is the table's PITR window's to say (preflight).
+pub fn window(
+    ends: (Option<&str>, Option<&str>),
+    fields: [&str; 2],
+    now: Timestamp,
+) -> Result<(Timestamp, Timestamp)> {
+    let [from_field, to_field] = fields;
+    let instant = |field: &str, text: Option<&str>| match text {
+        Some(t) => match pitr_time(t, now) {
+            Ok(PitrTime::At(t)) => Ok(t),
+            Ok(PitrTime::Latest) => Err(Error::invalid(
+                field,
+                "a window's ends are instants (e.g. 2025-01-15T09:05:00Z), not latest",
+            )),
+            Err(e) => Err(Error::invalid(field, e.to_string())),
+        },
+        None => Err(Error::invalid(
+            field,
+            format!(
+                "a window needs {from_field} and {to_field}: the window whose writes are \
+                 undone, e.g. {from_field} 2025-01-15T09:05:00Z {to_field} 2025-01-15T09:45:00Z"
+            ),
+        )),
+    };
+    let (from, to) = (instant(from_field, ends.0)?, instant(to_field, ends.1)?);
+    if from >= to {
+        return Err(Error::invalid(
+            to_field,
+            format!(
+                "the window ends ({to}) before it starts ({from}); give {from_field} < {to_field}"
+            ),
+        ));
+    }
+    Ok((from, to))
+}
+
 /// An instant as people read it: to the second.
 pub fn seconds(t: Timestamp) -> Timestamp {
     t.round(jiff::Unit::Second).unwrap_or(t)
@@ -709,6 +746,51 @@ mod tests {
                 err.exit_status(),
                 crate::error::ExitStatus::Refused,
                 "{bad}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_window_is_two_instants_in_order() {
+        let now: Timestamp = "2025-01-15T12:00:00Z".parse().unwrap();
+        let f = ["from", "to"];
+        let (a, b) = window(
+            (
+                Some("2025-01-15T09:05:00Z"),
+                Some("2025-01-15T09:45:00+00:00"),
+            ),
+            f,
+            now,
+        )
+        .unwrap();
+        assert!(a < b);
+        for (ends, field, says) in [
+            (
+                (Some("latest"), Some("2025-01-15T09:45:00Z")),
+                "from",
+                "not latest",
+            ),
+            (
+                (Some("2025-01-15T09:05:00Z"), None),
+                "to",
+                "needs from and to",
+            ),
+            (
+                (Some("2025-01-15T09:45:00Z"), Some("2025-01-15T09:05:00Z")),
+                "to",
+                "before it starts",
+            ),
+            (
+                (Some("2025-01-15T09:05:00Z"), Some("2025-01-15T13:00:00Z")),
+                "to",
+                "future",
+            ),
+        ] {
+            let e = window(ends, f, now).unwrap_err();
+            let text = e.to_string();
+            assert!(
+                text.contains(says) && text.contains(field),
+                "{ends:?}: {text}"
             );
         }
     }

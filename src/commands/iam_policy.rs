@@ -187,13 +187,7 @@ fn s3_locations(ctx: &Ctx, tables: &[String]) -> (Vec<String>, Vec<String>) {
         .iter()
         .filter_map(|o| o.keys_location.clone())
         .collect();
-    let mut exports: Vec<String> = options
-        .iter()
-        .filter_map(|o| {
-            let prefix = o.export_prefix.clone().unwrap_or_default();
-            Some(format!("s3://{}/{prefix}", o.export_bucket.as_ref()?))
-        })
-        .collect();
+    let mut exports: Vec<String> = options.iter().filter_map(|o| o.export_location()).collect();
     for list in [&mut keys, &mut exports] {
         list.sort();
         list.dedup();

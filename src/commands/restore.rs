@@ -285,7 +285,7 @@ fn restore_requests(ctx: &Ctx, args: &RestoreArgs) -> Result<Vec<RestoreRequest>
         .map(|table| {
             ctx.require_key(table.options.sensitive.unwrap_or(false), &table.physical)?;
             options::keys_scope(&table.options, &scope)?;
-            let scope = export_target(&scope, &table.options)?;
+            let scope = options::export_target(&scope, &table.options, "--export-bucket")?;
             let sync = options::sync_options(ctx, Some(&table.options), args.run.requested());
             let named = (table.physical.as_str(), &table.options);
             let request =
@@ -399,29 +399,8 @@ async fn targeted_counts(
 
 /// `--scope window`'s flags; the bucket may still come from the table's config.
 fn window(args: &RestoreArgs) -> Result<Scope> {
-    let now = jiff::Timestamp::now();
-    let instant = |flag: &str, text: &Option<String>| match text {
-        Some(t) => match validate::pitr_time(t, now) {
-            Ok(validate::PitrTime::At(t)) => Ok(t),
-            Ok(validate::PitrTime::Latest) => Err(Error::invalid(
-                flag,
-                "a window's ends are instants (e.g. 2025-01-15T09:05:00Z), not latest",
-            )),
-            Err(e) => Err(Error::invalid(flag, e.to_string())),
-        },
-        None => Err(Error::invalid(
-            flag,
-            "--scope window needs --from and --to: the window whose writes are undone, e.g. \
-             --from 2025-01-15T09:05:00Z --to 2025-01-15T09:45:00Z",
-        )),
-    };
-    let (from, to) = (instant("--from", &args.from)?, instant("--to", &args.to)?);
-    if from >= to {
-        return Err(Error::invalid(
-            "--to",
-            format!("the window ends ({to}) before it starts ({from}); give --from < --to"),
-        ));
-    }
+    let ends = (args.from.as_deref(), args.to.as_deref());
+    let (from, to) = validate::window(ends, ["--from", "--to"], jiff::Timestamp::now())?;
     Ok(Scope::Window {
         from,
         to,
@@ -429,48 +408,6 @@ fn window(args: &RestoreArgs) -> Result<Scope> {
         prefix: args.export_prefix.clone(),
         overwrite_later_writes: args.overwrite_later_writes,
     })
-}
-
-/// A window's bucket and prefix: the flags', else the table's config; a window needs a bucket.
-fn export_target(scope: &Scope, options: &crate::config::TableOptions) -> Result<Scope> {
-    let Scope::Window { bucket, prefix, .. } = scope else {
-        return Ok(scope.clone());
-    };
-    if let Some(configured) = &options.export_bucket
-        && !bucket.is_empty()
-        && bucket != configured
-    {
-        return Err(Error::invalid(
-            "--export-bucket",
-            format!(
-                "the table's config sets export_bucket = \"{configured}\", the only bucket its \
-                 generated policy lets the export write to; drop --export-bucket, or change \
-                 export_bucket and regenerate the policy with `dynamo-dr iam-policy`"
-            ),
-        ));
-    }
-    let bucket = Some(bucket.clone())
-        .filter(|b| !b.is_empty())
-        .or(options.export_bucket.clone())
-        .ok_or_else(|| {
-            Error::invalid(
-                "--export-bucket",
-                "--scope window writes an incremental export to S3: give --export-bucket BUCKET \
-                 (a bucket in the table's account and region) or set export_bucket for the \
-                 table or in [defaults]",
-            )
-        })?;
-    let mut scope = scope.clone();
-    if let Scope::Window {
-        bucket: b,
-        prefix: p,
-        ..
-    } = &mut scope
-    {
-        *b = bucket;
-        *p = prefix.clone().or(options.export_prefix.clone());
-    }
-    Ok(scope)
 }
 
 /// Checks every table, has the operator confirm them together, runs them, prints the outcome.

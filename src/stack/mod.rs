@@ -73,6 +73,8 @@ struct Table {
     kms_key: Option<String>,
     /// Where its keys files are read from S3.
     keys_location: Option<String>,
+    /// Where a window's export is written.
+    export_location: Option<String>,
     /// Its function's `DYNAMO_DR_CONFIG`.
     config: String,
 }
@@ -160,6 +162,7 @@ fn tables_of(config: &Config, req: &StackRequest) -> Result<Vec<Table>> {
                 sensitive: config.is_sensitive(&t.name),
                 kms_key: req.kms_keys.get(logical).or(t.kms_key.as_ref()).cloned(),
                 keys_location: t.options.or(&config.defaults).keys_location,
+                export_location: t.options.or(&config.defaults).export_location(),
                 config: checked_config(
                     config.excerpt(Some(logical), None)?,
                     &format!("[tables.{logical}]"),
@@ -462,6 +465,7 @@ fn table_resources(
             function: true,
             environments: t.environment.iter().cloned().collect(),
             keys_locations: t.keys_location.iter().cloned().collect(),
+            export_locations: t.export_location.iter().cloned().collect(),
             ..Request::default()
         },
     );

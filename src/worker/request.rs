@@ -19,13 +19,18 @@ pub(super) fn seed_request(
     let table = session.config.resolve("table", logical)?;
     validate::confirmation(&input.table_name_recovery_confirmation, &table.physical)?;
     let incident = validate::incident_id(&input.incident_id)?;
-    let source = match input.point()? {
-        PointIn::Time(t) => Source::Pitr(validate::pitr_time(t, jiff::Timestamp::now())?),
-        PointIn::Backup(arn) => Source::Backup(validate::backup_arn(arn)?),
+    let now = jiff::Timestamp::now();
+    let scope = stack_scope(&input, now)?;
+    let source = match &scope {
+        Scope::Window { from, .. } => Source::Pitr(validate::PitrTime::At(*from)),
+        _ => match input.point()? {
+            PointIn::Time(t) => Source::Pitr(validate::pitr_time(t, now)?),
+            PointIn::Backup(arn) => Source::Backup(validate::backup_arn(arn)?),
+        },
     };
     session.require_key(table.options.sensitive.unwrap_or(false), &table.physical)?;
-    let scope = stack_scope(&input)?;
     options::keys_scope(&table.options, &scope)?;
+    let scope = stack_export_target(&scope, &table.options)?;
     let sync = options::sync_options(
         session,
         Some(&table.options),
@@ -38,14 +43,28 @@ pub(super) fn seed_request(
     RestoreRequest::new(table, incident, source, scope, sync)
 }
 
+/// A window's export goes where the stack's role may write: the table's configured bucket.
+fn stack_export_target(scope: &Scope, options: &crate::config::TableOptions) -> Result<Scope> {
+    if matches!(scope, Scope::Window { .. }) && options.export_bucket.is_none() {
+        return Err(Error::invalid(
+            "exportBucket",
+            "the table has no export_bucket in its config, so the stack's role may write an \
+             export nowhere; set export_bucket (and export_prefix) for the table, deploy again \
+             with `dynamo-dr stack`, then start the execution again",
+        ));
+    }
+    options::export_target(scope, options, "exportBucket")
+}
+
 /// The payload's scope; a keys file is an S3 object (a function has no operator's disk).
-fn stack_scope(input: &StackInput) -> Result<Scope> {
+fn stack_scope(input: &StackInput, now: jiff::Timestamp) -> Result<Scope> {
     let refused = |why: &str| {
         Error::invalid(
             "scope",
             format!(
                 "{why}; give \"scope\": \"table\" (the default), \"missing\", \"keys\" with \
-                 \"keys\": \"s3://BUCKET/KEY\", or \"partition\" with \"partitionValues\": [...]"
+                 \"keys\": \"s3://BUCKET/KEY\", \"partition\" with \"partitionValues\": [...], \
+                 or \"window\" with \"from\" and \"to\""
             ),
         )
     };
@@ -63,6 +82,17 @@ fn stack_scope(input: &StackInput) -> Result<Scope> {
             values: input.partition_values.clone(),
         },
         ("partition", None) => return Err(refused("scope partition needs \"partitionValues\"")),
+        ("window", None) => {
+            let ends = (input.from.as_deref(), input.to.as_deref());
+            let (from, to) = validate::window(ends, ["from", "to"], now)?;
+            Scope::Window {
+                from,
+                to,
+                bucket: input.export_bucket.clone().unwrap_or_default(),
+                prefix: None,
+                overwrite_later_writes: input.overwrite_later_writes,
+            }
+        }
         (_, Some(_)) => return Err(refused("\"keys\" goes with scope keys")),
         (other, None) => return Err(refused(&format!("{other:?} is not a scope"))),
     };
@@ -91,4 +121,42 @@ pub(super) fn recorded_request(session: &Session, exec: &Execution) -> Result<Re
         .ok()
         .and_then(|t| t.options.scan_page_limit);
     RestoreRequest::recorded(exec, options::recorded(session, exec, page_limit))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_window_in_the_stack_exports_only_to_the_configured_bucket() {
+        let scope = Scope::Window {
+            from: "2025-01-15T09:05:00Z".parse().unwrap(),
+            to: "2025-01-15T09:45:00Z".parse().unwrap(),
+            bucket: String::new(),
+            prefix: None,
+            overwrite_later_writes: false,
+        };
+        let none = crate::config::TableOptions::default();
+        let e = stack_export_target(&scope, &none).unwrap_err();
+        assert!(e.to_string().contains("dynamo-dr stack"), "{e}");
+        let configured = crate::config::TableOptions {
+            export_bucket: Some("dr-exports".into()),
+            export_prefix: Some("incidents/".into()),
+            ..Default::default()
+        };
+        match stack_export_target(&scope, &configured).unwrap() {
+            Scope::Window { bucket, prefix, .. } => {
+                assert_eq!(
+                    (bucket.as_str(), prefix.as_deref()),
+                    ("dr-exports", Some("incidents/"))
+                )
+            }
+            other => panic!("{other:?}"),
+        }
+        let mut elsewhere = scope.clone();
+        if let Scope::Window { bucket, .. } = &mut elsewhere {
+            *bucket = "other".into();
+        }
+        assert!(stack_export_target(&elsewhere, &configured).is_err());
+    }
 }

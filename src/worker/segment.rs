@@ -314,8 +314,8 @@ pub(super) async fn segment_step(
     finish(&writer, result, answer).await
 }
 
-/// What the segment works on: the temporary table and the table, and a keys scope's file read
-/// again from S3 and refused if it changed since the execution started.
+/// What the segment works on: the temporary table (a window's exports) and the table, and a keys
+/// scope's file read again from S3 and refused if it changed since the execution started.
 async fn segment_work(
     session: &Session,
     client: &aws_sdk_dynamodb::Client,
@@ -323,9 +323,17 @@ async fn segment_work(
     request: &crate::restore::RestoreRequest,
     digest: KeyDigest,
 ) -> Result<Work> {
+    let dest = table::describe_existing(client, &exec.inputs.table, "table").await?;
+    // A window restores no table: its targets are in the export(s) phase 1 recorded.
+    if let Scope::Window { .. } = exec.inputs.scope {
+        let window = crate::targeted::WindowInputs {
+            s3: crate::aws::s3_client(&session.aws).await,
+            exports: exec.resources.exports.clone(),
+        };
+        return Ok(Work::new(&dest, &dest, &exec.inputs, digest, None)?.with_window(Some(window)));
+    }
     let temp = &request.names.temp_table;
     let source = table::describe_existing(client, temp, "temporary table").await?;
-    let dest = table::describe_existing(client, &exec.inputs.table, "table").await?;
     let keys = KeysFile::open(&session.aws, &exec.inputs.scope).await?;
     if let (Some(k), Scope::Keys { file, sha256, .. }) = (&keys, &exec.inputs.scope) {
         let (_, now) = crate::targeted::read_keys_file(k.path(), &dest.key)?;

@@ -18,6 +18,7 @@ mod chaos;
 mod runtime;
 mod scopes;
 mod sfn;
+mod window;
 mod writers;
 
 const TABLE: &str = "Orders-Prod-ABC123";

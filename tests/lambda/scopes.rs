@@ -13,13 +13,13 @@ use sha2::{Digest, Sha256};
 use super::sfn::{create_machine, definition, diag, run_to_end};
 use super::*;
 
-const LEDGER: &str = "Ledger-Prod";
+pub(super) const LEDGER: &str = "Ledger-Prod";
 const FUNCTION: &str = "arn:aws:lambda:us-east-1:123456789012:function:dynamo-dr-LedgerTable";
 const BUCKET: &str = "dr-keys";
 /// Ten items under each partition key value.
-const LEDGER_ITEMS: u64 = 300;
+pub(super) const LEDGER_ITEMS: u64 = 300;
 
-fn ledger() -> TableSpec {
+pub(super) fn ledger() -> TableSpec {
     TableSpec {
         gsi: false,
         ..TableSpec::seed_like(LEDGER)
@@ -102,10 +102,10 @@ fn keys_file(before: &BTreeMap<String, Item>, damaged: &BTreeMap<String, Item>) 
 }
 
 /// The session the handler answers with; a test swaps it to put a proxy in the way.
-type Current = Arc<Mutex<Option<Arc<Session>>>>;
+pub(super) type Current = Arc<Mutex<Option<Arc<Session>>>>;
 
 /// The handler, answering every Task in-process; segments stop at their first page boundary.
-fn handler(session: Current) -> Handler {
+pub(super) fn handler(session: Current) -> Handler {
     Arc::new(move |_function, payload| {
         let session = session.clone();
         Box::pin(async move {
@@ -127,14 +127,14 @@ fn handler(session: Current) -> Handler {
     })
 }
 
-struct Machines {
+pub(super) struct Machines {
     parent: String,
     child: String,
 }
 
 /// One recovery by the parent, to its end; where moto's engine cannot start the child (see
 /// `sfn.rs`), the child as the parent starts it, then the parent again with the same input.
-async fn run_recovery(
+pub(super) async fn run_recovery(
     moto: &Emulator,
     m: &Machines,
     name: &str,
@@ -175,7 +175,7 @@ async fn recover(moto: &Emulator, m: &Machines, name: &str, input: &serde_json::
 }
 
 /// What failed in an execution: its Tasks' and Map iterations' errors.
-fn failures(moto: &Emulator, ended: &serde_json::Value) -> String {
+pub(super) fn failures(moto: &Emulator, ended: &serde_json::Value) -> String {
     let history = moto.json_call(
         "states",
         "AWSStepFunctions.GetExecutionHistory",
@@ -191,7 +191,7 @@ fn failures(moto: &Emulator, ended: &serde_json::Value) -> String {
     format!("{ended}\n{}", failed.join("\n"))
 }
 
-async fn machines(moto: &Emulator) -> Machines {
+pub(super) async fn machines(moto: &Emulator) -> Machines {
     let role = create_role(moto, "states-role");
     let names = dynamo_dr::stack::Names::of("LedgerTable");
     let child_def = dynamo_dr::stack::sync_definition("LedgerTable", 4);

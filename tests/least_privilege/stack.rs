@@ -2,7 +2,7 @@
 //! recording proxy, evaluated against its function's role from the template; what each state
 //! machine asks of IAM (its Tasks' service integrations), against the machine's role.
 
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use dynamo_dr_testkit::runtime_api::{Outcome as Invoked, RuntimeApi};
 use serde_json::{Value, json};
@@ -13,7 +13,8 @@ const TABLE: &str = "Orders-Live";
 const CONFIG: &str = "[environments.Prod]\nfunction_prefix = \"Prod-\"\ntags = { tier = \"prod\" }\n\
                       skip_recovery_events = [\"*Mailer*\"]\n\n\
                       [tables.Orders]\nname = \"Orders-Live\"\nenvironment = \"Prod\"\n\
-                      keys_location = \"s3://dr-keys/incidents/\"\n";
+                      keys_location = \"s3://dr-keys/incidents/\"\n\
+                      export_bucket = \"dr-exports\"\nexport_prefix = \"incidents/\"\n";
 
 /// `Fn::Sub` strings as CloudFormation resolves them in moto's account and region.
 pub fn resolved(v: &Value) -> Value {
@@ -206,6 +207,23 @@ async fn targeted(f: &Function, moto: &Emulator) {
     recover(f, moto, partition, false).await;
 }
 
+/// A bad write on a clock two hours back, after PITR was turned on at its start: the window
+/// scope exports the window and reverts from it, as the state machines run it.
+async fn window(f: &Function, moto: &Emulator, history: &FaultProxy, base: SystemTime) {
+    moto.s3("PUT", "/dr-exports", b"");
+    let spec = TableSpec::hash_only(TABLE, Scalar::S);
+    history
+        .history()
+        .set_clock(Some(base + Duration::from_secs(30 * 60)));
+    let bad = (100..105).map(|i| sized_item(&spec, i, 90));
+    put_all(&history.client(), TABLE, bad).await;
+    history.history().set_clock(None);
+    let at = |m: u64| crate::window::rfc3339(base + Duration::from_secs(m * 60));
+    let input = json!({ "incidentId": "stack-4", "tableNameRecoveryConfirmation": TABLE,
+                        "scope": "window", "from": at(15), "to": at(45) });
+    recover(f, moto, input, false).await;
+}
+
 /// What a state machine's Tasks ask of IAM: `lambda:invoke` invokes the function,
 /// `startExecution.sync:2` starts the child and waits on it through the managed rule, a
 /// distributed Map starts child executions of its own machine
@@ -316,8 +334,14 @@ pub async fn outcomes() -> Vec<Outcome> {
     let dir = tempfile::tempdir().expect("dir");
     let t = template(&moto, &dir, CONFIG, &[]);
     let names = ["Orders-Live", "Orders", "Prod"];
+    // The table's function reaches moto through the history, which exports a window.
+    let history = FaultProxy::with_history(&moto.endpoint(), Faults::none());
+    let base = SystemTime::now() - Duration::from_secs(2 * 3600);
+    history.history().set_clock(Some(base));
+    enable_pitr(&history.client(), TABLE).await;
+    history.history().set_clock(None);
     let (table_proxy, mode_proxy) = (
-        RecordingProxy::start(&moto.endpoint()),
+        RecordingProxy::start(history.url()),
         RecordingProxy::start(&moto.endpoint()),
     );
     let mode = Function::spawn(
@@ -333,6 +357,7 @@ pub async fn outcomes() -> Vec<Outcome> {
                         "tableNameRecoveryConfirmation": TABLE });
     recover(&table, &moto, input, true).await;
     targeted(&table, &moto).await;
+    window(&table, &moto, &history, base).await;
     mode.until(change("end"), |_| true).await;
     let mut out = vec![
         evaluate(

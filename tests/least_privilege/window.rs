@@ -9,7 +9,7 @@ use crate::scenarios::Scenarios;
 
 const TABLE: &str = "Events";
 
-fn rfc3339(t: SystemTime) -> String {
+pub fn rfc3339(t: SystemTime) -> String {
     let secs = t
         .duration_since(SystemTime::UNIX_EPOCH)
         .expect("after 1970");
