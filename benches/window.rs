@@ -1,7 +1,8 @@
 //! Benchmark: undoing a bad deploy's window from its incremental export, against a hard reset
 //! and a diff of the same table from PITR. Run with `scripts/bench-window [ITEMS] [CHANGED]`
 //! (release build, private moto behind the testkit's history proxy, which makes the export and
-//! restores PITR as of the instant).
+//! restores PITR as of the instant, and its partition model: the live table has the 4 partitions
+//! of 1,000 write units per second of a new on-demand table, for single writes and batches alike).
 //!
 //! The table: ITEMS items of under 1 KB written before PITR was on; then, on the history's clock,
 //! a bad deploy changes CHANGED of them (half updated, a quarter deleted, a quarter inserted)
@@ -81,7 +82,7 @@ fn counts(p: &FaultProxy) -> Counts {
     let i = p.injected();
     let get = |a: &std::sync::atomic::AtomicU64| a.load(std::sync::atomic::Ordering::Relaxed);
     Counts {
-        writes: i.count("PutItem") + i.count("DeleteItem") + get(&i.written),
+        writes: get(&i.written),
         keys_read: get(&i.keys_read),
         read_requests: ["GetItem", "BatchGetItem", "Query", "Scan"]
             .iter()
@@ -133,14 +134,17 @@ async fn main() {
         ),
     ];
     println!(
-        "| items | changed | run | wall s | writes | writes/changed | keys read | read requests | Scans | peak RSS MB | $ (requests + restore or export) |"
+        "| items | changed | run | wall s | writes | writes/changed | throttled writes | keys read | read requests | Scans | peak RSS MB | $ (requests + restore or export) |"
     );
-    println!("|---|---|---|---|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|---|");
     for (i, (label, extra)) in runs.iter().enumerate() {
-        let proxy = FaultProxy::with_history(&moto.endpoint(), faults.clone());
         let table = format!("Orders{i}");
+        let capacity = Capacity::partitioned(&table, "pk", 4, 1000.0);
+        let proxy =
+            FaultProxy::with_history_and_capacity(&moto.endpoint(), faults.clone(), capacity);
         damaged(&moto, &proxy, &table, n, changed, base).await;
         let before = counts(&proxy);
+        let throttled_before = proxy.capacity_counters().throttled_items;
         let incident = format!("bench-{i}");
         let mut args = vec![
             "restore",
@@ -180,8 +184,9 @@ async fn main() {
         };
         let dollars = writes as f64 * 0.625e-6 + reads * 0.125e-6 + extra_cost;
         println!(
-            "| {n} | {changed} | {label} | {wall:.1} | {writes} | {:.2} | {keys_read} | {} | {} | {rss:.1} | {dollars:.4} |",
+            "| {n} | {changed} | {label} | {wall:.1} | {writes} | {:.2} | {} | {keys_read} | {} | {} | {rss:.1} | {dollars:.4} |",
             writes as f64 / changed as f64,
+            proxy.capacity_counters().throttled_items - throttled_before,
             after.read_requests - before.read_requests,
             after.scans - before.scans,
         );

@@ -12,7 +12,8 @@
 //!   <https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/CapacityUnitCalculations.html>);
 //!   item size is the UTF-8 length of attribute names plus the size of their values;
 //! - a BatchWriteItem whose items are partly throttled returns them as UnprocessedItems; when none
-//!   could be written it fails with ProvisionedThroughputExceededException, whose
+//!   could be written it fails (as a single PutItem, UpdateItem or DeleteItem that does not fit
+//!   does) with ProvisionedThroughputExceededException, whose
 //!   ThrottlingReasons name a key range (`TableWriteKeyRangeThroughputExceeded`) or the table
 //!   (`TableWriteProvisionedThroughputExceeded`)
 //!   (<https://docs.aws.amazon.com/amazondynamodb/latest/APIReference/API_BatchWriteItem.html>,
@@ -143,6 +144,11 @@ pub fn item_size(item: &Value) -> usize {
     item.as_object().map_or(0, map_size)
 }
 
+/// Write units for putting `item`: one per 1 KB, at least one.
+fn write_cost(item: &Value) -> f64 {
+    item_size(item).div_ceil(1024).max(1) as f64
+}
+
 #[derive(Debug, Clone)]
 struct Bucket {
     rate: f64,
@@ -172,7 +178,7 @@ pub struct Counters {
     pub write_units: Vec<Vec<f64>>,
     /// Read units served, likewise.
     pub read_units: Vec<Vec<f64>>,
-    /// BatchWriteItem requests for the table.
+    /// Write requests for the table: BatchWriteItem, PutItem, UpdateItem and DeleteItem.
     pub write_requests: u64,
     /// Of them, those with at least one item throttled (partly or wholly).
     pub throttled_write_requests: u64,
@@ -185,7 +191,7 @@ pub struct Counters {
     pub table_throttles: u64,
     pub read_requests: u64,
     pub throttled_read_requests: u64,
-    /// BatchWriteItem requests, and those throttled, per second.
+    /// Write requests, and those throttled, per second.
     pub write_requests_per_second: Vec<u64>,
     pub throttled_per_second: Vec<u64>,
 }
@@ -338,9 +344,7 @@ impl Model {
             return WriteVerdict::Pass;
         };
         self.refill();
-        self.counters.write_requests += 1;
-        let (second, partitions) = (self.second(), self.capacity.partitions as usize);
-        bump(&mut self.counters.write_requests_per_second, second);
+        let second = self.second();
         let mut admitted = Vec::new();
         let mut unprocessed = Vec::new();
         let mut reason = None;
@@ -348,45 +352,26 @@ impl Model {
             let (item, cost) = match (w.get("PutRequest"), w.get("DeleteRequest")) {
                 (Some(put), _) => {
                     let item = put.get("Item").cloned().unwrap_or(Value::Null);
-                    let cost = item_size(&item).div_ceil(1024).max(1) as f64;
+                    let cost = write_cost(&item);
                     (item, cost)
                 }
                 // A delete's cost is its item's size; the model charges one unit.
                 (None, Some(del)) => (del.get("Key").cloned().unwrap_or(Value::Null), 1.0),
                 _ => (Value::Null, 1.0),
             };
-            let p = self.partition_of_item(&item);
-            let partition_ok = self.write[p].tokens >= cost;
-            let table_ok = self.table_write.as_ref().is_none_or(|t| t.tokens >= cost);
-            if partition_ok && table_ok {
-                self.write[p].tokens -= cost;
-                if let Some(t) = self.table_write.as_mut() {
-                    t.tokens -= cost;
+            match self.admit(&item, cost, second) {
+                Ok(()) => admitted.push(w.clone()),
+                Err(r) => {
+                    reason = Some(r);
+                    unprocessed.push(w.clone());
                 }
-                Self::record(&mut self.counters.write_units, second, partitions, p, cost);
-                admitted.push(w.clone());
-            } else {
-                reason = Some(if partition_ok {
-                    Reason::Table
-                } else {
-                    Reason::KeyRange
-                });
-                unprocessed.push(w.clone());
             }
         }
-        if unprocessed.is_empty() {
+        self.count_write(second, reason, unprocessed.len(), admitted.is_empty());
+        let Some(reason) = reason else {
             return WriteVerdict::Pass;
-        }
-        self.counters.throttled_write_requests += 1;
-        bump(&mut self.counters.throttled_per_second, second);
-        self.counters.throttled_items += unprocessed.len() as u64;
-        let reason = reason.unwrap_or(Reason::KeyRange);
-        match reason {
-            Reason::KeyRange => self.counters.key_range_throttles += 1,
-            Reason::Table => self.counters.table_throttles += 1,
-        }
+        };
         if admitted.is_empty() {
-            self.counters.rejected_write_requests += 1;
             return WriteVerdict::Reject(reason);
         }
         let mut forward = request.clone();
@@ -394,6 +379,65 @@ impl Model {
         WriteVerdict::Partial {
             forward,
             unprocessed,
+        }
+    }
+
+    /// Admits a PutItem, UpdateItem or DeleteItem of the table, or names why not: DynamoDB
+    /// answers a single write it cannot take with ProvisionedThroughputExceededException
+    /// (<https://docs.aws.amazon.com/amazondynamodb/latest/APIReference/API_PutItem.html>).
+    /// A put costs a unit per 1 KB of its item; an update or delete costs its stored item's size,
+    /// which the model does not know: one unit.
+    pub fn write_one(&mut self, operation: &str, request: &Value) -> Option<Reason> {
+        if request.get("TableName").and_then(Value::as_str) != Some(self.capacity.table.as_str()) {
+            return None;
+        }
+        let (key, cost) = match operation {
+            "PutItem" => (request.get("Item"), write_cost(&request["Item"])),
+            "UpdateItem" | "DeleteItem" => (request.get("Key"), 1.0),
+            _ => return None,
+        };
+        self.refill();
+        let second = self.second();
+        let reason = self.admit(key.unwrap_or(&Value::Null), cost, second).err();
+        self.count_write(second, reason, usize::from(reason.is_some()), true);
+        reason
+    }
+
+    /// Takes `cost` units from the item's partition and the table, or names which has too few.
+    fn admit(&mut self, item: &Value, cost: f64, second: usize) -> Result<(), Reason> {
+        let p = self.partition_of_item(item);
+        let partition_ok = self.write[p].tokens >= cost;
+        let table_ok = self.table_write.as_ref().is_none_or(|t| t.tokens >= cost);
+        if !partition_ok {
+            return Err(Reason::KeyRange);
+        }
+        if !table_ok {
+            return Err(Reason::Table);
+        }
+        self.write[p].tokens -= cost;
+        if let Some(t) = self.table_write.as_mut() {
+            t.tokens -= cost;
+        }
+        let partitions = self.capacity.partitions as usize;
+        Self::record(&mut self.counters.write_units, second, partitions, p, cost);
+        Ok(())
+    }
+
+    fn count_write(&mut self, second: usize, reason: Option<Reason>, throttled: usize, none: bool) {
+        self.counters.write_requests += 1;
+        bump(&mut self.counters.write_requests_per_second, second);
+        let Some(reason) = reason else {
+            return;
+        };
+        self.counters.throttled_write_requests += 1;
+        bump(&mut self.counters.throttled_per_second, second);
+        self.counters.throttled_items += throttled as u64;
+        match reason {
+            Reason::KeyRange => self.counters.key_range_throttles += 1,
+            Reason::Table => self.counters.table_throttles += 1,
+        }
+        if none {
+            self.counters.rejected_write_requests += 1;
         }
     }
 
@@ -550,5 +594,35 @@ mod tests {
             t.write(&batch(&p1)),
             WriteVerdict::Reject(Reason::Table)
         ));
+    }
+
+    #[test]
+    fn single_writes_spend_the_same_partition_capacity_as_batches() {
+        let mut m = Model::new(Capacity::partitioned("T", "pk", 4, 10.0));
+        let key = |i: u32| json!({"pk": {"S": format!("k{i}")}});
+        let p = |m: &Model, i: u32| m.partition_of_prefix(key_hash_prefix(&key(i)["pk"]));
+        let hot: Vec<u32> = (0..2000).filter(|i| p(&m, *i) == 0).take(12).collect();
+        let cold = (0..2000)
+            .find(|i| p(&m, *i) == 1)
+            .expect("a key of partition 1");
+        let put = |i: u32| json!({"TableName": "T", "Item": {"pk": key(i)["pk"], "v": {"S": "x".repeat(1500)}}});
+        // Two units per 1.5 KB put: five fit in partition 0's ten.
+        let verdicts: Vec<_> = hot[..6]
+            .iter()
+            .map(|i| m.write_one("PutItem", &put(*i)))
+            .collect();
+        assert_eq!(verdicts[..5], [None; 5]);
+        assert_eq!(verdicts[5], Some(Reason::KeyRange));
+        let delete = json!({"TableName": "T", "Key": key(cold)});
+        assert_eq!(m.write_one("DeleteItem", &delete), None);
+        let other = json!({"TableName": "U", "Key": key(hot[0])});
+        assert_eq!(
+            m.write_one("DeleteItem", &other),
+            None,
+            "another table is not modelled"
+        );
+        assert_eq!(m.counters.write_requests, 7);
+        assert_eq!(m.counters.rejected_write_requests, 1);
+        assert_eq!(m.counters.write_units[0][0], 10.0);
     }
 }

@@ -115,8 +115,9 @@ pub struct Injected {
     /// Items a partial batch returned as unprocessed.
     pub unprocessed_items: AtomicU64,
     pub latency: AtomicU64,
-    /// Write requests of BatchWriteItem calls forwarded to the backend and answered 200, for
-    /// measuring achieved write rates.
+    /// Items written: those of BatchWriteItem calls answered 200 less their UnprocessedItems,
+    /// and each PutItem, UpdateItem or DeleteItem the backend answered (200, or a failed
+    /// condition, which is charged too). For write rates and writes per changed item.
     pub written: AtomicU64,
     /// Application writes made ahead of conditional writes (`race`).
     pub raced: AtomicU64,
@@ -207,6 +208,16 @@ impl FaultProxy {
     /// [`FaultProxy::start`], and the table `capacity` describes gets its throughput limits.
     pub fn with_capacity(backend: &str, faults: Faults, capacity: Capacity) -> FaultProxy {
         FaultProxy::start_with(backend, faults, Some(capacity), false)
+    }
+
+    /// [`FaultProxy::with_history`] and [`FaultProxy::with_capacity`] at once: a table with its
+    /// history and its throughput limits, for benchmarks of a window against a whole-table run.
+    pub fn with_history_and_capacity(
+        backend: &str,
+        faults: Faults,
+        capacity: Capacity,
+    ) -> FaultProxy {
+        FaultProxy::start_with(backend, faults, Some(capacity), true)
     }
 
     /// What the capacity model counted so far (empty without one).
@@ -382,57 +393,25 @@ async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Result<Reply, Bo
             return Err("injected connection reset".into());
         }
     }
-    if let Some(h) = &shared.history {
-        let (http, backend) = (&shared.client, &shared.backend);
-        let op = operation.as_deref();
-        if let Some(reply) = crate::history::handle(h, http, backend, &parts, &body, op).await? {
-            return Ok(reply);
-        }
-    }
-    if let Some(reply) = modelled(&shared, &parts, &body, operation.as_deref()).await? {
-        return Ok(reply);
-    }
-    let reply = if fault == Some(Fault::PartialBatch) {
-        match partial_batch(&shared, &parts, &body).await? {
-            Some(reply) => reply,
-            None => forward(&shared, &parts, body).await?,
-        }
-    } else {
-        let writes = if operation.as_deref() == Some("BatchWriteItem") {
-            batch_writes(&body)
-        } else {
-            0
-        };
-        let request: Option<Value> = (faults.live_pitr_window || !faults.replicas.is_empty())
-            .then(|| serde_json::from_slice(&body).ok())
-            .flatten();
-        let mut reply = forward(&shared, &parts, body.clone()).await?;
-        if reply.status() == StatusCode::OK {
-            inj.written.fetch_add(writes, Ordering::Relaxed);
-        }
-        if let Some(h) = &shared.history {
-            let (http, backend) = (&shared.client, &shared.backend);
-            let op = operation.as_deref();
-            reply = crate::history::after(h, http, backend, op, &body, reply).await?;
-        }
-        if let Some(request) = request.filter(|_| reply.status() == StatusCode::OK) {
-            let pitr = faults.live_pitr_window;
-            match operation.as_deref() {
-                Some("DescribeContinuousBackups") if pitr => reply = live_window(reply).await?,
-                Some("RestoreTableToPointInTime") if pitr => {
-                    remember_restore_time(&shared, &request)?
+    let op = operation.as_deref();
+    let reply = match modelled(&shared, &parts, &body, op).await? {
+        Modelled::Reply(reply) => reply,
+        Modelled::Forward(admitted, unprocessed) => {
+            let reply = respond(&shared, &faults, &parts, admitted, op, fault).await?;
+            let table = shared
+                .capacity
+                .as_ref()
+                .map(|m| lock(m).capacity.table.clone());
+            match table {
+                Some(table) if !unprocessed.is_empty() => {
+                    return_unprocessed(reply, &table, unprocessed).await?
                 }
-                Some("DescribeTable") => {
-                    if pitr {
-                        reply = restore_summary(&shared, &request, reply).await?;
-                    }
-                    reply = with_replicas(&faults.replicas, &request, reply).await?;
-                }
-                _ => {}
+                _ => reply,
             }
         }
-        reply
+        Modelled::Pass => respond(&shared, &faults, &parts, body.clone(), op, fault).await?,
     };
+    let reply = count_written(inj, op, &body, reply).await?;
     if fault == Some(Fault::Hang) {
         inj.hang.fetch_add(1, Ordering::Relaxed);
         tokio::time::sleep(faults.hang_for).await;
@@ -572,6 +551,91 @@ async fn live_window(reply: Reply) -> Result<Reply, BoxError> {
     ))
 }
 
+/// The answer to a request the model let through (`body`, perhaps part of the client's): the
+/// history's, a partial batch's, or the backend's with the PITR window and replicas it lacks.
+async fn respond(
+    shared: &Shared,
+    faults: &Faults,
+    parts: &hyper::http::request::Parts,
+    body: Bytes,
+    operation: Option<&str>,
+    fault: Option<Fault>,
+) -> Result<Reply, BoxError> {
+    let (http, backend) = (&shared.client, &shared.backend);
+    if let Some(h) = &shared.history
+        && let Some(reply) =
+            crate::history::handle(h, http, backend, parts, &body, operation).await?
+    {
+        return Ok(reply);
+    }
+    if fault == Some(Fault::PartialBatch)
+        && let Some(reply) = partial_batch(shared, parts, &body).await?
+    {
+        return Ok(reply);
+    }
+    let request: Option<Value> = (faults.live_pitr_window || !faults.replicas.is_empty())
+        .then(|| serde_json::from_slice(&body).ok())
+        .flatten();
+    let mut reply = forward(shared, parts, body.clone()).await?;
+    if let Some(h) = &shared.history {
+        reply = crate::history::after(h, http, backend, operation, &body, reply).await?;
+    }
+    let Some(request) = request.filter(|_| reply.status() == StatusCode::OK) else {
+        return Ok(reply);
+    };
+    let pitr = faults.live_pitr_window;
+    match operation {
+        Some("DescribeContinuousBackups") if pitr => reply = live_window(reply).await?,
+        Some("RestoreTableToPointInTime") if pitr => remember_restore_time(shared, &request)?,
+        Some("DescribeTable") => {
+            if pitr {
+                reply = restore_summary(shared, &request, reply).await?;
+            }
+            reply = with_replicas(&faults.replicas, &request, reply).await?;
+        }
+        _ => {}
+    }
+    Ok(reply)
+}
+
+/// Counts what a write answered by the backend wrote ([`Injected::written`]): a batch's items
+/// less those it returned unprocessed; a single write answered 200 or with a failed condition,
+/// which DynamoDB charges as a write
+/// (<https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/Expressions.ConditionExpressions.html>).
+async fn count_written(
+    inj: &Injected,
+    operation: Option<&str>,
+    request: &Bytes,
+    reply: Reply,
+) -> Result<Reply, BoxError> {
+    let batch = operation == Some("BatchWriteItem");
+    let single = matches!(operation, Some("PutItem" | "UpdateItem" | "DeleteItem"));
+    if !batch && !single {
+        return Ok(reply);
+    }
+    let (head, answer) = reply.into_parts();
+    let answer = answer.collect().await?.to_bytes();
+    let ok = head.status == StatusCode::OK;
+    let written = if batch && ok {
+        let unprocessed = serde_json::from_slice::<Value>(&answer)
+            .ok()
+            .and_then(|a| {
+                a.get("UnprocessedItems")
+                    .and_then(Value::as_object)
+                    .map(|t| t.values().filter_map(Value::as_array).map(Vec::len).sum())
+            })
+            .unwrap_or(0usize);
+        batch_writes(request).saturating_sub(unprocessed as u64)
+    } else {
+        let failed_condition = answer
+            .windows(b"ConditionalCheckFailed".len())
+            .any(|w| w == b"ConditionalCheckFailed");
+        u64::from(single && (ok || failed_condition))
+    };
+    inj.written.fetch_add(written, Ordering::Relaxed);
+    Ok(Response::from_parts(head, Full::new(answer)))
+}
+
 /// DynamoDB's answer for an error fault, with its counter: the real status and JSON shape.
 fn injected_error(inj: &Injected, fault: Fault) -> Option<(&AtomicU64, StatusCode, Value)> {
     let dynamodb = |t: &str| format!("com.amazonaws.dynamodb.v20120810#{t}");
@@ -657,62 +721,90 @@ async fn forward(
     crate::serve::forward(&shared.client, &shared.backend, parts, body).await
 }
 
-/// The capacity model's answer to a write or scan of its table; `None` to go on as usual.
+/// What the capacity model made of a request.
+enum Modelled {
+    /// Not its table or operation, or everything fits: go on as usual.
+    Pass,
+    /// Answered: a throttle, or a Scan forwarded and charged.
+    Reply(Reply),
+    /// Forward this part of a batch; the rest goes back to the client as UnprocessedItems.
+    Forward(Bytes, Vec<Value>),
+}
+
+fn lock(model: &Mutex<Model>) -> std::sync::MutexGuard<'_, Model> {
+    model.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// The capacity model's verdict on a write or scan of its table.
 async fn modelled(
     shared: &Shared,
     parts: &hyper::http::request::Parts,
     body: &Bytes,
     operation: Option<&str>,
-) -> Result<Option<Reply>, BoxError> {
+) -> Result<Modelled, BoxError> {
     let Some(model) = &shared.capacity else {
-        return Ok(None);
+        return Ok(Modelled::Pass);
     };
-    let lock = || model.lock().unwrap_or_else(|p| p.into_inner());
-    let (write, scan) = (
-        operation == Some("BatchWriteItem"),
-        operation == Some("Scan"),
-    );
-    if !write && !scan {
-        return Ok(None);
-    }
+    let Some(op) = operation.filter(|o| {
+        matches!(
+            *o,
+            "BatchWriteItem" | "PutItem" | "UpdateItem" | "DeleteItem" | "Scan"
+        )
+    }) else {
+        return Ok(Modelled::Pass);
+    };
     let request: Value = serde_json::from_slice(body)?;
-    let table = lock().capacity.table.clone();
+    let table = lock(model).capacity.table.clone();
     let arn = format!("arn:aws:dynamodb:us-east-1:123456789012:table/{table}");
-    if scan {
-        if let Some(reason) = lock().admit_scan(&request) {
-            return Ok(Some(error_reply(
-                StatusCode::BAD_REQUEST,
-                throttle_body(reason, &arn, false),
-            )));
-        }
-        let reply = forward(shared, parts, body.clone()).await?;
-        if reply.status() != StatusCode::OK {
-            return Ok(Some(reply));
-        }
-        let (head, answer) = reply.into_parts();
-        let answer = answer.collect().await?.to_bytes();
-        if let Ok(v) = serde_json::from_slice::<Value>(&answer) {
-            lock().charge_scan(&request, &v);
-        }
-        return Ok(Some(Response::from_parts(head, Full::new(answer))));
-    }
-    let verdict = lock().write(&request);
-    let (forward_request, unprocessed) = match verdict {
-        WriteVerdict::Pass => return Ok(None),
-        WriteVerdict::Reject(reason) => {
-            return Ok(Some(error_reply(
-                StatusCode::BAD_REQUEST,
-                throttle_body(reason, &arn, true),
-            )));
-        }
-        WriteVerdict::Partial {
-            forward,
-            unprocessed,
-        } => (forward, unprocessed),
+    let throttled = |reason, write| {
+        let reply = error_reply(StatusCode::BAD_REQUEST, throttle_body(reason, &arn, write));
+        Ok(Modelled::Reply(reply))
     };
-    let reply = forward(shared, parts, Bytes::from(forward_request.to_string())).await?;
+    match op {
+        "Scan" => {
+            if let Some(reason) = lock(model).admit_scan(&request) {
+                return throttled(reason, false);
+            }
+            let reply = forward(shared, parts, body.clone()).await?;
+            if reply.status() != StatusCode::OK {
+                return Ok(Modelled::Reply(reply));
+            }
+            let (head, answer) = reply.into_parts();
+            let answer = answer.collect().await?.to_bytes();
+            if let Ok(v) = serde_json::from_slice::<Value>(&answer) {
+                lock(model).charge_scan(&request, &v);
+            }
+            Ok(Modelled::Reply(Response::from_parts(
+                head,
+                Full::new(answer),
+            )))
+        }
+        "BatchWriteItem" => match lock(model).write(&request) {
+            WriteVerdict::Pass => Ok(Modelled::Pass),
+            WriteVerdict::Reject(reason) => throttled(reason, true),
+            WriteVerdict::Partial {
+                forward,
+                unprocessed,
+            } => Ok(Modelled::Forward(
+                Bytes::from(forward.to_string()),
+                unprocessed,
+            )),
+        },
+        _ => match lock(model).write_one(op, &request) {
+            Some(reason) => throttled(reason, true),
+            None => Ok(Modelled::Pass),
+        },
+    }
+}
+
+/// A batch's answer with the items the model held back added to its UnprocessedItems.
+async fn return_unprocessed(
+    reply: Reply,
+    table: &str,
+    unprocessed: Vec<Value>,
+) -> Result<Reply, BoxError> {
     if reply.status() != StatusCode::OK {
-        return Ok(Some(reply));
+        return Ok(reply);
     }
     let bytes = reply.into_body().collect().await?.to_bytes();
     let mut answer: Value = serde_json::from_slice(&bytes)?;
@@ -728,7 +820,7 @@ async fn modelled(
         "content-type",
         hyper::header::HeaderValue::from_static("application/x-amz-json-1.0"),
     );
-    Ok(Some(reply))
+    Ok(reply)
 }
 
 /// Forwards a random strict subset of a BatchWriteItem and answers the rest as UnprocessedItems,
