@@ -571,13 +571,14 @@ pub fn plan_summary(plan: &Plan) -> String {
                 prefix.as_deref().unwrap_or("")
             ),
             _ => format!(
-                "temporary table {} (on-demand{})",
+                "temporary table {} (on-demand{}{})",
                 r.names.temp_table,
                 plan.dest
                     .kms_key_arn
                     .as_ref()
                     .map(|k| format!(", KMS key {k}"))
-                    .unwrap_or_default()
+                    .unwrap_or_default(),
+                without_indexes(&plan.dest.indexes),
             ),
         },
         after = match (&r.scope, r.keep_restored_table) {
@@ -588,6 +589,18 @@ pub fn plan_summary(plan: &Plan) -> String {
     );
     text.push_str(&downstream_text(&plan.dest, &plan.watchers));
     text
+}
+
+/// The indexes a restore leaves out, and why that is worth saying.
+fn without_indexes(indexes: &[String]) -> String {
+    if indexes.is_empty() {
+        return String::new();
+    }
+    format!(
+        ", without its indexes {}: DynamoDB builds none of them, so the restore ends sooner, and \
+         the tool reads only the base table",
+        indexes.join(", ")
+    )
 }
 
 /// What else sees the table's writes, and how many stream records each strategy emits.

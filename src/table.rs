@@ -34,6 +34,8 @@ pub struct TableInfo {
     pub write_capacity: Option<u64>,
     /// Global secondary indexes: each write to the table also writes each that projects it.
     pub gsis: usize,
+    /// Names of its global and local secondary indexes: a restore leaves them out.
+    pub indexes: Vec<String>,
     /// The table's stream, when one is enabled.
     pub stream: Option<StreamInfo>,
     /// The regions of a global table's replicas (DescribeTable's Replicas).
@@ -105,6 +107,17 @@ impl TableInfo {
             sensitive: false,
             write_capacity: provisioned_writes(t),
             gsis: t.global_secondary_indexes().len(),
+            indexes: t
+                .global_secondary_indexes()
+                .iter()
+                .filter_map(|i| i.index_name())
+                .chain(
+                    t.local_secondary_indexes()
+                        .iter()
+                        .filter_map(|i| i.index_name()),
+                )
+                .map(str::to_string)
+                .collect(),
             stream: t
                 .stream_specification()
                 .filter(|s| s.stream_enabled())

@@ -252,6 +252,7 @@ mod tests {
             sensitive: false,
             write_capacity: None,
             gsis: 0,
+            indexes: Vec::new(),
             stream: None,
             replicas: Vec::new(),
             hash_type: Some("N".into()),

@@ -36,6 +36,7 @@ fn table(name: &str) -> TableInfo {
         sensitive: false,
         write_capacity: None,
         gsis: 0,
+        indexes: Vec::new(),
         stream: None,
         replicas: Vec::new(),
         hash_type: Some("S".into()),

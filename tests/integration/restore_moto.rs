@@ -3,7 +3,7 @@
 use aws_sdk_dynamodb::Client;
 use dynamo_dr_testkit::*;
 
-use crate::support::{dr, dr_env, dr_on_tty, inventory, write_file};
+use crate::support::{dr_env, dr_on_tty, inventory, write_file};
 
 const ITEMS: u64 = 1500;
 
@@ -51,8 +51,10 @@ async fn restore_from_backup_after_corruption_puts_back_the_snapshot() {
         "corruption must change the table"
     );
 
-    let run = dr(
+    let proxy = RecordingProxy::start(&moto.endpoint());
+    let run = dr_env(
         &moto,
+        &[("AWS_ENDPOINT_URL", proxy.url())],
         &[
             "restore",
             "--table",
@@ -93,6 +95,14 @@ async fn restore_from_backup_after_corruption_puts_back_the_snapshot() {
 
     let restored = scan_all(&client, &spec.name).await;
     assert_eq!(diff_summary(&snapshot, &restored), None);
+    let restore = proxy
+        .requests()
+        .into_iter()
+        .find(|r| r.call().ends_with(".RestoreTableFromBackup"))
+        .expect("RestoreTableFromBackup through the proxy");
+    let body: serde_json::Value = serde_json::from_str(&restore.body).expect("JSON body");
+    assert_eq!(body["GlobalSecondaryIndexOverride"], serde_json::json!([]));
+    assert_eq!(body["LocalSecondaryIndexOverride"], serde_json::json!([]));
 
     // The temporary table is gone; the forensic backup holds the corrupted state.
     assert!(!table_exists(&client, "DR-TEMP-Prod-ProviderTable-ABC123.inc-2025-001").await);
@@ -122,11 +132,24 @@ async fn restore_from_backup_after_corruption_puts_back_the_snapshot() {
 async fn restore_to_latest_pitr_time_keeps_the_restored_table_on_request() {
     let moto = Emulator::start(Kind::Moto).await;
     let client = moto.client();
-    let spec = loaded_table(&client, "DataEventTable-XYZ").await;
+    let spec = TableSpec {
+        lsi: true,
+        ..TableSpec::seed_like("DataEventTable-XYZ")
+    };
+    create_table(&client, &spec).await;
+    enable_pitr(&client, &spec.name).await;
+    put_all(
+        &client,
+        &spec.name,
+        (0..ITEMS).map(|i| mixed_item(&spec, i)),
+    )
+    .await;
     let before = scan_all(&client, &spec.name).await;
+    let proxy = RecordingProxy::start(&moto.endpoint());
 
-    let run = dr(
+    let run = dr_env(
         &moto,
+        &[("AWS_ENDPOINT_URL", proxy.url())],
         &[
             "restore",
             "--table",
@@ -144,6 +167,22 @@ async fn restore_to_latest_pitr_time_keeps_the_restored_table_on_request() {
     );
     run.assert_code(0);
     assert!(run.stdout.contains("Recovery succeeded"), "{}", run.stdout);
+    // The temporary table is restored without the live table's GSI and LSI, and the plan says so.
+    let restores: Vec<_> = proxy
+        .requests()
+        .into_iter()
+        .filter(|r| r.call().ends_with(".RestoreTableToPointInTime"))
+        .collect();
+    assert_eq!(restores.len(), 1, "{restores:?}");
+    let body: serde_json::Value = serde_json::from_str(&restores[0].body).expect("JSON body");
+    for list in [
+        "GlobalSecondaryIndexOverride",
+        "LocalSecondaryIndexOverride",
+    ] {
+        assert_eq!(body[list], serde_json::json!([]), "{list}: {body}");
+    }
+    let plan = format!("{}{}", run.stdout, run.stderr);
+    assert!(plan.contains("without its indexes"), "{plan}");
     assert!(
         run.stdout.contains(&format!("copied items:     {ITEMS}")),
         "{}",
