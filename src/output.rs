@@ -420,13 +420,24 @@ pub fn write_stdout(args: std::fmt::Arguments<'_>) {
 
 /// The capacity a copy-back writes against, and what the table's GSIs add to it.
 pub fn capacity_text(t: &TableInfo) -> String {
+    let limits = &t.write_limits;
+    let start = match &limits.warm {
+        Some(warm) => format!("its warm throughput, {warm}"),
+        None => format!(
+            "the ~{} writes/s a new on-demand table sustains",
+            crate::estimate::ON_DEMAND_START_WRITES
+        ),
+    };
     let table = match t.write_capacity {
         Some(w) => format!("{w} provisioned write units/s"),
         None => format!(
-            "on-demand (each segment starts at its share of the ~{} writes/s a new on-demand \
-             table sustains, then finds its key range's pace)",
-            crate::estimate::ON_DEMAND_START_WRITES
+            "on-demand (each segment starts at its share of {start}, doubles each calm second \
+             until the first throttle, then finds its key range's pace)"
         ),
+    };
+    let table = match &limits.max {
+        Some(max) => format!("{table}; never above {max}, in any second"),
+        None => table,
     };
     match t.gsis {
         0 => table,

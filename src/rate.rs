@@ -304,6 +304,10 @@ impl State {
     }
 }
 
+/// Seconds of its rate a key range's pace may save up after a pause: in any second it asks for
+/// at most `1 + PACE_CREDIT_SECONDS` times its rate.
+pub const PACE_CREDIT_SECONDS: f64 = 0.1;
+
 /// The pace of one key range (one scan segment): a token bucket whose rate starts at the
 /// segment's share of the table's capacity, falls by a fifth when DynamoDB throttles that key
 /// range (at most once per half second: the requests in flight all meet the same hot partition),
@@ -359,14 +363,18 @@ impl KeyRangePace {
             let mut p = self.lock();
             let now = Instant::now();
             let dt = now.duration_since(p.refilled).as_secs_f64();
-            // A quarter second of credit at most: no burst far above the rate after a pause.
-            p.balance = (p.balance + dt * p.rate).min(p.rate / 4.0);
+            // A little credit at most: no burst far above the rate after a pause.
+            p.balance = (p.balance + dt * p.rate).min(p.rate * PACE_CREDIT_SECONDS);
             p.refilled = now;
             if now.duration_since(p.last_step) >= WINDOW {
                 let calm = p
                     .last_throttle
                     .is_none_or(|t| now.duration_since(t) >= WINDOW);
-                if calm {
+                if calm && p.throttles == 0 {
+                    // Slow start: doubling each calm second until DynamoDB first says no, so a
+                    // table warmer than its stated start is found in seconds.
+                    p.rate = (p.rate * 2.0).min(p.ceiling);
+                } else if calm {
                     // Additive near the start; multiplicative beyond it, so an on-demand table
                     // that has served far more than a new one is found within a minute or two.
                     p.rate = (p.rate + p.step.max(p.rate / 20.0)).min(p.ceiling);
@@ -442,6 +450,27 @@ mod tests {
         assert!(started.elapsed() > Duration::from_secs(1));
     }
     use std::sync::Arc;
+
+    #[tokio::test(start_paused = true)]
+    async fn a_key_range_doubles_until_its_first_throttle_and_never_passes_its_ceiling() {
+        let pace = KeyRangePace::new(100.0, 1000.0);
+        let mut rates = Vec::new();
+        for _ in 0..5 {
+            tokio::time::advance(Duration::from_secs(1)).await;
+            pace.take(1.0).await;
+            rates.push(pace.rate());
+        }
+        assert_eq!(rates, [200.0, 400.0, 800.0, 1000.0, 1000.0]);
+        pace.throttled();
+        assert_eq!(pace.rate(), 800.0);
+        tokio::time::advance(Duration::from_secs(1)).await;
+        pace.take(1.0).await;
+        assert_eq!(
+            pace.rate(),
+            840.0,
+            "after a throttle, the climb is additive"
+        );
+    }
 
     #[test]
     fn parses_items_and_capacity_units() {

@@ -267,8 +267,8 @@ struct Ctx {
     key: KeySchema,
     /// Where each segment's pace starts (units per second).
     segment_start_rate: f64,
-    /// How high a segment's pace may climb: its share when the table's capacity is known
-    /// (provisioned), else one partition's most.
+    /// How high a segment's pace may climb: its share of the table's maximum when DynamoDB
+    /// states one, else one partition's most.
     segment_ceiling: f64,
     /// Segments still running: as they finish, the others take over their share.
     active: AtomicU64,
@@ -370,15 +370,7 @@ async fn transfer(
         units: Units::default(),
         key: dest.key.clone(),
         segment_start_rate: share,
-        segment_ceiling: if opts
-            .table_write_units
-            .or(dest.write_capacity.map(|w| w as f64))
-            .is_some()
-        {
-            share
-        } else {
-            PARTITION_WRITE_UNITS
-        },
+        segment_ceiling: segment_ceiling(opts, dest, segments, share),
         active: AtomicU64::new(0),
         stop_at: opts.stop_at,
     });
@@ -402,13 +394,30 @@ fn paced_page_limit(opts: &SyncOptions, segments: u32) -> Option<i32> {
         .then(|| (cap.per_second / f64::from(segments.max(1))).clamp(25.0, 1000.0) as i32)
 }
 
-/// A segment's share of the destination's write capacity: what it starts at.
+/// A segment's share of the destination's write capacity: what it starts at. The table's warm
+/// throughput when DynamoDB gives it (else what a new on-demand table sustains), never above
+/// its maximum.
 fn segment_share(opts: &SyncOptions, dest: &TableInfo, segments: u32) -> f64 {
     let table = opts
         .table_write_units
         .or(dest.write_capacity.map(|w| w as f64))
-        .unwrap_or(crate::estimate::ON_DEMAND_START_WRITES);
+        .unwrap_or_else(|| dest.write_limits.start());
     table / f64::from(segments.max(1))
+}
+
+/// How high a segment may climb. With a maximum (provisioned capacity, or an on-demand table's
+/// or GSI's OnDemandThroughput), its share of it less the tenth of a second of credit a pace
+/// may hold, so that all segments together never ask for more in any second; else one
+/// partition's.
+fn segment_ceiling(opts: &SyncOptions, dest: &TableInfo, segments: u32, share: f64) -> f64 {
+    if let Some(max) = &dest.write_limits.max {
+        return max.units as f64 / f64::from(segments.max(1)) / (1.0 + rate::PACE_CREDIT_SECONDS);
+    }
+    if opts.table_write_units.is_some() {
+        share
+    } else {
+        PARTITION_WRITE_UNITS
+    }
 }
 
 /// Without a page limit of the operator's, and with many segments: pages of about a second of

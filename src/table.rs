@@ -36,6 +36,8 @@ pub struct TableInfo {
     pub gsis: usize,
     /// Names of its global and local secondary indexes: a restore leaves them out.
     pub indexes: Vec<String>,
+    /// What DynamoDB says the table's writes may reach, GSIs included.
+    pub write_limits: WriteLimits,
     /// The table's stream, when one is enabled.
     pub stream: Option<StreamInfo>,
     /// The regions of a global table's replicas (DescribeTable's Replicas).
@@ -106,6 +108,7 @@ impl TableInfo {
             }),
             sensitive: false,
             write_capacity: provisioned_writes(t),
+            write_limits: WriteLimits::of(t),
             gsis: t.global_secondary_indexes().len(),
             indexes: t
                 .global_secondary_indexes()
@@ -145,6 +148,98 @@ impl TableInfo {
 }
 
 /// A provisioned table's write units; on-demand tables report 0 there.
+/// A limit on write units per second, and whose it is: the table's, or a GSI's (every write to
+/// the table is a write to each GSI that projects it, and a GSI short of capacity throttles the
+/// table: "Global secondary indexes — provisioned throughput considerations",
+/// <https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/GSI.html>).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Limit {
+    pub units: u64,
+    /// `None`: the table itself; else the GSI's name.
+    pub index: Option<String>,
+}
+
+impl std::fmt::Display for Limit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.index {
+            None => write!(f, "{} write units/s (the table)", self.units),
+            Some(i) => write!(f, "{} write units/s (GSI {i})", self.units),
+        }
+    }
+}
+
+/// DescribeTable's numbers for writes: the warm throughput the table (and each GSI) serves at
+/// once, and the maximum it must never be asked for: an on-demand table's OnDemandThroughput
+/// maximum or a provisioned table's capacity
+/// (<https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/warm-throughput.html>,
+/// <https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/on-demand-capacity-mode-max-throughput.html>).
+/// Each is the least of the table's and its GSIs'.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct WriteLimits {
+    pub warm: Option<Limit>,
+    pub max: Option<Limit>,
+}
+
+impl WriteLimits {
+    pub fn of(t: &TableDescription) -> WriteLimits {
+        let positive = |n: Option<i64>| n.filter(|n| *n > 0).map(|n| n as u64);
+        let on_demand = provisioned_writes(t).is_none();
+        let table_max = if on_demand {
+            positive(
+                t.on_demand_throughput()
+                    .and_then(|o| o.max_write_request_units()),
+            )
+        } else {
+            provisioned_writes(t)
+        };
+        let mut warm = Vec::new();
+        let mut max = Vec::new();
+        let mut add = |index: Option<&str>, w: Option<u64>, m: Option<u64>| {
+            let limit = |units: u64| Limit {
+                units,
+                index: index.map(str::to_string),
+            };
+            warm.extend(w.map(limit));
+            max.extend(m.map(limit));
+        };
+        add(
+            None,
+            positive(t.warm_throughput().and_then(|w| w.write_units_per_second())),
+            table_max,
+        );
+        for g in t.global_secondary_indexes() {
+            let gsi_max = if on_demand {
+                positive(
+                    g.on_demand_throughput()
+                        .and_then(|o| o.max_write_request_units()),
+                )
+            } else {
+                positive(
+                    g.provisioned_throughput()
+                        .and_then(|p| p.write_capacity_units()),
+                )
+            };
+            let gsi_warm = positive(g.warm_throughput().and_then(|w| w.write_units_per_second()));
+            add(g.index_name(), gsi_warm, gsi_max);
+        }
+        let least = |v: Vec<Limit>| v.into_iter().min_by_key(|l| l.units);
+        WriteLimits {
+            warm: least(warm),
+            max: least(max),
+        }
+    }
+
+    /// Where a copy starts, units per second: the warm throughput, else what a new on-demand
+    /// table sustains; never above the maximum.
+    pub fn start(&self) -> f64 {
+        let warm = self
+            .warm
+            .as_ref()
+            .map_or(crate::estimate::ON_DEMAND_START_WRITES, |l| l.units as f64);
+        self.max.as_ref().map_or(warm, |m| warm.min(m.units as f64))
+    }
+}
+
 fn provisioned_writes(t: &TableDescription) -> Option<u64> {
     let on_demand = t
         .billing_mode_summary()

@@ -253,6 +253,7 @@ mod tests {
             write_capacity: None,
             gsis: 0,
             indexes: Vec::new(),
+            write_limits: Default::default(),
             stream: None,
             replicas: Vec::new(),
             hash_type: Some("N".into()),

@@ -37,6 +37,7 @@ fn table(name: &str) -> TableInfo {
         write_capacity: None,
         gsis: 0,
         indexes: Vec::new(),
+        write_limits: Default::default(),
         stream: None,
         replicas: Vec::new(),
         hash_type: Some("S".into()),

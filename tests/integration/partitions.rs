@@ -137,3 +137,65 @@ async fn the_segment_count_the_plan_prints_is_the_one_used() {
         "a table of 2,500 items gets more than the old fixed 8: {chosen}"
     );
 }
+
+/// A table whose DescribeTable says it is warm for 40,000 write units/s but may take at most
+/// 1,000: the copy starts from the warm figure yet never asks for more than the maximum in any
+/// second, and the plan says both.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_on_demand_maximum_is_never_exceeded_however_warm_the_table() {
+    let dynalite = Emulator::start_with(Kind::Dynalite, &["--createTableMs", "0"]).await;
+    let client = dynalite.client();
+    let src = TableSpec::hash_only("Capped-Src", Scalar::S);
+    let dst = TableSpec::hash_only("Capped-Dst", Scalar::S);
+    create_table(&client, &src).await;
+    create_table(&client, &dst).await;
+    put_all(&client, &src.name, (0..3000).map(|i| mixed_item(&src, i))).await;
+    let expected = scan_all(&client, &src.name).await;
+    let mut model = Capacity::partitioned(&dst.name, &dst.hash.0, 4, 1000.0);
+    model.warm_write_units = Some(40_000);
+    model.max_write_units = Some(1_000);
+    let proxy = FaultProxy::with_capacity(&dynalite.endpoint(), Faults::none(), model);
+    let run = dr_env(
+        &dynalite,
+        &[("AWS_ENDPOINT_URL", proxy.url())],
+        &[
+            "sync",
+            "--source",
+            &src.name,
+            "--dest",
+            &dst.name,
+            "--confirm",
+            &dst.name,
+            "--incident-id",
+            "capped",
+            "--segments",
+            "8",
+            "--yes",
+        ],
+        None,
+    );
+    run.assert_code(0);
+    assert_eq!(
+        diff_summary(&expected, &scan_all(&client, &dst.name).await),
+        None
+    );
+    let plan = format!("{}{}", run.stdout, run.stderr);
+    assert!(
+        plan.contains("its warm throughput, 40000 write units/s"),
+        "{plan}"
+    );
+    assert!(plan.contains("never above 1000 write units/s"), "{plan}");
+    let c = proxy.capacity_counters();
+    assert_eq!(
+        (c.table_throttles, c.throttled_items),
+        (0, 0),
+        "the run asked for more than the maximum: {c:?}"
+    );
+    let busiest = c
+        .write_units
+        .iter()
+        .map(|s| s.iter().sum::<f64>())
+        .fold(0.0, f64::max);
+    assert!(busiest <= 1000.0, "{busiest} units in one second");
+    assert!(busiest >= 500.0, "the copy ran near the maximum: {busiest}");
+}

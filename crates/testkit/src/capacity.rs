@@ -45,6 +45,12 @@ pub struct Capacity {
     /// The table's own limit (provisioned or on-demand), if below the partitions' sum.
     pub table_write_units: Option<f64>,
     pub table_read_units: Option<f64>,
+    /// What DescribeTable answers as the table's WarmThroughput.WriteUnitsPerSecond and
+    /// OnDemandThroughput.MaxWriteRequestUnits, when set
+    /// (<https://docs.aws.amazon.com/amazondynamodb/latest/APIReference/API_TableDescription.html>).
+    /// The maximum also limits the table, as `table_write_units` does.
+    pub warm_write_units: Option<u64>,
+    pub max_write_units: Option<u64>,
     /// Seconds of unused capacity a partition can spend at once. DynamoDB keeps up to 300 s; the
     /// model keeps little, so that a benchmark measures the sustained rate, not the burst.
     pub burst_seconds: f64,
@@ -62,8 +68,28 @@ impl Capacity {
             partition_read_units: write_units * 3.0,
             table_write_units: None,
             table_read_units: None,
+            warm_write_units: None,
+            max_write_units: None,
             burst_seconds: 1.0,
         }
+    }
+
+    /// A DescribeTable answer for the modelled table with its warm throughput and on-demand
+    /// maximum, as DynamoDB gives them.
+    pub fn describe(&self, mut answer: Value) -> Value {
+        if answer.pointer("/Table/TableName").and_then(Value::as_str) != Some(self.table.as_str()) {
+            return answer;
+        }
+        if let Some(w) = self.warm_write_units {
+            answer["Table"]["WarmThroughput"] = json!({
+                "ReadUnitsPerSecond": w * 3, "WriteUnitsPerSecond": w, "Status": "ACTIVE"
+            });
+        }
+        if let Some(m) = self.max_write_units {
+            answer["Table"]["OnDemandThroughput"] =
+                json!({ "MaxReadRequestUnits": -1, "MaxWriteRequestUnits": m });
+        }
+        answer
     }
 
     pub fn total_write_units(&self) -> f64 {
@@ -285,6 +311,9 @@ impl Model {
             read: vec![Bucket::new(capacity.partition_read_units, capacity.burst_seconds); p],
             table_write: capacity
                 .table_write_units
+                .into_iter()
+                .chain(capacity.max_write_units.map(|m| m as f64))
+                .reduce(f64::min)
                 .map(|r| Bucket::new(r, capacity.burst_seconds)),
             table_read: capacity
                 .table_read_units

@@ -748,7 +748,7 @@ async fn modelled(
     let Some(op) = operation.filter(|o| {
         matches!(
             *o,
-            "BatchWriteItem" | "PutItem" | "UpdateItem" | "DeleteItem" | "Scan"
+            "BatchWriteItem" | "PutItem" | "UpdateItem" | "DeleteItem" | "Scan" | "DescribeTable"
         )
     }) else {
         return Ok(Modelled::Pass);
@@ -761,6 +761,20 @@ async fn modelled(
         Ok(Modelled::Reply(reply))
     };
     match op {
+        "DescribeTable" => {
+            let reply = forward(shared, parts, body.clone()).await?;
+            if reply.status() != StatusCode::OK {
+                return Ok(Modelled::Reply(reply));
+            }
+            let (head, answer) = reply.into_parts();
+            let answer: Value = serde_json::from_slice(&answer.collect().await?.to_bytes())?;
+            let answer = lock(model).capacity.describe(answer);
+            let bytes = Bytes::from(answer.to_string());
+            Ok(Modelled::Reply(Response::from_parts(
+                head,
+                Full::new(bytes),
+            )))
+        }
         "Scan" => {
             if let Some(reason) = lock(model).admit_scan(&request) {
                 return throttled(reason, false);
