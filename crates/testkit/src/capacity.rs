@@ -288,6 +288,20 @@ pub enum Reason {
     Table,
 }
 
+/// How the model answered a read by key.
+#[derive(Debug)]
+pub enum ReadVerdict {
+    /// Every key fits.
+    Pass,
+    /// Read these keys; return the others as UnprocessedKeys.
+    Partial {
+        admitted: Vec<Value>,
+        unprocessed: Vec<Value>,
+    },
+    /// Nothing fits: ProvisionedThroughputExceededException with this reason.
+    Reject(Reason),
+}
+
 /// How the model answered a write.
 #[derive(Debug)]
 pub enum WriteVerdict {
@@ -467,6 +481,66 @@ impl Model {
         }
         if none {
             self.counters.rejected_write_requests += 1;
+        }
+    }
+
+    /// Admits the keys of a BatchGetItem (or GetItem, as a batch of one) that the partitions and
+    /// the table can serve, charging each its least cost (one 4 KB unit, half for an eventually
+    /// consistent read; an item not found costs that too); the rest are UnprocessedKeys, or, when
+    /// none fits, ProvisionedThroughputExceededException
+    /// (<https://docs.aws.amazon.com/amazondynamodb/latest/APIReference/API_BatchGetItem.html>).
+    /// [`Model::charge_reads`] charges the answer's larger items the rest.
+    pub fn read(&mut self, keys: &[Value], consistent: bool) -> ReadVerdict {
+        self.refill();
+        self.counters.read_requests += 1;
+        let least = if consistent { 1.0 } else { 0.5 };
+        let (second, partitions) = (self.second(), self.capacity.partitions as usize);
+        let (mut admitted, mut unprocessed, mut reason) = (Vec::new(), Vec::new(), None);
+        for key in keys {
+            let p = self.partition_of_item(key);
+            if self.read[p].tokens < least {
+                reason = Some(Reason::KeyRange);
+            } else if self.table_read.as_ref().is_some_and(|t| t.tokens < least) {
+                reason = Some(Reason::Table);
+            } else {
+                self.read[p].tokens -= least;
+                if let Some(t) = self.table_read.as_mut() {
+                    t.tokens -= least;
+                }
+                Self::record(&mut self.counters.read_units, second, partitions, p, least);
+                admitted.push(key.clone());
+                continue;
+            }
+            unprocessed.push(key.clone());
+        }
+        let Some(reason) = reason else {
+            return ReadVerdict::Pass;
+        };
+        self.counters.throttled_read_requests += 1;
+        if admitted.is_empty() {
+            return ReadVerdict::Reject(reason);
+        }
+        ReadVerdict::Partial {
+            admitted,
+            unprocessed,
+        }
+    }
+
+    /// Charges items read by key beyond their least cost: each rounded up to 4 KB on its own.
+    pub fn charge_reads(&mut self, items: &[Value], consistent: bool) {
+        let factor = if consistent { 1.0 } else { 0.5 };
+        let (second, partitions) = (self.second(), self.capacity.partitions as usize);
+        for item in items {
+            let units = (item_size(item).div_ceil(4096).max(1) - 1) as f64 * factor;
+            if units == 0.0 {
+                continue;
+            }
+            let p = self.partition_of_item(item);
+            self.read[p].tokens -= units;
+            if let Some(t) = self.table_read.as_mut() {
+                t.tokens -= units;
+            }
+            Self::record(&mut self.counters.read_units, second, partitions, p, units);
         }
     }
 
@@ -653,5 +727,43 @@ mod tests {
         assert_eq!(m.counters.write_requests, 7);
         assert_eq!(m.counters.rejected_write_requests, 1);
         assert_eq!(m.counters.write_units[0][0], 10.0);
+    }
+
+    #[test]
+    fn reads_by_key_spend_read_units_and_leave_the_rest_unprocessed() {
+        // 10 write units: 30 read units per partition.
+        let mut m = Model::new(Capacity::partitioned("T", "pk", 4, 10.0));
+        let key = |i: u32| json!({"pk": {"S": format!("k{i}")}});
+        let p = |m: &Model, i: u32| m.partition_of_prefix(key_hash_prefix(&key(i)["pk"]));
+        let hot: Vec<Value> = (0..4000)
+            .filter(|i| p(&m, *i) == 0)
+            .take(70)
+            .map(key)
+            .collect();
+        // Eventually consistent: half a unit each, 60 keys fit in 30 units.
+        match m.read(&hot, false) {
+            ReadVerdict::Partial {
+                admitted,
+                unprocessed,
+            } => {
+                assert_eq!((admitted.len(), unprocessed.len()), (60, 10));
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(
+            m.read(&hot[..1], true),
+            ReadVerdict::Reject(Reason::KeyRange)
+        ));
+        // A 9 KB item costs 3 units strongly consistent: 1 at admission, 2 after.
+        let mut big = key(1);
+        big["v"] = json!({"S": "x".repeat(9000)});
+        let cold = (0..4000)
+            .find(|i| p(&m, *i) == 1)
+            .expect("a key of partition 1");
+        big["pk"] = key(cold)["pk"].clone();
+        assert!(matches!(m.read(&[big.clone()], true), ReadVerdict::Pass));
+        m.charge_reads(&[big], true);
+        assert_eq!(m.counters.read_units[0][1], 3.0);
+        assert_eq!(m.counters.throttled_read_requests, 2);
     }
 }

@@ -17,7 +17,7 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use serde_json::{Value, json};
 
-use crate::capacity::{Capacity, Counters, Model, WriteVerdict, throttle_body};
+use crate::capacity::{Capacity, Counters, Model, ReadVerdict, WriteVerdict, throttle_body};
 
 /// The faults to inject, as probabilities per request (they are tried in this order, and at
 /// most one of them hits a request); latency is drawn independently.
@@ -748,7 +748,14 @@ async fn modelled(
     let Some(op) = operation.filter(|o| {
         matches!(
             *o,
-            "BatchWriteItem" | "PutItem" | "UpdateItem" | "DeleteItem" | "Scan" | "DescribeTable"
+            "BatchWriteItem"
+                | "PutItem"
+                | "UpdateItem"
+                | "DeleteItem"
+                | "Scan"
+                | "DescribeTable"
+                | "GetItem"
+                | "BatchGetItem"
         )
     }) else {
         return Ok(Modelled::Pass);
@@ -793,6 +800,7 @@ async fn modelled(
                 Full::new(answer),
             )))
         }
+        "GetItem" | "BatchGetItem" => read_by_key(shared, model, parts, &request, op).await,
         "BatchWriteItem" => match lock(model).write(&request) {
             WriteVerdict::Pass => Ok(Modelled::Pass),
             WriteVerdict::Reject(reason) => throttled(reason, true),
@@ -809,6 +817,84 @@ async fn modelled(
             None => Ok(Modelled::Pass),
         },
     }
+}
+
+/// A GetItem or BatchGetItem through the model: keys it cannot serve are throttled (GetItem, or
+/// a batch of which nothing fits) or returned as UnprocessedKeys; the items read are charged.
+async fn read_by_key(
+    shared: &Shared,
+    model: &Mutex<Model>,
+    parts: &hyper::http::request::Parts,
+    request: &Value,
+    op: &str,
+) -> Result<Modelled, BoxError> {
+    let table = lock(model).capacity.table.clone();
+    let batch = op == "BatchGetItem";
+    let pointer = format!(
+        "/RequestItems/{}",
+        table.replace('~', "~0").replace('/', "~1")
+    );
+    let entry = if batch {
+        request.pointer(&pointer)
+    } else {
+        (request["TableName"].as_str() == Some(table.as_str())).then_some(request)
+    };
+    let Some(entry) = entry.cloned() else {
+        return Ok(Modelled::Pass);
+    };
+    let consistent = entry["ConsistentRead"].as_bool().unwrap_or(false);
+    let keys = if batch {
+        entry["Keys"].as_array().cloned().unwrap_or_default()
+    } else {
+        vec![entry["Key"].clone()]
+    };
+    let verdict = lock(model).read(&keys, consistent);
+    let mut sent = request.clone();
+    let unprocessed = match verdict {
+        ReadVerdict::Pass => Vec::new(),
+        ReadVerdict::Reject(reason) => {
+            let arn = format!("arn:aws:dynamodb:us-east-1:123456789012:table/{table}");
+            let body = throttle_body(reason, &arn, false);
+            return Ok(Modelled::Reply(error_reply(StatusCode::BAD_REQUEST, body)));
+        }
+        ReadVerdict::Partial {
+            admitted,
+            unprocessed,
+        } => {
+            sent["RequestItems"][&table]["Keys"] = Value::Array(admitted);
+            unprocessed
+        }
+    };
+    let reply = forward(shared, parts, Bytes::from(sent.to_string())).await?;
+    if reply.status() != StatusCode::OK {
+        return Ok(Modelled::Reply(reply));
+    }
+    let (head, answer) = reply.into_parts();
+    let mut answer: Value = serde_json::from_slice(&answer.collect().await?.to_bytes())?;
+    let items: Vec<Value> = if batch {
+        answer["Responses"][&table]
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+    } else {
+        answer.get("Item").cloned().into_iter().collect()
+    };
+    lock(model).charge_reads(&items, consistent);
+    if !unprocessed.is_empty() {
+        let mut left = answer["UnprocessedKeys"][&table]["Keys"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        left.extend(unprocessed);
+        let mut rest = entry;
+        rest["Keys"] = Value::Array(left);
+        answer["UnprocessedKeys"][&table] = rest;
+    }
+    let bytes = Bytes::from(answer.to_string());
+    Ok(Modelled::Reply(Response::from_parts(
+        head,
+        Full::new(bytes),
+    )))
 }
 
 /// A batch's answer with the items the model held back added to its UnprocessedItems.
