@@ -405,18 +405,20 @@ fn segment_share(opts: &SyncOptions, dest: &TableInfo, segments: u32) -> f64 {
     table / f64::from(segments.max(1))
 }
 
-/// How high a segment may climb. With a maximum (provisioned capacity, or an on-demand table's
-/// or GSI's OnDemandThroughput), its share of it less the tenth of a second of credit a pace
-/// may hold, so that all segments together never ask for more in any second; else one
-/// partition's.
+/// How high a segment may climb. An on-demand table's (or GSI's) OnDemandThroughput maximum is
+/// a hard limit: each segment's share of it less the tenth of a second of credit a pace may
+/// hold, so that all segments together never ask for more in any second. Provisioned capacity
+/// (the least of the table's and its GSIs'): each segment's share of it, the credit's overshoot
+/// served from the burst capacity DynamoDB keeps
+/// (<https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/burst-adaptive-capacity.html>).
+/// Else one partition's most.
 fn segment_ceiling(opts: &SyncOptions, dest: &TableInfo, segments: u32, share: f64) -> f64 {
-    if let Some(max) = &dest.write_limits.max {
-        return max.units as f64 / f64::from(segments.max(1)) / (1.0 + rate::PACE_CREDIT_SECONDS);
-    }
-    if opts.table_write_units.is_some() {
-        share
-    } else {
-        PARTITION_WRITE_UNITS
+    let per_segment = |units: f64| units / f64::from(segments.max(1));
+    match (&dest.write_limits.max, dest.write_capacity) {
+        (Some(max), None) => per_segment(max.units as f64) / (1.0 + rate::PACE_CREDIT_SECONDS),
+        (Some(max), Some(_)) => per_segment(max.units as f64),
+        (None, _) if opts.table_write_units.is_some() => share,
+        (None, _) => PARTITION_WRITE_UNITS,
     }
 }
 
