@@ -14,6 +14,7 @@ pub mod lambda_router;
 pub mod recorder;
 pub mod runtime_api;
 mod serve;
+pub mod synthetic;
 
 pub use capacity::Capacity;
 pub use emulator::{Emulator, Kind, cache_dir};
