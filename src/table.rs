@@ -341,3 +341,62 @@ impl TableInfo {
         ))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use aws_sdk_dynamodb::types::{
+        GlobalSecondaryIndexDescription, GlobalSecondaryIndexWarmThroughputDescription,
+        OnDemandThroughput, TableWarmThroughputDescription,
+    };
+
+    #[test]
+    fn the_least_warm_and_maximum_of_the_table_and_its_gsis_bound_the_writes() {
+        let gsi = |name: &str, warm: i64, max: i64| {
+            GlobalSecondaryIndexDescription::builder()
+                .index_name(name)
+                .warm_throughput(
+                    GlobalSecondaryIndexWarmThroughputDescription::builder()
+                        .write_units_per_second(warm)
+                        .build(),
+                )
+                .on_demand_throughput(
+                    OnDemandThroughput::builder()
+                        .max_write_request_units(max)
+                        .build(),
+                )
+                .build()
+        };
+        let t = TableDescription::builder()
+            .warm_throughput(
+                TableWarmThroughputDescription::builder()
+                    .write_units_per_second(40_000)
+                    .build(),
+            )
+            .on_demand_throughput(
+                OnDemandThroughput::builder()
+                    .max_write_request_units(-1)
+                    .build(),
+            )
+            .global_secondary_indexes(gsi("ByCustomer", 12_000, 5_000))
+            .global_secondary_indexes(gsi("ByDay", 20_000, -1))
+            .build();
+        let limits = WriteLimits::of(&t);
+        let limit = |units, index: &str| Limit {
+            units,
+            index: Some(index.into()),
+        };
+        assert_eq!(limits.warm, Some(limit(12_000, "ByCustomer")));
+        // -1 is "no maximum".
+        assert_eq!(limits.max, Some(limit(5_000, "ByCustomer")));
+        assert_eq!(limits.start(), 5_000.0);
+        assert_eq!(
+            limits.max.map(|m| m.to_string()).as_deref(),
+            Some("5000 write units/s (GSI ByCustomer)")
+        );
+        assert_eq!(
+            WriteLimits::of(&TableDescription::builder().build()).start(),
+            4_000.0
+        );
+    }
+}
