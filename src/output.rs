@@ -439,6 +439,25 @@ pub fn capacity_text(t: &TableInfo) -> String {
         Some(max) => format!("{table}; never above {max}, in any second"),
         None => table,
     };
+    let (items, bytes) = (t.approx_items.unwrap_or(0), t.approx_bytes.unwrap_or(0));
+    let table = if t.write_capacity.is_none() && items > 0 {
+        let writes = crate::estimate::estimate(items as u64, bytes.max(0) as u64)
+            .hard_reset
+            .writes;
+        let at = |rate: f64| crate::estimate::time(Some(writes / rate));
+        let floor = limits
+            .max
+            .as_ref()
+            .map(|m| format!(", never under {} at the maximum", at(m.units as f64)))
+            .unwrap_or_default();
+        format!(
+            "{table}; a hard reset's ~{writes:.0} write units take ~{} at the starting pace, less \
+             as it climbs{floor}",
+            at(limits.start())
+        )
+    } else {
+        table
+    };
     match t.gsis {
         0 => table,
         n => format!(

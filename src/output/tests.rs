@@ -92,3 +92,35 @@ fn check_reads_as_reviewed() {
     };
     insta::assert_snapshot!("check", check_text(&report));
 }
+
+/// The plan's write capacity line: the warm start, the maximum and whose, and the time they give.
+#[test]
+fn the_write_capacity_names_the_warm_start_the_maximum_and_the_time() {
+    use aws_sdk_dynamodb::types::{
+        KeySchemaElement, KeyType, OnDemandThroughput, TableWarmThroughputDescription,
+    };
+    let t = aws_sdk_dynamodb::types::TableDescription::builder()
+        .table_name("Orders")
+        .key_schema(
+            KeySchemaElement::builder()
+                .attribute_name("pk")
+                .key_type(KeyType::Hash)
+                .build()
+                .unwrap(),
+        )
+        .item_count(1_000_000)
+        .table_size_bytes(1_000_000_000)
+        .warm_throughput(
+            TableWarmThroughputDescription::builder()
+                .write_units_per_second(8_000)
+                .build(),
+        )
+        .on_demand_throughput(
+            OnDemandThroughput::builder()
+                .max_write_request_units(20_000)
+                .build(),
+        )
+        .build();
+    let info = crate::table::TableInfo::from_description(&t).unwrap();
+    insta::assert_snapshot!(capacity_text(&info));
+}
