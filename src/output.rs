@@ -435,9 +435,10 @@ pub fn capacity_text(t: &TableInfo) -> String {
              until the first throttle, then finds its key range's pace)"
         ),
     };
-    let table = match &limits.max {
-        Some(max) => format!("{table}; never above {max}, in any second"),
-        None => table,
+    let table = match (&limits.max, t.write_capacity) {
+        (Some(max), None) => format!("{table}; never above {max}, in any second"),
+        (Some(max), Some(w)) if max.units < w => format!("{table}; capped at {max}"),
+        _ => table,
     };
     let (items, bytes) = (t.approx_items.unwrap_or(0), t.approx_bytes.unwrap_or(0));
     let table = if t.write_capacity.is_none() && items > 0 {
@@ -448,7 +449,10 @@ pub fn capacity_text(t: &TableInfo) -> String {
         let floor = limits
             .max
             .as_ref()
-            .map(|m| format!(", never under {} at the maximum", at(m.units as f64)))
+            .map(|m| {
+                let most = m.units as f64 / (1.0 + crate::rate::PACE_CREDIT_SECONDS);
+                format!(", never under {} at the maximum", at(most))
+            })
             .unwrap_or_default();
         format!(
             "{table}; a hard reset's ~{writes:.0} write units take ~{} at the starting pace, less \
@@ -613,6 +617,9 @@ pub fn plan_summary(plan: &Plan) -> String {
         },
         after = match (&r.scope, r.keep_restored_table) {
             (Scope::Window { .. }, _) => "none (the export is kept in S3)",
+            (_, true) if !plan.dest.indexes.is_empty() => {
+                "kept afterwards (without secondary indexes)"
+            }
             (_, true) => "kept afterwards",
             (_, false) => "deleted afterwards",
         },
@@ -627,8 +634,8 @@ fn without_indexes(indexes: &[String]) -> String {
         return String::new();
     }
     format!(
-        ", without its indexes {}: DynamoDB builds none of them, so the restore ends sooner, and \
-         the tool reads only the base table",
+        ", without the indexes the table has now, {}: DynamoDB builds none of them, so the \
+         restore ends sooner, and the tool reads only the base table",
         indexes.join(", ")
     )
 }

@@ -309,12 +309,13 @@ impl State {
 pub const PACE_CREDIT_SECONDS: f64 = 0.1;
 
 /// The pace of one key range (one scan segment): a token bucket whose rate starts at the
-/// segment's share of the table's capacity, falls by a fifth when DynamoDB throttles that key
-/// range (at most once per half second: the requests in flight all meet the same hot partition),
-/// and climbs back each second without a throttle by a fiftieth of its start or a twentieth of
-/// its rate, whichever is more, up to its ceiling (its share when the table's capacity is known,
-/// else a partition's most). A throttle of one key range so slows only that segment; the run's shared [`Limiter`]
-/// answers table-level throttles.
+/// segment's share of what the table takes at once, doubles each calm second until DynamoDB
+/// first throttles it (slow start), falls by a fifth when DynamoDB throttles that key range (at
+/// most once per half second: the requests in flight all meet the same hot partition), and
+/// after the first throttle climbs back each calm second by a fiftieth of its start or a
+/// twentieth of its rate, whichever is more, up to its ceiling (its share of the table's
+/// maximum, else a partition's most). A throttle of one key range so slows only that segment;
+/// the run's shared [`Limiter`] answers table-level throttles.
 #[derive(Debug)]
 pub struct KeyRangePace {
     state: Mutex<Pace>,
@@ -337,12 +338,14 @@ impl KeyRangePace {
     /// Starts at `start` units per second, never above `ceiling`.
     pub fn new(start: f64, ceiling: f64) -> KeyRangePace {
         let now = Instant::now();
-        let start = start.clamp(1.0, ceiling.max(1.0));
+        // Under a small maximum shared by many segments, a segment's share is below a unit.
+        let least = ceiling.clamp(0.01, 1.0);
+        let start = start.clamp(least, ceiling.max(least));
         KeyRangePace {
             state: Mutex::new(Pace {
                 rate: start,
                 ceiling: ceiling.max(start),
-                floor: (start / 20.0).max(1.0),
+                floor: (start / 20.0).max(least),
                 step: (start / 50.0).max(0.1),
                 balance: 0.0,
                 refilled: now,

@@ -270,7 +270,9 @@ struct Ctx {
     /// How high a segment's pace may climb: its share of the table's maximum when DynamoDB
     /// states one, else one partition's most.
     segment_ceiling: f64,
-    /// Segments still running: as they finish, the others take over their share.
+    /// Segments this process started, and those still running: as they finish, the others
+    /// take over their share (never another process's: a Lambda invocation runs one segment).
+    running: u64,
     active: AtomicU64,
     stop_at: Option<std::time::Instant>,
 }
@@ -299,7 +301,6 @@ async fn run_segments(
             continue;
         };
         let ctx = ctx.clone();
-        ctx.active.fetch_add(1, Ordering::Relaxed);
         tasks.spawn(async move {
             let done = ctx.run_segment(segment as u32, key, rewritten).await;
             ctx.active.fetch_sub(1, Ordering::Relaxed);
@@ -345,6 +346,8 @@ async fn transfer(
     // Named by table: a multi-table restore runs several of these at once.
     let label = format!("{} {}", phase.as_str(), dest.name);
     let share = segment_share(opts, dest, segments);
+    // The segments this process runs: all of them, or one in a Lambda segment invocation.
+    let running = starts.iter().filter(|s| s.is_some()).count() as u64;
     let ctx = Arc::new(Ctx {
         client: aws::without_retries(client),
         scan_table: scan.name.clone(),
@@ -371,7 +374,8 @@ async fn transfer(
         key: dest.key.clone(),
         segment_start_rate: share,
         segment_ceiling: segment_ceiling(opts, dest, segments, share),
-        active: AtomicU64::new(0),
+        running,
+        active: AtomicU64::new(running),
         stop_at: opts.stop_at,
     });
     run_segments(&ctx, starts, &label).await?;
@@ -577,7 +581,7 @@ impl Ctx {
     /// How much faster than its own pace a segment may write because others have finished.
     fn boost(&self) -> f64 {
         let active = self.active.load(Ordering::Relaxed).max(1);
-        (f64::from(self.segments) / active as f64).min(8.0)
+        (self.running.max(1) as f64 / active as f64).min(8.0)
     }
 
     /// Writes the page; returns how many items it wrote.
@@ -686,6 +690,9 @@ impl Ctx {
                     // settled at what DynamoDB says it consumed.
                     let left_cost: f64 = left.iter().map(write_cost).sum();
                     let settle = consumed.map_or(0.0, |c| c - (cost - left_cost));
+                    // A delete or an overwrite costs the stored item's size, which only the
+                    // answer tells: the key range's pace pays what DynamoDB charged.
+                    pace.refund(-settle / self.boost());
                     self.write_rate
                         .charge(-(left.len() as f64), settle - left_cost);
                     if left.is_empty() {

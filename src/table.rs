@@ -147,7 +147,6 @@ impl TableInfo {
     }
 }
 
-/// A provisioned table's write units; on-demand tables report 0 there.
 /// A limit on write units per second, and whose it is: the table's, or a GSI's (every write to
 /// the table is a write to each GSI that projects it, and a GSI short of capacity throttles the
 /// table: "Global secondary indexes — provisioned throughput considerations",
@@ -240,6 +239,7 @@ impl WriteLimits {
     }
 }
 
+/// A provisioned table's write units; on-demand tables report 0 there.
 fn provisioned_writes(t: &TableDescription) -> Option<u64> {
     let on_demand = t
         .billing_mode_summary()

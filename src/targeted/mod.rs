@@ -30,6 +30,7 @@ use crate::error::{AwsErrorKind, Error, Result};
 use crate::item::{Item, KeySchema, key_from_json, key_text, write_units};
 use crate::journal::{Phase, Scope, SegmentCheckpoint};
 use crate::progress::Progress;
+use crate::rate::{Limiter, RateCap, RateUnit};
 use crate::sync::{Checkpoint, SyncOptions, Totals};
 use crate::table::TableInfo;
 pub use input::{KeysFile, live_count, partition_values, read_keys_file};
@@ -179,6 +180,24 @@ struct Ctx<'a> {
     reads: AtomicU64,
     writes: AtomicU64,
     check: std::sync::Mutex<ScopeCheck>,
+    /// This process's share of the table's maximum (see [`share_of_maximum`]).
+    table_max: Limiter,
+}
+
+/// This process's share of the live table's on-demand maximum or provisioned capacity, in
+/// capacity units, less the Limiter's burst (a twentieth of a second), so that the segments
+/// together never ask for more in any second: all of them in one process, or the one a Lambda
+/// invocation runs.
+fn share_of_maximum(live: &TableInfo, segments: u32, from: &[SegmentCheckpoint]) -> Limiter {
+    let running = if from.is_empty() {
+        segments
+    } else {
+        from.iter().filter(|c| !c.done).count() as u32
+    };
+    Limiter::new(live.write_limits.max.as_ref().map(|m| RateCap {
+        per_second: m.units as f64 * f64::from(running) / f64::from(segments.max(1)) / 1.05,
+        unit: RateUnit::CapacityUnits,
+    }))
 }
 
 /// Runs one targeted phase from `from`'s checkpoints, recording each page's counts and every
@@ -191,8 +210,9 @@ pub async fn run(
     from: &[SegmentCheckpoint],
     cp: Arc<dyn Checkpoint>,
 ) -> Result<Totals> {
-    let ctx = Ctx::new(client, pass, phase, opts, cp, false)?;
+    let mut ctx = Ctx::new(client, pass, phase, opts, cp, false)?;
     let n = ctx.source.segments(phase, opts.segments);
+    ctx.table_max = share_of_maximum(ctx.pass.live, n, from);
     ctx.segments(n, from).await?;
     let (items, duration) = ctx.progress.clone().finish();
     Ok(Totals {
@@ -265,6 +285,7 @@ impl<'a> Ctx<'a> {
             reads: AtomicU64::new(0),
             writes: AtomicU64::new(0),
             check: std::sync::Mutex::new(ScopeCheck::default()),
+            table_max: Limiter::unlimited(),
         })
     }
 
@@ -535,6 +556,7 @@ impl<'a> Ctx<'a> {
         };
         let cost = c.restored.as_ref().map_or(1.0, write_units);
         self.opts.write_rate.take(1, cost).await;
+        self.table_max.take(1, cost).await;
         self.writes.fetch_add(1, Ordering::Relaxed);
         let sent = self.send(c, condition).await;
         let done = if c.restored.is_some() {
