@@ -124,13 +124,22 @@ async fn main() {
                 BUCKET,
             ],
         ),
+        // 16 segments: moto answers each parallel-scan page by walking the whole table, so the
+        // default (a segment per 100 items) would time out against it; DynamoDB would not.
         (
             "hard reset (PITR)",
-            vec!["--pitr-time", &from, "--strategy", "hard-reset"],
+            vec![
+                "--pitr-time",
+                &from,
+                "--strategy",
+                "hard-reset",
+                "--segments",
+                "16",
+            ],
         ),
         (
             "diff (PITR)",
-            vec!["--pitr-time", &from, "--strategy", "diff"],
+            vec!["--pitr-time", &from, "--strategy", "diff", "--segments", "16"],
         ),
     ];
     println!(
