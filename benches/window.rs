@@ -139,7 +139,14 @@ async fn main() {
         ),
         (
             "diff (PITR)",
-            vec!["--pitr-time", &from, "--strategy", "diff", "--segments", "16"],
+            vec![
+                "--pitr-time",
+                &from,
+                "--strategy",
+                "diff",
+                "--segments",
+                "16",
+            ],
         ),
     ];
     println!(
