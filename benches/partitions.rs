@@ -17,6 +17,15 @@ use dynamo_dr_testkit::capacity::Counters;
 use dynamo_dr_testkit::*;
 
 const ITEMS: u64 = 12_000;
+
+/// Items of the run: `BENCH_ITEMS`, else [`ITEMS`]. Reads at the model's read capacity are
+/// fast: a diff's and a verify's read share needs a larger table to be measured.
+fn items() -> u64 {
+    std::env::var("BENCH_ITEMS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(ITEMS)
+}
 /// About 1 KB: one write unit each.
 const ITEM_BYTES: usize = 900;
 /// Write units per second of the whole model.
@@ -118,14 +127,14 @@ impl Bench {
         put_all(
             &client,
             &src.name,
-            (0..ITEMS).map(|i| sized_item(&src, i, ITEM_BYTES)),
+            (0..items()).map(|i| sized_item(&src, i, ITEM_BYTES)),
         )
         .await;
-        let dest_items = (0..ITEMS).map(|i| {
+        let dest_items = (0..items()).map(|i| {
             if mostly_equal && i % 5 != 0 {
                 return sized_item(&src, i, ITEM_BYTES);
             }
-            let mut item = sized_item(&src, i + ITEMS, ITEM_BYTES);
+            let mut item = sized_item(&src, i + items(), ITEM_BYTES);
             item.insert("id".into(), src.key(i)["id"].clone());
             item
         });
@@ -194,6 +203,16 @@ async fn tool(partitions: u32, strategy: &str) -> Row {
         per_phase("copiedItems", "copy"),
     ));
     let exact = scan_all(&client, "bench-dest").await == expected;
+    if strategy == "diff" {
+        reads(
+            partitions,
+            &capacity,
+            &proxy,
+            &env,
+            &src.name,
+            out["phaseSeconds"]["copy"].as_f64(),
+        );
+    }
     Row {
         what: format!("dynamo-dr, defaults, {strategy}"),
         phases,
@@ -204,6 +223,52 @@ async fn tool(partitions: u32, strategy: &str) -> Row {
         exact,
         rss_mb: Some(rss),
     }
+}
+
+fn read_units(c: &Counters) -> f64 {
+    c.read_units.iter().flatten().sum()
+}
+
+/// After a diff: its copy phase against the time reading the destination's read units takes at
+/// the model's read capacity; then `dynamo-dr verify` of the same tables, its destination reads
+/// per second against that capacity. The source is not modelled (dynalite serves it unlimited).
+fn reads(
+    partitions: u32,
+    capacity: &Capacity,
+    proxy: &FaultProxy,
+    env: &[(String, String)],
+    source: &str,
+    copy_seconds: Option<f64>,
+) {
+    let read_capacity = capacity.partition_read_units * f64::from(partitions);
+    let diff_units = read_units(&proxy.capacity_counters());
+    let at_capacity = diff_units / read_capacity;
+    let started = Instant::now();
+    let (out, _) = run_measured(
+        &sibling_binary(),
+        env,
+        &[
+            "verify",
+            "--source",
+            source,
+            "--dest",
+            "bench-dest",
+            "--output",
+            "json",
+        ],
+    );
+    let wall = started.elapsed().as_secs_f64();
+    let c = proxy.capacity_counters();
+    let verify_units = read_units(&c) - diff_units;
+    println!(
+        "READS | {partitions} | {read_capacity:.0} | {diff_units:.0} | {at_capacity:.2} | {} | {} | {verify_units:.0} | {wall:.2} | {:.0} ({:.1}%) | {} | {} |",
+        copy_seconds.map_or("-".into(), |s| format!("{s:.2}")),
+        copy_seconds.map_or("-".into(), |s| format!("{:.2}", s / at_capacity.max(1e-9))),
+        verify_units / wall,
+        100.0 * verify_units / wall / read_capacity,
+        c.throttled_read_requests,
+        out["status"],
+    );
 }
 
 /// One BatchWriteItem at a time, unprocessed items resent, throttles backed off: boto3's
@@ -334,13 +399,17 @@ async fn main() {
         "build the release binary first (scripts/bench-partitions does)"
     );
     println!(
-        "{ITEMS} items of ~1 KB; the model: P partitions sharing {CAPACITY} write units/s; \
-         steady state leaves out the first and last {TRIM} s of writing\n"
+        "{} items of ~1 KB; the model: P partitions sharing {CAPACITY} write units/s; \
+         steady state leaves out the first and last {TRIM} s of writing\n",
+        items()
     );
     println!(
         "| run | partitions | capacity units/s | delete / copy phase units/s (share) | all writing seconds units/s (share) | throttled requests | throttled at steady state | partitions busy (mean) | wall time | result | peak RSS |"
     );
     println!("|---|---|---|---|---|---|---|---|---|---|---|");
+    println!(
+        "(READS lines: partitions | read capacity units/s | diff's destination read units | at capacity s | diff copy phase s | ratio | verify's destination read units | verify wall s | verify units/s (share) | throttled reads | verify status)\n"
+    );
     for p in partitions {
         tool(p, "hard-reset").await.print();
         tool(p, "diff").await.print();
