@@ -421,7 +421,10 @@ async fn a_pitr_restore_puts_back_the_table_as_it_was_at_that_instant() {
         live_pitr_window: true,
         ..Faults::none()
     };
-    let proxy = FaultProxy::with_history(&moto.endpoint(), faults);
+    // Through the partition model too: its DescribeTable figures must not hide the restore
+    // summary the history gives the temporary table.
+    let capacity = Capacity::partitioned(&spec.name, "pk", 4, 1000.0);
+    let proxy = FaultProxy::with_history_and_capacity(&moto.endpoint(), faults, capacity);
     let history = proxy.history();
     let base = SystemTime::now() - Duration::from_secs(3600);
     history.set_clock(Some(base));

@@ -414,6 +414,10 @@ async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Result<Reply, Bo
         }
         Modelled::Pass => respond(&shared, &faults, &parts, body.clone(), op, fault).await?,
     };
+    let reply = match op {
+        Some("DescribeTable") => modelled::described(&shared, reply).await?,
+        _ => reply,
+    };
     let reply = count_written(inj, op, &body, reply).await?;
     if fault == Some(Fault::Hang) {
         inj.hang.fetch_add(1, Ordering::Relaxed);

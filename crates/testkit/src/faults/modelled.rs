@@ -43,7 +43,6 @@ pub(super) async fn modelled(
                 | "UpdateItem"
                 | "DeleteItem"
                 | "Scan"
-                | "DescribeTable"
                 | "GetItem"
                 | "BatchGetItem"
         )
@@ -58,20 +57,6 @@ pub(super) async fn modelled(
         Ok(Modelled::Reply(reply))
     };
     match op {
-        "DescribeTable" => {
-            let reply = forward(shared, parts, body.clone()).await?;
-            if reply.status() != StatusCode::OK {
-                return Ok(Modelled::Reply(reply));
-            }
-            let (head, answer) = reply.into_parts();
-            let answer: Value = serde_json::from_slice(&answer.collect().await?.to_bytes())?;
-            let answer = lock(model).capacity.describe(answer);
-            let bytes = Bytes::from(answer.to_string());
-            Ok(Modelled::Reply(Response::from_parts(
-                head,
-                Full::new(bytes),
-            )))
-        }
         "Scan" => {
             if let Some(reason) = lock(model).admit_scan(&request) {
                 return throttled(reason, false);
@@ -185,6 +170,22 @@ async fn read_by_key(
         head,
         Full::new(bytes),
     )))
+}
+
+/// A DescribeTable answer of the model's table, as the proxy made it (PITR window, replicas,
+/// restore summary), with the table's warm throughput and on-demand maximum added.
+pub(super) async fn described(shared: &Shared, reply: Reply) -> Result<Reply, BoxError> {
+    let Some(model) = &shared.capacity else {
+        return Ok(reply);
+    };
+    if reply.status() != StatusCode::OK {
+        return Ok(reply);
+    }
+    let (head, answer) = reply.into_parts();
+    let answer: Value = serde_json::from_slice(&answer.collect().await?.to_bytes())?;
+    let answer = lock(model).capacity.describe(answer);
+    let bytes = Bytes::from(answer.to_string());
+    Ok(Response::from_parts(head, Full::new(bytes)))
 }
 
 /// A batch's answer with the items the model held back added to its UnprocessedItems.
