@@ -22,15 +22,6 @@ fn item(spec: &TableSpec, i: u64, v: &str) -> Item {
     item
 }
 
-fn rfc3339(t: SystemTime) -> String {
-    let secs = t
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .expect("after 1970");
-    jiff::Timestamp::from_second(secs.as_secs() as i64)
-        .expect("instant")
-        .to_string()
-}
-
 /// The table and its bad deploy at base + 20 minutes; returns the spec.
 async fn damaged(
     moto: &Emulator,

@@ -59,13 +59,6 @@ fn at(base: SystemTime, minutes: u64) -> SystemTime {
     base + Duration::from_secs(minutes * 60)
 }
 
-fn rfc3339(t: SystemTime) -> String {
-    let secs = t.duration_since(SystemTime::UNIX_EPOCH).unwrap().as_secs();
-    jiff::Timestamp::from_second(secs as i64)
-        .unwrap()
-        .to_string()
-}
-
 async fn scenario() -> Scenario {
     let moto = Emulator::start(Kind::Moto).await;
     let direct = moto.client();

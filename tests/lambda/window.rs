@@ -35,15 +35,6 @@ fn item(i: u64, v: &str) -> Item {
     item
 }
 
-fn rfc3339(t: SystemTime) -> String {
-    let secs = t
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .expect("after 1970");
-    jiff::Timestamp::from_second(secs.as_secs() as i64)
-        .expect("an instant")
-        .to_string()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_state_machines_undo_a_window_and_keep_the_writes_after_it() {
     init();

@@ -218,7 +218,7 @@ async fn window(f: &Function, moto: &Emulator, history: &FaultProxy, base: Syste
     let bad = (100..105).map(|i| sized_item(&spec, i, 90));
     put_all(&history.client(), TABLE, bad).await;
     history.history().set_clock(None);
-    let at = |m: u64| crate::window::rfc3339(base + Duration::from_secs(m * 60));
+    let at = |m: u64| rfc3339(base + Duration::from_secs(m * 60));
     let input = json!({ "incidentId": "stack-4", "tableNameRecoveryConfirmation": TABLE,
                         "scope": "window", "from": at(15), "to": at(45) });
     recover(f, moto, input, false).await;

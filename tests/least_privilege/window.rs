@@ -9,15 +9,6 @@ use crate::scenarios::Scenarios;
 
 const TABLE: &str = "Events";
 
-pub fn rfc3339(t: SystemTime) -> String {
-    let secs = t
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .expect("after 1970");
-    jiff::Timestamp::from_second(secs.as_secs() as i64)
-        .expect("an instant")
-        .to_string()
-}
-
 /// A bad write to 20 items at 08:30 on a clock two hours back, undone from 08:15 to 08:45.
 pub async fn window(s: &mut Scenarios) {
     let spec = TableSpec::hash_only(TABLE, Scalar::S);

@@ -668,3 +668,13 @@ pub fn sibling_binary() -> std::path::PathBuf {
     }
     dir.join("dynamo-dr")
 }
+
+/// An instant as RFC 3339 to the second, as the CLI's `--from`/`--to` and payloads take it.
+pub fn rfc3339(t: std::time::SystemTime) -> String {
+    let secs = t
+        .duration_since(std::time::SystemTime::UNIX_EPOCH)
+        .expect("after 1970");
+    jiff::Timestamp::from_second(secs.as_secs() as i64)
+        .expect("an instant")
+        .to_string()
+}
