@@ -308,9 +308,15 @@ impl State {
 /// at most `1 + PACE_CREDIT_SECONDS` times its rate.
 pub const PACE_CREDIT_SECONDS: f64 = 0.1;
 
+/// How often slow start doubles a pace. A throttle answers within one request, so a quarter
+/// second is many answers; a small table's whole copy takes a few seconds, and a climb of one
+/// doubling a second would spend most of them below what the table takes.
+const SLOW_START_STEP: Duration = Duration::from_millis(250);
+
 /// The pace of one key range (one scan segment): a token bucket whose rate starts at the
-/// segment's share of what the table takes at once, doubles each calm second until DynamoDB
-/// first throttles it (slow start), falls by a fifth when DynamoDB throttles that key range (at
+/// segment's share of what the table takes at once, doubles each calm quarter second until
+/// DynamoDB first throttles it (slow start; that first throttle halves it, back to the last pace
+/// that drew none), falls by a fifth when DynamoDB throttles that key range (at
 /// most once per half second: the requests in flight all meet the same hot partition), and
 /// after the first throttle climbs back each calm second by a fiftieth of its start or a
 /// twentieth of its rate, whichever is more, up to its ceiling (its share of the table's
@@ -324,6 +330,7 @@ pub struct KeyRangePace {
 #[derive(Debug)]
 struct Pace {
     rate: f64,
+    start: f64,
     ceiling: f64,
     floor: f64,
     step: f64,
@@ -344,6 +351,7 @@ impl KeyRangePace {
         KeyRangePace {
             state: Mutex::new(Pace {
                 rate: start,
+                start,
                 ceiling: ceiling.max(start),
                 floor: (start / 20.0).max(least),
                 step: (start / 50.0).max(0.1),
@@ -369,13 +377,15 @@ impl KeyRangePace {
             // A little credit at most: no burst far above the rate after a pause.
             p.balance = (p.balance + dt * p.rate).min(p.rate * PACE_CREDIT_SECONDS);
             p.refilled = now;
-            if now.duration_since(p.last_step) >= WINDOW {
+            let slow_start = p.throttles == 0;
+            let step = if slow_start { SLOW_START_STEP } else { WINDOW };
+            if now.duration_since(p.last_step) >= step {
                 let calm = p
                     .last_throttle
                     .is_none_or(|t| now.duration_since(t) >= WINDOW);
-                if calm && p.throttles == 0 {
-                    // Slow start: doubling each calm second until DynamoDB first says no, so a
-                    // table warmer than its stated start is found in seconds.
+                if calm && slow_start {
+                    // Slow start: doubling until DynamoDB first says no, so a table warmer
+                    // than its stated start is found within a second or two.
                     p.rate = (p.rate * 2.0).min(p.ceiling);
                 } else if calm {
                     // Additive near the start; multiplicative beyond it, so an on-demand table
@@ -402,7 +412,12 @@ impl KeyRangePace {
         let mut p = self.lock();
         let now = Instant::now();
         p.throttles += 1;
-        if p.last_throttle
+        if p.throttles == 1 && p.rate > p.start {
+            // The end of slow start: the last doubling overshot, so back to the pace before it.
+            p.rate = (p.rate / 2.0).max(p.start);
+            p.last_throttle = Some(now);
+        } else if p
+            .last_throttle
             .is_none_or(|t| now.duration_since(t) >= WINDOW / 2)
         {
             p.rate = (p.rate * 0.8).max(p.floor);
@@ -459,20 +474,33 @@ mod tests {
         let pace = KeyRangePace::new(100.0, 1000.0);
         let mut rates = Vec::new();
         for _ in 0..5 {
-            tokio::time::advance(Duration::from_secs(1)).await;
+            tokio::time::advance(Duration::from_millis(250)).await;
             pace.take(1.0).await;
             rates.push(pace.rate());
         }
         assert_eq!(rates, [200.0, 400.0, 800.0, 1000.0, 1000.0]);
         pace.throttled();
-        assert_eq!(pace.rate(), 800.0);
-        tokio::time::advance(Duration::from_secs(1)).await;
+        assert_eq!(
+            pace.rate(),
+            500.0,
+            "the first throttle undoes the last doubling"
+        );
+        tokio::time::advance(Duration::from_millis(250)).await;
         pace.take(1.0).await;
         assert_eq!(
             pace.rate(),
-            840.0,
+            500.0,
+            "past slow start, a quarter second is not a step"
+        );
+        tokio::time::advance(Duration::from_millis(750)).await;
+        pace.take(1.0).await;
+        assert_eq!(
+            pace.rate(),
+            525.0,
             "after a throttle, the climb is additive"
         );
+        pace.throttled();
+        assert_eq!(pace.rate(), 420.0);
     }
 
     #[test]
