@@ -50,6 +50,8 @@ pub struct Request {
     /// Also `journal init`: CreateTable on the journal table, in a statement of its own so that
     /// it can be granted once and removed.
     pub journal_init: bool,
+    /// Also `restore --prewarm`: UpdateTable on the live tables, in a statement of its own.
+    pub prewarm: bool,
     /// The role of one of the stack's functions: it reads and writes only its own journal items
     /// and never lists the journal, as an operator's `report` and `journal list` do.
     pub function: bool,
@@ -194,6 +196,15 @@ pub fn policy(scope: &Scope, req: &Request) -> Value {
     let mut statements = Vec::new();
     for table in &req.tables {
         statements.extend(table_statements(scope, table));
+        if req.prewarm {
+            // No condition key limits UpdateTable to warm throughput: an opt-in of its own.
+            let live = scope.dynamodb(&format!("table/{table}"));
+            statements.push(statement(
+                &sid("Prewarm", table),
+                &["dynamodb:UpdateTable"],
+                vec![live],
+            ));
+        }
     }
     if !req.tables.is_empty() {
         // Neither call has resource-level permissions: ListBackups finds a run's forensic

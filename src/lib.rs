@@ -26,6 +26,7 @@ pub mod export;
 pub mod mappings;
 pub mod objects;
 pub mod table;
+pub mod warm;
 pub mod watchers;
 // 2 storage
 pub mod journal;

@@ -208,6 +208,7 @@ mod tests {
             sensitive: false,
             forensic_backup: true,
             scope,
+            prewarm: None,
         };
         Execution::new("i.T".into(), Kind::Restore, inputs, phase)
     }

@@ -228,6 +228,13 @@ impl WriteLimits {
         }
     }
 
+    /// After a pre-warm to `units`, every part of the table is warm to at least that.
+    pub fn prewarm(&mut self, units: u64) {
+        if self.warm.as_ref().is_none_or(|w| w.units < units) {
+            self.warm = Some(Limit { units, index: None });
+        }
+    }
+
     /// Where a copy starts, units per second: the warm throughput, else what a new on-demand
     /// table sustains; never above the maximum.
     pub fn start(&self) -> f64 {

@@ -13,6 +13,10 @@ pub(crate) struct IamPolicyArgs {
     /// of its own: grant it once, then remove it.
     #[arg(long)]
     pub journal_init: bool,
+    /// Also grant UpdateTable on the tables, for `restore --prewarm`, in a statement of its own:
+    /// UpdateTable can change far more of a table than its warm throughput.
+    #[arg(long)]
+    pub prewarm: bool,
     /// A table the role may restore in place (physical or logical name); repeat for more.
     #[arg(long, value_name = "TABLE")]
     pub table: Vec<String>,
@@ -88,6 +92,7 @@ pub(crate) async fn iam_policy(ctx: &Ctx, args: IamPolicyArgs) -> Result<()> {
         recovery_mode,
         kms_keys,
         journal_init: args.journal_init,
+        prewarm: args.prewarm,
         journal_kms_key: journal_kms_key(ctx)?,
     };
     let policy = crate::iam::policy(&scope, &request);

@@ -88,6 +88,11 @@ pub(crate) struct RestoreArgs {
     /// after the window. Only when those writes are known to be bad too.
     #[arg(long)]
     pub overwrite_later_writes: bool,
+    /// Before the copy, raise the live table's warm write throughput (and each GSI's below it)
+    /// to UNITS write units per second, so the copy starts there instead of climbing to it. An
+    /// on-demand table only; DynamoDB charges for the increase, which cannot be undone.
+    #[arg(long, value_name = "UNITS", value_parser = clap::value_parser!(u64).range(1..=10_000_000))]
+    pub prewarm: Option<u64>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -293,6 +298,7 @@ fn restore_requests(ctx: &Ctx, args: &RestoreArgs) -> Result<Vec<RestoreRequest>
             Ok(RestoreRequest {
                 keep_restored_table: args.keep_restored_table,
                 restore_deadline: options::restore_deadline(args.restore_timeout),
+                prewarm: args.prewarm,
                 ..request
             })
         })

@@ -64,6 +64,7 @@ pub(crate) async fn sync(ctx: &Ctx, args: SyncArgs) -> Result<()> {
         sensitive,
         forensic_backup: true,
         scope: Default::default(),
+        prewarm: None,
     };
     run_sync(ctx, id, inputs, opts, args.run.options()).await
 }
@@ -93,7 +94,7 @@ pub(crate) async fn run_sync(
         "\nSync plan, execution {}: {what}\n  {}\n  write capacity: {}\n",
         p.id,
         p.segments_why,
-        output::capacity_text(&p.dst)
+        output::capacity_text(&p.dst, None)
     );
     if let Some(e) = &p.existing {
         summary.push_str(&format!(

@@ -314,3 +314,26 @@ fn the_policies_read_as_reviewed() {
     };
     insta::assert_json_snapshot!("recovery_mode", policy(&scope(), &mode));
 }
+
+/// UpdateTable only on request, and then only on the live tables: it can change far more of a
+/// table than its warm throughput.
+#[test]
+fn update_table_is_granted_only_for_a_prewarm_and_only_on_the_live_table() {
+    let req = |prewarm: bool| Request {
+        tables: vec!["Orders".into()],
+        prewarm,
+        ..Default::default()
+    };
+    let without = policy(&scope(), &req(false));
+    assert!(statements_with(&without, |a| a == "dynamodb:UpdateTable").is_empty());
+    let with = grants(&policy(&scope(), &req(true)));
+    let updates: Vec<&String> = with
+        .iter()
+        .filter(|(a, _)| a == "dynamodb:UpdateTable")
+        .map(|(_, r)| r)
+        .collect();
+    assert_eq!(
+        updates,
+        ["arn:aws:dynamodb:us-east-1:123456789012:table/Orders"]
+    );
+}

@@ -105,6 +105,10 @@ pub struct Inputs {
     /// The part of the table the restore puts back.
     #[serde(default)]
     pub scope: super::Scope,
+    /// `--prewarm`: the warm write units per second phase one raises the live table (and each
+    /// GSI below it) to before the copy.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prewarm: Option<u64>,
 }
 
 impl Inputs {
@@ -630,6 +634,7 @@ mod tests {
             sensitive: false,
             forensic_backup: true,
             scope: Default::default(),
+            prewarm: None,
         }
     }
 

@@ -7,12 +7,16 @@ use crate::table::TableInfo;
 use crate::validate::time_text;
 use crate::watchers::{Seen, Watchers};
 
-/// The capacity a copy-back writes against, and what the table's GSIs add to it.
-pub fn capacity_text(t: &TableInfo) -> String {
+/// The capacity a copy-back writes against, and what the table's GSIs add to it. `prewarm`:
+/// what `--prewarm` asked for (the table's warm throughput already counts it).
+pub fn capacity_text(t: &TableInfo, prewarm: Option<u64>) -> String {
     let limits = &t.write_limits;
-    let start = match &limits.warm {
-        Some(warm) => format!("its warm throughput, {warm}"),
-        None => format!(
+    let start = match (&limits.warm, prewarm) {
+        (Some(warm), Some(units)) if warm.units == units => {
+            format!("the {units} write units/s it is pre-warmed to")
+        }
+        (Some(warm), _) => format!("its warm throughput, {warm}"),
+        (None, _) => format!(
             "the ~{} writes/s a new on-demand table sustains",
             crate::estimate::ON_DEMAND_START_WRITES
         ),
@@ -20,8 +24,8 @@ pub fn capacity_text(t: &TableInfo) -> String {
     let table = match t.write_capacity {
         Some(w) => format!("{w} provisioned write units/s"),
         None => format!(
-            "on-demand (each segment starts at its share of {start}, doubles each calm second \
-             until the first throttle, then finds its key range's pace)"
+            "on-demand (each segment starts at its share of {start}, doubles each calm quarter \
+             second until the first throttle, then finds its key range's pace)"
         ),
     };
     let table = match (&limits.max, t.write_capacity) {
@@ -29,28 +33,7 @@ pub fn capacity_text(t: &TableInfo) -> String {
         (Some(max), Some(w)) if max.units < w => format!("{table}; capped at {max}"),
         _ => table,
     };
-    let (items, bytes) = (t.approx_items.unwrap_or(0), t.approx_bytes.unwrap_or(0));
-    let table = if t.write_capacity.is_none() && items > 0 {
-        let writes = crate::estimate::estimate(items as u64, bytes.max(0) as u64)
-            .hard_reset
-            .writes;
-        let at = |rate: f64| crate::estimate::time(Some(writes / rate));
-        let floor = limits
-            .max
-            .as_ref()
-            .map(|m| {
-                let most = m.units as f64 / (1.0 + crate::rate::PACE_CREDIT_SECONDS);
-                format!(", never under {} at the maximum", at(most))
-            })
-            .unwrap_or_default();
-        format!(
-            "{table}; a hard reset's ~{writes:.0} write units take ~{} at the starting pace, less \
-             as it climbs{floor}",
-            at(limits.start())
-        )
-    } else {
-        table
-    };
+    let table = format!("{table}{}", on_demand_time(t, prewarm));
     match t.gsis {
         0 => table,
         n => format!(
@@ -61,6 +44,54 @@ pub fn capacity_text(t: &TableInfo) -> String {
         ),
     }
 }
+
+/// An on-demand table's hard reset: its time at the starting pace and at the most the table may
+/// take (its maximum, else the default per-table quota), and the pre-warm asked for or worth it.
+fn on_demand_time(t: &TableInfo, prewarm: Option<u64>) -> String {
+    let (items, bytes) = (t.approx_items.unwrap_or(0), t.approx_bytes.unwrap_or(0));
+    if t.write_capacity.is_some() || items <= 0 {
+        return String::new();
+    }
+    let limits = &t.write_limits;
+    let writes = crate::estimate::estimate(items as u64, bytes.max(0) as u64)
+        .hard_reset
+        .writes;
+    let at = |rate: f64| crate::estimate::time(Some(writes / rate));
+    let most = limits.max.as_ref().map_or(TABLE_QUOTA_WRITES, |m| m.units);
+    let floor = limits
+        .max
+        .as_ref()
+        .map(|_| {
+            let most = most as f64 / (1.0 + crate::rate::PACE_CREDIT_SECONDS);
+            format!(", never under {} at the maximum", at(most))
+        })
+        .unwrap_or_default();
+    let mut text = format!(
+        "; a hard reset's ~{writes:.0} write units take ~{} at the starting pace, less as it \
+         climbs{floor}",
+        at(limits.start())
+    );
+    let slow = writes / limits.start() > 600.0 && limits.start() * 2.0 < most as f64;
+    match prewarm {
+        Some(units) => text.push_str(&format!(
+            "; phase one first raises its warm write throughput, and each GSI's below it, to \
+             {units} units/s (--prewarm): DynamoDB charges for the increase once (see \
+             https://aws.amazon.com/dynamodb/pricing/; dynamo-dr does not know the price), and \
+             it cannot be lowered again"
+        )),
+        None if slow => text.push_str(&format!(
+            "; --prewarm UNITS (up to {most}) would start the copy there, ~{} at {most}, for a \
+             one-time charge by DynamoDB",
+            at(most as f64)
+        )),
+        None => {}
+    }
+    text
+}
+
+/// DynamoDB's default per-table write quota, in units per second (Service Quotas; an account may
+/// have it raised): the most a pre-warm is offered up to when the table states no maximum.
+const TABLE_QUOTA_WRITES: u64 = 40_000;
 
 /// The plan the operator confirms.
 /// Where the plan restores from, as people read it.
@@ -173,7 +204,7 @@ pub fn plan_summary(plan: &Plan) -> String {
             None => format!("{} (--segments or the config)", r.sync.segments),
             Some(why) => why.clone(),
         },
-        capacity = capacity_text(&plan.dest),
+        capacity = capacity_text(&plan.dest, r.prewarm),
         exec = r.names.execution_id,
         table = plan.dest.name,
         key = plan.dest.key,

@@ -122,5 +122,38 @@ fn the_write_capacity_names_the_warm_start_the_maximum_and_the_time() {
         )
         .build();
     let info = crate::table::TableInfo::from_description(&t).unwrap();
-    insta::assert_snapshot!(capacity_text(&info));
+    insta::assert_snapshot!(capacity_text(&info, None));
+}
+
+/// A table whose warm throughput makes a hard reset far slower than its quota allows is offered
+/// `--prewarm`; once asked for, the plan starts there and says what it costs.
+#[test]
+fn a_slow_warm_start_offers_a_prewarm_and_an_asked_one_is_priced() {
+    use aws_sdk_dynamodb::types::{KeySchemaElement, KeyType};
+    let t = aws_sdk_dynamodb::types::TableDescription::builder()
+        .table_name("Orders")
+        .key_schema(
+            KeySchemaElement::builder()
+                .attribute_name("pk")
+                .key_type(KeyType::Hash)
+                .build()
+                .unwrap(),
+        )
+        .item_count(50_000_000)
+        .table_size_bytes(50_000_000_000)
+        .build();
+    let mut info = crate::table::TableInfo::from_description(&t).unwrap();
+    let offered = capacity_text(&info, None);
+    assert!(
+        offered.contains("--prewarm UNITS (up to 40000) would start the copy there"),
+        "{offered}"
+    );
+    info.write_limits.prewarm(40_000);
+    let asked = capacity_text(&info, Some(40_000));
+    assert!(
+        asked.contains("the 40000 write units/s it is pre-warmed to"),
+        "{asked}"
+    );
+    assert!(asked.contains("charges for the increase once"), "{asked}");
+    assert!(!asked.contains("would start the copy there"), "{asked}");
 }

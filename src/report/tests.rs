@@ -18,6 +18,7 @@ fn record(source: crate::journal::Source, scope: crate::journal::Scope) -> Execu
         sensitive: false,
         forensic_backup: true,
         scope,
+        prewarm: None,
     };
     Execution::new(
         "inc-1.Orders".into(),

@@ -65,6 +65,7 @@ async fn prepare(
         sensitive: request.sensitive,
         forensic_backup: request.forensic_backup,
         scope: request.scope.clone(),
+        prewarm: request.prewarm,
     };
     // With the checkpoints segment workers in AWS wrote apart from the record.
     let existing = match journal.load(&request.names.execution_id).await? {
@@ -78,6 +79,7 @@ async fn prepare(
             keep_restored_table: e.inputs.keep_restored_table,
             // The recorded hash: preflight refuses a keys file changed since.
             scope: e.inputs.scope.clone(),
+            prewarm: e.inputs.prewarm,
             sync: SyncOptions {
                 segments: e.inputs.segments,
                 ..request.sync

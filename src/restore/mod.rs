@@ -79,6 +79,8 @@ pub struct RestoreRequest {
     pub restore_deadline: Duration,
     /// The part of the table to put back.
     pub scope: journal::Scope,
+    /// `--prewarm`: warm write units per second to raise the live table to before the copy.
+    pub prewarm: Option<u64>,
 }
 
 impl RestoreRequest {
@@ -106,6 +108,7 @@ impl RestoreRequest {
                 crate::options::RESTORE_TIMEOUT_MINUTES,
             ),
             scope,
+            prewarm: None,
         })
     }
 
@@ -127,6 +130,7 @@ impl RestoreRequest {
                 crate::options::RESTORE_TIMEOUT_MINUTES,
             ),
             scope: exec.inputs.scope.clone(),
+            prewarm: exec.inputs.prewarm,
         })
     }
 }

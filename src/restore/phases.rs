@@ -118,6 +118,7 @@ pub async fn phase_one(client: &Client, plan: &Plan, rec: &Arc<Recorder>) -> Res
     if rec.snapshot().await.phase == Phase::BackupAndRestore {
         rec.check_lease().await?;
         tracing::info!(execution = %req.names.execution_id, table = %plan.dest.name, "phase 1: forensic backup and restore to temporary table");
+        prewarm(client, plan, rec).await?;
         let backup = async {
             if req.forensic_backup {
                 forensic_backup(client, plan, rec).await
@@ -128,6 +129,16 @@ pub async fn phase_one(client: &Client, plan: &Plan, rec: &Arc<Recorder>) -> Res
                 })
                 .await
             }
+        };
+        let backup = async {
+            // The copy starts after phase one: the pre-warm has until then to take effect.
+            let warmed = async {
+                match req.prewarm {
+                    Some(units) => crate::warm::warmed(client, &plan.dest.name, units).await,
+                    None => Ok(()),
+                }
+            };
+            tokio::try_join!(backup, warmed).map(|_| ())
         };
         if let Scope::Window { from, .. } = &req.scope {
             tokio::try_join!(backup, super::window::exports(client, plan, rec))?;
@@ -161,6 +172,30 @@ pub async fn phase_one(client: &Client, plan: &Plan, rec: &Arc<Recorder>) -> Res
         .await?;
     }
     Ok(())
+}
+
+/// `--prewarm`: the live table's warm write throughput raised before anything else of phase
+/// one starts, so that DynamoDB's refusal (a quota, say) comes before any backup or restore.
+async fn prewarm(client: &Client, plan: &Plan, rec: &Arc<Recorder>) -> Result<()> {
+    let Some(units) = plan.request.prewarm else {
+        return Ok(());
+    };
+    let table = &plan.dest.name;
+    let short = crate::warm::prewarm(client, table, units).await?;
+    let event = match short.as_slice() {
+        [] => format!("pre-warm: {table} already serves {units} write units/s at once"),
+        parts => format!(
+            "pre-warm: asked DynamoDB to raise {} of {table} to {units} write units/s (charged \
+             once; it cannot be lowered again)",
+            parts
+                .iter()
+                .map(|p| p.to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    };
+    tracing::info!(table = %table, units, "{event}");
+    rec.update(|e| e.event(event)).await
 }
 
 /// Phase 4, when the record is there: the temporary table deleted if it is provably ours (or

@@ -18,7 +18,10 @@ pub async fn preflight(
     mut request: RestoreRequest,
     resuming: bool,
 ) -> Result<Plan> {
-    let dest = table::describe_existing(client, &request.table, "table").await?;
+    let mut dest = table::describe_existing(client, &request.table, "table").await?;
+    if let Some(units) = request.prewarm {
+        prewarm(&mut dest, units)?;
+    }
     let (segments, segments_why) = dest.segments(request.sync.segments, &dest);
     request.sync.segments = segments;
     if !dest.is_active() {
@@ -73,6 +76,34 @@ pub async fn preflight(
         dest,
         source,
     })
+}
+
+/// `--prewarm UNITS` only where it can make the copy faster: an on-demand table, below its
+/// maximum. The plan's pace then starts at UNITS (phase one raises it before any copy).
+fn prewarm(dest: &mut TableInfo, units: u64) -> Result<()> {
+    if let Some(w) = dest.write_capacity {
+        return Err(Error::invalid(
+            "--prewarm",
+            format!(
+                "{} is provisioned at {w} write units/s, and a copy writes at its provisioned \
+                 capacity whatever its warm throughput; raise the provisioned capacity instead, \
+                 and run without --prewarm",
+                dest.name
+            ),
+        ));
+    }
+    if let Some(max) = dest.write_limits.max.as_ref().filter(|m| m.units < units) {
+        return Err(Error::invalid(
+            "--prewarm",
+            format!(
+                "{units} is above the maximum of {}, {max}, which the copy never exceeds; give \
+                 --prewarm {} or less, or raise the maximum first",
+                dest.name, max.units
+            ),
+        ));
+    }
+    dest.write_limits.prewarm(units);
+    Ok(())
 }
 
 /// A targeted scope's inputs, checked against the table: every line of a keys file is one of
@@ -292,4 +323,45 @@ async fn backup_detail(client: &Client, dest: &TableInfo, arn: &str) -> Result<S
             .unwrap_or(Timestamp::UNIX_EPOCH),
         source_table: source.table_name().to_string(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use aws_sdk_dynamodb::types::{
+        KeySchemaElement, KeyType, OnDemandThroughput, TableDescription,
+    };
+
+    use super::*;
+
+    #[test]
+    fn a_prewarm_above_the_maximum_is_refused_and_below_it_starts_the_pace() {
+        let described = |max: i64| {
+            TableDescription::builder()
+                .table_name("Orders")
+                .key_schema(
+                    KeySchemaElement::builder()
+                        .attribute_name("id")
+                        .key_type(KeyType::Hash)
+                        .build()
+                        .expect("key"),
+                )
+                .on_demand_throughput(
+                    OnDemandThroughput::builder()
+                        .max_write_request_units(max)
+                        .build(),
+                )
+                .build()
+        };
+        let mut capped = TableInfo::from_description(&described(2_000)).expect("info");
+        let refused = prewarm(&mut capped, 5_000).expect_err("above the maximum");
+        assert!(
+            refused.to_string().contains("give --prewarm 2000 or less"),
+            "{refused}"
+        );
+        prewarm(&mut capped, 1_500).expect("below the maximum");
+        assert_eq!(capped.write_limits.start(), 1_500.0);
+        let mut open = TableInfo::from_description(&described(-1)).expect("info");
+        prewarm(&mut open, 30_000).expect("no maximum");
+        assert_eq!(open.write_limits.start(), 30_000.0);
+    }
 }

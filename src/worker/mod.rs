@@ -701,6 +701,7 @@ mod tests {
                 sensitive: false,
                 forensic_backup: true,
                 scope: Scope::Table,
+                prewarm: None,
             },
             Phase::BackupAndRestore,
         );

@@ -26,6 +26,7 @@ fn execution(id: &str) -> Execution {
             sensitive: false,
             forensic_backup: true,
             scope: Default::default(),
+            prewarm: None,
         },
         Phase::BackupAndRestore,
     );

@@ -27,6 +27,7 @@ const LAYERS: &[(&str, u8)] = &[
     ("mappings", 1),
     ("objects", 1),
     ("export", 1),
+    ("warm", 1),
     // 2 storage
     ("journal", 2),
     // 3 data plane

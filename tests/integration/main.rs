@@ -15,6 +15,7 @@ mod layers;
 mod multi_table;
 mod partitions;
 mod polling;
+mod prewarm;
 mod provenance;
 mod recovery_mode;
 mod refusals;

@@ -172,6 +172,7 @@ async fn planned(moto: &Emulator, table: &str, incident: &str) -> (restore::Plan
             sensitive: false,
             forensic_backup: false,
             scope: Default::default(),
+            prewarm: None,
         },
         Phase::BackupAndRestore,
     );

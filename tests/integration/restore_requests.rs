@@ -224,6 +224,7 @@ async fn run(
             sensitive: false,
             forensic_backup: true,
             scope: Default::default(),
+            prewarm: None,
         },
         Phase::BackupAndRestore,
     );

@@ -9,6 +9,7 @@
 mod support;
 
 mod denials;
+mod prewarm;
 mod scenarios;
 mod stack;
 mod window;

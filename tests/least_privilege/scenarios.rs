@@ -483,6 +483,7 @@ pub async fn run_all() -> Scenarios {
     several_tables_sync_and_resume(&mut s).await;
     sensitive(&mut s).await;
     crate::window::window(&mut s).await;
+    crate::prewarm::prewarm(&mut s);
     s
 }
 
