@@ -161,17 +161,10 @@ impl Bench {
 
 /// `dynamo-dr sync` through the model; `strategy` hard-reset or diff.
 async fn tool(partitions: u32, strategy: &str) -> Row {
-    let Bench {
-        dynalite,
-        client,
-        src,
-        expected,
-        capacity,
-        proxy,
-    } = Bench::start(partitions, strategy == "diff").await;
-    let mut env = dynalite.cli_env();
+    let bench = Bench::start(partitions, strategy == "diff").await;
+    let mut env = bench.dynalite.cli_env();
     env.retain(|(k, _)| k != "AWS_ENDPOINT_URL");
-    env.push(("AWS_ENDPOINT_URL".into(), proxy.url().to_string()));
+    env.push(("AWS_ENDPOINT_URL".into(), bench.proxy.url().to_string()));
     let started = Instant::now();
     let (out, rss) = run_measured(
         &sibling_binary(),
@@ -179,7 +172,7 @@ async fn tool(partitions: u32, strategy: &str) -> Row {
         &[
             "sync",
             "--source",
-            &src.name,
+            &bench.src.name,
             "--dest",
             "bench-dest",
             "--confirm",
@@ -202,23 +195,16 @@ async fn tool(partitions: u32, strategy: &str) -> Row {
         per_phase("deletedItems", "delete"),
         per_phase("copiedItems", "copy"),
     ));
-    let exact = scan_all(&client, "bench-dest").await == expected;
+    let exact = scan_all(&bench.client, "bench-dest").await == bench.expected;
     if strategy == "diff" {
-        reads(
-            partitions,
-            &capacity,
-            &proxy,
-            &env,
-            &src.name,
-            out["phaseSeconds"]["copy"].as_f64(),
-        );
+        reads(&bench, &env, &out);
     }
     Row {
         what: format!("dynamo-dr, defaults, {strategy}"),
         phases,
         partitions,
-        capacity: capacity.total_write_units(),
-        counters: proxy.capacity_counters(),
+        capacity: bench.capacity.total_write_units(),
+        counters: bench.proxy.capacity_counters(),
         wall,
         exact,
         rss_mb: Some(rss),
@@ -229,20 +215,20 @@ fn read_units(c: &Counters) -> f64 {
     c.read_units.iter().flatten().sum()
 }
 
-/// After a diff: its copy phase against the time reading the destination's read units takes at
-/// the model's read capacity; then `dynamo-dr verify` of the same tables, its destination reads
-/// per second against that capacity. The source is not modelled (dynalite serves it unlimited).
-fn reads(
-    partitions: u32,
-    capacity: &Capacity,
-    proxy: &FaultProxy,
-    env: &[(String, String)],
-    source: &str,
-    copy_seconds: Option<f64>,
-) {
+/// After a diff: its copy phase against the least time DynamoDB allows it, the longer of reading
+/// the destination by key at the model's read capacity (its BatchGetItem units alone, not the
+/// count check's scans) and writing what differed at the write capacity; then `dynamo-dr verify`
+/// of the same tables, its destination reads per second against that capacity. The source is
+/// not modelled (dynalite serves it unlimited).
+fn reads(bench: &Bench, env: &[(String, String)], diff: &serde_json::Value) {
+    let (capacity, proxy) = (&bench.capacity, &bench.proxy);
+    let partitions = capacity.partitions;
     let read_capacity = capacity.partition_read_units * f64::from(partitions);
-    let diff_units = read_units(&proxy.capacity_counters());
-    let at_capacity = diff_units / read_capacity;
+    let before = proxy.capacity_counters();
+    let key_units = before.key_read_units;
+    let reading = key_units / read_capacity;
+    let writing = diff["copiedItems"].as_f64().unwrap_or(0.0) / CAPACITY;
+    let copy_seconds = diff["phaseSeconds"]["copy"].as_f64().unwrap_or(0.0);
     let started = Instant::now();
     let (out, _) = run_measured(
         &sibling_binary(),
@@ -250,7 +236,7 @@ fn reads(
         &[
             "verify",
             "--source",
-            source,
+            &bench.src.name,
             "--dest",
             "bench-dest",
             "--output",
@@ -259,11 +245,10 @@ fn reads(
     );
     let wall = started.elapsed().as_secs_f64();
     let c = proxy.capacity_counters();
-    let verify_units = read_units(&c) - diff_units;
+    let verify_units = read_units(&c) - read_units(&before);
     println!(
-        "READS | {partitions} | {read_capacity:.0} | {diff_units:.0} | {at_capacity:.2} | {} | {} | {verify_units:.0} | {wall:.2} | {:.0} ({:.1}%) | {} | {} |",
-        copy_seconds.map_or("-".into(), |s| format!("{s:.2}")),
-        copy_seconds.map_or("-".into(), |s| format!("{:.2}", s / at_capacity.max(1e-9))),
+        "READS | {partitions} | {read_capacity:.0} | {key_units:.0} | {reading:.2} | {writing:.2} | {copy_seconds:.2} | {:.2} | {verify_units:.0} | {wall:.2} | {:.0} ({:.1}%) | {} | {} |",
+        copy_seconds / reading.max(writing).max(1e-9),
         verify_units / wall,
         100.0 * verify_units / wall / read_capacity,
         c.throttled_read_requests,
@@ -408,7 +393,7 @@ async fn main() {
     );
     println!("|---|---|---|---|---|---|---|---|---|---|---|");
     println!(
-        "(READS lines: partitions | read capacity units/s | diff's destination read units | at capacity s | diff copy phase s | ratio | verify's destination read units | verify wall s | verify units/s (share) | throttled reads | verify status)\n"
+        "(READS lines: partitions | read capacity units/s | diff's destination reads by key, units | reading them at capacity s | writing its differences at capacity s | diff copy phase s | ratio to the longer | verify's destination read units | verify wall s | verify units/s (share) | throttled reads | verify status)\n"
     );
     for p in partitions {
         tool(p, "hard-reset").await.print();

@@ -38,9 +38,10 @@ pub struct SyncOptions {
     pub segments: u32,
     /// BatchWriteItem requests in flight at once, across all segments.
     pub write_concurrency: usize,
-    /// Scan pages held in memory at once, as MB across all segments: this, not the table's size
-    /// or the segment count, bounds the memory a sync uses. A scan reserves DynamoDB's 1 MB page
-    /// limit before it is sent and gives back what its page did not use.
+    /// MB of decoded scan pages held in memory at once, across all segments: this, not the
+    /// table's size or the segment count, bounds the memory a sync uses. A scan reserves what
+    /// DynamoDB's 1 MB page takes once decoded before it is sent, and gives back what its page
+    /// did not use.
     pub pages_in_memory: usize,
     /// Items per Scan page (`Limit`); `None` for DynamoDB's 1 MB pages. Smaller pages mean more
     /// frequent checkpoints and smaller bursts against the table.
@@ -277,8 +278,11 @@ struct Ctx {
     stop_at: Option<std::time::Instant>,
 }
 
-/// KB of memory a scan reserves before it is sent: DynamoDB's page limit.
+/// KB of DynamoDB's page limit.
 const PAGE_KB: u32 = 1024;
+/// Heap bytes a page's items take in the SDK's attribute maps per byte of their DynamoDB size:
+/// 3.5 measured by `scripts/bench-engine` (docs/PERFORMANCE.md), rounded up.
+const DECODED_PER_BYTE: u32 = 4;
 
 /// One phase's work: scan one table, and write what the operation makes of it into another.
 struct Job<'a> {
@@ -356,7 +360,8 @@ async fn transfer(
         segments,
         writers: Semaphore::new(opts.write_concurrency.max(1)),
         pages: Arc::new(Semaphore::new(
-            opts.pages_in_memory.max(1) * PAGE_KB as usize,
+            // At least one whole page, or a scan could never reserve one.
+            (opts.pages_in_memory * PAGE_KB as usize).max((PAGE_KB * DECODED_PER_BYTE) as usize),
         )),
         page_limit: opts
             .page_limit
@@ -493,7 +498,7 @@ impl Ctx {
         let mut permit = self
             .pages
             .clone()
-            .acquire_many_owned(PAGE_KB)
+            .acquire_many_owned(PAGE_KB * DECODED_PER_BYTE)
             .await
             .map_err(|_| Error::Interrupted)?;
         let mut req = self
@@ -531,10 +536,10 @@ impl Ctx {
         self.units.add_read(consumed);
         charge_read(&self.read_rate, out.items(), consumed);
         let items = out.items.unwrap_or_default();
-        // Keep what the page holds; give the rest of the reservation back at once.
+        // Keep what the page holds, decoded; give the rest of the reservation back at once.
         let kb = items.iter().map(item_size).sum::<usize>().div_ceil(1024);
-        let keep = (kb as u32).clamp(1, PAGE_KB);
-        drop(permit.split((PAGE_KB - keep) as usize));
+        let keep = (kb as u32).clamp(1, PAGE_KB) * DECODED_PER_BYTE;
+        drop(permit.split((PAGE_KB * DECODED_PER_BYTE - keep) as usize));
         Ok(Page {
             items,
             next: out.last_evaluated_key.filter(|k| !k.is_empty()),

@@ -217,6 +217,9 @@ pub struct Counters {
     pub table_throttles: u64,
     pub read_requests: u64,
     pub throttled_read_requests: u64,
+    /// Of the read units, those of reads by key (GetItem, BatchGetItem), apart from Scans: a
+    /// diff's reads, without its count check's.
+    pub key_read_units: f64,
     /// Write requests, and those throttled, per second.
     pub write_requests_per_second: Vec<u64>,
     pub throttled_per_second: Vec<u64>,
@@ -508,6 +511,7 @@ impl Model {
                     t.tokens -= least;
                 }
                 Self::record(&mut self.counters.read_units, second, partitions, p, least);
+                self.counters.key_read_units += least;
                 admitted.push(key.clone());
                 continue;
             }
@@ -541,6 +545,7 @@ impl Model {
                 t.tokens -= units;
             }
             Self::record(&mut self.counters.read_units, second, partitions, p, units);
+            self.counters.key_read_units += units;
         }
     }
 
@@ -765,5 +770,7 @@ mod tests {
         m.charge_reads(&[big], true);
         assert_eq!(m.counters.read_units[0][1], 3.0);
         assert_eq!(m.counters.throttled_read_requests, 2);
+        let all: f64 = m.counters.read_units.iter().flatten().sum();
+        assert_eq!(m.counters.key_read_units, all, "every read here was by key");
     }
 }
