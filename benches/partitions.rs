@@ -9,10 +9,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use aws_sdk_dynamodb::Client;
-use aws_sdk_dynamodb::types::{
-    AttributeDefinition, DeleteRequest, KeySchemaElement, KeyType, ProvisionedThroughput,
-    PutRequest, ScalarAttributeType, WriteRequest,
-};
+use aws_sdk_dynamodb::types::{DeleteRequest, PutRequest, WriteRequest};
 use dynamo_dr_testkit::capacity::Counters;
 use dynamo_dr_testkit::*;
 
@@ -32,36 +29,6 @@ const ITEM_BYTES: usize = 900;
 const CAPACITY: f64 = 2_400.0;
 /// Start-up and tail seconds left out of "steady state".
 const TRIM: usize = 2;
-
-async fn provisioned_table(client: &Client, name: &str, write_units: i64) {
-    client
-        .create_table()
-        .table_name(name)
-        .attribute_definitions(
-            AttributeDefinition::builder()
-                .attribute_name("id")
-                .attribute_type(ScalarAttributeType::S)
-                .build()
-                .expect("attr"),
-        )
-        .key_schema(
-            KeySchemaElement::builder()
-                .attribute_name("id")
-                .key_type(KeyType::Hash)
-                .build()
-                .expect("key"),
-        )
-        .provisioned_throughput(
-            ProvisionedThroughput::builder()
-                .read_capacity_units(write_units * 3)
-                .write_capacity_units(write_units)
-                .build()
-                .expect("throughput"),
-        )
-        .send()
-        .await
-        .expect("CreateTable");
-}
 
 struct Row {
     what: String,

@@ -3,29 +3,9 @@
 //! where it cannot help it is refused before anything changes.
 
 use aws_sdk_dynamodb::Client;
-use aws_sdk_dynamodb::types::{
-    AttributeDefinition, KeySchemaElement, KeyType, ProvisionedThroughput, ScalarAttributeType,
-};
 use dynamo_dr_testkit::*;
 
-use crate::support::dr_env;
-
-fn restore<'a>(table: &'a str, incident: &'a str, units: &'a str) -> Vec<&'a str> {
-    vec![
-        "restore",
-        "--table",
-        table,
-        "--incident-id",
-        incident,
-        "--pitr-time",
-        "latest",
-        "--confirm",
-        table,
-        "--prewarm",
-        units,
-        "--yes",
-    ]
-}
+use crate::support::{dr_env, restore_args};
 
 fn update_tables(proxy: &RecordingProxy) -> Vec<serde_json::Value> {
     proxy
@@ -73,7 +53,12 @@ async fn a_prewarm_raises_the_table_and_its_gsi_once_before_the_backup() {
     let proxy = RecordingProxy::start(&moto.endpoint());
     let env = [("AWS_ENDPOINT_URL", proxy.url())];
 
-    let run = dr_env(&moto, &env, &restore(&spec.name, "pw-1", "20000"), None);
+    let run = dr_env(
+        &moto,
+        &env,
+        &restore_args(&spec.name, "pw-1", &["--prewarm", "20000"]),
+        None,
+    );
     run.assert_code(0);
     let plan = format!("{}{}", run.stdout, run.stderr);
     assert!(plan.contains("pre-warmed to"), "{plan}");
@@ -110,7 +95,13 @@ async fn a_prewarm_raises_the_table_and_its_gsi_once_before_the_backup() {
     // Run again (a second incident, or a late worker): already warm, nothing asked.
     let again = RecordingProxy::start(&moto.endpoint());
     let env = [("AWS_ENDPOINT_URL", again.url())];
-    dr_env(&moto, &env, &restore(&spec.name, "pw-2", "20000"), None).assert_code(0);
+    dr_env(
+        &moto,
+        &env,
+        &restore_args(&spec.name, "pw-2", &["--prewarm", "20000"]),
+        None,
+    )
+    .assert_code(0);
     assert!(update_tables(&again).is_empty());
 }
 
@@ -118,53 +109,31 @@ async fn a_prewarm_raises_the_table_and_its_gsi_once_before_the_backup() {
 async fn a_prewarm_that_cannot_help_is_refused_before_anything_changes() {
     let moto = Emulator::start(Kind::Moto).await;
     let client = moto.client();
-    let table = |name: &str| {
-        client
-            .create_table()
-            .table_name(name)
-            .attribute_definitions(
-                AttributeDefinition::builder()
-                    .attribute_name("id")
-                    .attribute_type(ScalarAttributeType::S)
-                    .build()
-                    .expect("attribute"),
-            )
-            .key_schema(
-                KeySchemaElement::builder()
-                    .attribute_name("id")
-                    .key_type(KeyType::Hash)
-                    .build()
-                    .expect("key"),
-            )
-    };
-    let provisioned = ProvisionedThroughput::builder()
-        .read_capacity_units(100)
-        .write_capacity_units(100)
-        .build()
-        .expect("throughput");
-    table("Prod-Provisioned-PW")
-        .provisioned_throughput(provisioned)
-        .send()
-        .await
-        .expect("create");
+    provisioned_table(&client, "Prod-Provisioned-PW", 100).await;
     // A maximum above the pre-warm is refused too (src/restore/preflight.rs's unit test: moto
     // keeps no OnDemandThroughput).
-    for (name, words) in [(
-        "Prod-Provisioned-PW",
-        "raise the provisioned capacity instead",
-    )] {
-        enable_pitr(&client, name).await;
-        let proxy = RecordingProxy::start(&moto.endpoint());
-        let env = [("AWS_ENDPOINT_URL", proxy.url())];
-        let run = dr_env(&moto, &env, &restore(name, "pw-3", "5000"), None);
-        run.assert_code(2);
-        assert!(run.stderr.contains(words), "{name}: {}", run.stderr);
-        let calls: Vec<String> = proxy.requests().iter().map(|r| r.call()).collect();
-        assert!(
-            calls
-                .iter()
-                .all(|c| c.contains(".Describe") || c.contains(".List") || !c.contains("DynamoDB")),
-            "{name}: {calls:?}"
-        );
-    }
+    let name = "Prod-Provisioned-PW";
+    enable_pitr(&client, name).await;
+    let proxy = RecordingProxy::start(&moto.endpoint());
+    let env = [("AWS_ENDPOINT_URL", proxy.url())];
+    let run = dr_env(
+        &moto,
+        &env,
+        &restore_args(name, "pw-3", &["--prewarm", "5000"]),
+        None,
+    );
+    run.assert_code(2);
+    assert!(
+        run.stdout
+            .contains("raise the provisioned capacity instead"),
+        "{}",
+        run.stdout
+    );
+    let calls: Vec<String> = proxy.requests().iter().map(|r| r.call()).collect();
+    assert!(
+        calls
+            .iter()
+            .all(|c| c.contains(".Describe") || c.contains(".List") || !c.contains("DynamoDB")),
+        "{calls:?}"
+    );
 }

@@ -13,7 +13,7 @@ use dynamo_dr::sync::SyncOptions;
 use dynamo_dr::validate::PitrTime;
 use dynamo_dr_testkit::*;
 
-use crate::support::{dr, dr_env};
+use crate::support::{dr, dr_env, restore_args};
 
 async fn loaded(client: &Client, name: &str, from: u64) -> TableSpec {
     let spec = TableSpec::seed_like(name);
@@ -49,25 +49,6 @@ async fn execution_tags(client: &Client, table: &str) -> Vec<String> {
         .filter(|t| t.key() == restore::EXECUTION_TAG)
         .map(|t| t.value().to_string())
         .collect()
-}
-
-fn restore_args<'a>(table: &'a str, incident: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
-    let mut args = vec![
-        "restore",
-        "--table",
-        table,
-        "--incident-id",
-        incident,
-        "--pitr-time",
-        "latest",
-        "--confirm",
-        table,
-        "--yes",
-        "--output",
-        "json",
-    ];
-    args.extend_from_slice(extra);
-    args
 }
 
 /// The reproduction: `Orders` + `Archive-inc1` and `Orders-Archive` + `inc1` once derived

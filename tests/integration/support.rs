@@ -210,3 +210,23 @@ pub async fn until_copying(emulator: &Emulator, id: &str, child: &mut Child) {
         tokio::time::sleep(std::time::Duration::from_millis(5)).await;
     }
 }
+
+/// `restore TABLE` to the latest PITR time for `incident`, confirmed, as JSON; then `extra`.
+pub fn restore_args<'a>(table: &'a str, incident: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
+    let mut args = vec![
+        "restore",
+        "--table",
+        table,
+        "--incident-id",
+        incident,
+        "--pitr-time",
+        "latest",
+        "--confirm",
+        table,
+        "--yes",
+        "--output",
+        "json",
+    ];
+    args.extend_from_slice(extra);
+    args
+}

@@ -307,6 +307,41 @@ pub fn sized_item(spec: &TableSpec, i: u64, bytes: usize) -> Item {
 
 /// Writes items with BatchWriteItem, 16 requests in flight, retrying UnprocessedItems.
 ///
+/// A provisioned table keyed by a string `id`: `write_units` write units/s, three times that in
+/// read units (a partition's ratio).
+pub async fn provisioned_table(client: &Client, name: &str, write_units: i64) {
+    use aws_sdk_dynamodb::types::{
+        AttributeDefinition, KeySchemaElement, KeyType, ProvisionedThroughput, ScalarAttributeType,
+    };
+    client
+        .create_table()
+        .table_name(name)
+        .attribute_definitions(
+            AttributeDefinition::builder()
+                .attribute_name("id")
+                .attribute_type(ScalarAttributeType::S)
+                .build()
+                .expect("attr"),
+        )
+        .key_schema(
+            KeySchemaElement::builder()
+                .attribute_name("id")
+                .key_type(KeyType::Hash)
+                .build()
+                .expect("key"),
+        )
+        .provisioned_throughput(
+            ProvisionedThroughput::builder()
+                .read_capacity_units(write_units * 3)
+                .write_capacity_units(write_units)
+                .build()
+                .expect("throughput"),
+        )
+        .send()
+        .await
+        .expect("CreateTable");
+}
+
 /// Items are dealt into lanes by partition key and each lane writes its batches in order, so no
 /// two requests in flight share a partition key. moto creates a partition's item map without a
 /// lock: two concurrent first writes to one partition can each create it, and the loser's items
