@@ -48,6 +48,10 @@ impl Units {
 /// What a new on-demand table sustains before it has grown
 /// (<https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/on-demand-capacity-mode.html>).
 pub const ON_DEMAND_START_WRITES: f64 = 4_000.0;
+/// DynamoDB's default per-table write quota, units per second (Service Quotas; an account may have
+/// it raised): the most an on-demand table without a stated maximum is asked for, and the most a
+/// pre-warm is offered up to.
+pub const TABLE_QUOTA_WRITES: u64 = 40_000;
 /// Segments for a table whose size DescribeTable does not know yet.
 const UNKNOWN_SIZE_SEGMENTS: u32 = 64;
 

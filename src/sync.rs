@@ -19,7 +19,7 @@ use crate::backoff::RetryPolicy;
 use crate::calls::{self, Units, charge_read, consumed_units, retrying};
 use crate::digest::item_digest;
 use crate::error::{Error, Result};
-use crate::estimate::PARTITION_WRITE_UNITS;
+use crate::estimate::{PARTITION_WRITE_UNITS, TABLE_QUOTA_WRITES};
 use crate::item::{
     Item, KeySchema, item_size, key_from_json, key_of, key_only, key_projection, key_text,
     write_units,
@@ -420,14 +420,16 @@ fn segment_share(opts: &SyncOptions, dest: &TableInfo, segments: u32) -> f64 {
 /// (the least of the table's and its GSIs'): each segment's share of it, the credit's overshoot
 /// served from the burst capacity DynamoDB keeps
 /// (<https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/burst-adaptive-capacity.html>).
-/// Else one partition's most.
+/// Else the segment's share of the table's default quota, at least one partition's most: a
+/// segment of a table with more partitions than segments spans several, and the pace finds
+/// where DynamoDB throttles.
 fn segment_ceiling(opts: &SyncOptions, dest: &TableInfo, segments: u32, share: f64) -> f64 {
     let per_segment = |units: f64| units / f64::from(segments.max(1));
     match (&dest.write_limits.max, dest.write_capacity) {
         (Some(max), None) => per_segment(max.units as f64) / (1.0 + rate::PACE_CREDIT_SECONDS),
         (Some(max), Some(_)) => per_segment(max.units as f64),
         (None, _) if opts.table_write_units.is_some() => share,
-        (None, _) => PARTITION_WRITE_UNITS,
+        (None, _) => PARTITION_WRITE_UNITS.max(per_segment(TABLE_QUOTA_WRITES as f64)),
     }
 }
 

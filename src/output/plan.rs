@@ -57,7 +57,10 @@ fn on_demand_time(t: &TableInfo, prewarm: Option<u64>) -> String {
         .hard_reset
         .writes;
     let at = |rate: f64| crate::estimate::time(Some(writes / rate));
-    let most = limits.max.as_ref().map_or(TABLE_QUOTA_WRITES, |m| m.units);
+    let most = limits
+        .max
+        .as_ref()
+        .map_or(crate::estimate::TABLE_QUOTA_WRITES, |m| m.units);
     let floor = limits
         .max
         .as_ref()
@@ -88,10 +91,6 @@ fn on_demand_time(t: &TableInfo, prewarm: Option<u64>) -> String {
     }
     text
 }
-
-/// DynamoDB's default per-table write quota, in units per second (Service Quotas; an account may
-/// have it raised): the most a pre-warm is offered up to when the table states no maximum.
-const TABLE_QUOTA_WRITES: u64 = 40_000;
 
 /// The plan the operator confirms.
 /// Where the plan restores from, as people read it.
