@@ -23,6 +23,9 @@ use crate::error::{AwsErrorKind, Error, Result};
 /// values and the table's size.
 pub const PREWARM_DEADLINE: Duration = Duration::from_secs(3600);
 
+/// How long DescribeTable may take to show a pre-warm asked for, as UPDATING or done.
+const SHOWN_WITHIN: Duration = Duration::from_secs(120);
+
 /// One part of a table with its own warm throughput: the table itself, or a GSI.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Part {
@@ -95,6 +98,7 @@ pub async fn prewarm(client: &Client, table: &str, units: u64) -> Result<Vec<Par
 
 /// Waits until every part of `table` is ACTIVE at `units` write units/s or more.
 pub async fn warmed(client: &Client, table: &str, units: u64) -> Result<()> {
+    let started = std::time::Instant::now();
     poll_until(
         &format!("the warm throughput of {table} to reach {units} write units/s"),
         &PollPolicy::new(PREWARM_DEADLINE),
@@ -109,6 +113,11 @@ pub async fn warmed(client: &Client, table: &str, units: u64) -> Result<()> {
                 return Ok(Poll::Ready(()));
             }
             let short: Vec<String> = short.iter().map(Part::to_string).collect();
+            // DescribeTable is eventually consistent: just after UpdateTable it may still show
+            // the old values, ACTIVE, before it shows UPDATING.
+            if started.elapsed() < SHOWN_WITHIN {
+                return Ok(Poll::Pending(format!("ACTIVE at {}", short.join(", "))));
+            }
             Err(Error::BadState {
                 what: format!("the warm throughput of {table}"),
                 state: format!("ACTIVE, below {units} write units/s: {}", short.join(", ")),
