@@ -48,6 +48,13 @@ impl Units {
 /// What a new on-demand table sustains before it has grown
 /// (<https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/on-demand-capacity-mode.html>).
 pub const ON_DEMAND_START_WRITES: f64 = 4_000.0;
+/// The same page's figure for reads.
+pub const ON_DEMAND_START_READS: f64 = 12_000.0;
+/// DynamoDB's default per-table read quota, units per second (Service Quotas).
+pub const TABLE_QUOTA_READS: u64 = 40_000;
+/// One partition's most: 3,000 read units per second
+/// (<https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/bp-partition-key-design.html>).
+pub const PARTITION_READ_UNITS: f64 = 3_000.0;
 /// DynamoDB's default per-table write quota, units per second (Service Quotas; an account may have
 /// it raised): the most an on-demand table without a stated maximum is asked for, and the most a
 /// pre-warm is offered up to.

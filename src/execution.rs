@@ -398,7 +398,7 @@ async fn count_check(
     dest: &TableInfo,
     opts: &SyncOptions,
 ) -> Checked {
-    let checked = verify::check_counts(client, &source.name, &dest.name, opts.segments, opts).await;
+    let checked = verify::check_counts(client, source, dest, opts.segments, opts).await;
     let counts = match &checked {
         Ok(c) => Some((c.source, c.dest)),
         Err(Error::CountMismatch {

@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::types::{DeleteRequest, PutRequest, ReturnConsumedCapacity, WriteRequest};
+use futures_util::{StreamExt, TryStreamExt};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::aws;
@@ -31,6 +32,9 @@ use crate::table::TableInfo;
 
 /// BatchWriteItem's limit.
 pub const BATCH_SIZE: usize = 25;
+/// The most batches one segment has in flight: enough to hide a round trip at a partition's
+/// pace, few enough that a throttled key range is not asked many times at once.
+const MAX_BATCHES_IN_FLIGHT: usize = 4;
 
 #[derive(Debug, Clone)]
 pub struct SyncOptions {
@@ -253,7 +257,8 @@ struct Ctx {
     op: Op,
     segments: u32,
     writers: Semaphore,
-    pages: Arc<Semaphore>,
+    write_concurrency: usize,
+    pages: PageBudget,
     page_limit: Option<i32>,
     retry: RetryPolicy,
     read_rate: Arc<Limiter>,
@@ -283,6 +288,35 @@ const PAGE_KB: u32 = 1024;
 /// Heap bytes a page's items take in the SDK's attribute maps per byte of their DynamoDB size:
 /// 3.5 measured by `scripts/bench-engine` (docs/PERFORMANCE.md), rounded up.
 const DECODED_PER_BYTE: u32 = 4;
+
+/// `pages_in_memory`: the KB of decoded scan pages held at once, across every segment of a
+/// run. A scan reserves a whole page before it is sent and keeps only what its answer holds.
+#[derive(Debug, Clone)]
+pub struct PageBudget(Arc<Semaphore>);
+
+impl PageBudget {
+    pub fn new(megabytes: usize) -> PageBudget {
+        // At least one whole page, or a scan could never reserve one.
+        let kb = (megabytes * PAGE_KB as usize).max((PAGE_KB * DECODED_PER_BYTE) as usize);
+        PageBudget(Arc::new(Semaphore::new(kb)))
+    }
+
+    /// Before a Scan: room for the largest page DynamoDB answers, decoded.
+    pub async fn reserve(&self) -> Result<OwnedSemaphorePermit> {
+        self.0
+            .clone()
+            .acquire_many_owned(PAGE_KB * DECODED_PER_BYTE)
+            .await
+            .map_err(|_| Error::Interrupted)
+    }
+
+    /// After its answer: keeps what the page's items take decoded, gives the rest back at once.
+    pub fn keep(permit: &mut OwnedSemaphorePermit, items: &[Item]) {
+        let kb = items.iter().map(item_size).sum::<usize>().div_ceil(1024);
+        let keep = (kb as u32).clamp(1, PAGE_KB) * DECODED_PER_BYTE;
+        drop(permit.split((PAGE_KB * DECODED_PER_BYTE - keep) as usize));
+    }
+}
 
 /// One phase's work: scan one table, and write what the operation makes of it into another.
 struct Job<'a> {
@@ -359,10 +393,8 @@ async fn transfer(
         op,
         segments,
         writers: Semaphore::new(opts.write_concurrency.max(1)),
-        pages: Arc::new(Semaphore::new(
-            // At least one whole page, or a scan could never reserve one.
-            (opts.pages_in_memory * PAGE_KB as usize).max((PAGE_KB * DECODED_PER_BYTE) as usize),
-        )),
+        write_concurrency: opts.write_concurrency.max(1),
+        pages: PageBudget::new(opts.pages_in_memory),
         page_limit: opts
             .page_limit
             .or_else(|| paced_page_limit(opts, segments))
@@ -497,12 +529,7 @@ impl Ctx {
     }
 
     async fn scan_page(&self, segment: u32, start: Option<Item>) -> Result<Page> {
-        let mut permit = self
-            .pages
-            .clone()
-            .acquire_many_owned(PAGE_KB * DECODED_PER_BYTE)
-            .await
-            .map_err(|_| Error::Interrupted)?;
+        let mut permit = self.pages.reserve().await?;
         let mut req = self
             .client
             .scan()
@@ -538,10 +565,7 @@ impl Ctx {
         self.units.add_read(consumed);
         charge_read(&self.read_rate, out.items(), consumed);
         let items = out.items.unwrap_or_default();
-        // Keep what the page holds, decoded; give the rest of the reservation back at once.
-        let kb = items.iter().map(item_size).sum::<usize>().div_ceil(1024);
-        let keep = (kb as u32).clamp(1, PAGE_KB) * DECODED_PER_BYTE;
-        drop(permit.split((PAGE_KB * DECODED_PER_BYTE - keep) as usize));
+        PageBudget::keep(&mut permit, &items);
         Ok(Page {
             items,
             next: out.last_evaluated_key.filter(|k| !k.is_empty()),
@@ -591,6 +615,12 @@ impl Ctx {
         (self.running.max(1) as f64 / active as f64).min(8.0)
     }
 
+    /// Batches one segment sends at once: its share of the write slots, more as others finish.
+    fn batches_in_flight(&self) -> usize {
+        let active = self.active.load(Ordering::Relaxed).max(1) as usize;
+        (self.write_concurrency / active).clamp(1, MAX_BATCHES_IN_FLIGHT)
+    }
+
     /// Writes the page; returns how many items it wrote.
     async fn write_page(&self, items: Vec<Item>, pace: &KeyRangePace) -> Result<u64> {
         let items = self.needing_writes(items).await?;
@@ -607,11 +637,14 @@ impl Ctx {
             let rest = requests.split_off(requests.len().min(size));
             batches.push(std::mem::replace(&mut requests, rest));
         }
-        // One batch at a time: the segment's pace, not its page, sets how fast its key range is
-        // written, and a throttled batch holds no write slot that other key ranges could use.
-        for b in batches {
-            self.write_batch(b, pace).await?;
-        }
+        // Each batch pays the segment's pace before it is sent, so the pace, not its page, sets
+        // how fast its key range is written; a few in flight at once when the write slots allow,
+        // so that one request's round trip does not (a throttled batch holds no write slot).
+        let in_flight = self.batches_in_flight();
+        futures_util::stream::iter(batches.into_iter().map(|b| self.write_batch(b, pace)))
+            .buffer_unordered(in_flight)
+            .try_for_each(|()| async { Ok(()) })
+            .await?;
         Ok(written)
     }
 

@@ -38,6 +38,8 @@ pub struct TableInfo {
     pub indexes: Vec<String>,
     /// What DynamoDB says the table's writes may reach, GSIs included.
     pub write_limits: WriteLimits,
+    /// What DynamoDB says a scan of the table may read.
+    pub read_limits: ReadLimits,
     /// The table's stream, when one is enabled.
     pub stream: Option<StreamInfo>,
     /// The regions of a global table's replicas (DescribeTable's Replicas).
@@ -109,6 +111,7 @@ impl TableInfo {
             sensitive: false,
             write_capacity: provisioned_writes(t),
             write_limits: WriteLimits::of(t),
+            read_limits: ReadLimits::of(t),
             gsis: t.global_secondary_indexes().len(),
             indexes: t
                 .global_secondary_indexes()
@@ -243,6 +246,60 @@ impl WriteLimits {
             .as_ref()
             .map_or(crate::estimate::ON_DEMAND_START_WRITES, |l| l.units as f64);
         self.max.as_ref().map_or(warm, |m| warm.min(m.units as f64))
+    }
+}
+
+/// DescribeTable's numbers for reads of the table itself (a scan reads no index): the warm
+/// throughput it serves at once, and its most: an on-demand table's OnDemandThroughput maximum
+/// or a provisioned table's read capacity, a limit the reads share with nothing else the tool
+/// does to that table.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ReadLimits {
+    pub warm: Option<u64>,
+    pub max: Option<u64>,
+    /// The max is provisioned capacity (DynamoDB's burst capacity absorbs a little overshoot),
+    /// not an on-demand maximum (a hard limit).
+    pub provisioned: bool,
+}
+
+impl ReadLimits {
+    pub fn of(t: &TableDescription) -> ReadLimits {
+        let positive = |n: Option<i64>| n.filter(|n| *n > 0).map(|n| n as u64);
+        let provisioned = provisioned_writes(t).is_some();
+        let max = if provisioned {
+            positive(
+                t.provisioned_throughput()
+                    .and_then(|p| p.read_capacity_units()),
+            )
+        } else {
+            positive(
+                t.on_demand_throughput()
+                    .and_then(|o| o.max_read_request_units()),
+            )
+        };
+        ReadLimits {
+            warm: positive(t.warm_throughput().and_then(|w| w.read_units_per_second())),
+            max,
+            provisioned,
+        }
+    }
+
+    /// Where a scan starts, units per second: a provisioned table's capacity, else its warm
+    /// throughput (else what a new on-demand table sustains), never above the maximum.
+    pub fn start(&self) -> f64 {
+        if let (true, Some(m)) = (self.provisioned, self.max) {
+            return m as f64;
+        }
+        let warm = self
+            .warm
+            .map_or(crate::estimate::ON_DEMAND_START_READS, |w| w as f64);
+        self.max.map_or(warm, |m| warm.min(m as f64))
+    }
+
+    /// How high a scan's pace may climb: the maximum, else the default table quota.
+    pub fn ceiling(&self) -> f64 {
+        self.max
+            .map_or(crate::estimate::TABLE_QUOTA_READS as f64, |m| m as f64)
     }
 }
 
@@ -405,5 +462,61 @@ mod tests {
             WriteLimits::of(&TableDescription::builder().build()).start(),
             4_000.0
         );
+    }
+
+    #[test]
+    fn reads_start_from_the_capacity_else_the_warm_throughput_never_above_the_maximum() {
+        use aws_sdk_dynamodb::types::{
+            BillingMode, BillingModeSummary, ProvisionedThroughputDescription,
+        };
+        let on_demand = |warm: Option<i64>, max: i64| {
+            let mut t = TableDescription::builder()
+                .billing_mode_summary(
+                    BillingModeSummary::builder()
+                        .billing_mode(BillingMode::PayPerRequest)
+                        .build(),
+                )
+                .on_demand_throughput(
+                    OnDemandThroughput::builder()
+                        .max_read_request_units(max)
+                        .build(),
+                );
+            if let Some(w) = warm {
+                t = t.warm_throughput(
+                    TableWarmThroughputDescription::builder()
+                        .read_units_per_second(w)
+                        .build(),
+                );
+            }
+            ReadLimits::of(&t.build())
+        };
+        let new = on_demand(None, -1);
+        assert_eq!((new.start(), new.ceiling()), (12_000.0, 40_000.0));
+        let warm = on_demand(Some(30_000), -1);
+        assert_eq!(warm.start(), 30_000.0);
+        let capped = on_demand(Some(30_000), 2_000);
+        assert_eq!((capped.start(), capped.ceiling()), (2_000.0, 2_000.0));
+        assert!(!capped.provisioned);
+        let provisioned = ReadLimits::of(
+            &TableDescription::builder()
+                .provisioned_throughput(
+                    ProvisionedThroughputDescription::builder()
+                        .read_capacity_units(7_200)
+                        .write_capacity_units(2_400)
+                        .build(),
+                )
+                .warm_throughput(
+                    TableWarmThroughputDescription::builder()
+                        .read_units_per_second(12_000)
+                        .build(),
+                )
+                .build(),
+        );
+        // Warm throughput above provisioned capacity is not the table's to give.
+        assert_eq!(
+            (provisioned.start(), provisioned.ceiling()),
+            (7_200.0, 7_200.0)
+        );
+        assert!(provisioned.provisioned);
     }
 }

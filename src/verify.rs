@@ -4,6 +4,8 @@
 //! about every six hours and proves nothing.
 
 use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::operation::scan::ScanOutput;
@@ -12,24 +14,65 @@ use aws_sdk_dynamodb::types::{ReturnConsumedCapacity, Select};
 use crate::calls::{batch_get, charge_read, retrying};
 use crate::digest::{Fingerprint, KeyDigest, item_digest};
 use crate::error::{Error, Result};
+use crate::estimate::{PARTITION_READ_UNITS, TABLE_QUOTA_READS};
 use crate::item::{Item, key_only, key_text};
 use crate::progress::Progress;
-use crate::sync::SyncOptions;
+use crate::rate::{KeyRangePace, PACE_CREDIT_SECONDS};
+use crate::sync::{PageBudget, SyncOptions};
 use crate::table::TableInfo;
 
-/// Scans `table` in `segments` parallel segments (strongly consistent), folding every page into
-/// a per-segment accumulator and merging those at the end; `fold` returns the items it saw, for
-/// the progress display.
 /// One parallel scan: of which table, in how many segments, paced how, shown as what, and
 /// whether it only counts.
 struct ScanJob<'a> {
-    table: &'a str,
+    table: &'a TableInfo,
     segments: u32,
     pace: &'a SyncOptions,
     what: &'a str,
     count_only: bool,
 }
 
+/// How each segment of a scan reads: from its share of what the table serves at once, up to
+/// its share of the table's most, in pages of about half a second of its pace.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct SegmentReads {
+    start: f64,
+    ceiling: f64,
+    page_limit: Option<i32>,
+}
+
+impl SegmentReads {
+    /// Provisioned read capacity is each segment's share of it (DynamoDB's burst capacity
+    /// absorbs a pace's credit); an on-demand maximum is a hard limit, less that credit; without
+    /// one, a segment may climb to its share of the default table quota, at least a partition's
+    /// most (<https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/burst-adaptive-capacity.html>).
+    fn of(table: &TableInfo, segments: u32, page_limit: Option<i32>) -> SegmentReads {
+        let n = f64::from(segments.max(1));
+        let limits = &table.read_limits;
+        let start = limits.start() / n;
+        let ceiling = match (limits.max, limits.provisioned) {
+            (Some(_), true) => limits.ceiling() / n,
+            (Some(_), false) => limits.ceiling() / n / (1.0 + PACE_CREDIT_SECONDS),
+            (None, _) => PARTITION_READ_UNITS.max(TABLE_QUOTA_READS as f64 / n),
+        };
+        // A strongly consistent Scan costs a unit per 4 KB of the items it returns.
+        let sized = || {
+            let items = table.approx_items.filter(|n| *n > 0)?;
+            let bytes = table.approx_bytes.filter(|b| *b > 0)? as f64 / items as f64;
+            Some((start / 2.0 * 4096.0 / bytes).clamp(25.0, 1000.0) as i32)
+        };
+        SegmentReads {
+            start,
+            ceiling: ceiling.max(start),
+            page_limit: page_limit.or_else(sized),
+        }
+    }
+}
+
+/// Scans `table` in `segments` parallel segments (strongly consistent), folding every page into
+/// a per-segment accumulator and merging those at the end; `fold` returns the items it saw, for
+/// the progress display. Each segment paces itself on the units DynamoDB says each page
+/// consumed, paid after the page (the first is served from the burst capacity DynamoDB keeps),
+/// and slows where DynamoDB throttles it; segments that finish leave their share to the rest.
 async fn parallel_scan<T, F>(
     client: &Client,
     job: ScanJob<'_>,
@@ -40,67 +83,32 @@ where
     T: Default + Send + 'static,
     F: Fn(&mut T, ScanOutput) -> u64 + Copy + Send + 'static,
 {
-    let ScanJob {
-        table,
+    let segments = job.segments.max(1);
+    let reads = SegmentReads::of(job.table, segments, job.pace.page_limit);
+    let scan = Arc::new(SegmentScan {
+        client: crate::aws::without_retries(client),
+        table: job.table.name.clone(),
         segments,
-        pace,
-        what,
-        count_only,
-    } = job;
-    // The operator's page size holds for these scans too: a small page is also a short attempt.
-    let (retry, read, page_limit) = (&pace.retry, &pace.read_rate, pace.page_limit);
-    let segments = segments.max(1);
-    let client = crate::aws::without_retries(client);
-    let progress = Progress::items(&format!("{what} {table}"));
+        reads,
+        count_only: job.count_only,
+        pace: job.pace.clone(),
+        budget: PageBudget::new(job.pace.pages_in_memory),
+        active: AtomicU64::new(u64::from(segments)),
+    });
+    let progress = Progress::items(&format!("{} {}", job.what, job.table.name));
     let mut tasks = tokio::task::JoinSet::new();
     for segment in 0..segments {
-        let (client, table, retry, read, progress) = (
-            client.clone(),
-            table.to_string(),
-            retry.clone(),
-            read.clone(),
-            progress.clone(),
-        );
+        let (scan, progress) = (scan.clone(), progress.clone());
         tasks.spawn(async move {
-            let mut start = None;
-            let mut acc = T::default();
-            loop {
-                let mut req = client
-                    .scan()
-                    .table_name(&table)
-                    .consistent_read(true)
-                    .segment(segment as i32)
-                    .total_segments(segments as i32)
-                    .return_consumed_capacity(ReturnConsumedCapacity::Total)
-                    .set_limit(page_limit)
-                    .set_exclusive_start_key(start);
-                if count_only {
-                    req = req.select(Select::Count);
-                }
-                let mut out =
-                    retrying(&retry, &read, "Scan", &table, || req.clone().send()).await?;
-                let consumed = out
-                    .consumed_capacity
-                    .as_ref()
-                    .and_then(|c| c.capacity_units);
-                if count_only {
-                    read.charge(out.count as f64, consumed.unwrap_or(1.0));
-                } else {
-                    charge_read(&read, out.items(), consumed);
-                }
-                let next = out.last_evaluated_key.take().filter(|k| !k.is_empty());
-                progress.add(fold(&mut acc, out));
-                match next {
-                    Some(k) => start = Some(k),
-                    None => return Ok::<T, Error>(acc),
-                }
-            }
+            let done = scan.run(segment, fold, &progress).await;
+            scan.active.fetch_sub(1, Ordering::Relaxed);
+            done
         });
     }
     let mut total = T::default();
     while let Some(joined) = tasks.join_next().await {
         let part = joined.map_err(|e| Error::BadState {
-            what: format!("{what} of {table}"),
+            what: format!("{} of {}", job.what, job.table.name),
             state: e.to_string(),
             hint: "this is a bug in dynamo-dr; run the check again".into(),
         })??;
@@ -110,10 +118,86 @@ where
     Ok(total)
 }
 
+/// What every segment of one parallel scan shares.
+struct SegmentScan {
+    client: Client,
+    table: String,
+    segments: u32,
+    reads: SegmentReads,
+    count_only: bool,
+    pace: SyncOptions,
+    budget: PageBudget,
+    active: AtomicU64,
+}
+
+impl SegmentScan {
+    /// How much faster than its own pace a segment may read because others have finished.
+    fn boost(&self) -> f64 {
+        let active = self.active.load(Ordering::Relaxed).max(1);
+        (f64::from(self.segments) / active as f64).min(8.0)
+    }
+
+    async fn run<T: Default, F>(&self, segment: u32, fold: F, progress: &Progress) -> Result<T>
+    where
+        F: Fn(&mut T, ScanOutput) -> u64,
+    {
+        let (retry, read) = (&self.pace.retry, &self.pace.read_rate);
+        let pace = KeyRangePace::new(self.reads.start, self.reads.ceiling);
+        let mut start = None;
+        let mut acc = T::default();
+        loop {
+            let mut req = self
+                .client
+                .scan()
+                .table_name(&self.table)
+                .consistent_read(true)
+                .segment(segment as i32)
+                .total_segments(self.segments as i32)
+                .return_consumed_capacity(ReturnConsumedCapacity::Total)
+                .set_limit(self.reads.page_limit)
+                .set_exclusive_start_key(start);
+            if self.count_only {
+                req = req.select(Select::Count);
+            }
+            let mut permit = self.budget.reserve().await?;
+            let mut out = retrying(retry, read, "Scan", &self.table, || {
+                let sent = req.clone().send();
+                let pace = &pace;
+                async move {
+                    let answer = sent.await;
+                    if answer.as_ref().is_err_and(crate::aws::is_throttle) {
+                        pace.throttled();
+                    }
+                    answer
+                }
+            })
+            .await?;
+            PageBudget::keep(&mut permit, out.items());
+            let consumed = out
+                .consumed_capacity
+                .as_ref()
+                .and_then(|c| c.capacity_units);
+            if self.count_only {
+                read.charge(out.count as f64, consumed.unwrap_or(1.0));
+            } else {
+                charge_read(read, out.items(), consumed);
+            }
+            let next = out.last_evaluated_key.take().filter(|k| !k.is_empty());
+            progress.add(fold(&mut acc, out));
+            drop(permit);
+            match next {
+                Some(k) => start = Some(k),
+                None => return Ok(acc),
+            }
+            pace.take(consumed.unwrap_or(1.0) / self.boost()).await;
+        }
+    }
+}
+
 /// Counts the items of `table` with `segments` parallel scans.
 pub async fn count_items(
     client: &Client,
-    table: &str,
+    table: &TableInfo,
     segments: u32,
     pace: &SyncOptions,
 ) -> Result<u64> {
@@ -142,8 +226,8 @@ pub struct CountCheck {
 /// Counts both tables concurrently and fails with [`Error::CountMismatch`] when they differ.
 pub async fn check_counts(
     client: &Client,
-    source: &str,
-    dest: &str,
+    source: &TableInfo,
+    dest: &TableInfo,
     segments: u32,
     pace: &SyncOptions,
 ) -> Result<CountCheck> {
@@ -153,8 +237,8 @@ pub async fn check_counts(
     )?;
     if s != d {
         return Err(Error::CountMismatch {
-            source_table: source.to_string(),
-            dest: dest.to_string(),
+            source_table: source.name.clone(),
+            dest: dest.name.clone(),
             source_count: s,
             dest_count: d,
         });
@@ -165,7 +249,7 @@ pub async fn check_counts(
 /// The fingerprint of every item of `table`, from `segments` parallel scans.
 pub async fn fingerprint(
     client: &Client,
-    table: &str,
+    table: &TableInfo,
     segments: u32,
     pace: &SyncOptions,
 ) -> Result<Fingerprint> {
@@ -321,8 +405,8 @@ pub async fn verify_tables(
     on_diff: impl FnMut(Difference<'_>) -> Result<()>,
 ) -> Result<(Fingerprint, Fingerprint)> {
     let (s, d) = tokio::try_join!(
-        fingerprint(client, &source.name, segments, pace),
-        fingerprint(client, &dest.name, segments, pace)
+        fingerprint(client, source, segments, pace),
+        fingerprint(client, dest, segments, pace)
     )?;
     if s == d {
         return Ok((s, d));
@@ -339,4 +423,59 @@ pub async fn verify_tables(
         changed: diff.changed,
         sample: diff.sample.join("; "),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use aws_sdk_dynamodb::types::{
+        KeySchemaElement, KeyType, ProvisionedThroughputDescription, TableDescription,
+    };
+
+    fn provisioned(read_units: i64, items: i64, bytes: i64) -> TableInfo {
+        let t = TableDescription::builder()
+            .table_name("T")
+            .key_schema(
+                KeySchemaElement::builder()
+                    .attribute_name("id")
+                    .key_type(KeyType::Hash)
+                    .build()
+                    .unwrap(),
+            )
+            .provisioned_throughput(
+                ProvisionedThroughputDescription::builder()
+                    .read_capacity_units(read_units)
+                    .write_capacity_units(read_units / 3)
+                    .build(),
+            )
+            .item_count(items)
+            .table_size_bytes(bytes)
+            .build();
+        TableInfo::from_description(&t).unwrap()
+    }
+
+    #[test]
+    fn each_segment_reads_its_share_of_the_capacity_in_pages_of_half_a_second() {
+        // 7,200 units over 128 segments: 56.25 each; half a second of that is 28 units, 112
+        // items of 1 KB.
+        let r = SegmentReads::of(&provisioned(7_200, 12_000, 12_288_000), 128, None);
+        assert_eq!(
+            (r.start, r.ceiling, r.page_limit),
+            (56.25, 56.25, Some(112))
+        );
+        // The operator's page size wins; an unknown size leaves DynamoDB's 1 MB pages.
+        let r = SegmentReads::of(&provisioned(7_200, 12_000, 12_288_000), 128, Some(10));
+        assert_eq!(r.page_limit, Some(10));
+        assert_eq!(
+            SegmentReads::of(&provisioned(7_200, 0, 0), 8, None).page_limit,
+            None
+        );
+        // A new on-demand table: 12,000 to start, up to the quota's share or a partition's most.
+        let mut open = provisioned(7_200, 0, 0);
+        open.read_limits = Default::default();
+        let r = SegmentReads::of(&open, 8, None);
+        assert_eq!((r.start, r.ceiling), (1_500.0, 5_000.0));
+        let r = SegmentReads::of(&open, 64, None);
+        assert_eq!((r.start, r.ceiling), (187.5, 3_000.0));
+    }
 }

@@ -21,9 +21,10 @@ pub(crate) struct VerifyArgs {
     /// Write every differing key here, one JSON object a line.
     #[arg(long, value_name = "FILE.jsonl")]
     pub keys_out: Option<PathBuf>,
-    /// Parallel scan segments for the fingerprints.
-    #[arg(long, value_name = "N", default_value_t = 8, value_parser = clap::value_parser!(u32).range(1..=1000))]
-    pub segments: u32,
+    /// Parallel scan segments for the fingerprints [default: as a restore of the larger table
+    /// would use, from its size and capacity]
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=1024))]
+    pub segments: Option<u32>,
 }
 
 #[derive(Debug, Args)]
@@ -67,7 +68,11 @@ pub(crate) async fn verify(ctx: &Ctx, args: VerifyArgs) -> Result<()> {
     let (src, dst) = ctx.mark_sensitive(src, dst);
     let pace = ctx.pacing(None);
     let digest = ctx.key_digest();
-    let result = crate::verify::verify_tables(&client, &src, &dst, args.segments, &pace, &digest, |d| match (&mut keys_out, &args.keys_out) {
+    // Enough segments to read every partition at once: a scan reads one key range at a time.
+    let segments = args
+        .segments
+        .unwrap_or_else(|| src.segments(0, &dst).0.max(dst.segments(0, &src).0));
+    let result = crate::verify::verify_tables(&client, &src, &dst, segments, &pace, &digest, |d| match (&mut keys_out, &args.keys_out) {
         (Some(w), Some(p)) => write_line(w, p, &serde_json::json!({ "kind": d.kind.as_str(), "key": serde_json::from_str::<serde_json::Value>(d.key).unwrap_or_default() })),
         _ => Ok(()),
     })

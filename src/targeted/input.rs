@@ -254,6 +254,7 @@ mod tests {
             gsis: 0,
             indexes: Vec::new(),
             write_limits: Default::default(),
+            read_limits: Default::default(),
             stream: None,
             replicas: Vec::new(),
             hash_type: Some("N".into()),

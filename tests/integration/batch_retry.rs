@@ -38,6 +38,7 @@ fn table(name: &str) -> TableInfo {
         gsis: 0,
         indexes: Vec::new(),
         write_limits: Default::default(),
+        read_limits: Default::default(),
         stream: None,
         replicas: Vec::new(),
         hash_type: Some("S".into()),
