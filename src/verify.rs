@@ -5,7 +5,6 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::operation::scan::ScanOutput;
@@ -72,7 +71,8 @@ impl SegmentReads {
 /// a per-segment accumulator and merging those at the end; `fold` returns the items it saw, for
 /// the progress display. Each segment paces itself on the units DynamoDB says each page
 /// consumed, paid after the page (the first is served from the burst capacity DynamoDB keeps),
-/// and slows where DynamoDB throttles it; segments that finish leave their share to the rest.
+/// and slows where DynamoDB throttles it. A segment reads one key range: the share of one that
+/// finished is on other partitions, so the rest do not take it over.
 async fn parallel_scan<T, F>(
     client: &Client,
     job: ScanJob<'_>,
@@ -93,17 +93,12 @@ where
         count_only: job.count_only,
         pace: job.pace.clone(),
         budget: PageBudget::new(job.pace.pages_in_memory),
-        active: AtomicU64::new(u64::from(segments)),
     });
     let progress = Progress::items(&format!("{} {}", job.what, job.table.name));
     let mut tasks = tokio::task::JoinSet::new();
     for segment in 0..segments {
         let (scan, progress) = (scan.clone(), progress.clone());
-        tasks.spawn(async move {
-            let done = scan.run(segment, fold, &progress).await;
-            scan.active.fetch_sub(1, Ordering::Relaxed);
-            done
-        });
+        tasks.spawn(async move { scan.run(segment, fold, &progress).await });
     }
     let mut total = T::default();
     while let Some(joined) = tasks.join_next().await {
@@ -127,16 +122,9 @@ struct SegmentScan {
     count_only: bool,
     pace: SyncOptions,
     budget: PageBudget,
-    active: AtomicU64,
 }
 
 impl SegmentScan {
-    /// How much faster than its own pace a segment may read because others have finished.
-    fn boost(&self) -> f64 {
-        let active = self.active.load(Ordering::Relaxed).max(1);
-        (f64::from(self.segments) / active as f64).min(8.0)
-    }
-
     async fn run<T: Default, F>(&self, segment: u32, fold: F, progress: &Progress) -> Result<T>
     where
         F: Fn(&mut T, ScanOutput) -> u64,
@@ -189,7 +177,7 @@ impl SegmentScan {
                 Some(k) => start = Some(k),
                 None => return Ok(acc),
             }
-            pace.take(consumed.unwrap_or(1.0) / self.boost()).await;
+            pace.take(consumed.unwrap_or(1.0)).await;
         }
     }
 }
