@@ -107,12 +107,14 @@ impl Bench {
         });
         put_all(&client, "bench-dest", dest_items).await;
         let expected = scan_all(&client, &src.name).await;
-        let capacity = Capacity::partitioned(
+        let mut capacity = Capacity::partitioned(
             "bench-dest",
             "id",
             partitions,
             CAPACITY / f64::from(partitions),
         );
+        // DynamoDB states every table's warm throughput: here, what the partitions serve.
+        capacity.warm_write_units = Some(CAPACITY as u64);
         let proxy =
             FaultProxy::with_capacity(&dynalite.endpoint(), Faults::none(), capacity.clone());
         Bench {
@@ -164,7 +166,7 @@ async fn tool(partitions: u32, strategy: &str) -> Row {
     ));
     let exact = scan_all(&bench.client, "bench-dest").await == bench.expected;
     if strategy == "diff" {
-        reads(&bench, &env, &out);
+        reads(&bench, &env, &out).await;
     }
     Row {
         what: format!("dynamo-dr, defaults, {strategy}"),
@@ -186,8 +188,9 @@ fn read_units(c: &Counters) -> f64 {
 /// the destination by key at the model's read capacity (its BatchGetItem units alone, not the
 /// count check's scans) and writing what differed at the write capacity; then `dynamo-dr verify`
 /// of the same tables, its destination reads per second against that capacity. The source is
-/// not modelled (dynalite serves it unlimited).
-fn reads(bench: &Bench, env: &[(String, String)], diff: &serde_json::Value) {
+/// not modelled, and is served by a dynalite of its own for the verify: one single-threaded
+/// emulator serving both tables' scans was itself slower than the model's read capacity.
+async fn reads(bench: &Bench, env: &[(String, String)], diff: &serde_json::Value) {
     let (capacity, proxy) = (&bench.capacity, &bench.proxy);
     let partitions = capacity.partitions;
     let read_capacity = capacity.partition_read_units * f64::from(partitions);
@@ -196,10 +199,101 @@ fn reads(bench: &Bench, env: &[(String, String)], diff: &serde_json::Value) {
     let reading = key_units / read_capacity;
     let writing = diff["copiedItems"].as_f64().unwrap_or(0.0) / CAPACITY;
     let copy_seconds = diff["phaseSeconds"]["copy"].as_f64().unwrap_or(0.0);
+    let own = Emulator::start_with(Kind::Dynalite, &["--createTableMs", "0"]).await;
+    create_table(&own.client(), &bench.src).await;
+    put_all(
+        &own.client(),
+        &bench.src.name,
+        bench.expected.values().cloned(),
+    )
+    .await;
+    proxy.route(&bench.src.name, &own.endpoint());
+    let (out, wall) = timed_verify(bench, env, proxy.url());
+    let c = proxy.capacity_counters();
+    let verify_units = read_units(&c) - read_units(&before);
+    println!(
+        "READS | {partitions} | {read_capacity:.0} | {key_units:.0} | {reading:.2} | {writing:.2} | {copy_seconds:.2} | {:.2} | {verify_units:.0} | {wall:.2} | {:.0} ({:.1}%) | {} | {} | {} |",
+        copy_seconds / reading.max(writing).max(1e-9),
+        verify_units / wall,
+        100.0 * verify_units / wall / read_capacity,
+        steady_text(steady_reads(&before, &c), read_capacity),
+        c.throttled_read_requests,
+        out["status"],
+    );
+    // The same verify with no model: what the emulators and the machine allow, beside the tool.
+    let plain = FaultProxy::start(&bench.dynalite.endpoint(), Faults::none());
+    plain.route(&bench.src.name, &own.endpoint());
+    let (_, ceiling) = timed_verify(bench, env, plain.url());
+    println!(
+        "VERIFY with no model: {ceiling:.2} s (at the model's read capacity: {:.2} s)",
+        verify_units / read_capacity
+    );
+    slower_reads(bench, env, &own, verify_units).await;
+}
+
+/// The verify again where the destination's read capacity (provisioned, and the model's) is a
+/// third of the above, 1:1 with its writes, so that the model and not the machine is the limit.
+async fn slower_reads(bench: &Bench, env: &[(String, String)], own: &Emulator, units: f64) {
+    let client = &bench.client;
+    let write = CAPACITY as i64;
+    client
+        .update_table()
+        .table_name("bench-dest")
+        .provisioned_throughput(
+            aws_sdk_dynamodb::types::ProvisionedThroughput::builder()
+                .read_capacity_units(write)
+                .write_capacity_units(write)
+                .build()
+                .expect("throughput"),
+        )
+        .send()
+        .await
+        .expect("UpdateTable");
+    wait_for("bench-dest ACTIVE", Duration::from_secs(30), || async {
+        let t = client
+            .describe_table()
+            .table_name("bench-dest")
+            .send()
+            .await;
+        t.ok()
+            .and_then(|t| t.table().and_then(|t| t.table_status().cloned()))
+            == Some(aws_sdk_dynamodb::types::TableStatus::Active)
+    })
+    .await;
+    let partitions = bench.capacity.partitions;
+    let mut capacity = bench.capacity.clone();
+    capacity.partition_read_units = CAPACITY / f64::from(partitions);
+    capacity.warm_write_units = None;
+    let proxy = FaultProxy::with_capacity(&bench.dynalite.endpoint(), Faults::none(), capacity);
+    proxy.route(&bench.src.name, &own.endpoint());
+    let (out, wall) = timed_verify(bench, env, proxy.url());
+    let c = proxy.capacity_counters();
+    let verify_units = read_units(&c);
+    println!(
+        "VERIFY at {CAPACITY:.0} read units/s: {verify_units:.0} units (was {units:.0}) in {wall:.2} s: {:.0} ({:.1}%); whole seconds inside its span {}; throttled reads {}; {}",
+        verify_units / wall,
+        100.0 * verify_units / wall / CAPACITY,
+        steady_text(steady_reads(&Counters::default(), &c), CAPACITY),
+        c.throttled_read_requests,
+        out["status"],
+    );
+}
+
+fn steady_text(steady: Option<(usize, f64)>, capacity: f64) -> String {
+    steady.map_or("-".into(), |(n, u)| {
+        format!("{u:.0} ({:.1}%) over {n} s", 100.0 * u / capacity)
+    })
+}
+
+/// `dynamo-dr verify` of the bench's tables through `url`: its JSON and wall seconds.
+fn timed_verify(bench: &Bench, env: &[(String, String)], url: &str) -> (serde_json::Value, f64) {
+    let mut env = env.to_vec();
+    env.retain(|(k, _)| k != "AWS_ENDPOINT_URL");
+    env.push(("AWS_ENDPOINT_URL".into(), url.to_string()));
     let started = Instant::now();
     let (out, _) = run_measured(
         &sibling_binary(),
-        env,
+        &env,
         &[
             "verify",
             "--source",
@@ -210,17 +304,32 @@ fn reads(bench: &Bench, env: &[(String, String)], diff: &serde_json::Value) {
             "json",
         ],
     );
-    let wall = started.elapsed().as_secs_f64();
-    let c = proxy.capacity_counters();
-    let verify_units = read_units(&c) - read_units(&before);
+    (out, started.elapsed().as_secs_f64())
+}
+
+/// The destination's read units per second in the whole seconds strictly inside the span in
+/// which a run read it (its first and last seconds are partly spent starting and finishing):
+/// `(seconds, units per second)`, or `None` when the run read for under three seconds.
+fn steady_reads(before: &Counters, after: &Counters) -> Option<(usize, f64)> {
+    let per_second =
+        |c: &Counters| -> Vec<f64> { c.read_units.iter().map(|s| s.iter().sum()).collect() };
+    let (was, now) = (per_second(before), per_second(after));
+    let read: Vec<f64> = (0..now.len())
+        .map(|s| now[s] - was.get(s).copied().unwrap_or(0.0))
+        .collect();
+    let shown: Vec<String> = read
+        .iter()
+        .filter(|u| **u > 0.0)
+        .map(|u| format!("{u:.0}"))
+        .collect();
     println!(
-        "READS | {partitions} | {read_capacity:.0} | {key_units:.0} | {reading:.2} | {writing:.2} | {copy_seconds:.2} | {:.2} | {verify_units:.0} | {wall:.2} | {:.0} ({:.1}%) | {} | {} |",
-        copy_seconds / reading.max(writing).max(1e-9),
-        verify_units / wall,
-        100.0 * verify_units / wall / read_capacity,
-        c.throttled_read_requests,
-        out["status"],
+        "VERIFY destination read units per second: {}",
+        shown.join(" ")
     );
+    let first = read.iter().position(|u| *u > 0.0)?;
+    let last = read.iter().rposition(|u| *u > 0.0)?;
+    let inner = read.get(first + 1..last)?;
+    (!inner.is_empty()).then(|| (inner.len(), inner.iter().sum::<f64>() / inner.len() as f64))
 }
 
 /// One BatchWriteItem at a time, unprocessed items resent, throttles backed off: boto3's
@@ -360,7 +469,7 @@ async fn main() {
     );
     println!("|---|---|---|---|---|---|---|---|---|---|---|");
     println!(
-        "(READS lines: partitions | read capacity units/s | diff's destination reads by key, units | reading them at capacity s | writing its differences at capacity s | diff copy phase s | ratio to the longer | verify's destination read units | verify wall s | verify units/s (share) | throttled reads | verify status)\n"
+        "(READS lines: partitions | read capacity units/s | diff's destination reads by key, units | reading them at capacity s | writing its differences at capacity s | diff copy phase s | ratio to the longer | verify's destination read units | verify wall s | verify units/s (share) | verify's whole seconds inside its span, units/s (share) | throttled reads | verify status)\n"
     );
     for p in partitions {
         tool(p, "hard-reset").await.print();

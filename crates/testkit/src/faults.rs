@@ -174,6 +174,8 @@ struct Shared {
     client: Client<HttpConnector, Full<Bytes>>,
     /// The instant each PITR restore was asked for, by target table (see `live_pitr_window`).
     restore_times: Mutex<std::collections::HashMap<String, f64>>,
+    /// Tables served by another backend, by the request's `TableName` (see [`FaultProxy::route`]).
+    routes: Mutex<Vec<(String, String)>>,
     /// A modelled table's partitions and limits, when the proxy has one.
     capacity: Option<Mutex<Model>>,
     /// Every write's images, exports and point-in-time restores, when the proxy keeps them.
@@ -223,6 +225,13 @@ impl FaultProxy {
         FaultProxy::start_with(backend, faults, Some(capacity), true)
     }
 
+    /// Sends the requests naming `table` as their `TableName` (DescribeTable, Scan, ...) to
+    /// `backend` instead: a benchmark gives a table its own emulator process.
+    pub fn route(&self, table: &str, backend: &str) {
+        let mut routes = self.shared.routes.lock().unwrap_or_else(|p| p.into_inner());
+        routes.push((table.into(), backend.trim_end_matches('/').into()));
+    }
+
     /// What the capacity model counted so far (empty without one).
     pub fn capacity_counters(&self) -> Counters {
         self.shared
@@ -244,6 +253,7 @@ impl FaultProxy {
             injected: Injected::default(),
             client: Client::builder(TokioExecutor::new()).build_http(),
             restore_times: Mutex::default(),
+            routes: Mutex::default(),
             capacity: capacity.map(|c| Mutex::new(Model::new(c))),
             history: history.then(Default::default),
         });
@@ -725,7 +735,19 @@ async fn forward(
     parts: &hyper::http::request::Parts,
     body: Bytes,
 ) -> Result<Reply, BoxError> {
-    crate::serve::forward(&shared.client, &shared.backend, parts, body).await
+    let routed = {
+        let routes = shared.routes.lock().unwrap_or_else(|p| p.into_inner());
+        let table = (!routes.is_empty())
+            .then(|| serde_json::from_slice::<Value>(&body).ok())
+            .flatten()
+            .and_then(|v| v["TableName"].as_str().map(str::to_string));
+        routes
+            .iter()
+            .find(|(t, _)| Some(t) == table.as_ref())
+            .map(|(_, b)| b.clone())
+    };
+    let backend = routed.as_deref().unwrap_or(&shared.backend);
+    crate::serve::forward(&shared.client, backend, parts, body).await
 }
 
 /// Forwards a random strict subset of a BatchWriteItem and answers the rest as UnprocessedItems,
