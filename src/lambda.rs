@@ -146,6 +146,11 @@ pub async fn invoke(
     let answer = async {
         let action = Action::parse(event.payload)?;
         let answer = worker::handle(session, action, &inv).await?;
+        // One whole line on stdout: CloudWatch Logs extracts an EMF document only when the
+        // log event is the JSON object alone.
+        if let Some(m) = &answer.metrics {
+            println!("{}", m.line(jiff::Timestamp::now().as_millisecond()));
+        }
         serde_json::to_value(answer).map_err(|e| Error::Journal(e.to_string()))
     };
     answer.await.map_err(|e| {

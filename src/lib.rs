@@ -11,6 +11,7 @@
 pub mod backoff;
 pub mod config;
 pub mod digest;
+pub mod emf;
 pub mod error;
 pub mod estimate;
 pub mod input;

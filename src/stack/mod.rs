@@ -17,6 +17,7 @@ use crate::error::{Error, Result};
 use crate::iam::{self, Request, Scope};
 
 mod asl;
+mod dashboard;
 pub use asl::{recovery_mode_definition, restore_definition, sync_definition};
 
 /// Every ARN in a template is built from the stack's own partition, region and account.
@@ -492,6 +493,7 @@ fn table_resources(
         }),
     );
     let function_arn = json!({ "Fn::GetAtt": [fid, "Arn"] });
+    dashboard::insert(&t.logical, &t.physical, resources, outputs);
     for (name, definition, subs) in [
         (
             &names.sync_machine,

@@ -132,6 +132,9 @@ pub struct Answer {
     /// Items the phase (or the segment) has written so far.
     pub items: u64,
     pub detail: String,
+    /// What a segment invocation did, logged by the function as an embedded-metric line.
+    #[serde(skip)]
+    pub metrics: Option<crate::emf::WorkerMetrics>,
 }
 
 impl Answer {
@@ -145,6 +148,7 @@ impl Answer {
             segment: None,
             items: exec.progress(exec.phase).map_or(0, |p| p.items()),
             detail: detail.into(),
+            metrics: None,
         }
     }
 }
@@ -650,6 +654,7 @@ async fn recovery(
         segment: None,
         items: 0,
         detail: format!("{} action(s) done for {environment}", actions.len()),
+        metrics: None,
     })
 }
 

@@ -6,6 +6,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use super::{Answer, Invocation, Next, hold, load, recorded_request, still_recovering};
 use crate::digest::KeyDigest;
+use crate::emf::WorkerMetrics;
 use crate::error::{Error, Result};
 use crate::item::{Item, key_to_json};
 use crate::journal::lease::{Fence, LeaseGuard};
@@ -311,7 +312,37 @@ pub(super) async fn segment_step(
     let work = work.run(&client, phase, &opts, &from, cp, &known);
     // A page cut mid-way is written again by the next invocation, from the checkpoint.
     let result = tokio::time::timeout_at(stop, work).await;
-    finish(&writer, result, answer).await
+    let metrics = match &result {
+        Ok(Ok(totals)) => Some(metrics(&exec, (phase, segment), totals, &opts)),
+        _ => None,
+    };
+    let mut answer = finish(&writer, result, answer).await?;
+    answer.metrics = metrics;
+    Ok(answer)
+}
+
+/// What this invocation did, for the function's embedded-metric log line.
+fn metrics(
+    exec: &Execution,
+    (phase, segment): (Phase, u32),
+    totals: &sync::Totals,
+    opts: &SyncOptions,
+) -> WorkerMetrics {
+    let deleting = phase == Phase::Delete;
+    WorkerMetrics {
+        table: exec.inputs.table.clone(),
+        execution: exec.id.clone(),
+        phase: phase.as_str().to_string(),
+        segment: Some(segment),
+        items_written: if deleting { 0 } else { totals.items },
+        items_deleted: if deleting { totals.items } else { 0 },
+        pages: totals.scans,
+        write_requests: totals.writes,
+        throttled: opts.write_rate.throttles() + opts.read_rate.throttles(),
+        read_units: totals.read_units,
+        write_units: totals.write_units,
+        seconds: totals.duration.as_secs_f64(),
+    }
 }
 
 /// What the segment works on: the temporary table (a window's exports) and the table, and a keys

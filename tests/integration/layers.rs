@@ -17,6 +17,7 @@ const LAYERS: &[(&str, u8)] = &[
     ("rate", 0),
     ("backoff", 0),
     ("estimate", 0),
+    ("emf", 0),
     ("progress", 0),
     ("private", 0),
     // 1 AWS

@@ -189,6 +189,7 @@ async fn the_template_deploys_on_moto_with_a_role_per_table() {
             "{function} may act on {other}: {document}"
         );
         assert!(!document.contains("table/*"), "{document}");
+        dashboard_deployed(&moto, logical, own, &names);
     }
     let journal = client
         .describe_table()
@@ -203,4 +204,40 @@ async fn the_template_deploys_on_moto_with_a_role_per_table() {
             .map(|k| k.attribute_name()),
         Some("pk")
     );
+}
+
+/// The table's dashboard as moto's CloudWatch holds it: its `Fn::Sub` resolved to both machines'
+/// ARNs and the table's name. (moto's CloudFormation implements no `AWS::CloudWatch::Alarm`; it
+/// skips the alarm, which cfn-lint checks instead.)
+fn dashboard_deployed(moto: &Emulator, logical: &str, table: &str, machines: &[&str]) {
+    let reply = moto.query(
+        "monitoring",
+        &form(&[
+            ("Action", "GetDashboard"),
+            ("Version", "2010-08-01"),
+            ("DashboardName", &format!("dynamo-dr-{logical}")),
+        ]),
+    );
+    let body = xml(&reply, "DashboardBody").unwrap_or_else(|| panic!("no dashboard: {reply}"));
+    let body = body
+        .replace("&quot;", "\"")
+        .replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&amp;", "&");
+    let body: serde_json::Value = serde_json::from_str(&body).expect("a JSON dashboard body");
+    let text = body.to_string();
+    assert!(!text.contains("${"), "an unresolved substitution: {text}");
+    let own: Vec<_> = machines.iter().filter(|m| m.contains(logical)).collect();
+    assert_eq!(own.len(), 2, "{machines:?}");
+    for m in own {
+        assert!(
+            text.contains(&format!(":stateMachine:{m}\"")),
+            "{m}: {text}"
+        );
+    }
+    assert!(
+        text.contains(&format!("\"TableName\",\"{table}\"")),
+        "{text}"
+    );
+    assert!(text.contains(&format!("\"Table\",\"{table}\"")), "{text}");
 }

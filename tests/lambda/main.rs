@@ -465,7 +465,24 @@ async fn an_execution_started_in_aws_is_resumed_from_the_cli_at_its_workers_chec
     .await;
     assert_eq!(copy.phase, "copy");
     for n in 0..SEGMENTS - 1 {
-        assert_eq!(run(&s, segment("copy", n), &long()).await.state, Next::Done);
+        let done = run(&s, segment("copy", n), &long()).await;
+        assert_eq!(done.state, Next::Done);
+        // What the function logs as its embedded-metric line: this invocation's own work.
+        let m = done
+            .metrics
+            .as_ref()
+            .expect("a segment invocation's metrics");
+        assert_eq!(
+            (
+                m.phase.as_str(),
+                m.segment,
+                m.items_written,
+                m.items_deleted
+            ),
+            ("copy", Some(n), done.items, 0),
+            "{done:?}"
+        );
+        assert!(m.pages >= 1 && m.table == TABLE, "{m:?}");
     }
     let last = run(&s, segment("copy", SEGMENTS - 1), &short()).await;
     assert_eq!(
