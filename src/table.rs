@@ -184,7 +184,6 @@ pub struct WriteLimits {
 
 impl WriteLimits {
     pub fn of(t: &TableDescription) -> WriteLimits {
-        let positive = |n: Option<i64>| n.filter(|n| *n > 0).map(|n| n as u64);
         let on_demand = provisioned_writes(t).is_none();
         let table_max = if on_demand {
             positive(
@@ -264,7 +263,6 @@ pub struct ReadLimits {
 
 impl ReadLimits {
     pub fn of(t: &TableDescription) -> ReadLimits {
-        let positive = |n: Option<i64>| n.filter(|n| *n > 0).map(|n| n as u64);
         let provisioned = provisioned_writes(t).is_some();
         let max = if provisioned {
             positive(
@@ -301,6 +299,11 @@ impl ReadLimits {
         self.max
             .map_or(crate::estimate::TABLE_QUOTA_READS as f64, |m| m as f64)
     }
+}
+
+/// A figure DynamoDB states, when it states one: 0 and -1 mean none.
+fn positive(n: Option<i64>) -> Option<u64> {
+    n.filter(|n| *n > 0).map(|n| n as u64)
 }
 
 /// A provisioned table's write units; on-demand tables report 0 there.
