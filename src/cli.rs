@@ -139,6 +139,13 @@ pub(crate) enum Command {
     Status {
         /// Execution id, e.g. inc-1.MyTable
         id: String,
+        /// Redraw every few seconds (phase, rate, time left, segments) until the execution
+        /// ends, wherever it runs; exit 0 when it succeeded, 1 when it failed.
+        #[arg(long)]
+        watch: bool,
+        /// Seconds between redraws with --watch.
+        #[arg(long, value_name = "SECONDS", default_value_t = 5, requires = "watch", value_parser = clap::value_parser!(u64).range(1..=300))]
+        interval: u64,
     },
     /// List executions, newest first.
     Executions,
@@ -336,7 +343,14 @@ async fn run(cli: Cli) -> Result<()> {
         Command::Resume(args) => commands::resume::resume(&ctx, args).await,
         Command::Verify(args) => commands::compare::verify(&ctx, args).await,
         Command::Diff(args) => commands::compare::diff(&ctx, args).await,
-        Command::Status { id } => commands::journal::status(&ctx, &id).await,
+        Command::Status {
+            id,
+            watch,
+            interval,
+        } => {
+            let every = watch.then(|| std::time::Duration::from_secs(interval));
+            commands::journal::status(&ctx, &id, every).await
+        }
         Command::Executions => commands::journal::executions(&ctx).await,
         Command::Journal(JournalCommand::Init) => commands::journal::journal_init(&ctx).await,
         Command::RecoveryMode(cmd) => commands::recovery_mode::recovery_mode(&ctx, cmd).await,

@@ -510,6 +510,7 @@ pub fn check_text(r: &crate::check::Report) -> String {
 }
 
 mod plan;
+pub mod watch;
 pub use plan::{capacity_text, estimate_text, plan_summary};
 
 #[cfg(test)]

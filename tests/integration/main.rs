@@ -28,4 +28,5 @@ mod stack;
 mod sync_dynalite;
 mod targeted;
 mod verify;
+mod watch;
 mod window;
