@@ -36,7 +36,25 @@ struct ScanJob<'a> {
 struct SegmentReads {
     start: f64,
     ceiling: f64,
+    /// The operator's page size, which holds as it is.
     page_limit: Option<i32>,
+    /// Read units an item costs, from DescribeTable's sizes until a page tells.
+    per_item: Option<f64>,
+}
+
+/// A first page's items when nothing tells an item's size (dynalite states no item count): a
+/// small probe, rather than a 1 MB page that costs a partition several seconds at once.
+const PROBE_ITEMS: i32 = 100;
+
+impl SegmentReads {
+    /// Items for about half a second at `rate` units per second.
+    fn page(&self, rate: f64, per_item: Option<f64>) -> i32 {
+        self.page_limit.unwrap_or_else(|| {
+            per_item
+                .filter(|u| *u > 0.0)
+                .map_or(PROBE_ITEMS, |u| (rate / 2.0 / u).clamp(25.0, 1000.0) as i32)
+        })
+    }
 }
 
 impl SegmentReads {
@@ -54,15 +72,15 @@ impl SegmentReads {
             (None, _) => PARTITION_READ_UNITS.max(TABLE_QUOTA_READS as f64 / n),
         };
         // A strongly consistent Scan costs a unit per 4 KB of the items it returns.
-        let sized = || {
+        let per_item = || {
             let items = table.approx_items.filter(|n| *n > 0)?;
-            let bytes = table.approx_bytes.filter(|b| *b > 0)? as f64 / items as f64;
-            Some((start / 2.0 * 4096.0 / bytes).clamp(25.0, 1000.0) as i32)
+            Some(table.approx_bytes.filter(|b| *b > 0)? as f64 / items as f64 / 4096.0)
         };
         SegmentReads {
             start,
             ceiling: ceiling.max(start),
-            page_limit: page_limit.or_else(sized),
+            page_limit,
+            per_item: per_item(),
         }
     }
 }
@@ -133,6 +151,7 @@ impl SegmentScan {
         let pace = KeyRangePace::new(self.reads.start, self.reads.ceiling);
         let mut start = None;
         let mut acc = T::default();
+        let mut per_item = self.reads.per_item;
         loop {
             let mut req = self
                 .client
@@ -142,7 +161,7 @@ impl SegmentScan {
                 .segment(segment as i32)
                 .total_segments(self.segments as i32)
                 .return_consumed_capacity(ReturnConsumedCapacity::Total)
-                .set_limit(self.reads.page_limit)
+                .limit(self.reads.page(pace.rate(), per_item))
                 .set_exclusive_start_key(start);
             if self.count_only {
                 req = req.select(Select::Count);
@@ -169,6 +188,10 @@ impl SegmentScan {
                 read.charge(out.count as f64, consumed.unwrap_or(1.0));
             } else {
                 charge_read(read, out.items(), consumed);
+            }
+            // The next page from what this one cost: smaller while the pace is down.
+            if let Some(units) = consumed.filter(|_| out.scanned_count > 0) {
+                per_item = Some(units / f64::from(out.scanned_count));
             }
             let next = out.last_evaluated_key.take().filter(|k| !k.is_empty());
             progress.add(fold(&mut acc, out));
@@ -447,17 +470,16 @@ mod tests {
         // 7,200 units over 128 segments: 56.25 each; half a second of that is 28 units, 112
         // items of 1 KB.
         let r = SegmentReads::of(&provisioned(7_200, 12_000, 12_288_000), 128, None);
-        assert_eq!(
-            (r.start, r.ceiling, r.page_limit),
-            (56.25, 56.25, Some(112))
-        );
-        // The operator's page size wins; an unknown size leaves DynamoDB's 1 MB pages.
+        assert_eq!((r.start, r.ceiling), (56.25, 56.25));
+        assert_eq!(r.page(r.start, r.per_item), 112);
+        // A page that cost half a unit an item sizes the next: 56 items; never under 25.
+        assert_eq!(r.page(r.start, Some(0.5)), 56);
+        assert_eq!(r.page(5.0, Some(0.5)), 25);
+        // The operator's page size wins; an unknown size starts with a small probe.
         let r = SegmentReads::of(&provisioned(7_200, 12_000, 12_288_000), 128, Some(10));
-        assert_eq!(r.page_limit, Some(10));
-        assert_eq!(
-            SegmentReads::of(&provisioned(7_200, 0, 0), 8, None).page_limit,
-            None
-        );
+        assert_eq!(r.page(r.start, r.per_item), 10);
+        let r = SegmentReads::of(&provisioned(7_200, 0, 0), 8, None);
+        assert_eq!(r.page(r.start, r.per_item), PROBE_ITEMS);
         // A new on-demand table: 12,000 to start, up to the quota's share or a partition's most.
         let mut open = provisioned(7_200, 0, 0);
         open.read_limits = Default::default();
