@@ -10,13 +10,14 @@ use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::operation::scan::ScanOutput;
 use aws_sdk_dynamodb::types::{ReturnConsumedCapacity, Select};
 
+use crate::aws::{ThrottleScope, throttle_scope};
 use crate::calls::{batch_get, charge_read, retrying};
 use crate::digest::{Fingerprint, KeyDigest, item_digest};
 use crate::error::{Error, Result};
 use crate::estimate::{PARTITION_READ_UNITS, TABLE_QUOTA_READS};
 use crate::item::{Item, key_only, key_text};
 use crate::progress::Progress;
-use crate::rate::{KeyRangePace, PACE_CREDIT_SECONDS};
+use crate::rate::{KeyRangePace, Limiter, PACE_CREDIT_SECONDS, RateCap, RateUnit};
 use crate::sync::{PageBudget, SyncOptions};
 use crate::table::TableInfo;
 
@@ -40,6 +41,9 @@ struct SegmentReads {
     page_limit: Option<i32>,
     /// Read units an item costs, from DescribeTable's sizes until a page tells.
     per_item: Option<f64>,
+    /// The table's stated most, which every reader's pages are paid from: a reader slowed in
+    /// its key range leaves its share to the rest.
+    table: Option<f64>,
 }
 
 /// A first page's items when nothing tells an item's size (dynalite states no item count): a
@@ -66,10 +70,16 @@ impl SegmentReads {
         let n = f64::from(segments.max(1));
         let limits = &table.read_limits;
         let start = limits.start() / n;
-        let ceiling = match (limits.max, limits.provisioned) {
-            (Some(_), true) => limits.ceiling() / n,
-            (Some(_), false) => limits.ceiling() / n / (1.0 + PACE_CREDIT_SECONDS),
-            (None, _) => PARTITION_READ_UNITS.max(TABLE_QUOTA_READS as f64 / n),
+        let table_most = match (limits.max, limits.provisioned) {
+            (Some(_), true) => Some(limits.ceiling()),
+            (Some(_), false) => Some(limits.ceiling() / (1.0 + PACE_CREDIT_SECONDS)),
+            (None, _) => None,
+        };
+        // Under a stated most, a reader may take up to twice its share (within a partition's
+        // most) while others are slowed; the table's bucket keeps the sum.
+        let ceiling = match table_most {
+            Some(most) => (2.0 * most / n).min(PARTITION_READ_UNITS).max(most / n),
+            None => PARTITION_READ_UNITS.max(TABLE_QUOTA_READS as f64 / n),
         };
         // A strongly consistent Scan costs a unit per 4 KB of the items it returns.
         let per_item = || {
@@ -81,16 +91,18 @@ impl SegmentReads {
             ceiling: ceiling.max(start),
             page_limit,
             per_item: per_item(),
+            table: table_most,
         }
     }
 }
 
-/// Scans `table` in `segments` parallel segments (strongly consistent), folding every page into
-/// a per-segment accumulator and merging those at the end; `fold` returns the items it saw, for
-/// the progress display. Each segment paces itself on the units DynamoDB says each page
+/// Scans `table` with `segments` parallel readers (strongly consistent), folding every page into
+/// a per-reader accumulator and merging those at the end; `fold` returns the items it saw, for
+/// the progress display. Each reader paces itself on the units DynamoDB says each page
 /// consumed, paid after the page (the first is served from the burst capacity DynamoDB keeps),
-/// and slows where DynamoDB throttles it. A segment reads one key range: the share of one that
-/// finished is on other partitions, so the rest do not take it over.
+/// and slows where DynamoDB throttles it. The table is cut into [`SEGMENTS_PER_READER`] times
+/// as many Scan segments, taken from one queue: a reader that finishes early takes the next
+/// key range, so the scan does not wait on its slowest reader's whole share.
 async fn parallel_scan<T, F>(
     client: &Client,
     job: ScanJob<'_>,
@@ -101,22 +113,30 @@ where
     T: Default + Send + 'static,
     F: Fn(&mut T, ScanOutput) -> u64 + Copy + Send + 'static,
 {
-    let segments = job.segments.max(1);
-    let reads = SegmentReads::of(job.table, segments, job.pace.page_limit);
+    let readers = job.segments.max(1);
+    let reads = SegmentReads::of(job.table, readers, job.pace.page_limit);
+    let queue = SegmentQueue::new(readers);
     let scan = Arc::new(SegmentScan {
         client: crate::aws::without_retries(client),
         table: job.table.name.clone(),
-        segments,
+        total_segments: queue.total(),
+        queue,
         reads,
         count_only: job.count_only,
         pace: job.pace.clone(),
         budget: PageBudget::new(job.pace.pages_in_memory),
+        table_rate: reads.table.map(|per_second| {
+            Limiter::new(Some(RateCap {
+                per_second,
+                unit: RateUnit::CapacityUnits,
+            }))
+        }),
     });
     let progress = Progress::items(&format!("{} {}", job.what, job.table.name));
     let mut tasks = tokio::task::JoinSet::new();
-    for segment in 0..segments {
+    for reader in 0..readers {
         let (scan, progress) = (scan.clone(), progress.clone());
-        tasks.spawn(async move { scan.run(segment, fold, &progress).await });
+        tasks.spawn(async move { scan.run(reader, fold, &progress).await });
     }
     let mut total = T::default();
     while let Some(joined) = tasks.join_next().await {
@@ -131,49 +151,140 @@ where
     Ok(total)
 }
 
-/// What every segment of one parallel scan shares.
+/// Scan segments per reader: enough that the last reader to finish holds a small key range,
+/// few enough that a small table's empty segments cost little.
+const SEGMENTS_PER_READER: u32 = 4;
+
+/// DynamoDB's most segments in one parallel scan
+/// (<https://docs.aws.amazon.com/amazondynamodb/latest/APIReference/API_Scan.html#DDB-Scan-request-TotalSegments>).
+const MAX_TOTAL_SEGMENTS: u32 = 1_000_000;
+
+/// The Scan segments of one parallel scan: each reader owns a stretch of the key space
+/// ([`SEGMENTS_PER_READER`] adjacent segments, so mostly one partition) and reads it in order;
+/// a reader whose stretch is done takes the next segment of the stretch with the most left.
+#[derive(Debug)]
+struct SegmentQueue {
+    per_reader: u32,
+    /// Per stretch, how many of its segments were handed out.
+    taken: std::sync::Mutex<Vec<u32>>,
+}
+
+impl SegmentQueue {
+    fn new(readers: u32) -> SegmentQueue {
+        let readers = readers.clamp(1, MAX_TOTAL_SEGMENTS);
+        SegmentQueue {
+            per_reader: SEGMENTS_PER_READER.min(MAX_TOTAL_SEGMENTS / readers),
+            taken: std::sync::Mutex::new(vec![0; readers as usize]),
+        }
+    }
+
+    fn total(&self) -> u32 {
+        let readers = self.taken.lock().unwrap_or_else(|p| p.into_inner()).len() as u32;
+        readers * self.per_reader
+    }
+
+    /// The next segment for `reader`, or `None` when every one was handed out.
+    fn take(&self, reader: u32) -> Option<u32> {
+        let mut taken = self.taken.lock().unwrap_or_else(|p| p.into_inner());
+        let own = reader as usize % taken.len();
+        let stretch = if taken[own] < self.per_reader {
+            own
+        } else {
+            (0..taken.len()).min_by_key(|s| taken[*s])?
+        };
+        let next = taken[stretch];
+        (next < self.per_reader).then(|| {
+            taken[stretch] += 1;
+            stretch as u32 * self.per_reader + next
+        })
+    }
+}
+
+/// One reader's pace, what its last page cost an item, and what it owes for that page.
+struct Reader {
+    pace: KeyRangePace,
+    per_item: Option<f64>,
+    owed: f64,
+}
+
+/// What every reader of one parallel scan shares.
 struct SegmentScan {
     client: Client,
     table: String,
-    segments: u32,
+    queue: SegmentQueue,
+    total_segments: u32,
     reads: SegmentReads,
     count_only: bool,
     pace: SyncOptions,
     budget: PageBudget,
+    /// The table's stated most read units per second, shared by every reader.
+    table_rate: Option<Limiter>,
 }
 
 impl SegmentScan {
-    async fn run<T: Default, F>(&self, segment: u32, fold: F, progress: &Progress) -> Result<T>
+    /// One reader: segments from the queue until none is left, at one pace throughout (mostly
+    /// one partition's).
+    async fn run<T: Default, F>(&self, reader: u32, fold: F, progress: &Progress) -> Result<T>
+    where
+        F: Fn(&mut T, ScanOutput) -> u64 + Copy,
+    {
+        let mut state = Reader {
+            pace: KeyRangePace::new(self.reads.start, self.reads.ceiling),
+            per_item: self.reads.per_item,
+            owed: 0.0,
+        };
+        let mut acc = T::default();
+        while let Some(segment) = self.queue.take(reader) {
+            self.segment(segment, &mut state, &mut acc, fold, progress)
+                .await?;
+        }
+        Ok(acc)
+    }
+
+    async fn segment<T, F>(
+        &self,
+        segment: u32,
+        reader: &mut Reader,
+        acc: &mut T,
+        fold: F,
+        progress: &Progress,
+    ) -> Result<()>
     where
         F: Fn(&mut T, ScanOutput) -> u64,
     {
         let (retry, read) = (&self.pace.retry, &self.pace.read_rate);
-        let pace = KeyRangePace::new(self.reads.start, self.reads.ceiling);
+        let pace = &reader.pace;
         let mut start = None;
-        let mut acc = T::default();
-        let mut per_item = self.reads.per_item;
         loop {
+            // The last page is paid before the next request, whichever segment it was in.
+            pace.take(std::mem::take(&mut reader.owed)).await;
             let mut req = self
                 .client
                 .scan()
                 .table_name(&self.table)
                 .consistent_read(true)
                 .segment(segment as i32)
-                .total_segments(self.segments as i32)
+                .total_segments(self.total_segments as i32)
                 .return_consumed_capacity(ReturnConsumedCapacity::Total)
-                .limit(self.reads.page(pace.rate(), per_item))
+                .limit(self.reads.page(pace.rate(), reader.per_item))
                 .set_exclusive_start_key(start);
             if self.count_only {
                 req = req.select(Select::Count);
             }
             let mut permit = self.budget.reserve().await?;
+            let table = self.table_rate.as_ref();
             let mut out = retrying(retry, read, "Scan", &self.table, || {
                 let sent = req.clone().send();
-                let pace = &pace;
                 async move {
+                    if let Some(t) = table {
+                        t.ready().await;
+                    }
                     let answer = sent.await;
-                    if answer.as_ref().is_err_and(crate::aws::is_throttle) {
-                        pace.throttled();
+                    match (answer.as_ref().err().and_then(throttle_scope), table) {
+                        (Some(ThrottleScope::Table), Some(t)) => t.throttled(),
+                        (Some(_), _) => pace.throttled(),
+                        (None, Some(t)) => t.succeeded(),
+                        (None, None) => {}
                     }
                     answer
                 }
@@ -184,23 +295,25 @@ impl SegmentScan {
                 .consumed_capacity
                 .as_ref()
                 .and_then(|c| c.capacity_units);
-            if self.count_only {
-                read.charge(out.count as f64, consumed.unwrap_or(1.0));
-            } else {
-                charge_read(read, out.items(), consumed);
+            for limiter in std::iter::once(read.as_ref()).chain(table) {
+                if self.count_only {
+                    limiter.charge(out.count as f64, consumed.unwrap_or(1.0));
+                } else {
+                    charge_read(limiter, out.items(), consumed);
+                }
             }
             // The next page from what this one cost: smaller while the pace is down.
             if let Some(units) = consumed.filter(|_| out.scanned_count > 0) {
-                per_item = Some(units / f64::from(out.scanned_count));
+                reader.per_item = Some(units / f64::from(out.scanned_count));
             }
             let next = out.last_evaluated_key.take().filter(|k| !k.is_empty());
-            progress.add(fold(&mut acc, out));
+            progress.add(fold(acc, out));
             drop(permit);
+            reader.owed = consumed.unwrap_or(1.0);
             match next {
                 Some(k) => start = Some(k),
-                None => return Ok(acc),
+                None => return Ok(()),
             }
-            pace.take(consumed.unwrap_or(1.0)).await;
         }
     }
 }
@@ -466,11 +579,30 @@ mod tests {
     }
 
     #[test]
+    fn readers_read_their_own_stretch_then_help_the_one_with_most_left() {
+        let q = SegmentQueue::new(4);
+        assert_eq!(q.total(), 16);
+        // Each reader starts in its own quarter of the key space.
+        assert_eq!([0, 1, 2, 3].map(|r| q.take(r)), [0, 4, 8, 12].map(Some));
+        assert_eq!([0, 0, 0].map(|r| q.take(r)), [1, 2, 3].map(Some));
+        // Reader 0's stretch is done: it helps the stretch with the most left (1's, first).
+        assert_eq!(q.take(0), Some(5));
+        let mut rest: Vec<u32> = std::iter::from_fn(|| q.take(2)).collect();
+        rest.sort_unstable();
+        assert_eq!(rest, [6, 7, 9, 10, 11, 13, 14, 15]);
+        assert_eq!((q.take(0), q.take(3)), (None, None));
+        // Never more segments than a Scan allows.
+        let q = SegmentQueue::new(400_000);
+        assert_eq!((q.total(), q.per_reader), (800_000, 2));
+    }
+
+    #[test]
     fn each_segment_reads_its_share_of_the_capacity_in_pages_of_half_a_second() {
         // 7,200 units over 128 segments: 56.25 each; half a second of that is 28 units, 112
         // items of 1 KB.
         let r = SegmentReads::of(&provisioned(7_200, 12_000, 12_288_000), 128, None);
-        assert_eq!((r.start, r.ceiling), (56.25, 56.25));
+        // A reader may take twice its share while others are slowed; the table keeps the sum.
+        assert_eq!((r.start, r.ceiling, r.table), (56.25, 112.5, Some(7_200.0)));
         assert_eq!(r.page(r.start, r.per_item), 112);
         // A page that cost half a unit an item sizes the next: 56 items; never under 25.
         assert_eq!(r.page(r.start, Some(0.5)), 56);
