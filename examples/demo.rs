@@ -137,5 +137,14 @@ async fn main() -> ExitCode {
 
     step(7, "stop moto");
     drop(moto);
+    let page = reports.join("dynamo-dr-report-demo-incident-001.html");
+    if !page.is_file() {
+        eprintln!("no HTML incident report at {}", page.display());
+        return ExitCode::FAILURE;
+    }
+    eprintln!(
+        "\nthe incident report with its timeline and rate charts, to open in a browser:\n  file://{}",
+        page.display()
+    );
     verdict
 }

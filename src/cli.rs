@@ -164,7 +164,7 @@ pub(crate) enum Command {
         #[arg(long, value_name = "TIME")]
         pitr_time: Option<String>,
     },
-    /// Write the incident report (Markdown and JSON) of one execution, or of every execution of
+    /// Write the incident report (HTML, Markdown and JSON) of one execution, or of every execution of
     /// an incident: inputs, operators, phase timings, counts, backup, verification, recovery mode.
     Report {
         /// An execution id (inc-1.MyTable) or an incident id (inc-1).

@@ -12,7 +12,7 @@ use crate::item::{Item, key_to_json};
 use crate::journal::lease::{Fence, LeaseGuard};
 use crate::journal::seal::{self, JournalKey};
 use crate::journal::{
-    self, Execution, Journal, Phase, SegmentCheckpoint, Status, Targeted, Verification,
+    self, Execution, Journal, PageTally, Phase, SegmentCheckpoint, Status, Targeted, Verification,
     VerificationMethod,
 };
 use crate::machine::{self, Step, Work};
@@ -219,7 +219,7 @@ impl Checkpoint for Recorder {
         phase: Phase,
         segment: u32,
         next: Option<&Item>,
-        items: u64,
+        page: PageTally,
         rewritten: bool,
     ) -> Result<()> {
         self.check_lease().await?;
@@ -229,11 +229,11 @@ impl Checkpoint for Recorder {
             None => None,
         };
         self.update(|e| {
-            if let Some(seg) = e
-                .progress_mut(phase)
-                .and_then(|p| p.segments.get_mut(segment as usize))
-            {
-                seg.advance(key, items, rewritten);
+            if let Some(p) = e.progress_mut(phase) {
+                p.trace.record(jiff::Timestamp::now(), page);
+                if let Some(seg) = p.segments.get_mut(segment as usize) {
+                    seg.advance(key, page.items, rewritten);
+                }
             }
         })
         .await

@@ -16,6 +16,7 @@ pub mod error;
 pub mod estimate;
 pub mod input;
 pub mod item;
+pub mod pages;
 pub mod private;
 pub mod progress;
 pub mod rate;

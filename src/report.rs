@@ -10,8 +10,8 @@ use serde::Serialize;
 use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::journal::{
-    Event, Execution, Journal, Kind, Mode, Operator, Principal, Status, Strategy, Verification,
-    VerificationMethod,
+    Event, Execution, Journal, Kind, Mode, Operator, Phase, Principal, Status, Strategy,
+    Verification, VerificationMethod,
 };
 use crate::recovery_mode::{RecoveryMode, State};
 use crate::validate::{PitrTime, time_text};
@@ -74,6 +74,18 @@ pub struct ExecutionReport {
     pub verification: Option<Verification>,
     pub last_error: Option<String>,
     pub audit_trail: Vec<Event>,
+    /// What each sync phase did over time, for the HTML report's charts (not in the JSON).
+    #[serde(skip)]
+    pub activity: Vec<PhaseActivity>,
+}
+
+/// A sync phase over time: its trace and when each segment finished.
+#[derive(Debug, Clone, Default)]
+pub struct PhaseActivity {
+    pub phase: String,
+    pub started_at: Option<Timestamp>,
+    pub trace: crate::journal::Trace,
+    pub finished: Vec<Option<Timestamp>>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -293,6 +305,16 @@ fn execution_report(e: &Execution) -> ExecutionReport {
         verification: e.verification.clone(),
         last_error: e.last_error.clone(),
         audit_trail: e.events.clone(),
+        activity: [(Phase::Delete, &e.delete), (Phase::Copy, &e.copy)]
+            .into_iter()
+            .filter(|(_, p)| !p.segments.is_empty())
+            .map(|(phase, p)| PhaseActivity {
+                phase: phase.as_str().into(),
+                started_at: p.started_at,
+                trace: p.trace.clone(),
+                finished: p.segments.iter().map(|s| s.finished_at).collect(),
+            })
+            .collect(),
     }
 }
 
@@ -673,6 +695,7 @@ fn timeline_markdown(md: &mut String, e: &ExecutionReport) {
 pub struct Written {
     pub markdown: PathBuf,
     pub json: PathBuf,
+    pub html: PathBuf,
 }
 
 impl Written {
@@ -680,15 +703,21 @@ impl Written {
         serde_json::json!({
             "markdown": self.markdown.display().to_string(),
             "json": self.json.display().to_string(),
+            "html": self.html.display().to_string(),
         })
     }
 
     pub fn text(&self) -> String {
-        format!("{} and {}", self.markdown.display(), self.json.display())
+        format!(
+            "{}, {} and {} (open the HTML in a browser for the timeline and rate charts)",
+            self.html.display(),
+            self.markdown.display(),
+            self.json.display()
+        )
     }
 }
 
-/// Writes `dynamo-dr-report-<subject>.md` and `.json` into `dir`, each replaced whole.
+/// Writes `dynamo-dr-report-<subject>.md`, `.json` and `.html` into `dir`, each replaced whole.
 pub fn write(report: &Report, dir: &Path) -> Result<Written> {
     let io = |path: &Path, source: std::io::Error| Error::Write {
         path: path.display().to_string(),
@@ -701,19 +730,29 @@ pub fn write(report: &Report, dir: &Path) -> Result<Written> {
     let written = Written {
         markdown: dir.join(format!("{base}.md")),
         json: dir.join(format!("{base}.json")),
+        html: dir.join(format!("{base}.html")),
     };
-    for (path, text) in [
+    // A chart that cannot be drawn still leaves the Markdown and JSON reports written.
+    let page = html::page(report);
+    let mut files = vec![
         (&written.markdown, report.markdown()),
         (&written.json, json),
-    ] {
+    ];
+    if let Ok(text) = &page {
+        files.push((&written.html, text.clone()));
+    }
+    for (path, text) in files {
         let tmp = path.with_extension("tmp");
         crate::private::create(&tmp)
             .and_then(|mut f| std::io::Write::write_all(&mut f, text.as_bytes()))
             .map_err(|e| io(&tmp, e))?;
         std::fs::rename(&tmp, path).map_err(|e| io(path, e))?;
     }
-    Ok(written)
+    page.map(|_| written)
 }
+
+mod charts;
+mod html;
 
 #[cfg(test)]
 mod tests;

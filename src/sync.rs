@@ -22,10 +22,10 @@ use crate::digest::item_digest;
 use crate::error::{Error, Result};
 use crate::estimate::{PARTITION_WRITE_UNITS, TABLE_QUOTA_WRITES};
 use crate::item::{
-    Item, KeySchema, item_size, key_from_json, key_of, key_only, key_projection, key_text,
-    write_units,
+    Item, KeySchema, key_from_json, key_of, key_only, key_projection, key_text, write_units,
 };
-use crate::journal::{Phase, SegmentCheckpoint};
+use crate::journal::{PageTally, Phase, SegmentCheckpoint};
+pub use crate::pages::PageBudget;
 use crate::progress::Progress;
 use crate::rate::{self, KeyRangePace, Limiter};
 use crate::table::TableInfo;
@@ -94,14 +94,15 @@ pub struct SyncReport {
 /// the journal stores it as the segment's checkpoint.
 #[async_trait::async_trait]
 pub trait Checkpoint: Send + Sync {
-    /// `next` is where the segment continues (`None`: it is finished); `items` were in the page;
+    /// `next` is where the segment continues (`None`: it is finished); `page` is what the page
+    /// wrote and cost;
     /// `rewritten` marks the first page after a resume, which may have been written before.
     async fn page_done(
         &self,
         phase: Phase,
         segment: u32,
         next: Option<&Item>,
-        items: u64,
+        page: PageTally,
         rewritten: bool,
     ) -> Result<()>;
 
@@ -129,7 +130,14 @@ pub struct NoCheckpoint;
 
 #[async_trait::async_trait]
 impl Checkpoint for NoCheckpoint {
-    async fn page_done(&self, _: Phase, _: u32, _: Option<&Item>, _: u64, _: bool) -> Result<()> {
+    async fn page_done(
+        &self,
+        _: Phase,
+        _: u32,
+        _: Option<&Item>,
+        _: PageTally,
+        _: bool,
+    ) -> Result<()> {
         Ok(())
     }
 }
@@ -276,46 +284,13 @@ struct Ctx {
     /// How high a segment's pace may climb: its share of the table's maximum when DynamoDB
     /// states one, else one partition's most.
     segment_ceiling: f64,
+    /// The destination's stated most write and read units per second, for the trace.
+    capacity: (Option<f64>, Option<f64>),
     /// Segments this process started, and those still running: as they finish, the others
     /// take over their share (never another process's: a Lambda invocation runs one segment).
     running: u64,
     active: AtomicU64,
     stop_at: Option<std::time::Instant>,
-}
-
-/// KB of DynamoDB's page limit.
-const PAGE_KB: u32 = 1024;
-/// Heap bytes a page's items take in the SDK's attribute maps per byte of their DynamoDB size:
-/// 3.5 measured by `scripts/bench-engine` (docs/PERFORMANCE.md), rounded up.
-const DECODED_PER_BYTE: u32 = 4;
-
-/// `pages_in_memory`: the KB of decoded scan pages held at once, across every segment of a
-/// run. A scan reserves a whole page before it is sent and keeps only what its answer holds.
-#[derive(Debug, Clone)]
-pub struct PageBudget(Arc<Semaphore>);
-
-impl PageBudget {
-    pub fn new(megabytes: usize) -> PageBudget {
-        // At least one whole page, or a scan could never reserve one.
-        let kb = (megabytes * PAGE_KB as usize).max((PAGE_KB * DECODED_PER_BYTE) as usize);
-        PageBudget(Arc::new(Semaphore::new(kb)))
-    }
-
-    /// Before a Scan: room for the largest page DynamoDB answers, decoded.
-    pub async fn reserve(&self) -> Result<OwnedSemaphorePermit> {
-        self.0
-            .clone()
-            .acquire_many_owned(PAGE_KB * DECODED_PER_BYTE)
-            .await
-            .map_err(|_| Error::Interrupted)
-    }
-
-    /// After its answer: keeps what the page's items take decoded, gives the rest back at once.
-    pub fn keep(permit: &mut OwnedSemaphorePermit, items: &[Item]) {
-        let kb = items.iter().map(item_size).sum::<usize>().div_ceil(1024);
-        let keep = (kb as u32).clamp(1, PAGE_KB) * DECODED_PER_BYTE;
-        drop(permit.split((PAGE_KB * DECODED_PER_BYTE - keep) as usize));
-    }
 }
 
 /// One phase's work: scan one table, and write what the operation makes of it into another.
@@ -411,6 +386,14 @@ async fn transfer(
         key: dest.key.clone(),
         segment_start_rate: share,
         segment_ceiling: segment_ceiling(opts, dest, segments, share),
+        capacity: (
+            dest.write_capacity.map(|w| w as f64).or(dest
+                .write_limits
+                .max
+                .as_ref()
+                .map(|m| m.units as f64)),
+            dest.read_limits.max.map(|m| m as f64),
+        ),
         running,
         active: AtomicU64::new(running),
         stop_at: opts.stop_at,
@@ -475,6 +458,8 @@ fn share_page_limit(share: f64, segments: u32) -> Option<i32> {
 struct Page {
     items: Vec<Item>,
     next: Option<Item>,
+    /// What the Scan consumed.
+    read_units: f64,
     /// Held until the page's items are written, so memory stays within `pages_in_memory`.
     permit: OwnedSemaphorePermit,
 }
@@ -489,10 +474,12 @@ impl Ctx {
         let pace = KeyRangePace::new(self.segment_start_rate, self.segment_ceiling);
         let pace = &pace;
         let mut page = self.scan_page(segment, start).await?;
+        let mut throttles = 0;
         loop {
             let Page {
                 items,
                 next,
+                read_units,
                 permit,
             } = page;
             // The permit moves into the writes, so it is released as soon as they finish even
@@ -501,6 +488,17 @@ impl Ctx {
                 let _permit = permit;
                 self.write_page(items, pace).await
             };
+            // What the page wrote and cost, for the journal's trace.
+            let mut tally = |(items, write_units): (u64, f64)| {
+                let seen = std::mem::replace(&mut throttles, pace.throttles());
+                PageTally {
+                    items,
+                    read_units,
+                    write_units,
+                    throttled: pace.throttles().saturating_sub(seen),
+                    capacity: self.capacity,
+                }
+            };
             match next {
                 Some(start) => {
                     let (n, next) =
@@ -508,7 +506,7 @@ impl Ctx {
                     // Checkpoint before the next page's writes begin: a kill then re-writes at
                     // most that one page.
                     self.cp
-                        .page_done(self.phase, segment, Some(&start), n, rewritten)
+                        .page_done(self.phase, segment, Some(&start), tally(n), rewritten)
                         .await?;
                     rewritten = false;
                     if self.stop_at.is_some_and(|t| std::time::Instant::now() >= t) {
@@ -521,7 +519,7 @@ impl Ctx {
                     let n = writes.await?;
                     return self
                         .cp
-                        .page_done(self.phase, segment, None, n, rewritten)
+                        .page_done(self.phase, segment, None, tally(n), rewritten)
                         .await;
                 }
             }
@@ -567,6 +565,7 @@ impl Ctx {
         let items = out.items.unwrap_or_default();
         PageBudget::keep(&mut permit, &items);
         Ok(Page {
+            read_units: consumed.unwrap_or_default(),
             items,
             next: out.last_evaluated_key.filter(|k| !k.is_empty()),
             permit,
@@ -622,13 +621,15 @@ impl Ctx {
     }
 
     /// Writes the page; returns how many items it wrote.
-    async fn write_page(&self, items: Vec<Item>, pace: &KeyRangePace) -> Result<u64> {
+    /// The page's items written and their write units (a put by its size, a delete one).
+    async fn write_page(&self, items: Vec<Item>, pace: &KeyRangePace) -> Result<(u64, f64)> {
         let items = self.needing_writes(items).await?;
         let written = items.len() as u64;
         let mut requests = Vec::with_capacity(items.len());
         for item in items {
             requests.push(self.write_request(item)?);
         }
+        let units = requests.iter().map(write_cost).sum();
         // Batches of about half a second at the segment's pace: a slow key range gets small
         // batches, so its writes arrive smoothly rather than in bursts its partition refuses.
         let size = ((pace.rate() * self.boost() / 2.0) as usize).clamp(1, BATCH_SIZE);
@@ -645,7 +646,7 @@ impl Ctx {
             .buffer_unordered(in_flight)
             .try_for_each(|()| async { Ok(()) })
             .await?;
-        Ok(written)
+        Ok((written, units))
     }
 
     fn write_request(&self, item: Item) -> Result<WriteRequest> {

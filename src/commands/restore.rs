@@ -52,7 +52,7 @@ pub(crate) struct RestoreArgs {
     /// How long to wait for the restore to finish, in minutes.
     #[arg(long, value_name = "MINUTES", default_value_t = RESTORE_TIMEOUT_MINUTES, value_parser = clap::value_parser!(u64).range(1..=7 * 24 * 60))]
     pub restore_timeout: u64,
-    /// Where the incident report (Markdown and JSON) is written at the end.
+    /// Where the incident report (HTML, Markdown and JSON) is written at the end.
     #[arg(long, value_name = "DIR", default_value = ".")]
     pub report_dir: PathBuf,
     /// What to put back: `table` (everything), `missing` (restore-point items absent now; never

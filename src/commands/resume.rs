@@ -15,7 +15,7 @@ use crate::restore::RestoreRequest;
 pub(crate) struct ResumeArgs {
     /// Execution id, e.g. inc-1.MyTable
     pub id: String,
-    /// Where a restore's incident report (Markdown and JSON) is written at the end.
+    /// Where a restore's incident report (HTML, Markdown and JSON) is written at the end.
     #[arg(long, value_name = "DIR", default_value = ".")]
     pub report_dir: PathBuf,
     #[command(flatten)]

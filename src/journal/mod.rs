@@ -10,6 +10,7 @@ pub mod record;
 pub mod recovery;
 pub mod scope;
 pub mod seal;
+pub mod trace;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -21,6 +22,7 @@ use crate::error::{Error, Result};
 pub use record::*;
 pub use recovery::RecoveryMode;
 pub use scope::{Mode, Scope, Targeted};
+pub use trace::{PageTally, Trace};
 
 /// Who holds the right to change a destination table (or an environment's recovery mode), until
 /// when, and the fencing token every one of its writes is checked against.
@@ -216,6 +218,7 @@ pub async fn merged(journal: &dyn Journal, mut exec: Execution) -> Result<Execut
         let loaded = load_segments(journal, &exec.id, phase, count).await?;
         if let Some(p) = exec.progress_mut(phase) {
             fold(&mut p.segments, &loaded);
+            fold_trace(&mut p.trace, &loaded);
         }
     }
     Ok(exec)
@@ -271,6 +274,20 @@ pub fn fold(segments: &mut [SegmentCheckpoint], loaded: &[Option<SegmentRecord>]
         if let Some(r) = theirs {
             *mine = mine.further(&r.checkpoint).clone();
         }
+    }
+}
+
+/// The phase's trace as its segment workers' traces summed, where they wrote any (a phase run
+/// by one process records its own trace directly).
+pub fn fold_trace(trace: &mut Trace, loaded: &[Option<SegmentRecord>]) {
+    let traces: Vec<&Trace> = loaded
+        .iter()
+        .flatten()
+        .map(|r| &r.trace)
+        .filter(|t| !t.is_empty())
+        .collect();
+    if !traces.is_empty() {
+        *trace = Trace::sum(traces);
     }
 }
 

@@ -149,6 +149,9 @@ pub struct SegmentCheckpoint {
     pub pages: u64,
     /// Pages written again after a resume: at most one per interrupted segment.
     pub rewritten_pages: u64,
+    /// When its last page was acknowledged, for the report's segment chart.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub finished_at: Option<Timestamp>,
 }
 
 /// One segment's checkpoint kept apart from its execution's record, so that workers advancing
@@ -169,12 +172,16 @@ pub struct SegmentRecord {
     /// when the phase ends (absent for the whole table's phases).
     #[serde(default, skip_serializing_if = "super::Targeted::is_empty")]
     pub targeted: super::Targeted,
+    /// What the segment did over time; summed into the phase's when the phase ends.
+    #[serde(default, skip_serializing_if = "super::Trace::is_empty")]
+    pub trace: super::Trace,
 }
 
 impl SegmentCheckpoint {
     /// A page acknowledged: the segment continues at `next` (`None`: it is finished).
     pub fn advance(&mut self, next: Option<serde_json::Value>, items: u64, rewritten: bool) {
         self.done = next.is_none();
+        self.finished_at = self.done.then(Timestamp::now);
         self.next_key = next;
         self.items += items;
         self.pages += 1;
@@ -204,6 +211,9 @@ pub struct PhaseProgress {
     pub read_units: f64,
     #[serde(default)]
     pub write_units: f64,
+    /// What the phase did over time, all segments together.
+    #[serde(default, skip_serializing_if = "super::Trace::is_empty")]
+    pub trace: super::Trace,
 }
 
 impl PhaseProgress {

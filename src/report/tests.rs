@@ -1,5 +1,6 @@
 //! The report's text, as people read it.
 use super::*;
+use crate::journal::Phase;
 
 #[test]
 fn a_cell_stays_one_cell_on_one_line() {
@@ -123,4 +124,110 @@ fn report_times_are_to_the_millisecond() {
     assert!(md.contains("2026-12-04T15:44:28.727Z"), "{md}");
     assert!(md.contains("created 2026-12-04T15:44:28.123Z"), "{md}");
     assert!(!md.contains("726999998"), "{md}");
+}
+
+/// Two tables' restores with their phases, traces and segments, as the journal holds them.
+fn two_tables() -> Report {
+    let at: Timestamp = "2026-12-04T09:40:00Z".parse().unwrap();
+    let secs = |s: i64| at + jiff::SignedDuration::from_secs(s);
+    let phases = [
+        (Phase::BackupAndRestore, 0, 40),
+        (Phase::Delete, 40, 52),
+        (Phase::Copy, 52, 70),
+        (Phase::Check, 70, 75),
+        (Phase::CleanUp, 75, 77),
+    ];
+    let executions = ["Orders", "Customers"].map(|table| {
+        let mut e = record(
+            crate::journal::Source::Pitr(PitrTime::Latest),
+            crate::journal::Scope::Table,
+        );
+        e.inputs.table = table.into();
+        e.phases = phases
+            .iter()
+            .map(|(phase, from, to)| crate::journal::PhaseSpan {
+                phase: *phase,
+                started_at: secs(*from),
+                finished_at: Some(secs(*to)),
+            })
+            .collect();
+        for (p, from) in [(&mut e.delete, 40), (&mut e.copy, 52)] {
+            p.started_at = Some(secs(from));
+            p.segments = vec![Default::default(); 2];
+            for s in 0..10 {
+                let page = crate::journal::PageTally {
+                    items: 100,
+                    read_units: 25.0,
+                    write_units: 100.0,
+                    throttled: u64::from(s == 3),
+                    capacity: (Some(400.0), Some(1200.0)),
+                };
+                p.trace.record(secs(from + s), page);
+            }
+            for (n, seg) in p.segments.iter_mut().enumerate() {
+                seg.finished_at = Some(secs(from + 9 + n as i64));
+            }
+        }
+        execution_report(&e)
+    });
+    Report {
+        format_version: FORMAT_VERSION,
+        subject: "inc-1".into(),
+        incident_id: Some("inc-1".into()),
+        outcome: "recovered".into(),
+        generated_at: secs(80),
+        generated_by: Principal {
+            at: secs(80),
+            operator: Operator::current(),
+            aws: None,
+            aws_error: None,
+        },
+        executions: executions.to_vec(),
+        recovery_mode: Vec::new(),
+    }
+}
+
+/// The part of `html` inside the figure named `name`.
+fn figure<'a>(html: &'a str, name: &str) -> &'a str {
+    let start = html
+        .find(&format!("<figure data-chart=\"{name}\">"))
+        .unwrap_or_else(|| panic!("no {name} chart"));
+    let end = start + html[start..].find("</figure>").unwrap();
+    &html[start..end]
+}
+
+#[test]
+fn the_html_timeline_holds_one_series_per_table_and_phase() {
+    let html = html::page(&two_tables()).unwrap();
+    let timeline = figure(&html, "timeline");
+    assert!(timeline.contains("<svg"), "{timeline}");
+    for table in ["Orders", "Customers"] {
+        for phase in ["backup-and-restore", "delete", "copy", "check", "clean-up"] {
+            let label = format!(">\n{table} {phase}\n<");
+            assert_eq!(timeline.matches(&label).count(), 1, "{label} in {timeline}");
+        }
+        // Per table: its rates (both sync phases' writes, the reads, the capacity, the
+        // throttled seconds) and one segment chart per sync phase.
+        let rates = figure(&html, &format!("rates {table}"));
+        for label in [
+            "delete write units/s",
+            "copy write units/s",
+            "read units/s",
+            "stated write capacity: 400 units/s",
+            "a second with throttled requests",
+        ] {
+            let label = format!(">\n{label}\n<");
+            assert_eq!(rates.matches(&label).count(), 1, "{label} in {rates}");
+        }
+        assert_eq!(
+            html.matches(&format!("<figure data-chart=\"segments {table}\">"))
+                .count(),
+            2
+        );
+    }
+    // The Markdown report follows, as HTML, and the page needs nothing from outside.
+    assert!(html.contains("<h1>"), "{html}");
+    for outside in ["<script", "src=", "href=", "<link", "@import", "url("] {
+        assert!(!html.contains(outside), "{outside} in the page");
+    }
 }

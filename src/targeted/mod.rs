@@ -319,7 +319,10 @@ impl<'a> Ctx<'a> {
     async fn segment(&self, segment: u32, mut start: Option<Item>, mut redo: bool) -> Result<()> {
         loop {
             let (page, next) = self.source.page(self, segment, start).await?;
-            let n = page.len() as u64;
+            let tally = crate::journal::PageTally {
+                items: page.len() as u64,
+                ..Default::default()
+            };
             let outcomes = self.apply(page).await?;
             if !self.check_only {
                 let count = |o| outcomes.iter().filter(|x| **x == o).count() as u64;
@@ -331,7 +334,7 @@ impl<'a> Ctx<'a> {
                     )
                     .await?;
                 self.cp
-                    .page_done(self.phase, segment, next.as_ref(), n, redo)
+                    .page_done(self.phase, segment, next.as_ref(), tally, redo)
                     .await?;
             }
             redo = false;

@@ -11,7 +11,9 @@ use crate::error::{Error, Result};
 use crate::item::{Item, key_to_json};
 use crate::journal::lease::{Fence, LeaseGuard};
 use crate::journal::seal::{self, JournalKey};
-use crate::journal::{Execution, Journal, Phase, Scope, SegmentCheckpoint, SegmentRecord, Status};
+use crate::journal::{
+    Execution, Journal, PageTally, Phase, Scope, SegmentCheckpoint, SegmentRecord, Status,
+};
 use crate::machine::Work;
 use crate::session::Session;
 use crate::sync::{self, Checkpoint, SyncOptions};
@@ -78,7 +80,7 @@ impl Checkpoint for SegmentWriter {
         _phase: Phase,
         _segment: u32,
         next: Option<&Item>,
-        items: u64,
+        page: PageTally,
         rewritten: bool,
     ) -> Result<()> {
         self.check_lease().await?;
@@ -88,8 +90,11 @@ impl Checkpoint for SegmentWriter {
             (k, _) => k,
         };
         let fresh = self.fresh.swap(false, Ordering::SeqCst);
-        self.save(|r| r.checkpoint.advance(key, items, rewritten && !fresh))
-            .await
+        self.save(|r| {
+            r.trace.record(jiff::Timestamp::now(), page);
+            r.checkpoint.advance(key, page.items, rewritten && !fresh)
+        })
+        .await
     }
 
     async fn may_write(&self) -> Result<u64> {

@@ -285,6 +285,7 @@ fn at_page(pages: u64, key: &str) -> SegmentRecord {
             items: pages * 10,
             pages,
             rewritten_pages: 0,
+            finished_at: None,
         },
         worker: format!("worker-{key}"),
         ..SegmentRecord::default()

@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 /// docs/ARCHITECTURE.md's table. A new module must be placed here.
 const LAYERS: &[(&str, u8)] = &[
     // 0 values
+    ("pages", 0),
     ("error", 0),
     ("validate", 0),
     ("config", 0),

@@ -19,6 +19,7 @@ mod prewarm;
 mod provenance;
 mod recovery_mode;
 mod refusals;
+mod report_html;
 mod restore_moto;
 mod restore_requests;
 mod resume;

@@ -294,7 +294,11 @@ async fn three_tables_restored_to_one_instant_concurrently_with_one_report() {
     files.sort();
     assert_eq!(
         files,
-        ["dynamo-dr-report-inc-77.json", "dynamo-dr-report-inc-77.md"]
+        [
+            "dynamo-dr-report-inc-77.html",
+            "dynamo-dr-report-inc-77.json",
+            "dynamo-dr-report-inc-77.md"
+        ]
     );
     assert_eq!(
         out["report"]["json"],
