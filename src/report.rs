@@ -311,7 +311,7 @@ fn execution_report(e: &Execution) -> ExecutionReport {
             .map(|(phase, p)| PhaseActivity {
                 phase: phase.as_str().into(),
                 started_at: p.started_at,
-                trace: p.trace.clone(),
+                trace: p.activity(),
                 finished: p.segments.iter().map(|s| s.finished_at).collect(),
             })
             .collect(),
@@ -747,6 +747,10 @@ pub fn write(report: &Report, dir: &Path) -> Result<Written> {
             .and_then(|mut f| std::io::Write::write_all(&mut f, text.as_bytes()))
             .map_err(|e| io(&tmp, e))?;
         std::fs::rename(&tmp, path).map_err(|e| io(path, e))?;
+    }
+    if page.is_err() {
+        // No page from an earlier run beside this run's Markdown and JSON.
+        let _ = std::fs::remove_file(&written.html);
     }
     page.map(|_| written)
 }

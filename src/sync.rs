@@ -284,7 +284,8 @@ struct Ctx {
     /// How high a segment's pace may climb: its share of the table's maximum when DynamoDB
     /// states one, else one partition's most.
     segment_ceiling: f64,
-    /// The destination's stated most write and read units per second, for the trace.
+    /// The destination's stated most write units per second and the scanned table's most read
+    /// units, for the trace.
     capacity: (Option<f64>, Option<f64>),
     /// Segments this process started, and those still running: as they finish, the others
     /// take over their share (never another process's: a Lambda invocation runs one segment).
@@ -392,7 +393,7 @@ async fn transfer(
                 .max
                 .as_ref()
                 .map(|m| m.units as f64)),
-            dest.read_limits.max.map(|m| m as f64),
+            scan.read_limits.max.map(|m| m as f64),
         ),
         running,
         active: AtomicU64::new(running),
@@ -490,12 +491,13 @@ impl Ctx {
             };
             // What the page wrote and cost, for the journal's trace.
             let mut tally = |(items, write_units): (u64, f64)| {
-                let seen = std::mem::replace(&mut throttles, pace.throttles());
+                let now = pace.throttles();
+                let seen = std::mem::replace(&mut throttles, now);
                 PageTally {
                     items,
                     read_units,
                     write_units,
-                    throttled: pace.throttles().saturating_sub(seen),
+                    throttled: now.saturating_sub(seen),
                     capacity: self.capacity,
                 }
             };

@@ -283,8 +283,8 @@ impl SegmentScan {
                     match (answer.as_ref().err().and_then(throttle_scope), table) {
                         (Some(ThrottleScope::Table), Some(t)) => t.throttled(),
                         (Some(_), _) => pace.throttled(),
-                        (None, Some(t)) => t.succeeded(),
-                        (None, None) => {}
+                        (None, Some(t)) if answer.is_ok() => t.succeeded(),
+                        (None, _) => {}
                     }
                     answer
                 }

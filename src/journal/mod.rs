@@ -218,7 +218,7 @@ pub async fn merged(journal: &dyn Journal, mut exec: Execution) -> Result<Execut
         let loaded = load_segments(journal, &exec.id, phase, count).await?;
         if let Some(p) = exec.progress_mut(phase) {
             fold(&mut p.segments, &loaded);
-            fold_trace(&mut p.trace, &loaded);
+            fold_trace(&mut p.workers_trace, &loaded);
         }
     }
     Ok(exec)
@@ -277,8 +277,7 @@ pub fn fold(segments: &mut [SegmentCheckpoint], loaded: &[Option<SegmentRecord>]
     }
 }
 
-/// The phase's trace as its segment workers' traces summed, where they wrote any (a phase run
-/// by one process records its own trace directly).
+/// The segment workers' traces summed, where they wrote any: replaces `trace` whole.
 pub fn fold_trace(trace: &mut Trace, loaded: &[Option<SegmentRecord>]) {
     let traces: Vec<&Trace> = loaded
         .iter()

@@ -211,9 +211,21 @@ pub struct PhaseProgress {
     pub read_units: f64,
     #[serde(default)]
     pub write_units: f64,
-    /// What the phase did over time, all segments together.
+    /// What the phase did over time in the processes that ran its segments themselves (a CLI
+    /// run), added to page by page.
     #[serde(default, skip_serializing_if = "super::Trace::is_empty")]
     pub trace: super::Trace,
+    /// The sum of the segment workers' traces, as last read from their records: replaced
+    /// whole, never added to, so reading it again counts nothing twice.
+    #[serde(default, skip_serializing_if = "super::Trace::is_empty")]
+    pub workers_trace: super::Trace,
+}
+
+impl PhaseProgress {
+    /// Everything the phase did over time, whoever ran it.
+    pub fn activity(&self) -> super::Trace {
+        super::Trace::sum([&self.trace, &self.workers_trace])
+    }
 }
 
 impl PhaseProgress {

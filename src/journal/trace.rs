@@ -128,7 +128,7 @@ impl Trace {
                 b
             })
             .collect();
-        self.bucket_seconds *= 2;
+        self.bucket_seconds = self.bucket_seconds.saturating_mul(2);
     }
 
     /// The sum of several traces (a phase's segments), in buckets as long as the coarsest's.

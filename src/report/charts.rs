@@ -2,6 +2,7 @@
 //! table's rates against its capacity, and when each segment of a phase finished.
 
 use jiff::Timestamp;
+use plotters::coord::types::RangedCoordf64;
 use plotters::prelude::*;
 
 use super::{ExecutionReport, Report};
@@ -24,7 +25,7 @@ fn colour(phase: &str) -> RGBColor {
 }
 
 const RECOVERY_MODE: RGBColor = RGBColor(0xb0, 0x7a, 0xa1);
-const READS: RGBColor = RGBColor(0x4e, 0x79, 0xa7);
+const READS: RGBColor = RGBColor(0x76, 0xb7, 0xb2);
 const THROTTLED: RGBColor = RGBColor(0xd6, 0x27, 0x28);
 
 fn failed(what: &str, e: impl std::fmt::Display) -> Error {
@@ -117,12 +118,12 @@ fn draw_timeline(
 ) -> std::result::Result<(), Box<dyn std::error::Error>> {
     let series: usize = rows.iter().map(|(_, bars)| bars.len()).sum();
     // The legend (one line per table and phase) goes below the bars, in rows left empty.
-    let legend = (LEGEND_LINE * series as u32 + 24).div_ceil(ROW);
-    let height = 100 + ROW * (rows.len() as u32 + legend);
+    let key_rows = (LEGEND_LINE * series as u32 + 24).div_ceil(ROW);
+    let height = 100 + ROW * (rows.len() as u32 + key_rows);
     let root = SVGBackend::with_string(svg, (WIDTH, height)).into_drawing_area();
     root.fill(&WHITE)?;
     let n = rows.len().max(1) as f64;
-    let bottom = -f64::from(legend);
+    let bottom = -f64::from(key_rows);
     let mut chart = ChartBuilder::on(&root)
         .caption("Timeline", (FONT, 20))
         .margin(12)
@@ -133,7 +134,7 @@ fn draw_timeline(
     chart
         .configure_mesh()
         .disable_y_mesh()
-        .y_labels((rows.len() + legend as usize).max(1) * 2 + 1)
+        .y_labels((rows.len() + key_rows as usize).max(1) * 2 + 1)
         .y_label_formatter(&|y| {
             let i = (n - y - 0.5).round();
             let centred = ((n - y) - i - 0.5).abs() < 0.01 && i >= 0.0;
@@ -152,7 +153,8 @@ fn draw_timeline(
             } else {
                 colour(phase)
             };
-            let to = to.max(from + end * 0.003);
+            // A phase of a moment still shows: at least a hundredth of the axis.
+            let to = to.max(from + end * 0.01);
             chart
                 .draw_series(std::iter::once(Rectangle::new(
                     [(*from, top - 0.7), (to, top)],
@@ -164,14 +166,25 @@ fn draw_timeline(
                 });
         }
     }
+    legend(&mut chart, SeriesLabelPosition::LowerLeft)?;
+    root.present()?;
+    Ok(())
+}
+
+type Chart<'a> = ChartContext<'a, SVGBackend<'a>, Cartesian2d<RangedCoordf64, RangedCoordf64>>;
+
+/// The key of a chart's series, where it hides the least.
+fn legend(
+    chart: &mut Chart<'_>,
+    at: SeriesLabelPosition,
+) -> std::result::Result<(), Box<dyn std::error::Error>> {
     chart
         .configure_series_labels()
-        .position(SeriesLabelPosition::LowerLeft)
+        .position(at)
         .background_style(WHITE.mix(0.85))
         .border_style(BLACK)
         .label_font((FONT, 12))
         .draw()?;
-    root.present()?;
     Ok(())
 }
 
@@ -262,13 +275,7 @@ fn draw_rates(
         )?
         .label("a second with throttled requests")
         .legend(|(x, y)| Circle::new((x + 9, y), 4, THROTTLED.filled()));
-    chart
-        .configure_series_labels()
-        .position(SeriesLabelPosition::UpperRight)
-        .background_style(WHITE.mix(0.85))
-        .border_style(BLACK)
-        .label_font((FONT, 12))
-        .draw()?;
+    legend(&mut chart, SeriesLabelPosition::UpperRight)?;
     root.present()?;
     Ok(())
 }

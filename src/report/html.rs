@@ -2,7 +2,7 @@
 //! rendered, with no script, no network and nothing but inline CSS, so it opens anywhere and
 //! prints.
 
-use pulldown_cmark::{Event, Options, Parser};
+use pulldown_cmark::{Event, Options, Parser, Tag, TagEnd};
 
 use super::{Report, charts};
 use crate::error::Result;
@@ -34,7 +34,8 @@ pub fn page(report: &Report) -> Result<String> {
     }
     Ok(format!(
         "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
-         <title>dynamo-dr report {}</title><style>{STYLE}</style></head><body>\n{body}\n{}\
+         <meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'none'; \
+         style-src 'unsafe-inline'\"><title>dynamo-dr report {}</title><style>{STYLE}</style></head><body>\n{body}\n{}\
          </body></html>\n",
         escape(&report.subject),
         markdown_html(&report.markdown())
@@ -48,12 +49,15 @@ fn figure(body: &mut String, name: &str, svg: String) {
     ));
 }
 
-/// The Markdown report as HTML. Journal text (an error message, an event) is shown as text,
-/// never as markup: raw HTML in it is escaped, not passed through.
+/// The Markdown report as HTML. Journal text (an error message, an event, a key) is shown as
+/// text, never as markup: raw HTML in it is escaped, and a link or image it forms is dropped to
+/// its text, so the page neither runs nor fetches anything.
 fn markdown_html(md: &str) -> String {
-    let parser = Parser::new_ext(md, Options::ENABLE_TABLES).map(|event| match event {
-        Event::Html(raw) | Event::InlineHtml(raw) => Event::Text(raw),
-        other => other,
+    let parser = Parser::new_ext(md, Options::ENABLE_TABLES).filter_map(|event| match event {
+        Event::Html(raw) | Event::InlineHtml(raw) => Some(Event::Text(raw)),
+        Event::Start(Tag::Link { .. } | Tag::Image { .. })
+        | Event::End(TagEnd::Link | TagEnd::Image) => None,
+        other => Some(other),
     });
     let mut html = String::new();
     pulldown_cmark::html::push_html(&mut html, parser);
@@ -73,9 +77,14 @@ mod tests {
 
     #[test]
     fn journal_text_is_shown_never_run() {
-        let html = markdown_html("| a |\n|---|\n| <script>alert(1)</script> |\n\n<img src=x>\n");
+        let html = markdown_html(
+            "| a |\n|---|\n| <script>alert(1)</script> |\n\n<img src=x>\n\n\
+             [click](javascript:alert(1)) ![pic](https://example.com/x.png)\n",
+        );
         assert!(!html.contains("<script>"), "{html}");
         assert!(!html.contains("<img"), "{html}");
+        assert!(!html.contains("href"), "{html}");
+        assert!(html.contains("click"), "{html}");
         assert!(html.contains("&lt;script&gt;"), "{html}");
         assert!(html.contains("<table>"), "{html}");
     }

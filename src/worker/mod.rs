@@ -594,7 +594,7 @@ async fn next_segments(journal: &Arc<dyn Journal>, rec: &Recorder) -> Result<Ans
         rec.update(|e| {
             if let Some(p) = e.progress_mut(phase) {
                 p.segments = merged;
-                journal::fold_trace(&mut p.trace, &loaded);
+                journal::fold_trace(&mut p.workers_trace, &loaded);
             }
             e.event(format!(
                 "phase {} done by {recorded} segment worker(s)",
