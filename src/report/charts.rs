@@ -103,6 +103,17 @@ pub fn timeline(report: &Report, origin: Timestamp) -> Result<String> {
     Ok(svg)
 }
 
+/// The end of a long name (a CloudFormation table name's tail tells it apart): at most `most`
+/// characters, the cut marked.
+fn tail(name: &str, most: usize) -> String {
+    let count = name.chars().count();
+    if count <= most {
+        return name.to_string();
+    }
+    let kept: String = name.chars().skip(count - (most - 1)).collect();
+    format!("…{kept}")
+}
+
 /// Pixels per row of bars, and per line of the legend below them.
 const ROW: u32 = 40;
 const LEGEND_LINE: u32 = 18;
@@ -139,7 +150,7 @@ fn draw_timeline(
             let i = (n - y - 0.5).round();
             let centred = ((n - y) - i - 0.5).abs() < 0.01 && i >= 0.0;
             centred
-                .then(|| names.get(i as usize).map(|s| s.to_string()))
+                .then(|| names.get(i as usize).map(|s| tail(s, 30)))
                 .flatten()
                 .unwrap_or_default()
         })
@@ -340,4 +351,19 @@ fn draw_segments(
     }))?;
     root.present()?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_long_table_name_keeps_its_end() {
+        assert_eq!(super::tail("Orders", 30), "Orders");
+        let long = "Prod-PersistentStack-ProviderTable0D2A4B1C-1XK2Q8ZL5M3N";
+        let shown = super::tail(long, 30);
+        assert_eq!(shown.chars().count(), 30);
+        assert!(
+            shown.starts_with('…') && shown.ends_with("1XK2Q8ZL5M3N"),
+            "{shown}"
+        );
+    }
 }
